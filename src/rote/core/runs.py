@@ -1,0 +1,243 @@
+"""Run folders, seeding, config capture, atomic writes and progress bars.
+
+A run folder holds everything one command produced: `config.json` (enough to rerun it), `results.json`,
+per-sample tables (`*.parquet`), plots (`*.png`), `report.html` and, for training, `checkpoints/`.
+Every file is written atomically (temporary file in the same folder, then `os.replace`), so an interrupted
+run never leaves a half-written result, and a run never writes over one of its own inputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from rote.core.errors import ConfigError, DataError
+
+# ---------------------------------------------------------------------------------------------- atomic writes
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write `data` to `path` atomically: readers see the old file or the whole new one, never a partial one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """UTF-8 text version of `atomic_write_bytes`."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+
+
+def to_json_text(obj: Any) -> str:
+    """JSON with numpy scalars/arrays converted; NaN and infinities written as null (strict JSON)."""
+    return json.dumps(_nan_to_none(obj), indent=2, default=_json_default, allow_nan=False) + "\n"
+
+
+def _nan_to_none(obj: Any) -> Any:
+    if isinstance(obj, float) or isinstance(obj, np.floating):
+        return None if not np.isfinite(obj) else float(obj)
+    if isinstance(obj, dict):
+        return {str(k): _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_none(v) for v in obj]
+    return obj
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write `obj` as indented strict JSON, atomically."""
+    return atomic_write_text(path, to_json_text(obj))
+
+
+def atomic_write_parquet(path: str | os.PathLike, frame: Any) -> Path:
+    """Write a pandas DataFrame to Parquet atomically (index dropped)."""
+    import io
+
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+# ---------------------------------------------------------------------------------------------- seeding
+
+
+def make_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
+    """A numpy Generator from a seed (or the Generator itself); never touches global random state."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None:
+        raise ConfigError("a seed is required (pass an integer, e.g. seed=0)")
+    return np.random.default_rng(int(seed))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy's legacy global state and torch. Only CLI entry points call this."""
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        pass
+
+
+# ---------------------------------------------------------------------------------------------- run folders
+
+
+def file_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
+    """Path, size and SHA-256 of an input file, recorded in config.json so a rerun can check its inputs."""
+    p = Path(path)
+    h = hashlib.sha256()
+    with open(p, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return {"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": h.hexdigest()}
+
+
+def environment_info() -> dict[str, str]:
+    """Versions that decide numerical results, recorded with every run."""
+    import rote
+
+    info = {"rote": rote.__version__, "python": platform.python_version(), "platform": platform.platform()}
+    for mod in ("numpy", "pandas", "torch", "sklearn"):
+        m = sys.modules.get(mod)
+        if m is None:
+            with contextlib.suppress(ImportError):
+                m = __import__(mod)
+        if m is not None:
+            info[mod] = getattr(m, "__version__", "?")
+    return info
+
+
+class RunFolder:
+    """One folder per run: `config.json`, `results.json`, tables, plots and `report.html`.
+
+    Refuses to reuse a folder that already holds a finished run (`results.json`) unless `force=True`, and refuses
+    to write a file that is one of the run's inputs.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, force: bool = False, inputs: Sequence[str | os.PathLike] = ()):
+        self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"--out {self.path}: exists and is not a folder; choose a folder path")
+        if (self.path / "results.json").exists() and not force:
+            raise ConfigError(
+                f"--out {self.path}: already holds a finished run (results.json); "
+                "choose another folder or pass --force to replace its results"
+            )
+        self._inputs = {Path(p).resolve() for p in inputs}
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def file(self, name: str) -> Path:
+        """Path of an output file inside the run; refuses names that would overwrite an input."""
+        p = self.path / name
+        if p.resolve() in self._inputs:
+            raise ConfigError(f"{p}: is one of this run's inputs; rote never overwrites inputs, choose another --out")
+        return p
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        return atomic_write_json(self.file(name), obj)
+
+    def write_text(self, name: str, text: str) -> Path:
+        return atomic_write_text(self.file(name), text)
+
+    def write_bytes(self, name: str, data: bytes) -> Path:
+        return atomic_write_bytes(self.file(name), data)
+
+    def write_parquet(self, name: str, frame: Any) -> Path:
+        return atomic_write_parquet(self.file(name), frame)
+
+    def write_config(self, command: str, options: dict[str, Any], inputs: dict[str, str | os.PathLike] | None = None,
+                     seed: int | None = None) -> Path:
+        """config.json: the command, every option, fingerprints of input files, seed, versions and time."""
+        config = {
+            "command": command,
+            "options": options,
+            "inputs": {k: file_fingerprint(v) for k, v in (inputs or {}).items() if v is not None and Path(v).is_file()},
+            "seed": seed,
+            "environment": environment_info(),
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        return self.write_json("config.json", config)
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file written by rote, with a clear error when it is missing or corrupt."""
+    p = Path(path)
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{p}: file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{p}: not valid JSON ({exc}); was it written by rote?") from None
+
+
+# ---------------------------------------------------------------------------------------------- progress
+
+
+ProgressCallback = Callable[[int], None]
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, description: str, *, quiet: bool = False) -> Iterator[ProgressCallback]:
+    """A rich progress bar as a context manager; yields `advance(n)`. With `quiet=True` it draws nothing.
+
+    Library code takes an optional `progress: Callable[[int], None]` and calls it; only the CLI and demo open bars.
+    """
+    if quiet or total <= 0:
+        yield lambda n=1: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TimeRemainingColumn(), transient=False,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n=1: bar.advance(task, n)
+
+
+def track(items: Iterable[Any], total: int, description: str, *, quiet: bool = False) -> Iterator[Any]:
+    """Iterate with a progress bar (the one helper for loops in CLI code)."""
+    with progress_bar(total, description, quiet=quiet) as advance:
+        for item in items:
+            yield item
+            advance(1)
