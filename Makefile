@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.rote-installed
 
-.PHONY: setup demo test test-slow bench clean
+.PHONY: setup demo test test-slow test-gpu bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -22,10 +22,13 @@ demo: setup
 	$(BIN)/rote demo --out runs/demo --force
 
 test: setup
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow and not gpu" -q
 
 test-slow: setup
-	$(BIN)/python -m pytest -m slow -q
+	$(BIN)/python -m pytest -m "slow and not gpu" -q
+
+test-gpu: setup
+	$(BIN)/python -m pytest -m gpu -q
 
 bench: setup
 	$(BIN)/python bench/tabular_audit.py

@@ -7,8 +7,8 @@ match counts are matrix products (BLAS on all cores, or the GPU); selection is `
 
 Exactness: each block is screened with fast ranking keys (float64 products for `tabcutmix`, float32 for `gower`
 and `l2`), and the best `k + REFINE_SLACK` candidates per row are re-scored directly in float64, so the reported
-distances equal a direct float64 computation (for `tabcutmix` up to the per-query minimum and maximum, which come
-from the screen and carry a rounding error of about 1e-16 times the squared column scale). Identical reference rows are collapsed before the search and
+distances equal a direct float64 computation (for `tabcutmix`, the per-query minimum and maximum raw distances
+are recomputed directly too, from the few rows the screen ranks nearest and farthest). Identical reference rows are collapsed before the search and
 expanded afterwards, so duplicates tie *exactly* (the 0/0 case of the distance ratio is never an artefact of
 rounding). Among reference rows at exactly equal distance, which index is reported is unspecified.
 
@@ -34,6 +34,7 @@ import torch
 
 from rote.core.errors import BackendError, ConfigError
 
+EXTREME_ROWS = 4  # tabcutmix: nearest/farthest raw-distance rows whose distance is recomputed exactly
 REFINE_SLACK = 8  # extra screened candidates re-scored exactly; covers rounding near-ties between ranks
 DEFAULT_BLOCK_BYTES = 16 * 2**20  # a query block's working set; small enough to stay in the last-level cache
 ONEHOT_MAX_BYTES = 256 * 2**20  # above this, categorical matches are counted column by column instead
@@ -108,11 +109,13 @@ class _Prepared:
         return buf[:rows]
 
 
-def _onehot(cat: np.ndarray, n_categories: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """(n, sum K) one-hot of categorical codes; unseen (-1) codes give an all-zero block."""
+def _onehot(cat: np.ndarray, n_categories: tuple[int, ...], dtype: torch.dtype, device: torch.device,
+            width: int | None = None) -> torch.Tensor:
+    """(n, width) one-hot of categorical codes (width >= sum K; extra columns stay zero); unseen (-1) codes
+    give an all-zero block."""
     n = cat.shape[0]
     offsets = np.concatenate([[0], np.cumsum(n_categories)[:-1]]).astype(np.int64) if n_categories else np.zeros(0, np.int64)
-    out = torch.zeros((n, int(sum(n_categories))), dtype=dtype, device=device)
+    out = torch.zeros((n, width or int(sum(n_categories))), dtype=dtype, device=device)
     if cat.shape[1]:
         rows, cols = np.nonzero(cat >= 0)
         flat = torch.as_tensor(cat[rows, cols] + offsets[cols], device=device)
@@ -120,42 +123,51 @@ def _onehot(cat: np.ndarray, n_categories: tuple[int, ...], dtype: torch.dtype, 
     return out
 
 
-def _int8_matmul_works(device: torch.device) -> bool:
-    """Whether exact int8 x int8 -> int32 matrix products (`torch._int_mm`) run here."""
-    try:
-        a = torch.ones((32, 64), dtype=torch.int8, device=device)
-        return bool((torch._int_mm(a, a.T.contiguous()) == 64).all())
-    except (RuntimeError, AttributeError, NotImplementedError):
-        return False
+_INT8_MIN_ROWS = 32  # torch._int_mm wants at least this many rows on the left
+
+
+def _int8_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Exact int8 x int8 -> int32 product (`torch._int_mm`), padding `a` to the kernel's minimum row count."""
+    if a.shape[0] < _INT8_MIN_ROWS:
+        pad = torch.zeros((_INT8_MIN_ROWS - a.shape[0], a.shape[1]), dtype=a.dtype, device=a.device)
+        return torch._int_mm(torch.cat([a, pad]), b)[: a.shape[0]]
+    return torch._int_mm(a, b)
 
 
 class _CategoricalMatches:
     """Counts equal categorical values between query and reference rows.
 
-    A one-hot matrix product (int8 -> int32 where the backend has it, 8x faster than float32; float32 otherwise,
-    still exact for counts below 2**24), or per-column compares when the one-hot matrix would be too large.
+    A one-hot matrix product (int8 -> int32 on the CPU, 8x faster than float32 there; float32 otherwise, exact
+    for counts below 2**24), or per-column compares when the one-hot matrix would be too large. The one-hot
+    width is padded to a multiple of 8 (at least 8): the int8 kernel misreads operands with a size-1 dimension.
+    The int8 path is checked against float32 on the actual reference before it is used.
     """
 
     def __init__(self, ref_cat: np.ndarray, n_categories: tuple[int, ...], device: torch.device) -> None:
         self.n_categories = n_categories
         self.q = ref_cat.shape[1]
-        self.use_onehot = ref_cat.shape[0] * max(sum(n_categories), 1) <= ONEHOT_MAX_BYTES
-        self.dtype = torch.int8 if _int8_matmul_works(device) else torch.float32
-        if self.use_onehot:
-            self.ref = _onehot(ref_cat, n_categories, self.dtype, device).T.contiguous()  # (sumK, N)
-        else:
+        self.width = max(8, -(-int(sum(n_categories)) // 8) * 8)
+        self.use_onehot = ref_cat.shape[0] * self.width <= ONEHOT_MAX_BYTES
+        self.dtype = torch.float32
+        if not self.use_onehot:
             self.ref = torch.as_tensor(ref_cat, device=device).T.contiguous()  # (q, N)
+            return
+        self.ref = _onehot(ref_cat, n_categories, torch.float32, device, self.width).T.contiguous()  # (width, N)
+        if device.type == "cpu":  # CUDA's int8 kernel has other shape rules, and float32 is fast there
+            ref8 = self.ref.to(torch.int8).contiguous()
+            probe = _onehot(ref_cat[:_INT8_MIN_ROWS], n_categories, torch.float32, device, self.width)
+            try:
+                ok = torch.equal(_int8_matmul(probe.to(torch.int8), ref8), (probe @ self.ref).to(torch.int32))
+            except (RuntimeError, AttributeError, NotImplementedError):
+                ok = False
+            if ok:
+                self.ref, self.dtype = ref8, torch.int8
 
     def matches(self, qry_cat: np.ndarray, device: torch.device) -> torch.Tensor:
         """(B, N) number of equal categorical columns per pair (int32 or float32, exact)."""
         if self.use_onehot:
-            a = _onehot(qry_cat, self.n_categories, self.dtype, device)
-            if self.dtype == torch.int8:
-                if a.shape[0] < 32:  # the int8 kernel wants at least 32 rows; pad and cut
-                    pad = torch.zeros((32 - a.shape[0], a.shape[1]), dtype=a.dtype, device=device)
-                    return torch._int_mm(torch.cat([a, pad]), self.ref)[: a.shape[0]]
-                return torch._int_mm(a, self.ref)
-            return a @ self.ref
+            a = _onehot(qry_cat, self.n_categories, self.dtype, device, self.width)
+            return _int8_matmul(a, self.ref) if self.dtype == torch.int8 else a @ self.ref
         q = torch.as_tensor(qry_cat, device=device)
         out = torch.zeros((q.shape[0], self.ref.shape[1]), dtype=torch.int32, device=device)
         for j in range(self.q):
@@ -233,28 +245,37 @@ class TabCutMixDistance(Distance):
 
     def screen(self, query: MixedMatrix, prep: _Prepared, device: torch.device) -> tuple[torch.Tensor, dict]:
         b = query.n_rows
+        ctx: dict = {}
         if query.numeric.shape[1]:
             q_op, _ = _sq_dist_operands(query.numeric - prep.center, torch.float64, device)
             key = torch.mm(q_op, prep.ref_op, out=prep.buffer("key", b, prep.n_ref, torch.float64, device))  # e^2
             lo2 = torch.amin(key, 1, keepdim=True).clamp_(min=0)
             hi2 = torch.amax(key, 1, keepdim=True).clamp_(min=0)
+            # The rows nearest and farthest in raw Euclidean distance: `exact` recomputes their e directly, so
+            # the per-query min-max normalization does not inherit the screen's rounding (nor its block size).
+            ctx["lo_rows"] = _smallest(key, EXTREME_ROWS).cpu().numpy()
+            ctx["hi_rows"] = _smallest(key, EXTREME_ROWS, largest=True).cpu().numpy()
         else:
             key = prep.buffer("key", b, prep.n_ref, torch.float64, device).zero_()
             lo2 = hi2 = torch.zeros((b, 1), dtype=torch.float64, device=device)
         if query.categorical.shape[1]:
             matches = prep.buffer("matches", b, prep.n_ref, torch.float64, device)
             key.addcmul_(matches.copy_(prep.cats.matches(query.categorical, device)), -(hi2 - lo2 + 1.0))
-        ctx = {"lo": lo2.sqrt().cpu().numpy()[:, 0], "hi": hi2.sqrt().cpu().numpy()[:, 0]}
         return key, ctx
 
     def exact(self, query: MixedMatrix, reference: MixedMatrix, cand: np.ndarray, ctx: dict) -> np.ndarray:
-        e = np.sqrt(((query.numeric[:, None, :] - reference.numeric[cand]) ** 2).sum(-1))  # (B, c)
-        # lo/hi come from the screen; a candidate's exact e may undercut lo by rounding, so take the smaller.
-        lo = np.minimum(ctx["lo"], e.min(1))[:, None]
-        span = ctx["hi"][:, None] - lo
-        span = np.where(span > 0, span, 1.0)  # sklearn MinMaxScaler: a zero range scales by 1
-        mm = np.clip((e - lo) / span, 0.0, 1.0) if query.numeric.shape[1] else np.zeros_like(e)
-        return (mm + _mismatches(query.categorical, reference.categorical[cand])) / max(query.n_columns, 1)
+        mism = _mismatches(query.categorical, reference.categorical[cand])
+        if not query.numeric.shape[1]:
+            return mism / max(query.n_columns, 1)
+
+        def euclid(rows: np.ndarray) -> np.ndarray:  # (B, c) raw Euclidean distances, computed directly
+            return np.sqrt(((query.numeric[:, None, :] - reference.numeric[rows]) ** 2).sum(-1))
+
+        e = euclid(cand)
+        lo = np.minimum(euclid(ctx["lo_rows"]).min(1), e.min(1))[:, None]
+        hi = np.maximum(euclid(ctx["hi_rows"]).max(1), e.max(1))[:, None]
+        span = np.where(hi > lo, hi - lo, 1.0)  # sklearn MinMaxScaler: a zero range scales by 1
+        return (np.clip((e - lo) / span, 0.0, 1.0) + mism) / max(query.n_columns, 1)
 
 
 @dataclass
@@ -286,17 +307,24 @@ class GowerDistance(Distance):
         return _Prepared(
             ref=torch.as_tensor(self._scaled(reference.numeric), dtype=torch.float32, device=device).T.contiguous(),
             zero=[bool(z) for z in self.ranges <= 0],
+            # |a - b| / range <= 1 whenever both values lie inside the reference range: skip the clamp then
+            lo=self._scaled(reference.numeric).min(0) if reference.n_rows else None,
+            hi=self._scaled(reference.numeric).max(0) if reference.n_rows else None,
             cats=_CategoricalMatches(reference.categorical, reference.n_categories, device),
         )
 
     def screen(self, query: MixedMatrix, prep: _Prepared, device: torch.device) -> tuple[torch.Tensor, dict]:
         qs = torch.as_tensor(self._scaled(query.numeric), dtype=torch.float32, device=device)
-        d = torch.zeros((qs.shape[0], prep.ref.shape[1]), dtype=torch.float32, device=device)
+        b, n = qs.shape[0], prep.ref.shape[1]
+        qn = self._scaled(query.numeric)
+        prep.clamp = [bool((qn[:, j] < prep.lo[j]).any() or (qn[:, j] > prep.hi[j]).any()) for j in range(qn.shape[1])]
+        d = prep.buffer("key", b, n, torch.float32, device).zero_()
+        t = prep.buffer("term", b, n, torch.float32, device)
         for j in range(qs.shape[1]):
-            t = (qs[:, j : j + 1] - prep.ref[j][None, :]).abs_()
+            torch.sub(qs[:, j : j + 1], prep.ref[j][None, :], out=t).abs_()
             if prep.zero[j]:
-                t = (t > 0).to(torch.float32)
-            else:
+                torch.gt(t, 0, out=t)  # zero range: 0/1 inequality (t holds 1.0 where different)
+            elif prep.clamp[j]:
                 t.clamp_(max=1.0)  # only binds for query values outside the reference range
             d.add_(t)
         if query.categorical.shape[1]:
@@ -328,7 +356,9 @@ class L2Distance(Distance):
             self.mean = x.mean(0) if x.shape[0] else np.zeros(x.shape[1])
         if self.std is None:
             s = x.std(0) if x.shape[0] else np.ones(x.shape[1])
-            self.std = np.where(s > 0, s, 1.0)
+            # a constant column's std is a rounding residue (e.g. 1e-17 for [0.1, 0.1, 0.1]), not 0: test max == min
+            constant = (x.max(0) == x.min(0)) if x.shape[0] else np.ones(x.shape[1], bool)
+            self.std = np.where(constant | ~(s > 0), 1.0, s)
         self.mean, self.std = np.asarray(self.mean, np.float64), np.asarray(self.std, np.float64)
         return self
 
@@ -410,23 +440,25 @@ def _occurrences(inverse: np.ndarray, n_unique: int, k: int) -> np.ndarray:
     return occ
 
 
-def _smallest(keys: torch.Tensor, n: int, chunk: int = 64) -> torch.Tensor:
-    """(B, n) column indices of the n smallest keys per row (any order among them; ties broken arbitrarily).
+def _smallest(keys: torch.Tensor, n: int, chunk: int = 64, largest: bool = False) -> torch.Tensor:
+    """(B, n) column indices of the n smallest (or largest) keys per row, in any order; ties broken arbitrarily.
 
     Exact and faster than `topk` on wide rows: the n smallest values all lie in the n chunks with the smallest
     minima, so one cheap `amin` over chunks, a `topk` over chunk minima, and a `topk` over n * chunk gathered
     values suffice.
     """
     b, width = keys.shape
+    n = min(n, width)
     n_chunks = width // chunk
     if n_chunks <= n:
-        return torch.topk(keys, n, dim=1, largest=False, sorted=False).indices
+        return torch.topk(keys, n, dim=1, largest=largest, sorted=False).indices
     head = keys[:, : n_chunks * chunk].reshape(b, n_chunks, chunk)
-    best = torch.topk(torch.amin(head, 2), n, dim=1, largest=False, sorted=False).indices  # (B, n)
+    extreme = torch.amax(head, 2) if largest else torch.amin(head, 2)
+    best = torch.topk(extreme, n, dim=1, largest=largest, sorted=False).indices  # (B, n)
     cols = (best[:, :, None] * chunk + torch.arange(chunk, device=keys.device)).reshape(b, n * chunk)
     tail = torch.arange(n_chunks * chunk, width, device=keys.device).expand(b, -1)
     cols = torch.cat([cols, tail], 1)
-    pick = torch.topk(torch.gather(keys, 1, cols), n, dim=1, largest=False, sorted=False).indices
+    pick = torch.topk(torch.gather(keys, 1, cols), n, dim=1, largest=largest, sorted=False).indices
     return torch.gather(cols, 1, pick)
 
 

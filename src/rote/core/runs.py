@@ -27,12 +27,19 @@ from rote.core.errors import ConfigError, DataError
 # ---------------------------------------------------------------------------------------------- atomic writes
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write `data` to `path` atomically: readers see the old file or the whole new one, never a partial one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; results should be as readable as any file
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -70,6 +77,8 @@ def to_json_text(obj: Any) -> str:
 
 
 def _nan_to_none(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        obj = obj.tolist()
     if isinstance(obj, float) or isinstance(obj, np.floating):
         return None if not np.isfinite(obj) else float(obj)
     if isinstance(obj, dict):

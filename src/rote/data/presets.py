@@ -1,6 +1,6 @@
 """Column types for the public benchmark tables used in the TabCutMix paper (Fang et al., ICML 2025).
 
-Inference guesses types; for the paper's datasets the types are known, so `--preset NAME` fixes them exactly as
+Inference guesses types; for the paper's datasets the types are known, so `--dataset-preset NAME` fixes them exactly as
 in the paper's code (the label of a classification task counts as categorical, a regression target as
 numeric). The data files themselves are not shipped (except Adult, see `rote.data.registry`); each preset's
 `source` says where to get the file and `description` what to do with it first.
@@ -162,7 +162,7 @@ _PRESET_LIST = (
 )
 
 DATASET_PRESETS: dict[str, DatasetPreset] = {p.name: p for p in _PRESET_LIST}
-"""Preset name -> `DatasetPreset`, for `--preset NAME`."""
+"""Preset name -> `DatasetPreset`, for `--dataset-preset NAME`."""
 
 
 def get_preset(name: str) -> DatasetPreset:
@@ -170,7 +170,7 @@ def get_preset(name: str) -> DatasetPreset:
     try:
         return DATASET_PRESETS[name]
     except (KeyError, TypeError):
-        raise ConfigError(f"--preset {name}: unknown dataset preset; known presets: "
+        raise ConfigError(f"--dataset-preset {name}: unknown dataset preset; known presets: "
                           f"{', '.join(DATASET_PRESETS)}") from None
 
 
@@ -192,7 +192,7 @@ def apply_preset(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, TableSchema
     if absent:
         raise SchemaError(f"{source}: columns required by preset '{preset.name}' are missing: {_fmt_names(absent)}; "
                           f"check that the file is the {preset.name} table ({preset.source or preset.description}) "
-                          "or drop --preset and pass --numeric/--categorical")
+                          "or drop --dataset-preset and pass --numeric/--categorical")
     out = out.drop(columns=[c for c in preset.drop if c in present])
     out.attrs = {**df.attrs, "source": source}
     return out, preset.schema

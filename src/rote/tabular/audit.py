@@ -8,13 +8,14 @@ is the memorized fraction of synthetic rows; Mem-AUC integrates that fraction ov
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
 from rote.core.errors import ConfigError, DataError
+from rote.core.results import Result, internal_field, table_field
 from rote.core.neighbors import DEFAULT_BLOCK_BYTES, DISTANCES, get_distance, knn
 from rote.data import TableSchema, infer_schema, load_table, unseen_categories, validate_table
 from rote.tabular.encode import encode_tables, row_hashes
@@ -52,9 +53,10 @@ def mem_auc_grid(ratio: np.ndarray, grid: np.ndarray = PAPER_AUC_GRID) -> float:
 
 
 @dataclass(frozen=True)
-class AuditResult:
+class AuditResult(Result):
     """Result of `audit`. Scalars go to results.json; `rows` (one per synthetic row) to rows.parquet and
-    `train_rows` (one per training row: how often it is copied) to train_rows.parquet."""
+    `train_rows` (one per training row: how often it is copied) to train_rows.parquet. `train` and
+    `synthetic` are the validated input tables (for reports; not serialized)."""
 
     memorization_ratio: float
     mem_auc: float
@@ -70,30 +72,17 @@ class AuditResult:
     dcr: dict[str, Any] | None
     schema: TableSchema
     include_target: bool
-    rows: pd.DataFrame = field(repr=False)
-    train_rows: pd.DataFrame = field(repr=False)
-    train: pd.DataFrame = field(repr=False)
-    synthetic: pd.DataFrame = field(repr=False)
+    rows: pd.DataFrame = table_field("rows")
+    train_rows: pd.DataFrame = table_field("train_rows")
+    train: pd.DataFrame = internal_field()
+    synthetic: pd.DataFrame = internal_field()
 
     def to_dict(self) -> dict[str, Any]:
         """The scalar results (what results.json holds)."""
         return {
-            "memorization_ratio": self.memorization_ratio,
-            "mem_auc": self.mem_auc,
-            "mem_auc_grid": self.mem_auc_grid,
-            "exact_copies": self.exact_copies,
-            "n_train": self.n_train,
-            "n_synthetic": self.n_synthetic,
-            "distance": self.distance,
-            "threshold": self.threshold,
-            "include_target": self.include_target,
-            "n_undefined_ratio": self.n_undefined_ratio,
+            **super().to_dict(),
             "n_memorized": int(self.rows["memorized"].sum()),
             "n_train_rows_copied": int((self.train_rows["n_memorized"] > 0).sum()),
-            "unseen_categories": self.unseen_categories,
-            "ratio_histogram": self.ratio_histogram,
-            "dcr": self.dcr,
-            "schema": self.schema.to_dict(),
         }
 
     def to_frame(self) -> pd.DataFrame:
@@ -124,13 +113,18 @@ class AuditResult:
         return "\n".join(lines)
 
 
+def _name(table: TableLike, role: str) -> str | None:
+    """Name used in error messages: a file's path, a DataFrame's attrs["source"], else its role."""
+    return table.attrs.get("source", role) if isinstance(table, pd.DataFrame) else None
+
+
 def prepare_audit_tables(train: TableLike, synthetic: TableLike, holdout: TableLike | None = None, *,
                          schema: TableSchema | None = None, target: str | None = None, missing: str = "error"
                          ) -> tuple[TableSchema, pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
     """Load, infer the schema from the training table (unless given), and validate all tables against it."""
-    tr = load_table(train, name=None if not isinstance(train, pd.DataFrame) else "train")
-    sy = load_table(synthetic, name=None if not isinstance(synthetic, pd.DataFrame) else "synthetic")
-    ho = None if holdout is None else load_table(holdout, name=None if not isinstance(holdout, pd.DataFrame) else "holdout")
+    tr = load_table(train, name=_name(train, "train"))
+    sy = load_table(synthetic, name=_name(synthetic, "synthetic"))
+    ho = None if holdout is None else load_table(holdout, name=_name(holdout, "holdout"))
     if schema is None:
         schema = infer_schema(tr, target=target)
     elif target is not None and target != schema.target:
@@ -148,12 +142,21 @@ def _exact_copy_of(train: pd.DataFrame, synthetic: pd.DataFrame) -> np.ndarray:
     th, sh = row_hashes(train), row_hashes(synthetic)
     first = pd.Series(np.arange(len(th)), index=th)
     first = first[~first.index.duplicated()]
-    idx = first.reindex(sh).fillna(-1).to_numpy(np.int64)
+    idx = np.array(first.reindex(sh).fillna(-1).to_numpy(np.int64), copy=True)  # pandas 3 may hand out a read-only view
     hit = np.flatnonzero(idx >= 0)
     if hit.size:  # confirm hash matches value by value, so a 64-bit collision cannot count as a copy
         same = (train.iloc[idx[hit]].to_numpy(object) == synthetic.iloc[hit].to_numpy(object)).all(1)
         idx[hit[~same]] = -1
     return idx
+
+
+def audit_searches(has_holdout: bool, distance: str) -> int:
+    """How many passes over the synthetic rows `audit` makes (for a progress bar's total: n_synthetic times this):
+    the distance-ratio search, plus the DCR searches against train (when the audit distance is relative)
+    and holdout."""
+    if not has_holdout:
+        return 1
+    return 3 if distance in DISTANCES and DISTANCES[distance].relative else 2
 
 
 def audit(
@@ -178,6 +181,8 @@ def audit(
     distance: "tabcutmix" (the paper code's distance), "gower" or "l2" (see `rote.core.neighbors`).
     threshold: a row is memorized when d1/d2 < threshold (paper: 1/3).
     include_target: count the label as a categorical column in the distance (the paper's code does).
+    progress: called with the number of synthetic rows searched after each block; the total over the whole
+        audit is n_synthetic * audit_searches(holdout is not None, distance).
     holdout: real rows not used for training; adds the DCR share (synthetic rows strictly closer to train
         than to holdout; about n_train / (n_train + n_holdout) for a generator that does not copy) measured
         with `gower` when the audit distance is relative (`tabcutmix`), else with the audit distance, fitted on train.
@@ -221,10 +226,12 @@ def audit(
         ho_m = mats[2]
         dcr_dist = get_distance("gower").fit(tr_m) if dist.relative else dist  # fitted on train either way
         if dist.relative:
-            dcr_train = knn(sy_m, tr_m, k=1, distance=dcr_dist, device=device, block_bytes=block_bytes).distances[:, 0]
+            dcr_train = knn(sy_m, tr_m, k=1, distance=dcr_dist, device=device, block_bytes=block_bytes,
+                            progress=progress).distances[:, 0]
         else:
             dcr_train = d1
-        dcr_hold = knn(sy_m, ho_m, k=1, distance=dcr_dist, device=device, block_bytes=block_bytes).distances[:, 0]
+        dcr_hold = knn(sy_m, ho_m, k=1, distance=dcr_dist, device=device, block_bytes=block_bytes,
+                       progress=progress).distances[:, 0]
         rows["dcr_train"], rows["dcr_holdout"] = dcr_train, dcr_hold
         dcr = {
             "distance": dcr_dist.name,

@@ -28,22 +28,27 @@ class IndependentColumnSampler:
     def fit(self, table: pd.DataFrame, schema: TableSchema) -> "IndependentColumnSampler":
         if self.numeric not in ("empirical", "gaussian"):
             raise ConfigError(f"numeric must be 'empirical' or 'gaussian', got {self.numeric!r}")
+        validate_table(table, schema, name=table.attrs.get("source", "train"))  # rejects what the audit would
         self.schema_ = schema
-        self.table_ = validate_table(table, schema, name=table.attrs.get("source", "train"))
+        self.columns_ = [c for c in table.columns if c in set(schema.columns)]  # the table's own order
+        self.table_ = table[self.columns_].reset_index(drop=True).copy()
         return self
 
     def sample(self, n: int, seed: int | None = None) -> pd.DataFrame:
-        """(n rows) a new table with the training table's columns and dtypes."""
+        """(n rows) a new table with the training table's columns, in its order and with its dtypes
+        (gaussian draws for integer columns are rounded)."""
         if not hasattr(self, "table_"):
             raise ConfigError("IndependentColumnSampler: call fit(table, schema) before sample(n)")
         rng = make_rng(self.seed if seed is None else seed)
         out = {}
-        for c in self.table_.columns:
-            col = self.table_[c].to_numpy()
+        for c in self.columns_:
+            col = self.table_[c]
             if c in self.schema_.numeric and self.numeric == "gaussian":
-                out[c] = rng.normal(col.mean(), col.std(), n)
+                x = col.to_numpy(np.float64)
+                draw = rng.normal(x.mean(), x.std(), n)
+                out[c] = pd.Series(np.round(draw) if pd.api.types.is_integer_dtype(col.dtype) else draw).astype(col.dtype)
             else:
-                out[c] = col[rng.integers(0, len(col), n)]
+                out[c] = col.iloc[rng.integers(0, len(col), n)].reset_index(drop=True)
         return pd.DataFrame(out)
 
 

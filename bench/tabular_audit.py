@@ -1,0 +1,472 @@
+"""Speed and memory benchmark of rote's tabular memorization audit on the full Adult training set.
+
+Run:  python bench/tabular_audit.py            (full run, several minutes on 2 cores)
+      python bench/tabular_audit.py --quick    (smoke run: 4k x 4k, 100 loop rows, no 100k case)
+
+What is measured (each case in a fresh subprocess, so each case's peak RSS is its own):
+
+- `data`: a process that only imports rote and builds the tables; its peak RSS is the floor every case shares.
+- `audit <distance>`: `rote.tabular.audit.audit(train, synthetic, distance=...)` end to end (validation, encoding,
+  k=2 search, exact-copy hashing, result frames), then the `knn` call alone on the encoded tables.
+- `loop`: a straightforward per-row loop computing the TabCutMix code's distance and ratio (the algorithm of
+  `cal_memorization.py` as described in the project's reference notes, written here from that description). It is
+  timed on a subset of synthetic rows and extrapolated linearly to all rows (each row does the same work: one
+  pass over every training row). On that subset its d1, d2, ratios and memorized flags are checked against
+  rote's `tabcutmix` audit.
+- `sklearn`: `NearestNeighbors(n_neighbors=2, algorithm="brute", n_jobs=-1)` fit + kneighbors on the features
+  rote's `l2` distance uses (numerics standardized by the training mean/std, one-hot categoricals), checked
+  against rote's `l2` d1/d2.
+- `knn100k`: the `tabcutmix` knn on 100,000 x 100,000 rows resampled (with replacement, seeded) from the same
+  train and synthetic tables, once with the default duplicate collapsing (resampling makes about 2/3 of the
+  reference rows duplicates) and once with `dedupe=False` (the full 1e10 row pairs).
+
+Prints a markdown table and writes bench/out/tabular_audit.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+try:
+    import rote  # noqa: F401
+except ImportError:  # running from a checkout without rote installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+HERE = Path(__file__).resolve().parent
+N_FULL = 32_561  # the Adult training split
+N_BIG = 100_000
+THRESHOLD = 1 / 3
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process (VmHWM), MiB."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return ru / 1024 if sys.platform != "darwin" else ru / 2**20
+
+
+def current_rss_mib() -> float:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def make_tables(n: int, n_exact: int, n_near: int):
+    """(train, synthetic, schema): Adult train (a seeded n-row subset when n < 32,561) and an
+    IndependentColumnSampler(seed=0) sample of n rows with planted copies (seed=1)."""
+    from rote.data import dataset_schema, load_dataset
+    from rote.tabular.baseline import IndependentColumnSampler, plant_copies
+
+    train = load_dataset("adult")
+    schema = dataset_schema("adult")
+    if n < len(train):
+        rows = np.sort(np.random.default_rng(0).choice(len(train), n, replace=False))
+        train = train.iloc[rows].reset_index(drop=True)
+    synthetic = IndependentColumnSampler(seed=0).fit(train, schema).sample(n)
+    synthetic, _ = plant_copies(synthetic, train, n_exact, n_near, schema=schema, seed=1)
+    return train, synthetic, schema
+
+
+def resample(frame, n: int, seed: int):
+    rows = np.random.default_rng(seed).integers(0, len(frame), n)
+    return frame.iloc[rows].reset_index(drop=True)
+
+
+def encoded(train, synthetic, schema):
+    from rote.data import validate_table
+    from rote.tabular.encode import encode_tables
+
+    mats, _ = encode_tables([validate_table(train, schema), validate_table(synthetic, schema)], schema)
+    return mats[0], mats[1]
+
+
+def loop_rows(n_syn: int, n_loop: int) -> np.ndarray:
+    """The synthetic rows the per-row loop runs on: a seeded random subset (all rows when n_loop is 0)."""
+    if n_loop <= 0 or n_loop >= n_syn:
+        return np.arange(n_syn)
+    return np.sort(np.random.default_rng(2).choice(n_syn, n_loop, replace=False))
+
+
+def per_row_loop(train, synthetic, schema):
+    """The TabCutMix code's memorization distance, one synthetic row at a time (written from the reference
+    description of `cal_memorization.py`): raw-value Euclidean over the numeric columns to every training row,
+    min-max rescaled across the training rows (zero range -> all zeros), plus the number of categorical
+    mismatches (object-array `!=`, label included), divided by the column count; d1 = min, then set to inf,
+    d2 = min; ratio = d1 / d2 (0/0 -> NaN, not memorized).
+
+    The training arrays are converted once outside the loop (kind to the loop).
+    Returns d1, d2, ratio, memorized for the rows of `synthetic` in order.
+    """
+    num_cols, cat_cols = list(schema.numeric), list(schema.categorical)
+    n_cols = len(num_cols) + len(cat_cols)
+    train_num = train[num_cols].to_numpy(dtype=np.float64)
+    train_cat = train[cat_cols].to_numpy(dtype=object)
+    d1s, d2s = [], []
+    for _, row in synthetic.iterrows():
+        x_num = row[num_cols].to_numpy(dtype=np.float64)
+        x_cat = row[cat_cols].to_numpy(dtype=object)
+        e = np.sqrt(((train_num - x_num) ** 2).sum(axis=1))
+        lo, hi = e.min(), e.max()
+        mm = (e - lo) / (hi - lo) if hi > lo else np.zeros_like(e)
+        mismatches = (train_cat != x_cat).sum(axis=1)
+        d = (mm + mismatches) / n_cols
+        i1 = np.argmin(d)
+        d1 = d[i1]
+        d[i1] = np.inf
+        d2 = d[np.argmin(d)]
+        d1s.append(d1)
+        d2s.append(d2)
+    d1, d2 = np.array(d1s), np.array(d2s)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = d1 / d2
+    memorized = ratio < THRESHOLD  # NaN < t is False
+    return d1, d2, ratio, memorized
+
+
+def l2_features(train, synthetic, schema):
+    """rote's l2 feature space built independently: numerics standardized by the training mean and (population)
+    standard deviation (1 where 0), one-hot categoricals over the union of both tables' categories."""
+    import pandas as pd
+
+    num_cols, cat_cols = list(schema.numeric), list(schema.categorical)
+    x_tr = train[num_cols].to_numpy(np.float64)
+    mean, std = x_tr.mean(0), x_tr.std(0)
+    std = np.where(std > 0, std, 1.0)
+    out = []
+    for frame in (train, synthetic):
+        parts = [(frame[num_cols].to_numpy(np.float64) - mean) / std]
+        for c in cat_cols:
+            cats = sorted(set(train[c].astype(str)) | set(synthetic[c].astype(str)))
+            codes = pd.Categorical(frame[c].astype(str), categories=cats).codes
+            parts.append(np.eye(len(cats))[codes])
+        out.append(np.ascontiguousarray(np.concatenate(parts, 1)))
+    return out[0], out[1]
+
+
+# ---------------------------------------------------------------------------------------------- cases (children)
+
+
+def run_case(case: str, args: argparse.Namespace, tmp: Path) -> dict:
+    n = args.n
+    train, synthetic, schema = make_tables(n, args.n_exact, args.n_near)
+    import torch
+
+    res: dict = {"case": case, "n_train": len(train), "n_synthetic": len(synthetic),
+                 "torch_threads": torch.get_num_threads(), "rss_before_mib": current_rss_mib()}
+
+    if case == "data":
+        import rote.tabular.audit  # noqa: F401 - what every audit case imports
+        import rote.core.neighbors  # noqa: F401
+
+    elif case.startswith("audit_"):
+        from rote.core.neighbors import knn
+        from rote.tabular.audit import audit
+
+        dist = case.removeprefix("audit_")
+        t0 = time.perf_counter()
+        result = audit(train, synthetic, schema=schema, distance=dist)
+        res["audit_s"] = time.perf_counter() - t0
+        res["memorization_ratio"] = result.memorization_ratio
+        res["exact_copies"] = result.exact_copies
+        rows = result.rows
+        np.savez(tmp / f"rote_{dist}.npz", d1=rows["d1"].to_numpy(), d2=rows["d2"].to_numpy(),
+                 ratio=rows["ratio"].to_numpy(), memorized=rows["memorized"].to_numpy())
+        tr_m, sy_m = encoded(train, synthetic, schema)
+        t0 = time.perf_counter()
+        knn(sy_m, tr_m, k=2, distance=dist)
+        res["knn_s"] = time.perf_counter() - t0
+        res["pairs"] = sy_m.n_rows * tr_m.n_rows
+
+    elif case == "loop":
+        idx = loop_rows(len(synthetic), args.loop_rows)
+        sub = synthetic.iloc[idx]
+        t0 = time.perf_counter()
+        d1, d2, ratio, memorized = per_row_loop(train, sub, schema)
+        res["loop_s"] = time.perf_counter() - t0
+        res["loop_rows"] = int(idx.size)
+        res["loop_extrapolated_s"] = res["loop_s"] * len(synthetic) / idx.size
+        np.savez(tmp / "loop.npz", rows=idx, d1=d1, d2=d2, ratio=ratio, memorized=memorized)
+
+    elif case == "sklearn":
+        from sklearn.neighbors import NearestNeighbors
+
+        x_tr, x_sy = l2_features(train, synthetic, schema)
+        res["n_features"] = int(x_tr.shape[1])
+        t0 = time.perf_counter()
+        nn = NearestNeighbors(n_neighbors=2, algorithm="brute", n_jobs=-1).fit(x_tr)
+        dist, _ = nn.kneighbors(x_sy)
+        res["sklearn_s"] = time.perf_counter() - t0
+        np.savez(tmp / "sklearn.npz", d1=dist[:, 0], d2=dist[:, 1])
+
+    elif case.startswith("knn100k"):
+        from rote.core.neighbors import knn
+
+        big = args.big
+        tr_b, sy_b = resample(train, big, seed=3), resample(synthetic, big, seed=4)
+        tr_m, sy_m = encoded(tr_b, sy_b, schema)
+        dedupe = case == "knn100k"
+        res["rss_before_mib"] = current_rss_mib()
+        t0 = time.perf_counter()
+        knn(sy_m, tr_m, k=2, distance="tabcutmix", dedupe=dedupe)
+        res["knn_s"] = time.perf_counter() - t0
+        res["pairs"] = sy_m.n_rows * tr_m.n_rows
+        res["dedupe"] = dedupe
+        res["n_unique_reference"] = int(len(tr_b.drop_duplicates()))
+        res["n_train"], res["n_synthetic"] = tr_m.n_rows, sy_m.n_rows
+
+    else:
+        raise SystemExit(f"unknown case {case!r}")
+
+    res["peak_rss_mib"] = peak_rss_mib()
+    return res
+
+
+# ---------------------------------------------------------------------------------------------- driver
+
+
+def child(case: str, args: argparse.Namespace, tmp: Path) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--case", case, "--tmp", str(tmp),
+           "--n", str(args.n), "--big", str(args.big), "--loop-rows", str(args.loop_rows),
+           "--n-exact", str(args.n_exact), "--n-near", str(args.n_near)]
+    print(f"  running {case} ...", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout + proc.stderr)
+        raise SystemExit(f"case {case} failed (exit {proc.returncode})")
+    res = json.loads((tmp / f"{case}.json").read_text())
+    res["process_wall_s"] = time.perf_counter() - t0
+    return res
+
+
+def machine_info() -> dict:
+    import torch
+
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((l.split(":", 1)[1].strip() for l in fh if l.startswith("model name")), cpu)
+    except OSError:
+        pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count()
+    import pandas
+    import sklearn
+
+    return {"cpu": cpu, "cores": cores, "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "numpy": np.__version__, "pandas": pandas.__version__, "sklearn": sklearn.__version__,
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+def fmt_s(x: float | None) -> str:
+    if x is None:
+        return "—"
+    return f"{x:.1f} s" if x >= 10 else f"{x:.2f} s"
+
+
+def fmt_ratio(a: float | None, b: float | None) -> str:
+    return "—" if a is None or b is None else f"{a / b:.0f}x" if a / b >= 10 else f"{a / b:.1f}x"
+
+
+def fmt_pairs(p: float | None) -> str:
+    return "—" if p is None else f"{p:.2e}"
+
+
+def compare(tmp: Path, results: dict) -> dict:
+    checks: dict = {}
+    if (tmp / "loop.npz").exists() and (tmp / "rote_tabcutmix.npz").exists():
+        lp, rt = np.load(tmp / "loop.npz"), np.load(tmp / "rote_tabcutmix.npz")
+        rows = lp["rows"]
+        diffs = {}
+        ok = True
+        for key in ("d1", "d2", "ratio"):
+            a, b = lp[key], rt[key][rows]
+            ok &= bool(np.allclose(a, b, rtol=1e-9, atol=0.0, equal_nan=True))
+            both = ~(np.isnan(a) & np.isnan(b))
+            diffs[f"max_abs_diff_{key}"] = float(np.nanmax(np.abs(a[both] - b[both]))) if both.any() else 0.0
+        flags = int((lp["memorized"] != rt["memorized"][rows]).sum())
+        checks["loop_vs_rote_tabcutmix"] = {
+            "rows": int(rows.size), "allclose_rtol_1e-9": ok, **diffs, "memorized_disagreements": flags,
+            "memorized_in_subset": int(lp["memorized"].sum()),
+            "nan_ratios_in_subset": int(np.isnan(lp["ratio"]).sum()),
+            "passed": ok and flags == 0,
+        }
+    if (tmp / "sklearn.npz").exists() and (tmp / "rote_l2.npz").exists():
+        sk, rt = np.load(tmp / "sklearn.npz"), np.load(tmp / "rote_l2.npz")
+        out = {}
+        ok = True
+        for key in ("d1", "d2"):
+            a, b = sk[key], rt[key]
+            # sklearn's brute euclidean uses |a|^2 + |b|^2 - 2ab, so its distance of an exact copy is
+            # sqrt(rounding) ~ 1e-7 rather than 0; hence a small absolute tolerance next to rtol 1e-6.
+            ok &= bool(np.allclose(a, b, rtol=1e-6, atol=1e-6))
+            out[f"max_abs_diff_{key}"] = float(np.max(np.abs(a - b)))
+            out[f"max_rel_diff_{key}_where_rote_gt_0.01"] = float(np.max(np.abs(a - b)[b > 0.01] / b[b > 0.01]))
+        checks["sklearn_vs_rote_l2"] = {"allclose_rtol_1e-6_atol_1e-6": ok, **out, "passed": ok}
+    return checks
+
+
+def build_rows(r: dict, args: argparse.Namespace) -> list[dict]:
+    rows = []
+    n = args.n
+    loop = r.get("loop")
+    loop_s = loop["loop_extrapolated_s"] if loop else None
+    sk = r.get("sklearn")
+    sk_s = sk["sklearn_s"] if sk else None
+    base = r["data"]["peak_rss_mib"]
+    rows.append({"case": f"data only: import rote, build {n:,} + {n:,} rows (memory floor)", "baseline_s": None,
+                 "rote_s": None, "peak_rss_mib": base, "pairs_per_s": None})
+    for dist in ("tabcutmix", "gower", "l2"):
+        a = r.get(f"audit_{dist}")
+        if not a:
+            continue
+        b = loop_s if dist == "tabcutmix" else sk_s if dist == "l2" else None
+        bname = " vs per-row loop" if dist == "tabcutmix" else " vs sklearn brute" if dist == "l2" else ""
+        rows.append({"case": f"rote audit {dist}, {n:,} x {n:,}, end to end{bname}", "baseline_s": b,
+                     "rote_s": a["audit_s"], "peak_rss_mib": a["peak_rss_mib"],
+                     "pairs_per_s": a["pairs"] / a["audit_s"]})
+        rows.append({"case": f"rote knn {dist} alone (same process)", "baseline_s": b, "rote_s": a["knn_s"],
+                     "peak_rss_mib": None, "pairs_per_s": a["pairs"] / a["knn_s"]})
+    if loop:
+        rows.append({"case": f"per-row loop tabcutmix: {loop['loop_rows']:,} rows in {loop['loop_s']:.1f} s, "
+                             f"extrapolated to {n:,}", "baseline_s": loop_s, "rote_s": None,
+                     "peak_rss_mib": loop["peak_rss_mib"], "pairs_per_s": loop["loop_rows"] * n / loop["loop_s"]})
+    if sk:
+        rows.append({"case": f"sklearn NearestNeighbors brute l2 (fit + kneighbors, {sk['n_features']} features)",
+                     "baseline_s": sk_s, "rote_s": None, "peak_rss_mib": sk["peak_rss_mib"],
+                     "pairs_per_s": n * n / sk_s})
+    for key, label in (("knn100k", "default: identical reference rows collapsed"),
+                       ("knn100k_nodedupe", "dedupe=False: all pairs searched")):
+        k = r.get(key)
+        if k:
+            rows.append({"case": f"rote knn tabcutmix {k['n_synthetic']:,} x {k['n_train']:,} resampled, {label}"
+                                 + (f" ({k['n_unique_reference']:,} unique)" if k["dedupe"] else ""),
+                         "baseline_s": None, "rote_s": k["knn_s"], "peak_rss_mib": k["peak_rss_mib"],
+                         "pairs_per_s": k["pairs"] / k["knn_s"]})
+    return rows
+
+
+def render(rows: list[dict]) -> str:
+    lines = ["| case | baseline time | rote time | ratio (baseline / rote) | peak RSS | pairs/s |",
+             "|---|---|---|---|---|---|"]
+    for row in rows:
+        rss = "—" if row["peak_rss_mib"] is None else f"{row['peak_rss_mib']:.0f} MiB"
+        lines.append(f"| {row['case']} | {fmt_s(row['baseline_s'])} | {fmt_s(row['rote_s'])} | "
+                     f"{fmt_ratio(row['baseline_s'], row['rote_s'])} | {rss} | {fmt_pairs(row['pairs_per_s'])} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="smoke run: 4,000 x 4,000 rows, 100 loop rows, no 100k case")
+    p.add_argument("--skip-100k", action="store_true", help="skip the 100,000 x 100,000 knn cases")
+    p.add_argument("--loop-rows", type=int, default=None, help="synthetic rows the per-row loop runs on "
+                   "(default 500, --quick 100; 0 = all)")
+    p.add_argument("--out", type=Path, default=HERE / "out" / "tabular_audit.json")
+    # internal: one case in this (child) process
+    p.add_argument("--case", help=argparse.SUPPRESS)
+    p.add_argument("--tmp", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--n", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--big", type=int, default=N_BIG, help=argparse.SUPPRESS)
+    p.add_argument("--n-exact", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--n-near", type=int, default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.n is None:
+        args.n = 4_000 if args.quick else N_FULL
+    if args.loop_rows is None:
+        args.loop_rows = 100 if args.quick else 500
+    if args.n_exact is None:
+        args.n_exact = 40 if args.quick else 300
+    if args.n_near is None:
+        args.n_near = 40 if args.quick else 300
+
+    if args.case:
+        res = run_case(args.case, args, args.tmp)
+        (args.tmp / f"{args.case}.json").write_text(json.dumps(res))
+        return 0
+
+    command = "python bench/tabular_audit.py" + ("".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:])))
+    info = machine_info()
+    cases = ["data", "audit_tabcutmix", "audit_gower", "audit_l2", "loop", "sklearn"]
+    if not (args.quick or args.skip_100k):
+        cases += ["knn100k", "knn100k_nodedupe"]
+    started = datetime.datetime.now().astimezone()
+    with tempfile.TemporaryDirectory(prefix="rote-bench-") as d:
+        tmp = Path(d)
+        results = {c: child(c, args, tmp) for c in cases}
+        checks = compare(tmp, results)
+    rows = build_rows(results, args)
+
+    print(f"\ncommand: {command}")
+    print(f"date: {started.isoformat(timespec='seconds')}")
+    print(f"machine: {info['cores']} cores ({info['cpu']}), torch {info['torch']} with {info['torch_threads']} "
+          f"threads, numpy {info['numpy']}, pandas {info['pandas']}, sklearn {info['sklearn']}, "
+          f"Python {info['python']}")
+    print(f"data: Adult train ({args.n:,} rows) vs IndependentColumnSampler(seed=0) sample of {args.n:,} rows with "
+          f"plant_copies({args.n_exact} exact, {args.n_near} near, seed=1); each case in a fresh subprocess\n")
+    print(render(rows))
+    loop = results.get("loop")
+    if loop:
+        print(f"\nper-row loop: timed on {loop['loop_rows']:,} synthetic rows ({loop['loop_s']:.2f} s) and "
+              f"extrapolated linearly to {args.n:,} rows (every row scans all {args.n:,} training rows, so the "
+              "loop's time is linear in synthetic rows)")
+    print("peak RSS is each subprocess's VmHWM; the data-only row is the floor (interpreter, torch, pandas, "
+          "tables) every case shares")
+    for name, c in checks.items():
+        print(f"check {name}: " + ", ".join(f"{k}={v}" for k, v in c.items()))
+
+    a = results.get("audit_tabcutmix")
+    targets = {}
+    if a and not args.quick:
+        targets = {
+            "tabcutmix_audit_under_10s": a["audit_s"] < 10,
+            "tabcutmix_at_least_100x_loop": bool(loop and loop["loop_extrapolated_s"] / a["audit_s"] >= 100),
+            "peak_rss_under_2GB": all(r["peak_rss_mib"] * 2**20 < 2e9 for r in results.values()),
+        }
+        print("targets: " + ", ".join(f"{k}={'met' if v else 'NOT met'}" for k, v in targets.items()))
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
+        "command": command, "date": started.isoformat(timespec="seconds"), "machine": info,
+        "n": args.n, "big": None if "knn100k" not in results else args.big, "loop_rows": args.loop_rows,
+        "cases": results, "table": rows, "checks": checks, "targets": targets,
+    }, indent=2, default=float))
+    print(f"wrote {args.out}")
+    failed = [k for k, c in checks.items() if not c["passed"]]
+    if failed:
+        print(f"EXACTNESS CHECK FAILED: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
