@@ -371,6 +371,23 @@ def test_chunked_selection_path_matches_brute_force(name):
     assert (nb.distances[:8, 0] == 0).all()
 
 
+@pytest.mark.parametrize("width", [5, 64 * 4, 64 * 7 + 13, 2000])
+def test_chunked_smallest_and_largest_select_the_extreme_values(width):
+    """The chunked selection returns exactly the n smallest / largest values (as a sort does), with ties and a
+    ragged tail chunk."""
+    from rote.core.neighbors import _smallest, _smallest_and_largest
+
+    keys = torch.as_tensor(np.random.default_rng(width).integers(0, 50, (6, width)).astype(np.float64))
+    n = 4
+    lo, hi = _smallest_and_largest(keys, n)
+    want_lo = torch.sort(keys, 1).values[:, :n]
+    want_hi = torch.sort(keys, 1, descending=True).values[:, :n]
+    assert torch.equal(torch.sort(torch.gather(keys, 1, lo), 1).values, want_lo)
+    assert torch.equal(torch.sort(torch.gather(keys, 1, hi), 1, descending=True).values, want_hi)
+    assert torch.equal(torch.sort(torch.gather(keys, 1, _smallest(keys, n)), 1).values, want_lo)
+    assert all(len(set(row.tolist())) == n for row in torch.cat([lo, hi], 0))  # distinct columns
+
+
 # ---------------------------------------------------------------------------------------------- custom parameters
 
 
