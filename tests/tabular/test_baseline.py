@@ -161,6 +161,22 @@ def test_plant_copies_rows():
             assert abs(got[c] - want[c]) == pytest.approx(0.01 * stds[c], rel=1e-9)
 
 
+def test_plant_near_copies_into_raw_integer_columns():
+    """Raw Adult has int64 numeric columns: a moved value turns that column float64, nothing else changes."""
+    train = adult()
+    syn = IndependentColumnSampler(seed=0).fit(train, SCHEMA).sample(500)
+    assert syn["age"].dtype == np.int64
+    out, info = plant_copies(syn, train, 5, 40, schema=SCHEMA, seed=1)
+    near = info[info["kind"] == "near"]
+    moved = [c for c in SCHEMA.numeric if out[c].dtype == np.float64 and syn[c].dtype == np.int64]
+    assert moved and all(out[c].dtype == syn[c].dtype for c in syn.columns if c not in moved)
+    for slot, src in zip(near["synthetic_row"], near["train_row"]):
+        diffs = [c for c in SCHEMA.columns if out.at[slot, c] != train.at[src, c]]
+        assert len(diffs) == 1 and diffs[0] in moved
+    res = audit(train, out, schema=SCHEMA, distance="gower")
+    assert res.rows.loc[near["synthetic_row"], "memorized"].mean() > 0.9
+
+
 def test_plant_copies_is_seeded():
     _, _, a, ia = _planted(seed=5)
     _, _, b, ib = _planted(seed=5)

@@ -58,6 +58,7 @@ def plant_copies(synthetic: pd.DataFrame, train: pd.DataFrame, n_exact: int, n_n
 
     n_exact rows become exact copies; n_near rows become copies with one numeric column moved by
     `near_scale` times that column's standard deviation (still far closer to their source than to any other row).
+    A numeric column that receives a moved value is returned as float64 (the value is no longer an integer).
     Returns the new synthetic table (the input is not modified) and a frame of planted rows:
     synthetic_row, train_row, kind ("exact" or "near").
     """
@@ -72,7 +73,11 @@ def plant_copies(synthetic: pd.DataFrame, train: pd.DataFrame, n_exact: int, n_n
     if n_near and schema.numeric:
         stds = train[list(schema.numeric)].astype(float).std().to_numpy()
         cols = rng.integers(0, len(schema.numeric), n_near)
-        for slot, j in zip(slots[n_exact:], cols):
-            c = schema.numeric[j]
-            out.iloc[slot, out.columns.get_loc(c)] = float(out.iloc[slot][c]) + near_scale * stds[j] * (1 if rng.random() < 0.5 else -1)
+        signs = np.where(rng.random(n_near) < 0.5, 1.0, -1.0)
+        near_slots = slots[n_exact:]
+        for j in np.unique(cols):
+            c, hit = schema.numeric[j], cols == j
+            moved = out[c].to_numpy(np.float64, copy=True)  # float64: an integer column cannot hold the moved value
+            moved[near_slots[hit]] += near_scale * stds[j] * signs[hit]
+            out[c] = moved
     return out, pd.DataFrame({"synthetic_row": slots, "train_row": sources, "kind": kinds})
