@@ -344,8 +344,9 @@ class GowerDistance(Distance):
 class L2Distance(Distance):
     """Euclidean on standardized numerics ((x - mean) / std, std from the reference, 1 where 0) and one-hots.
 
-    A categorical mismatch adds 2 to the squared distance (two one-hot entries differ), a category the
-    reference never has adds 1.
+    A categorical mismatch adds 2 to the squared distance (two one-hot entries differ); a query code of -1 (a
+    category outside the reference's encoding) has an all-zero one-hot block and adds 1. The tabular audit
+    encodes both tables over the union of their categories, so there every mismatch adds 2.
     """
 
     name: ClassVar[str] = "l2"
