@@ -31,7 +31,7 @@ test-gpu: setup
 	$(BIN)/python -m pytest -m gpu -q
 
 bench: setup
-	$(BIN)/python bench/tabular_audit.py
+	$(BIN)/python bench/tabular_audit.py --repeat 2
 
 clean:
 	rm -rf $(VENV) runs build src/*.egg-info

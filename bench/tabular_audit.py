@@ -57,15 +57,23 @@ THRESHOLD = 1 / 3
 # ---------------------------------------------------------------------------------------------- helpers
 
 
-def peak_rss_mib() -> float:
-    """Peak resident set size of this process (VmHWM), MiB."""
+def _proc_status_mib(field: str) -> float | None:
+    """A memory field of /proc/self/status (VmHWM, VmRSS) in MiB; None where /proc is absent."""
     try:
         with open("/proc/self/status") as fh:
             for line in fh:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
+    return None
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process (VmHWM), MiB."""
+    peak = _proc_status_mib("VmHWM")
+    if peak is not None:
+        return peak
     import resource
 
     ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -73,14 +81,8 @@ def peak_rss_mib() -> float:
 
 
 def current_rss_mib() -> float:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
+    rss = _proc_status_mib("VmRSS")
+    return float("nan") if rss is None else rss
 
 
 def make_tables(n: int, n_exact: int, n_near: int):
