@@ -388,6 +388,39 @@ def test_chunked_smallest_and_largest_select_the_extreme_values(width):
     assert all(len(set(row.tolist())) == n for row in torch.cat([lo, hi], 0))  # distinct columns
 
 
+def _near_tie_tables(name: str) -> tuple[MixedMatrix, MixedMatrix]:
+    """120 reference rows whose numeric values differ by far less than the screen's rounding (float32 for gower
+    and l2, float64 for tabcutmix), two far rows that set the range, and queries equal to some of them: the
+    screened keys of the 120 rows tie, so the best k + 8 screened candidates are an arbitrary subset."""
+    base, step = {"gower": (1000.0, 1e-6), "l2": (1000.0, 1e-6), "tabcutmix": (1e6, 1e-9)}[name]
+    n = 120
+    rng = np.random.default_rng(5)
+    values = base + rng.permutation(n) * step
+    num = np.concatenate([values, [0.0, 2 * base]])[:, None]
+    ref = MixedMatrix(num, np.zeros((n + 2, 1), np.int64), (1,))
+    picks = np.array([3, 50, 77, 119])
+    query = MixedMatrix(num[picks] + step / 4, np.zeros((picks.size, 1), np.int64), (1,))
+    return query, ref
+
+
+@pytest.mark.parametrize("name", sorted(DISTANCES))
+def test_screen_near_ties_are_resolved_exactly(name, monkeypatch):
+    """Rows the screen cannot tell apart are re-scored against the whole tied band: the result equals brute
+    force. Without that step (patched out below) the same search returns wrong neighbours."""
+    import rote.core.neighbors as nbmod
+
+    query, ref = _near_tie_tables(name)
+    brute = BRUTE[name](query, ref)
+    nb = knn(query, ref, k=2, distance=name)
+    check_neighbors(nb, brute, 2)
+    want = np.argsort(brute, axis=1, kind="stable")[:, 0]
+    assert (nb.indices[:, 0] == want).all()
+
+    monkeypatch.setattr(nbmod, "_certify", lambda *args, **kwargs: None)
+    unchecked = knn(query, ref, k=2, distance=name)
+    assert not np.array_equal(unchecked.indices[:, 0], want)  # the screen alone misses the nearest row
+
+
 # ---------------------------------------------------------------------------------------------- custom parameters
 
 

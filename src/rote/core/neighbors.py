@@ -8,7 +8,10 @@ match counts are matrix products (BLAS on all cores, or the GPU); selection is `
 Exactness: each block is screened with fast ranking keys (float64 products for `tabcutmix`, float32 for `gower`
 and `l2`), and the best `k + REFINE_SLACK` candidates per row are re-scored directly in float64, so the reported
 distances equal a direct float64 computation (for `tabcutmix`, the per-query minimum and maximum raw distances
-are recomputed directly too, from the few rows the screen ranks nearest and farthest). Identical reference rows are collapsed before the search and
+are recomputed directly too, from the few rows the screen ranks nearest and farthest). The screen cannot hide a
+nearer row: each distance bounds the rounding error of its keys (`screen_error`), and a row whose k best
+candidates are not separated from the rest of the reference by more than twice that bound is re-scored against
+every reference row whose key falls inside the band (rare: it takes near-ties in the screened keys). Identical reference rows are collapsed before the search and
 expanded afterwards, so duplicates tie *exactly* (the 0/0 case of the distance ratio is never an artefact of
 rounding). Among reference rows at exactly equal distance, which index is reported is unspecified.
 
@@ -211,9 +214,23 @@ class Distance:
         """(B, c) float64 distances of query row i to reference rows cand[i, :], computed directly."""
         raise NotImplementedError
 
+    def screen_error(self, query: MixedMatrix, prep: _Prepared, ctx: dict) -> np.ndarray:
+        """(B,) a bound on |screened key - the same key in exact arithmetic| for each query row of the block.
+        Keys in exact arithmetic must order reference rows as the distance does (ties may break either way)."""
+        raise NotImplementedError
+
     def params(self) -> dict:
         """Fitted parameters, for config capture."""
         return {}
+
+
+def _rounding_bound(eps: float, terms: int, magnitude: np.ndarray) -> np.ndarray:
+    """A generous bound on the rounding error of a length-`terms` dot product or sum whose absolute terms add up
+    to at most `magnitude` (B,): 4 * (terms + 4) * eps * magnitude (the classic bound is about terms * eps)."""
+    return 4.0 * (terms + 4) * eps * np.asarray(magnitude, np.float64)
+
+
+_EPS32, _EPS64 = float(np.finfo(np.float32).eps), float(np.finfo(np.float64).eps)
 
 
 def _sq_dist_operands(x: np.ndarray, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -241,7 +258,9 @@ class TabCutMixDistance(Distance):
         # which keeps the |a|^2 + |b|^2 - 2ab expansion accurate in float64 for raw values such as 1e5.
         center = reference.numeric.mean(axis=0)
         _, ref_op = _sq_dist_operands(reference.numeric - center, torch.float64, device)
+        ref_sq = ((reference.numeric - center) ** 2).sum(1)
         return _Prepared(center=center, ref_op=ref_op, n_ref=reference.n_rows,
+                         ref_sq_max=float(ref_sq.max()) if ref_sq.size else 0.0,
                          cats=_CategoricalMatches(reference.categorical, reference.n_categories, device))
 
     def screen(self, query: MixedMatrix, prep: _Prepared, device: torch.device) -> tuple[torch.Tensor, dict]:
@@ -262,8 +281,20 @@ class TabCutMixDistance(Distance):
         if query.categorical.shape[1]:
             # copied into float64 first: addcmul_ promoting int32 in place is 2x slower than copy + addcmul_
             matches = prep.buffer("matches", b, prep.n_ref, torch.float64, device)
-            key.addcmul_(matches.copy_(prep.cats.matches(query.categorical, device)), -(hi2 - lo2 + 1.0))
+            scale = hi2 - lo2 + 1.0
+            key.addcmul_(matches.copy_(prep.cats.matches(query.categorical, device)), -scale)
+            ctx["scale"] = scale[:, 0].cpu().numpy()
         return key, ctx
+
+    def screen_error(self, query: MixedMatrix, prep: _Prepared, ctx: dict) -> np.ndarray:
+        # e^2 = [-2x, 1, |x|^2] . [y; |y|^2; 1] on centred values: terms add up to (|x| + |y|)^2 <= 2(|x|^2 + |y|^2);
+        # then - scale * matches, whose size is at most scale * q
+        q_sq = ((query.numeric - prep.center) ** 2).sum(1)
+        mag = 2.0 * (q_sq + prep.ref_sq_max)
+        err = _rounding_bound(_EPS64, query.numeric.shape[1] + 2, mag)
+        if "scale" in ctx:
+            err = err + _rounding_bound(_EPS64, 2, mag + ctx["scale"] * query.categorical.shape[1])
+        return err
 
     def exact(self, query: MixedMatrix, reference: MixedMatrix, cand: np.ndarray, ctx: dict) -> np.ndarray:
         mism = _mismatches(query.categorical, reference.categorical[cand])
@@ -306,19 +337,25 @@ class GowerDistance(Distance):
         return x / np.where(r > 0, r, 1.0)
 
     def prepare(self, reference: MixedMatrix, device: torch.device) -> _Prepared:
+        # Scaled values are shifted to start at the reference minimum: |a - b| does not change, and float32 keeps
+        # its resolution for columns far from zero (years, timestamps) whose range is small.
+        offset = reference.numeric.min(0) if reference.n_rows else np.zeros(reference.numeric.shape[1])
+        ref = self._scaled(reference.numeric - offset)
         return _Prepared(
-            ref=torch.as_tensor(self._scaled(reference.numeric), dtype=torch.float32, device=device).T.contiguous(),
+            ref=torch.as_tensor(ref, dtype=torch.float32, device=device).T.contiguous(),
+            offset=offset,
             zero=[bool(z) for z in self.ranges <= 0],
             # |a - b| / range <= 1 whenever both values lie inside the reference range: skip the clamp then
-            lo=self._scaled(reference.numeric).min(0) if reference.n_rows else None,
-            hi=self._scaled(reference.numeric).max(0) if reference.n_rows else None,
+            lo=ref.min(0) if reference.n_rows else None,
+            hi=ref.max(0) if reference.n_rows else None,
+            ref_abs_max=np.abs(ref).max(0) if reference.n_rows else np.zeros(ref.shape[1]),
             cats=_CategoricalMatches(reference.categorical, reference.n_categories, device),
         )
 
     def screen(self, query: MixedMatrix, prep: _Prepared, device: torch.device) -> tuple[torch.Tensor, dict]:
-        qs = torch.as_tensor(self._scaled(query.numeric), dtype=torch.float32, device=device)
+        qn = self._scaled(query.numeric - prep.offset)
+        qs = torch.as_tensor(qn, dtype=torch.float32, device=device)
         b, n = qs.shape[0], prep.ref.shape[1]
-        qn = self._scaled(query.numeric)
         prep.clamp = [bool((qn[:, j] < prep.lo[j]).any() or (qn[:, j] > prep.hi[j]).any()) for j in range(qn.shape[1])]
         d = prep.buffer("key", b, n, torch.float32, device).zero_()
         t = prep.buffer("term", b, n, torch.float32, device)
@@ -332,6 +369,13 @@ class GowerDistance(Distance):
         if query.categorical.shape[1]:
             d.sub_(prep.cats.matches(query.categorical, device))  # mismatches = q - matches; q is constant
         return d, {}
+
+    def screen_error(self, query: MixedMatrix, prep: _Prepared, ctx: dict) -> np.ndarray:
+        # float32 inputs carry eps * |value| each; each term is at most 1 (clamped, or both values in range, or
+        # 0/1); the sum of p terms minus at most q matches is rounded at every step
+        p, q = query.numeric.shape[1], query.categorical.shape[1]
+        inputs = (np.abs(self._scaled(query.numeric - prep.offset)) + prep.ref_abs_max).sum(1)
+        return _rounding_bound(_EPS32, p + 1, 2.0 * inputs + (p + q) * (p + 1))
 
     def exact(self, query: MixedMatrix, reference: MixedMatrix, cand: np.ndarray, ctx: dict) -> np.ndarray:
         r = self.ranges
@@ -369,9 +413,10 @@ class L2Distance(Distance):
         return {"mean": None if self.mean is None else self.mean.tolist(), "std": None if self.std is None else self.std.tolist()}
 
     def prepare(self, reference: MixedMatrix, device: torch.device) -> _Prepared:
-        _, ref_op = _sq_dist_operands((reference.numeric - self.mean) / self.std, torch.float32, device)
+        z = (reference.numeric - self.mean) / self.std
+        _, ref_op = _sq_dist_operands(z, torch.float32, device)
         known = torch.as_tensor((reference.categorical >= 0).sum(1), dtype=torch.float32, device=device)
-        return _Prepared(ref_op=ref_op, known=known,
+        return _Prepared(ref_op=ref_op, known=known, ref_sq_max=float((z * z).sum(1).max()) if z.shape[0] else 0.0,
                          cats=_CategoricalMatches(reference.categorical, reference.n_categories, device))
 
     def screen(self, query: MixedMatrix, prep: _Prepared, device: torch.device) -> tuple[torch.Tensor, dict]:
@@ -381,6 +426,13 @@ class L2Distance(Distance):
             # one-hot part = known_q + known_r - 2 * matches; known_q is constant per row
             d2.add_(prep.known[None, :]).sub_(prep.cats.matches(query.categorical, device), alpha=2)
         return d2, {}
+
+    def screen_error(self, query: MixedMatrix, prep: _Prepared, ctx: dict) -> np.ndarray:
+        # the squared-distance product on standardized values (terms add up to <= 2(|x|^2 + |y|^2)), then
+        # + known - 2 matches (at most 3q)
+        z = (query.numeric - self.mean) / self.std
+        mag = 2.0 * ((z * z).sum(1) + prep.ref_sq_max) + 3.0 * query.categorical.shape[1]
+        return _rounding_bound(_EPS32, query.numeric.shape[1] + 4, mag)
 
     def exact(self, query: MixedMatrix, reference: MixedMatrix, cand: np.ndarray, ctx: dict) -> np.ndarray:
         za = (query.numeric - self.mean) / self.std
@@ -503,6 +555,28 @@ def _expand_duplicates(cand: np.ndarray, cvals: np.ndarray, counts: np.ndarray, 
     return idx, dist
 
 
+def _certify(dist: Distance, qb: MixedMatrix, ref: MixedMatrix, prep: _Prepared, keys: torch.Tensor,
+             cand_t: torch.Tensor, cand: np.ndarray, exact: np.ndarray, ctx: dict, k: int) -> None:
+    """Make the screened candidates provably contain the k nearest rows; fixes `cand` and `exact` in place.
+
+    Every row left out of `cand` has a screened key >= the largest candidate key, s_last. If s_last exceeds the
+    screened keys of the k exactly-best candidates by more than twice the screen's error bound, no left-out row
+    can be nearer in exact arithmetic. Otherwise the row is re-scored against every reference row whose screened
+    key lies within that band, and its candidates become the best of those.
+    """
+    ck = torch.gather(keys, 1, cand_t).to(torch.float64).cpu().numpy()
+    band = 2.0 * dist.screen_error(qb, prep, ctx)
+    best = np.argsort(exact, axis=1, kind="stable")[:, :k]
+    s_k = np.take_along_axis(ck, best, 1).max(1)
+    for i in np.flatnonzero(ck.max(1) - s_k <= band):
+        inside = torch.nonzero(keys[i] <= float(s_k[i] + band[i])).flatten().cpu().numpy()
+        cols = np.union1d(inside, cand[i])
+        ctx_i = {name: value[i : i + 1] for name, value in ctx.items()}
+        d = dist.exact(qb.take(np.array([i])), ref, cols[None, :], ctx_i)[0]
+        keep = np.argsort(d, kind="stable")[: cand.shape[1]]
+        cand[i], exact[i] = cols[keep], d[keep]
+
+
 def knn(
     query: MixedMatrix,
     reference: MixedMatrix,
@@ -557,8 +631,11 @@ def knn(
             stop = min(n_q, start + rows)
             qb = query.take(np.arange(start, stop))
             keys, ctx = dist.screen(qb, prep, dev)
-            cand = _smallest(keys, n_cand).cpu().numpy()
+            cand_t = _smallest(keys, n_cand)
+            cand = cand_t.cpu().numpy()
             exact = dist.exact(qb, ref_u, cand, ctx)
+            if n_cand < n_u:
+                _certify(dist, qb, ref_u, prep, keys, cand_t, cand, exact, ctx, k)
             order = np.argsort(exact, axis=1, kind="stable")
             cand = np.take_along_axis(cand, order, 1)
             cvals = np.take_along_axis(exact, order, 1)
