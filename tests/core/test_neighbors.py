@@ -421,6 +421,22 @@ def test_screen_near_ties_are_resolved_exactly(name, monkeypatch):
     assert not np.array_equal(unchecked.indices[:, 0], want)  # the screen alone misses the nearest row
 
 
+@pytest.mark.parametrize("name", sorted(DISTANCES))
+def test_integer_keys_tie_without_re_scoring(name, monkeypatch):
+    """Categorical-only tables give integer screening keys, computed without rounding: their many exact ties
+    need no re-scoring (it would cost a pass per query row), and the result still equals brute force."""
+    rng = np.random.default_rng(3)
+    ref = MixedMatrix(np.zeros((900, 0)), rng.integers(0, 3, (900, 4)), (3, 3, 3, 3))
+    query = MixedMatrix(np.zeros((200, 0)), rng.integers(0, 3, (200, 4)), (3, 3, 3, 3))
+    cls = DISTANCES[name]
+    seen: list[int] = []
+    original = cls.exact
+    monkeypatch.setattr(cls, "exact", lambda self, q, *a: (seen.append(q.n_rows), original(self, q, *a))[1])
+    nb = knn(query, ref, k=2, distance=name, dedupe=False)
+    check_neighbors(nb, BRUTE[name](query, ref), 2)
+    assert seen and min(seen) > 1  # only whole blocks, no single-row re-scoring
+
+
 # ---------------------------------------------------------------------------------------------- custom parameters
 
 

@@ -224,10 +224,12 @@ class Distance:
         return {}
 
 
-def _rounding_bound(eps: float, terms: int, magnitude: np.ndarray) -> np.ndarray:
+def _rounding_bound(eps: float, terms: int, magnitude: np.ndarray, exact: bool = False) -> np.ndarray:
     """A generous bound on the rounding error of a length-`terms` dot product or sum whose absolute terms add up
-    to at most `magnitude` (B,): 4 * (terms + 4) * eps * magnitude (the classic bound is about terms * eps)."""
-    return 4.0 * (terms + 4) * eps * np.asarray(magnitude, np.float64)
+    to at most `magnitude` (B,): 4 * (terms + 4) * eps * magnitude (the classic bound is about terms * eps).
+    exact: the keys are small integers (no numeric columns), which floating point holds without error."""
+    magnitude = np.asarray(magnitude, np.float64)
+    return np.zeros_like(magnitude) if exact else 4.0 * (terms + 4) * eps * magnitude
 
 
 _EPS32, _EPS64 = float(np.finfo(np.float32).eps), float(np.finfo(np.float64).eps)
@@ -291,9 +293,10 @@ class TabCutMixDistance(Distance):
         # then - scale * matches, whose size is at most scale * q
         q_sq = ((query.numeric - prep.center) ** 2).sum(1)
         mag = 2.0 * (q_sq + prep.ref_sq_max)
-        err = _rounding_bound(_EPS64, query.numeric.shape[1] + 2, mag)
+        integral = query.numeric.shape[1] == 0
+        err = _rounding_bound(_EPS64, query.numeric.shape[1] + 2, mag, exact=integral)
         if "scale" in ctx:
-            err = err + _rounding_bound(_EPS64, 2, mag + ctx["scale"] * query.categorical.shape[1])
+            err = err + _rounding_bound(_EPS64, 2, mag + ctx["scale"] * query.categorical.shape[1], exact=integral)
         return err
 
     def exact(self, query: MixedMatrix, reference: MixedMatrix, cand: np.ndarray, ctx: dict) -> np.ndarray:
@@ -375,7 +378,7 @@ class GowerDistance(Distance):
         # 0/1); the sum of p terms minus at most q matches is rounded at every step
         p, q = query.numeric.shape[1], query.categorical.shape[1]
         inputs = (np.abs(self._scaled(query.numeric - prep.offset)) + prep.ref_abs_max).sum(1)
-        return _rounding_bound(_EPS32, p + 1, 2.0 * inputs + (p + q) * (p + 1))
+        return _rounding_bound(_EPS32, p + 1, 2.0 * inputs + (p + q) * (p + 1), exact=p == 0)
 
     def exact(self, query: MixedMatrix, reference: MixedMatrix, cand: np.ndarray, ctx: dict) -> np.ndarray:
         r = self.ranges
@@ -432,7 +435,7 @@ class L2Distance(Distance):
         # + known - 2 matches (at most 3q)
         z = (query.numeric - self.mean) / self.std
         mag = 2.0 * ((z * z).sum(1) + prep.ref_sq_max) + 3.0 * query.categorical.shape[1]
-        return _rounding_bound(_EPS32, query.numeric.shape[1] + 4, mag)
+        return _rounding_bound(_EPS32, query.numeric.shape[1] + 4, mag, exact=query.numeric.shape[1] == 0)
 
     def exact(self, query: MixedMatrix, reference: MixedMatrix, cand: np.ndarray, ctx: dict) -> np.ndarray:
         za = (query.numeric - self.mean) / self.std
@@ -560,15 +563,15 @@ def _certify(dist: Distance, qb: MixedMatrix, ref: MixedMatrix, prep: _Prepared,
     """Make the screened candidates provably contain the k nearest rows; fixes `cand` and `exact` in place.
 
     Every row left out of `cand` has a screened key >= the largest candidate key, s_last. If s_last exceeds the
-    screened keys of the k exactly-best candidates by more than twice the screen's error bound, no left-out row
-    can be nearer in exact arithmetic. Otherwise the row is re-scored against every reference row whose screened
-    key lies within that band, and its candidates become the best of those.
+    screened keys of the k exactly-best candidates by at least twice the screen's error bound, no left-out row
+    can be nearer in exact arithmetic (at most tied). Otherwise the row is re-scored against every reference row
+    whose screened key lies within that band, and its candidates become the best of those.
     """
     ck = torch.gather(keys, 1, cand_t).to(torch.float64).cpu().numpy()
     band = 2.0 * dist.screen_error(qb, prep, ctx)
     best = np.argsort(exact, axis=1, kind="stable")[:, :k]
     s_k = np.take_along_axis(ck, best, 1).max(1)
-    for i in np.flatnonzero(ck.max(1) - s_k <= band):
+    for i in np.flatnonzero(ck.max(1) - s_k < band):
         inside = torch.nonzero(keys[i] <= float(s_k[i] + band[i])).flatten().cpu().numpy()
         cols = np.union1d(inside, cand[i])
         ctx_i = {name: value[i : i + 1] for name, value in ctx.items()}
