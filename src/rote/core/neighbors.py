@@ -572,7 +572,8 @@ def _certify(dist: Distance, qb: MixedMatrix, ref: MixedMatrix, prep: _Prepared,
     best = np.argsort(exact, axis=1, kind="stable")[:, :k]
     s_k = np.take_along_axis(ck, best, 1).max(1)
     for i in np.flatnonzero(ck.max(1) - s_k < band):
-        inside = torch.nonzero(keys[i] <= float(s_k[i] + band[i])).flatten().cpu().numpy()
+        # compared in float64: a float32 threshold could round below s_k + band and drop a row inside the band
+        inside = torch.nonzero(keys[i].to(torch.float64) <= float(s_k[i] + band[i])).flatten().cpu().numpy()
         cols = np.union1d(inside, cand[i])
         ctx_i = {name: value[i : i + 1] for name, value in ctx.items()}
         d = dist.exact(qb.take(np.array([i])), ref, cols[None, :], ctx_i)[0]
