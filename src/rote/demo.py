@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from rote.core.runs import RunFolder, progress_bar, seed_everything
+from rote.core.runs import RunFolder, progress_bar, read_json, seed_everything
 
 
 def run_demo(*, out: str | os.PathLike = "runs/demo", n_synthetic: int | None = None, copies: int = 300,
@@ -43,8 +43,6 @@ def run_demo(*, out: str | os.PathLike = "runs/demo", n_synthetic: int | None = 
                "generator": "IndependentColumnSampler(numeric='empirical')", "train": "adult:train",
                "holdout": "adult:test"}
     config_path = run.write_config("rote demo", options, seed=seed)
-    from rote.core.runs import read_json
-
     paths = save_audit(result, run, config=read_json(config_path), extra={"planted_recall": recall})
     results = read_json(paths["results"])
     print("rote demo: UCI Adult (32,561 training rows) vs an independent-columns synthetic table")

@@ -110,6 +110,14 @@ def test_include_target_false_drops_label():
     assert without.rows.loc[1, "ratio"] == 0.0
 
 
+def test_to_frame_is_a_copy_of_the_per_row_table():
+    res = audit(TRAIN, SYN, schema=SCHEMA)
+    frame = res.to_frame()
+    pd.testing.assert_frame_equal(frame, res.rows)
+    frame.loc[0, "d1"] = 99.0
+    assert res.rows.loc[0, "d1"] == 0.0  # s0 is memorized with d1 = 0 (hand-worked above)
+
+
 def test_memorization_ratio_function():
     assert memorization_ratio(TRAIN, SYN, schema=SCHEMA) == 0.75
     assert memorization_ratio(TRAIN, SYN, schema=SCHEMA, threshold=0.1) == 0.5

@@ -359,14 +359,14 @@ class GowerDistance(Distance):
         qn = self._scaled(query.numeric - prep.offset)
         qs = torch.as_tensor(qn, dtype=torch.float32, device=device)
         b, n = qs.shape[0], prep.ref.shape[1]
-        prep.clamp = [bool((qn[:, j] < prep.lo[j]).any() or (qn[:, j] > prep.hi[j]).any()) for j in range(qn.shape[1])]
+        clamp = [bool((qn[:, j] < prep.lo[j]).any() or (qn[:, j] > prep.hi[j]).any()) for j in range(qn.shape[1])]
         d = prep.buffer("key", b, n, torch.float32, device).zero_()
         t = prep.buffer("term", b, n, torch.float32, device)
         for j in range(qs.shape[1]):
             torch.sub(qs[:, j : j + 1], prep.ref[j][None, :], out=t).abs_()
             if prep.zero[j]:
                 torch.gt(t, 0, out=t)  # zero range: 0/1 inequality (t holds 1.0 where different)
-            elif prep.clamp[j]:
+            elif clamp[j]:
                 t.clamp_(max=1.0)  # only binds for query values outside the reference range
             d.add_(t)
         if query.categorical.shape[1]:

@@ -35,9 +35,14 @@ def distance_ratio(d1: np.ndarray, d2: np.ndarray) -> np.ndarray:
     return np.where((np.asarray(d1) == 0) & (np.asarray(d2) == 0), np.nan, r)
 
 
+def memorized_at(ratio: np.ndarray, threshold: float) -> np.ndarray:
+    """(n,) bool: ratio < threshold, with NaN (0/0) not memorized."""
+    return np.nan_to_num(np.asarray(ratio, np.float64), nan=np.inf) < threshold
+
+
 def memorization_ratio_at(ratio: np.ndarray, threshold: float) -> float:
     """Fraction of rows with ratio < threshold (NaN counts as not memorized)."""
-    return float(np.mean(np.nan_to_num(ratio, nan=np.inf) < threshold)) if ratio.size else float("nan")
+    return float(np.mean(memorized_at(ratio, threshold))) if ratio.size else float("nan")
 
 
 def mem_auc_exact(ratio: np.ndarray) -> float:
@@ -84,10 +89,6 @@ class AuditResult(Result):
             "n_memorized": int(self.rows["memorized"].sum()),
             "n_train_rows_copied": int((self.train_rows["n_memorized"] > 0).sum()),
         }
-
-    def to_frame(self) -> pd.DataFrame:
-        """Per synthetic row results (a copy)."""
-        return self.rows.copy()
 
     def at_threshold(self, threshold: float) -> float:
         """Memorization ratio at another threshold, from the cached ratios (no new search)."""
@@ -200,7 +201,7 @@ def audit(
     nb = knn(sy_m, tr_m, k=2, distance=dist, device=device, block_bytes=block_bytes, progress=progress)
     d1, d2 = nb.distances[:, 0], nb.distances[:, 1]
     ratio = distance_ratio(d1, d2)
-    memorized = np.nan_to_num(ratio, nan=np.inf) < threshold
+    memorized = memorized_at(ratio, threshold)
     copy_of = _exact_copy_of(trv, syv)
 
     rows = pd.DataFrame({
