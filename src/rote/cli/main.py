@@ -29,6 +29,13 @@ tabular_app = typer.Typer(help="Tabular memorization: audit synthetic tables for
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(tabular_app, name="tabular")
 
+# Domain command groups live in their own modules; main.py only mounts them.
+from rote.cli import fairness as _fairness_cli  # noqa: E402
+from rote.cli import llm as _llm_cli  # noqa: E402
+
+app.add_typer(_fairness_cli.app, name="fairness")
+app.add_typer(_llm_cli.app, name="llm")
+
 
 def _version(value: bool) -> None:
     if value:
