@@ -1,7 +1,291 @@
-"""`rote llm` commands (being built for the open issue; the app is registered in rote.cli.main)."""
+"""`rote llm` commands: extraction, membership inference and the tiny-GPT canary study.
+
+Each command parses options, calls one library function in `rote.llm`, writes the run folder (config.json,
+results.json, Parquet tables, PNG plots, report.html) and prints a short summary. Secrets never reach the run
+folder: an HTTP model's API key is read from the environment variable named by --api-key-env, and only that name
+is recorded.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any, Optional
+
 import typer
 
-app = typer.Typer(help="llm commands.", no_args_is_help=True)
+from rote.core.errors import ConfigError
+
+app = typer.Typer(help="Language models: verbatim extraction, membership inference, tiny GPT with planted canaries.",
+                  no_args_is_help=True)
+
+
+def _ints(value: str, option: str) -> list[int]:
+    try:
+        out = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{option} {value!r}: expected comma-separated integers such as 25,50,100") from None
+    if not out or any(v < 1 for v in out):
+        raise ConfigError(f"{option} {value!r}: expected positive integers such as 25,50,100")
+    return out
+
+
+def _floats(value: str, option: str) -> list[float]:
+    try:
+        out = [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{option} {value!r}: expected comma-separated numbers such as 0.001,0.01") from None
+    if not out or any(not 0 < v < 1 for v in out):
+        raise ConfigError(f"{option} {value!r}: false positive rates must lie in (0, 1)")
+    return out
+
+
+def _open(spec: str, device: str, cache_dir: Optional[Path], base_url: Optional[str], api_key_env: Optional[str],
+          timeout: Optional[float] = None, max_retries: Optional[int] = None):
+    from rote.llm.backends.base import open_backend
+
+    kw: dict[str, Any] = {}
+    if spec.startswith("openai:"):
+        if base_url:
+            kw["base_url"] = base_url
+        if api_key_env:
+            kw["api_key_env"] = api_key_env
+        if timeout is not None:
+            kw["timeout"] = timeout
+        if max_retries is not None:
+            kw["max_retries"] = max_retries
+    elif base_url or api_key_env:
+        raise ConfigError("--base-url and --api-key-env apply to 'openai:MODEL' models only")
+    return open_backend(spec, device=device, cache_dir=None if cache_dir is None else str(cache_dir), **kw)
+
+
+def _model_options(spec: str, backend: Any, base_url: Optional[str], api_key_env: Optional[str]) -> dict[str, Any]:
+    """What config.json records about a model: its spec and description, the key's variable *name*, never a key."""
+    return {"model": spec, "model_info": backend.describe(), "base_url": base_url, "api_key_env": api_key_env}
+
+
+MODEL_HELP = "Model: a local Hugging Face folder, 'smollm2', 'tiny:FOLDER' (rote llm train-tiny) or 'openai:NAME'."
+
+
+@app.command("extract")
+def extract_cmd(
+    model: str = typer.Option(..., "--model", help=MODEL_HELP),
+    data: Path = typer.Option(..., "--data", help="Texts: .jsonl ({\"text\": ...} per line, optional id and other "
+                                                  "fields) or .txt (texts separated by blank lines)."),
+    out: Path = typer.Option(..., "--out", help="Run folder: config.json, results.json, Parquet, plots, report.html."),
+    prefix_tokens: str = typer.Option("50", "--prefix-tokens", help="Prefix length(s) k in tokens, comma-separated "
+                                                                     "(e.g. 25,50,100,200,400)."),
+    suffix_tokens: int = typer.Option(50, "--suffix-tokens", help="Suffix length in tokens (Carlini et al.: 50)."),
+    prompted: bool = typer.Option(False, "--prompted", help="Copyright-study protocol: prompt templates, answer vs "
+                                                            "rest of text, refusals counted (always for openai:)."),
+    templates: str = typer.Option("plain,conversation,roleplay", "--templates",
+                                  help="With --prompted: plain, conversation, roleplay, none (bare prefix)."),
+    max_new_tokens: int = typer.Option(200, "--max-new-tokens", help="With --prompted: answer length in tokens."),
+    strip_echo: int = typer.Option(20, "--strip-echo", help="With --prompted: leave out a restated prefix (a verbatim "
+                                                            "span of at least this many characters; 0 = off)."),
+    group: Optional[str] = typer.Option(None, "--group", help="A field of --data to break results down by."),
+    text_field: str = typer.Option("text", "--text-field", help="JSONL field holding the text."),
+    max_chars: int = typer.Option(100_000, "--max-chars", help="Longest accepted text in characters."),
+    n_samples: str = typer.Option("1,10,100,1000", "--n-samples", help="n for the risk 1-(1-p)^n of probabilistic "
+                                                                       "extraction."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Texts per generation batch."),
+    n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap replicates for intervals."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap (generation is greedy)."),
+    top: int = typer.Option(10, "--top", help="Most copied spans shown in report.html."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda (local models)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache of converted models and HTTP answers."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="openai: models: endpoint URL."),
+    api_key_env: Optional[str] = typer.Option(None, "--api-key-env", help="openai: models: NAME of the environment "
+                                                                          "variable holding the API key."),
+    timeout: float = typer.Option(60.0, "--timeout", help="openai: models: seconds per request."),
+    max_retries: int = typer.Option(5, "--max-retries", help="openai: models: retries per request (answers are cached, "
+                                                             "so a failed study resumes where it stopped)."),
+    force: bool = typer.Option(False, "--force", help="Replace the results of a finished run in --out."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Verbatim extraction: greedy k-extractability, Pythia score and probabilistic extraction (or --prompted)."""
+    from rote.core.runs import RunFolder, progress_bar, read_json
+    from rote.llm.corpus import load_texts
+    from rote.llm.extraction import extract, prompted_extraction
+    from rote.report.llm import save_extraction, save_prompted
+
+    ks = _ints(prefix_tokens, "--prefix-tokens")
+    ns = _ints(n_samples, "--n-samples")
+    run = RunFolder(out, force=force, inputs=[data])
+    texts = load_texts(data, field=text_field, max_chars=max_chars)
+    if group is not None and group not in texts.columns:
+        raise ConfigError(f"--group {group!r}: {data} has no such field (fields: {', '.join(texts.columns)})")
+    backend = _open(model, device, cache_dir, base_url, api_key_env, timeout, max_retries)
+    tpl = [t.strip() for t in templates.split(",") if t.strip()]
+    options = {**_model_options(model, backend, base_url, api_key_env), "data": str(data), "prefix_tokens": ks,
+               "suffix_tokens": suffix_tokens, "prompted": prompted, "templates": tpl if prompted else None,
+               "max_new_tokens": max_new_tokens if prompted else None,
+               "strip_echo": strip_echo if prompted else None, "group": group, "text_field": text_field,
+               "max_chars": max_chars, "n_samples": ns, "batch_size": batch_size, "n_boot": n_boot, "top": top,
+               "device": device, "timeout": timeout, "max_retries": max_retries}
+    if prompted or not backend.supports_token_ids:
+        n_jobs = len(texts) * len(ks) * len(tpl)
+        with progress_bar(n_jobs, "prompting", quiet=quiet) as advance:
+            result = prompted_extraction(backend, texts, prefix_tokens=ks, templates=tpl, max_new_tokens=max_new_tokens,
+                                         group=group, strip_echo=strip_echo, seed=seed, batch_size=batch_size,
+                                         progress=advance)
+        config = run.write_config("rote llm extract", options, inputs={"data": data}, seed=seed)
+        paths = save_prompted(result, run, config=read_json(config), top=top)
+    else:
+        with progress_bar(len(texts) * len(ks), "extracting", quiet=quiet) as advance:
+            result = extract(backend, texts, prefix_tokens=ks, suffix_tokens=suffix_tokens, n_samples=ns, group=group,
+                             batch_size=batch_size, n_boot=n_boot, seed=seed, progress=advance)
+        config = run.write_config("rote llm extract", options, inputs={"data": data}, seed=seed)
+        paths = save_extraction(result, run, config=read_json(config), top=top)
+    print(result.summary())
+    print(f"report: {paths['report']}")
+
+
+@app.command("membership")
+def membership_cmd(
+    model: str = typer.Option(..., "--model", help=MODEL_HELP),
+    members: Path = typer.Option(..., "--members", help="Texts believed to be in the training data (.jsonl/.txt)."),
+    nonmembers: Path = typer.Option(..., "--nonmembers", help="Texts known not to be (e.g. written after training)."),
+    out: Path = typer.Option(..., "--out", help="Run folder."),
+    reference_model: Optional[str] = typer.Option(None, "--reference-model",
+                                                  help="Reference model with the same tokenizer (reference attack)."),
+    k: float = typer.Option(0.2, "--k", help="Fraction of lowest-probability tokens for min-k%% and min-k%%++."),
+    fprs: str = typer.Option("0.001,0.01,0.1", "--fprs", help="False positive rates for TPR at low FPR."),
+    text_field: str = typer.Option("text", "--text-field", help="JSONL field holding the text."),
+    max_chars: int = typer.Option(100_000, "--max-chars", help="Longest accepted text in characters."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Texts per scoring batch."),
+    n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap replicates for intervals."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache of converted models."),
+    force: bool = typer.Option(False, "--force", help="Replace the results of a finished run in --out."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Membership inference on texts: loss, zlib, min-k%, min-k%++ and reference attacks with AUC and TPR at low FPR."""
+    from rote.core.runs import RunFolder, progress_bar, read_json
+    from rote.llm.corpus import load_texts
+    from rote.llm.membership import membership_inference
+    from rote.report.llm import save_membership
+
+    fpr_list = _floats(fprs, "--fprs")
+    run = RunFolder(out, force=force, inputs=[members, nonmembers])
+    mem = load_texts(members, field=text_field, max_chars=max_chars)
+    non = load_texts(nonmembers, field=text_field, max_chars=max_chars)
+    backend = _open(model, device, cache_dir, None, None)
+    ref = _open(reference_model, device, cache_dir, None, None) if reference_model else None
+    if ref is not None:
+        from rote.llm.membership import check_same_tokenizer
+
+        check_same_tokenizer(backend, ref)
+    options = {**_model_options(model, backend, None, None), "reference_model": reference_model,
+               "reference_info": None if ref is None else ref.describe(), "members": str(members),
+               "nonmembers": str(nonmembers), "k": k, "fprs": fpr_list, "text_field": text_field,
+               "max_chars": max_chars, "batch_size": batch_size, "n_boot": n_boot, "device": device}
+    with progress_bar(len(mem) + len(non), "scoring texts", quiet=quiet) as advance:
+        result = membership_inference(backend, mem, non, reference=ref, k=k, fprs=fpr_list, n_boot=n_boot, seed=seed,
+                                      batch_size=batch_size, progress=advance)
+    config = run.write_config("rote llm membership", options, inputs={"members": members, "nonmembers": nonmembers},
+                              seed=seed)
+    paths = save_membership(result, run, config=read_json(config))
+    print(result.summary())
+    print(f"report: {paths['report']}")
+
+
+@app.command("train-tiny")
+def train_tiny_cmd(
+    out: Path = typer.Option(..., "--out", help="Run folder: model.pt, checkpoints/, canaries.jsonl, results, report."),
+    corpus: str = typer.Option("kjv", "--corpus", help="'kjv' (Debian's bible-kjv package) or a .jsonl/.txt file."),
+    canaries: str = typer.Option("1,10,100", "--canaries", help="Repeat counts of the planted canaries."),
+    per_count: int = typer.Option(10, "--per-count", help="Canaries per repeat count (and unseen ones)."),
+    max_texts: int = typer.Option(2000, "--max-texts", help="Use the first N corpus texts (KJV: verses); 0 = all."),
+    steps: int = typer.Option(1000, "--steps", help="Optimizer steps."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Windows per step."),
+    block_size: int = typer.Option(128, "--block-size", help="Context length in bytes."),
+    layers: int = typer.Option(2, "--layers", help="Transformer layers."),
+    d_model: int = typer.Option(128, "--d-model", help="Width (embedding size)."),
+    heads: int = typer.Option(4, "--heads", help="Attention heads."),
+    lr: float = typer.Option(3e-3, "--lr", help="Peak learning rate."),
+    prefix_tokens: str = typer.Option("10,25,50", "--prefix-tokens", help="Prefix lengths (bytes) for extraction."),
+    suffix_tokens: int = typer.Option(50, "--suffix-tokens", help="Suffix length (bytes) for extraction."),
+    n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap replicates for intervals."),
+    seed: int = typer.Option(0, "--seed", help="Seed of canaries, data order, initialization and bootstrap."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    force: bool = typer.Option(False, "--force", help="Replace the results of a finished run in --out."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Train rote's tiny GPT on a corpus with planted canaries, then measure their extraction and membership."""
+    from rote.core.runs import RunFolder, read_json, seed_everything
+    from rote.llm.corpus import load_kjv, load_texts, parse_repeats, plant_canaries, write_texts
+    from rote.llm.results import evaluate_canaries
+    from rote.llm.tinygpt import TinyGPTBackend, TinyGPTConfig, load_model, train_tiny_gpt
+    from rote.report.llm import save_canary_study
+
+    repeats = parse_repeats(canaries)
+    ks = _ints(prefix_tokens, "--prefix-tokens")
+    if max_texts < 0:
+        raise ConfigError(f"--max-texts must be >= 0, got {max_texts}")
+    corpus_path = None if corpus == "kjv" else Path(corpus)
+    run = RunFolder(out, force=force, inputs=[corpus_path] if corpus_path else [])
+    seed_everything(seed)
+    base = load_kjv() if corpus_path is None else load_texts(corpus_path)
+    texts = base["text"].astype(str).tolist()
+    texts = texts[:max_texts] if max_texts else texts
+    planted = plant_canaries(texts, repeats=repeats, per_count=per_count, seed=seed)
+    write_texts(run.file("canaries.jsonl"), planted.canaries["text"].tolist(), ids=planted.canaries["id"].tolist(),
+                extra={"repeats": planted.canaries["repeats"].tolist(), "member": planted.canaries["member"].tolist()})
+    cfg = TinyGPTConfig(block_size=block_size, n_layer=layers, n_head=heads, n_embd=d_model)
+    trained = train_tiny_gpt(planted.texts, cfg, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
+                             out_dir=run.path, device=device, progress=not quiet)
+    backend = TinyGPTBackend(load_model(run.path / "model.pt", device), name=f"tinygpt:{run.path.name}",
+                             device=device)
+    study = evaluate_canaries(backend, planted.canaries, prefix_tokens=ks, suffix_tokens=suffix_tokens,
+                              n_boot=n_boot, seed=seed)
+    train = {"n_params": trained.n_params, "steps": trained.steps, "final_loss": trained.final_loss,
+             "n_tokens": trained.n_tokens, "seconds": round(trained.seconds, 1), "resumed_from": trained.resumed_from,
+             "n_corpus_texts": len(texts), "repeats": list(repeats), "per_count": per_count}
+    options = {"corpus": corpus, "canaries": list(repeats), "per_count": per_count, "max_texts": max_texts,
+               "steps": steps, "batch_size": batch_size, "block_size": block_size, "layers": layers,
+               "d_model": d_model, "heads": heads, "lr": lr, "prefix_tokens": ks, "suffix_tokens": suffix_tokens,
+               "n_boot": n_boot, "device": device}
+    config = run.write_config("rote llm train-tiny", options,
+                              inputs={"corpus": corpus_path} if corpus_path else None, seed=seed)
+    paths = save_canary_study(study, run, train=train, config=read_json(config))
+    print(f"trained {trained.n_params:,} parameters for {trained.steps:,} steps in {trained.seconds:.0f} s "
+          f"(final loss {trained.final_loss:.3f} nats/byte)")
+    print(study.summary())
+    print(f"model: tiny:{run.path}")
+    print(f"report: {paths['report']}")
+
+
+@app.command("sample-texts")
+def sample_texts_cmd(
+    out: Path = typer.Option(..., "--out", help="JSONL file to write (id, text, set, kind)."),
+    famous: bool = typer.Option(True, "--famous/--no-famous", help="Include the shipped famous public-domain texts."),
+    fresh: int = typer.Option(24, "--fresh", help="Number of fresh texts (templates with invented 2026+ facts)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the fresh texts."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing file."),
+) -> None:
+    """Write famous public-domain passages (set "famous") and fresh template texts (set "fresh") as JSONL.
+
+    The fresh texts carry invented names, towns and 2026+ dates, so no pretrained model has seen them: non-members
+    for `rote llm membership`, or a comparison group for `rote llm extract --group set`.
+    """
+    from rote.llm.corpus import famous_texts, fresh_texts, write_texts
+
+    if out.exists() and not force:
+        raise ConfigError(f"--out {out}: exists; choose another path or pass --force")
+    ids, texts, sets, kinds = [], [], [], []
+    if famous:
+        f = famous_texts()
+        ids += f["id"].tolist()
+        texts += f["text"].tolist()
+        sets += ["famous"] * len(f)
+        kinds += f["kind"].tolist()
+    new = fresh_texts(fresh, seed=seed)
+    ids += [f"fresh-{i:03d}" for i in range(len(new))]
+    texts += new
+    sets += ["fresh"] * len(new)
+    kinds += ["fresh"] * len(new)
+    if not texts:
+        raise ConfigError("nothing to write: pass --famous or --fresh N with N > 0")
+    write_texts(out, texts, ids=ids, extra={"set": sets, "kind": kinds})
+    print(f"{len(texts)} texts ({sets.count('famous')} famous, {sets.count('fresh')} fresh): {out}")

@@ -1,0 +1,98 @@
+"""Text membership inference: per-text scores against direct computations, AUC against scikit-learn, and errors."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from rote.core.errors import ConfigError
+from rote.llm.membership import ATTACKS, check_same_tokenizer, membership_inference, membership_scores
+
+from .conftest import NGramBackend
+
+MEMBERS = [
+    "Four score and seven years ago our fathers brought forth on this continent a new nation.",
+    "We the People of the United States, in Order to form a more perfect Union, establish Justice.",
+    "In the beginning God created the heaven and the earth. And the earth was without form.",
+    "Call me Ishmael. Some time back, never mind how long precisely, having little money.",
+]
+NONMEMBERS = [
+    "On 12 May 2027 the council of Velmora voted to build a glass footbridge by the harbour.",
+    "Quilla Rasmussen won the Saltmere marathon in two hours and nineteen minutes last spring.",
+    "Scientists in Tyrwick found that a heat-pump network cut energy use by a third in a year.",
+]
+
+
+def test_scores_match_a_direct_computation():
+    b = NGramBackend(MEMBERS, order=8, lam=0.05)
+    texts = MEMBERS[:2] + NONMEMBERS[:1]
+    s = membership_scores(b, texts, k=0.25)
+    assert list(s.columns) == ["n_tokens", "truncated", *ATTACKS[:4]]
+    for i, text in enumerate(texts):
+        ids = [ord(c) for c in text]
+        # log p(x_t | x_<t) straight from the fake model's distribution (the first character is not scored)
+        lp = np.array([np.log(b.dist(ids[:t])[ids[t]]) for t in range(1, len(ids))])
+        assert s["n_tokens"][i] == len(text) - 1
+        assert s["loss"][i] == pytest.approx(lp.mean())
+        assert s["zlib"][i] == pytest.approx(lp.mean() / len(zlib.compress(text.encode())))
+        m = int(len(lp) * 0.25)
+        assert s["min_k"][i] == pytest.approx(np.sort(lp)[:m].mean())
+        # min-k%++: standardize by the mean and std of log p(z) under the next-token distribution
+        z = []
+        for t in range(1, len(ids)):
+            p = b.dist(ids[:t])
+            mu = (p * np.log(p)).sum()
+            sd = np.sqrt((p * np.log(p) ** 2).sum() - mu**2)
+            z.append((np.log(p[ids[t]]) - mu) / sd)
+        assert s["min_k_plus_plus"][i] == pytest.approx(np.sort(z)[:m].mean())
+
+
+def test_members_of_a_copying_model_are_separated_and_auc_matches_sklearn():
+    b = NGramBackend(MEMBERS, order=10, lam=0.05)
+    res = membership_inference(b, MEMBERS, NONMEMBERS, n_boot=200, seed=3)
+    assert res.n_members == 4 and res.n_nonmembers == 3 and res.attacks == list(ATTACKS[:4])
+    y = res.rows["member"].to_numpy()
+    for a in res.attacks:
+        assert res.metrics[a]["auc"] == pytest.approx(roc_auc_score(y, res.rows[a]))
+        iv = res.metrics[a]["auc_interval"]
+        assert iv["low"] <= res.metrics[a]["auc"] <= iv["high"]
+    assert res.metrics["loss"]["auc"] == 1.0  # memorized texts have near-zero loss, fresh ones do not
+    assert res.rows["id"].tolist()[:2] == ["member-0", "member-1"]
+    again = membership_inference(b, MEMBERS, NONMEMBERS, n_boot=200, seed=3)
+    assert again.metrics == res.metrics  # same seed, same intervals
+
+
+def test_reference_attack_and_tokenizer_mismatch():
+    target = NGramBackend(MEMBERS, order=10, lam=0.05)
+    ref = NGramBackend(MEMBERS[:1] + NONMEMBERS, order=3, lam=0.05, name="ref")
+    res = membership_inference(target, MEMBERS, NONMEMBERS, reference=ref, n_boot=0)
+    assert "reference" in res.attacks and res.reference_model == "ref"
+    direct = membership_scores(target, MEMBERS)["loss"] - membership_scores(ref, MEMBERS)["loss"]
+    assert np.allclose(res.rows["reference"][:4], direct)
+    other = NGramBackend(MEMBERS, name="other", fingerprint="bpe-50k")
+    with pytest.raises(ConfigError, match="different tokenizer.*bpe-50k vs chars-256"):
+        check_same_tokenizer(target, other)
+    with pytest.raises(ConfigError, match="different tokenizer"):
+        membership_inference(target, MEMBERS, NONMEMBERS, reference=other)
+
+
+def test_bad_membership_inputs():
+    b = NGramBackend(MEMBERS)
+    with pytest.raises(ConfigError, match="text 1 .* fewer than two tokens"):
+        membership_scores(b, ["fine text", "x"])
+    with pytest.raises(ConfigError, match="no nonmember texts"):
+        membership_inference(b, MEMBERS, [])
+    with pytest.raises(ConfigError, match="k .* must be in"):
+        membership_scores(b, MEMBERS, k=0)
+    b.supports_logprobs = False
+    with pytest.raises(ConfigError, match="needs token log-probabilities"):
+        membership_scores(b, MEMBERS)
+
+
+def test_long_texts_are_cut_to_the_context():
+    b = NGramBackend(MEMBERS, max_length=20)
+    s = membership_scores(b, [MEMBERS[0], "short text"])
+    assert s["truncated"].tolist() == [True, False] and s["n_tokens"].tolist() == [19, 9]
