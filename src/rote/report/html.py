@@ -61,6 +61,9 @@ td.missing { color: #8c959f; font-style: italic; }
 td.diff { background: #ffe2b8; font-weight: 600; }
 .note { color: #57606a; font-size: 0.88rem; }
 figure { margin: 0.8rem 0 1.4rem; }
+.span-block { margin: 0.3rem 0 1rem; padding: 0.6rem 0.7rem; background: #fff; border: 1px solid #e4e7eb;
+  white-space: pre-wrap; font: 0.85rem/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+.span-block mark { background: #ffd38a; }
 figure img { max-width: 100%; height: auto; border: 1px solid #e4e7eb; background: #fff; }
 figcaption { color: #57606a; font-size: 0.9rem; margin-top: 0.3rem; }
 details { margin: 1rem 0; border: 1px solid #d0d7de; border-radius: 4px; background: #fff; }
@@ -166,6 +169,14 @@ class Report:
         """A paragraph of plain text (escaped); `note=True` sets it in smaller, muted type."""
         cls = " class=\"note\"" if note else ""
         self._blocks.append(f"<p{cls}>{escape(text)}</p>")
+
+    def add_marked_text(self, label: str, text: str, start: int, length: int) -> None:
+        """`text` in a monospace block under `label`, characters [start, start + length) highlighted (a copied
+        span, a matched row); everything escaped."""
+        start = max(0, min(int(start), len(text)))
+        end = max(start, min(start + int(length), len(text)))
+        body = f"{escape(text[:start])}<mark>{escape(text[start:end])}</mark>{escape(text[end:])}"
+        self._blocks.append(f"<p class=\"note\">{escape(label)}</p><div class=\"span-block\">{body}</div>")
 
     def add_table(self, frame: pd.DataFrame, caption: str = "", max_rows: int = 50,
                   highlight: Mapping[int, set[str]] | None = None, *, digits: int | None = 6) -> None:

@@ -19,24 +19,8 @@ from matplotlib.ticker import NullLocator
 
 from rote.report.plots import COLOR_KEPT, COLOR_MEMORIZED, figure_to_png, new_figure
 
-_MARK_CSS = ("<style>.span-block { margin: 0.3rem 0 1rem; padding: 0.6rem 0.7rem; background: #fff; border: 1px "
-             "solid #e4e7eb; white-space: pre-wrap; font: 0.85rem/1.45 ui-monospace, SFMono-Regular, Menlo, "
-             "Consolas, monospace; } .span-block mark { background: #ffd38a; }</style>")
-
-
 class LLMReport(Report):
-    """`Report` plus blocks of generated text with the copied span highlighted (<mark>), all text escaped."""
-
-    def __init__(self, title: str, subtitle: str = "") -> None:
-        super().__init__(title, subtitle)
-        self._blocks.append(_MARK_CSS)
-
-    def add_marked_text(self, label: str, text: str, start: int, length: int) -> None:
-        """`text` in a monospace block with characters [start, start + length) highlighted, under `label`."""
-        start = max(0, min(int(start), len(text)))
-        end = max(start, min(start + int(length), len(text)))
-        body = f"{escape(text[:start])}<mark>{escape(text[start:end])}</mark>{escape(text[end:])}"
-        self._blocks.append(f"<p class=\"note\">{escape(label)}</p><div class=\"span-block\">{body}</div>")
+    """The LLM reports: a plain `Report` (highlighted spans come from `Report.add_marked_text`)."""
 
 
 def _pct(x: float) -> str:
