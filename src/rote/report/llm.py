@@ -14,7 +14,7 @@ import pandas as pd
 
 from rote.core.privacy import roc_curve
 from rote.core.runs import RunFolder
-from rote.report.html import Report, escape
+from rote.report.html import Report
 from matplotlib.ticker import NullLocator
 
 from rote.report.plots import COLOR_KEPT, COLOR_MEMORIZED, figure_to_png, new_figure
