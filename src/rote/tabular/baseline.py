@@ -6,6 +6,10 @@ rows only by chance; planting known copies then gives an audit with ground truth
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -25,13 +29,20 @@ class IndependentColumnSampler:
     def __init__(self, numeric: str = "empirical", seed: int = 0) -> None:
         self.numeric, self.seed = numeric, seed
 
-    def fit(self, table: pd.DataFrame, schema: TableSchema) -> "IndependentColumnSampler":
+    def fit(self, table: pd.DataFrame, schema: TableSchema, *, callbacks: Sequence[Any] = (),
+            checkpoint_dir: str | Path | None = None, checkpoint_every: int | None = None, resume: bool = True,
+            progress: Any = True) -> "IndependentColumnSampler":
+        """Learn the per-column distributions. The keyword options exist so that this baseline drops in wherever
+        a `rote.tabular.models.TabularGenerator` is used; it has no training epochs, so callbacks are never called
+        and nothing is checkpointed (`history_` stays empty)."""
         if self.numeric not in ("empirical", "gaussian"):
             raise ConfigError(f"numeric must be 'empirical' or 'gaussian', got {self.numeric!r}")
         validate_table(table, schema, name=table.attrs.get("source", "train"))  # rejects what the audit would
         self.schema_ = schema
         self.columns_ = [c for c in table.columns if c in set(schema.columns)]  # the table's own order
         self.table_ = table[self.columns_].reset_index(drop=True).copy()
+        self.history_: list[dict] = []
+        self.n_epochs_trained_ = 0
         return self
 
     def sample(self, n: int, seed: int | None = None) -> pd.DataFrame:

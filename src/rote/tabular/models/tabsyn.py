@@ -1,0 +1,346 @@
+"""TabSyn (Zhang et al., ICLR 2024): a column-tokenizing VAE, then EDM diffusion in its latent space.
+
+Phase 1 (VAE, `vae_epochs`): each column becomes a d_token-dimensional token (numeric: x_j w_j + b_j on the
+quantile-normalized value; categorical: an embedding row plus a column bias). A small transformer encodes the
+tokens into per-token means and log-variances; a transformer decoder maps a latent sample back, and per-column
+heads reconstruct the numeric value (MSE) and the category (cross-entropy). The KL weight beta starts at
+max_beta and is multiplied by beta_decay whenever the loss has not improved for `beta_patience` epochs, down to
+min_beta (the TabSyn code's schedule).
+
+Phase 2 (diffusion, `epochs`): the encoder means of the training rows, flattened to (n, F * d_token), centred and
+halved, are the data of an EDM model (Karras et al. 2022): preconditioned MLP denoiser, ln sigma ~ N(-1.2, 1.2)
+during training, and the stochastic Heun sampler on the Karras sigma schedule (50 steps, S_churn = 1) to sample.
+Decoding a sampled latent gives the table.
+
+Epochs are numbered through both phases: epochs 1..vae_epochs train the VAE, the rest the diffusion model
+(`history_` entries carry "phase"). A callback that asks to stop during the VAE phase ends that phase early.
+Differences from the TabSyn code: no [CLS] token (TabSyn drops its latent anyway); the mean/log-variance
+encoders share nothing, as in TabSyn.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rote.tabular.models.base import TabularGenerator
+from rote.tabular.models.preprocess import TableCodec
+from rote.tabular.models.tabddpm import NEG, timestep_embedding
+
+SIGMA_DATA = 0.5
+P_MEAN, P_STD = -1.2, 1.2
+
+
+class Tokenizer(nn.Module):
+    """x_num (B, n_num) floats and x_cat (B, C) codes -> tokens (B, n_num + C, d)."""
+
+    def __init__(self, n_num: int, n_classes: list[int], d: int) -> None:
+        super().__init__()
+        self.n_num = n_num
+        self.w_num = nn.Parameter(torch.randn(n_num, d) / math.sqrt(d))
+        self.b_num = nn.Parameter(torch.zeros(n_num, d))
+        self.embed = nn.Embedding(max(1, sum(n_classes)), d)
+        self.b_cat = nn.Parameter(torch.zeros(len(n_classes), d))
+        self.register_buffer("offsets", torch.as_tensor(np.concatenate([[0], np.cumsum(n_classes)[:-1]])
+                                                        if n_classes else np.zeros(0), dtype=torch.long))
+
+    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        num = x_num[:, :, None] * self.w_num + self.b_num  # (B, n_num, d)
+        cat = self.embed(x_cat + self.offsets) + self.b_cat  # (B, C, d)
+        return torch.cat([num, cat], dim=1)
+
+
+class Reconstructor(nn.Module):
+    """Decoded tokens (B, n_num + C, d) -> numeric values (B, n_num) and padded logits (B, C, K_max)."""
+
+    def __init__(self, n_num: int, n_classes: list[int], d: int) -> None:
+        super().__init__()
+        self.n_num = n_num
+        k_max = max(n_classes, default=1)
+        self.w_num = nn.Parameter(torch.randn(n_num, d) / math.sqrt(d))
+        self.b_num_out = nn.Parameter(torch.zeros(n_num))
+        self.w_cat = nn.Parameter(torch.randn(len(n_classes), d, k_max) / math.sqrt(d))
+        self.b_cat_out = nn.Parameter(torch.zeros(len(n_classes), k_max))
+        k = torch.arange(k_max)
+        valid = k[None, :] < torch.as_tensor(n_classes, dtype=torch.long).reshape(-1, 1)
+        self.register_buffer("pad_bias", torch.where(valid, 0.0, NEG).float())
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        num = (h[:, : self.n_num] * self.w_num).sum(-1) + self.b_num_out  # (B, n_num)
+        logits = torch.einsum("bcd,cdk->bck", h[:, self.n_num:], self.w_cat) + self.b_cat_out + self.pad_bias
+        return num, logits  # logits (B, C, K_max), padding at NEG
+
+
+def _transformer(d: int, n_layers: int, n_heads: int, factor: int) -> nn.TransformerEncoder:
+    layer = nn.TransformerEncoderLayer(d, n_heads, dim_feedforward=d * factor, dropout=0.0, batch_first=True)
+    return nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+
+
+class TabularVAE(nn.Module):
+    """Tokenizer -> (mu, logvar) transformers -> z -> decoder transformer -> reconstructor."""
+
+    def __init__(self, n_num: int, n_classes: list[int], d_token: int = 4, n_layers: int = 2, n_heads: int = 1,
+                 factor: int = 32) -> None:
+        super().__init__()
+        self.tokenizer = Tokenizer(n_num, n_classes, d_token)
+        self.encoder_mu = _transformer(d_token, n_layers, n_heads, factor)
+        self.encoder_logvar = _transformer(d_token, n_layers, n_heads, factor)
+        self.decoder = _transformer(d_token, n_layers, n_heads, factor)
+        self.reconstructor = Reconstructor(n_num, n_classes, d_token)
+
+    def encode(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = self.tokenizer(x_num, x_cat)  # (B, F, d)
+        return self.encoder_mu(tokens), self.encoder_logvar(tokens)
+
+    def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.reconstructor(self.decoder(z))
+
+
+class EDMDenoiser(nn.Module):
+    """TabSyn's MLPDiffusion with EDM preconditioning: D(x, sigma) = c_skip x + c_out F(c_in x, ln(sigma)/4).
+
+    x (B, D), sigma (B,) -> (B, D). F: proj(x) + time_mlp(emb), then SiLU MLP dim_t -> 2 dim_t -> 2 dim_t -> dim_t -> D.
+    """
+
+    def __init__(self, dim: int, dim_t: int = 1024) -> None:
+        super().__init__()
+        self.dim_t = dim_t
+        self.proj = nn.Linear(dim, dim_t)
+        self.time_mlp = nn.Sequential(nn.Linear(dim_t, dim_t), nn.SiLU(), nn.Linear(dim_t, dim_t))
+        self.mlp = nn.Sequential(nn.Linear(dim_t, 2 * dim_t), nn.SiLU(), nn.Linear(2 * dim_t, 2 * dim_t), nn.SiLU(),
+                                 nn.Linear(2 * dim_t, dim_t), nn.SiLU(), nn.Linear(dim_t, dim))
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        s = sigma.reshape(-1, 1)
+        c_skip = SIGMA_DATA**2 / (s**2 + SIGMA_DATA**2)
+        c_out = s * SIGMA_DATA / (s**2 + SIGMA_DATA**2).sqrt()
+        c_in = 1.0 / (SIGMA_DATA**2 + s**2).sqrt()
+        c_noise = sigma.log() / 4
+        emb = self.time_mlp(timestep_embedding(c_noise, self.dim_t))
+        f = self.mlp(self.proj(c_in * x) + emb)
+        return c_skip * x + c_out * f
+
+
+def edm_loss(denoiser: nn.Module, y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """EDM training loss of a batch y (B, D): lambda(sigma) |D(y + sigma n, sigma) - y|^2, averaged."""
+    sigma = (torch.randn(y.shape[0], generator=gen, device=y.device) * P_STD + P_MEAN).exp()
+    weight = (sigma**2 + SIGMA_DATA**2) / (sigma * SIGMA_DATA) ** 2
+    noisy = y + torch.randn(y.shape, generator=gen, device=y.device) * sigma[:, None]
+    return (weight[:, None] * (denoiser(noisy, sigma) - y) ** 2).mean()
+
+
+def karras_sigmas(steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0) -> torch.Tensor:
+    """(steps + 1,) the Karras et al. schedule from sigma_max down to sigma_min, then 0."""
+    i = torch.arange(steps, dtype=torch.float64)
+    s = (sigma_max ** (1 / rho) + i / max(steps - 1, 1) * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
+    return torch.cat([s, torch.zeros(1, dtype=torch.float64)])
+
+
+@torch.no_grad()
+def edm_sample(denoiser: nn.Module, n: int, dim: int, gen: torch.Generator, steps: int = 50, s_churn: float = 1.0,
+               s_noise: float = 1.0, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Stochastic Heun sampler (EDM Algorithm 2, S_min = 0, S_max = inf): (n, dim) samples."""
+    sigmas = karras_sigmas(steps).to(device)
+    x = torch.randn((n, dim), generator=gen, device=device, dtype=torch.float64) * sigmas[0]
+    gamma = min(s_churn / steps, math.sqrt(2) - 1)
+
+    def d_of(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        return denoiser(x.float(), s.float().expand(n)).double()
+
+    for i in range(steps):
+        s_cur, s_next = sigmas[i], sigmas[i + 1]
+        s_hat = s_cur * (1 + gamma)
+        x_hat = x + (s_hat**2 - s_cur**2).sqrt() * s_noise * torch.randn(x.shape, generator=gen, device=device,
+                                                                         dtype=torch.float64)
+        d = (x_hat - d_of(x_hat, s_hat)) / s_hat
+        x_next = x_hat + (s_next - s_hat) * d
+        if i < steps - 1:
+            d2 = (x_next - d_of(x_next, s_next)) / s_next
+            x_next = x_hat + (s_next - s_hat) * (0.5 * d + 0.5 * d2)
+        x = x_next
+    return x.float()
+
+
+class TabSyn(TabularGenerator):
+    """TabSyn generator. Presets: "small" (default, CPU) and "paper" (the TabCutMix code's TabSyn: d_token 4,
+    2 layers, 1 head, factor 32, batch 4096, 4000 VAE epochs, denoiser width 1024, 10,000 diffusion epochs).
+
+    Parameters left at None take the preset's value.
+    """
+
+    kind = "rote.tabular.TabSyn"
+    presets = {
+        "small": dict(vae_epochs=30, epochs=100, batch_size=256, vae_lr=1e-3, lr=1e-3, d_token=4, n_layers=2,
+                      n_heads=1, factor=32, max_beta=1e-2, min_beta=1e-5, beta_decay=0.7, beta_patience=10,
+                      dim_t=256, sample_steps=50, sample_batch_size=10_000),
+        "paper": dict(vae_epochs=4000, epochs=10_000, batch_size=4096, vae_lr=1e-3, lr=1e-3, d_token=4, n_layers=2,
+                      n_heads=1, factor=32, max_beta=1e-2, min_beta=1e-5, beta_decay=0.7, beta_patience=10,
+                      dim_t=1024, sample_steps=50, sample_batch_size=10_000),
+    }
+
+    def __init__(self, preset: str = "small", vae_epochs: int | None = None, epochs: int | None = None,
+                 batch_size: int | None = None, vae_lr: float | None = None, lr: float | None = None,
+                 d_token: int | None = None, n_layers: int | None = None, n_heads: int | None = None,
+                 factor: int | None = None, max_beta: float | None = None, min_beta: float | None = None,
+                 beta_decay: float | None = None, beta_patience: int | None = None, dim_t: int | None = None,
+                 sample_steps: int | None = None, sample_batch_size: int | None = None, seed: int = 0,
+                 device: str = "cpu") -> None:
+        self.preset, self.vae_epochs, self.epochs, self.batch_size = preset, vae_epochs, epochs, batch_size
+        self.vae_lr, self.lr, self.d_token, self.n_layers, self.n_heads = vae_lr, lr, d_token, n_layers, n_heads
+        self.factor, self.max_beta, self.min_beta, self.beta_decay = factor, max_beta, min_beta, beta_decay
+        self.beta_patience, self.dim_t, self.sample_steps = beta_patience, dim_t, sample_steps
+        self.sample_batch_size, self.seed, self.device = sample_batch_size, seed, device
+
+    # ------------------------------------------------------------------ structure
+    def _total_epochs(self, cfg: dict[str, Any], n_rows: int) -> int:
+        vae = getattr(self, "vae_epochs_run_", None)
+        return (int(cfg["vae_epochs"]) if vae is None else vae) + int(cfg["epochs"])
+
+    def _build(self, cfg: dict[str, Any], codec: TableCodec, n_rows: int, device: torch.device) -> None:
+        self.cfg_ = cfg
+        self.n_rows_ = n_rows
+        self.device_ = device
+        n_num, n_classes = len(codec.numeric), codec.n_classes
+        self.latent_dim_ = (n_num + len(n_classes)) * int(cfg["d_token"])
+        with torch.random.fork_rng(devices=[]):  # weights from the seed; the global RNG is left as it was
+            torch.manual_seed(int(cfg["seed"]))
+            self.vae_ = TabularVAE(n_num, n_classes, int(cfg["d_token"]), int(cfg["n_layers"]), int(cfg["n_heads"]),
+                                   int(cfg["factor"])).to(device)
+            self.denoiser_ = EDMDenoiser(self.latent_dim_, int(cfg["dim_t"])).to(device)
+        self.vae_opt_ = torch.optim.Adam(self.vae_.parameters(), lr=float(cfg["vae_lr"]))
+        self.vae_sched_ = torch.optim.lr_scheduler.ReduceLROnPlateau(self.vae_opt_, factor=0.95, patience=10)
+        self.opt_ = torch.optim.Adam(self.denoiser_.parameters(), lr=float(cfg["lr"]))
+        self.sched_ = torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt_, factor=0.9, patience=20)
+        self.vae_epochs_run_ = None  # set when the VAE phase ends
+        self.beta_, self.best_vae_loss_, self.beta_wait_ = float(cfg["max_beta"]), math.inf, 0
+        self.latent_mean_: torch.Tensor | None = None
+        self._latents: torch.Tensor | None = None
+
+    def _modules(self) -> dict[str, nn.Module]:
+        return {"vae": self.vae_, "denoiser": self.denoiser_}
+
+    def _optimizers(self) -> dict[str, Any]:
+        return {"vae_opt": self.vae_opt_, "vae_sched": self.vae_sched_, "opt": self.opt_, "sched": self.sched_}
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"n_rows": int(self.n_rows_), "vae_epochs_run": self.vae_epochs_run_, "beta": float(self.beta_),
+                "best_vae_loss": float(self.best_vae_loss_), "beta_wait": int(self.beta_wait_),
+                "latent_mean": self.latent_mean_}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        self.vae_epochs_run_ = state["vae_epochs_run"]
+        self.beta_, self.best_vae_loss_, self.beta_wait_ = state["beta"], state["best_vae_loss"], state["beta_wait"]
+        mean = state["latent_mean"]
+        self.latent_mean_ = None if mean is None else mean.to(self.device_)
+        self._latents = None
+
+    @property
+    def _sampling_epoch_offset(self) -> int:
+        """Epochs before the diffusion phase (MemorizationHook counts its period in diffusion epochs)."""
+        return int(self.cfg_["vae_epochs"]) if self.vae_epochs_run_ is None else int(self.vae_epochs_run_)
+
+    def ready_to_sample(self) -> bool:
+        return hasattr(self, "codec_") and self.latent_mean_ is not None and \
+            self.n_epochs_trained_ > self._sampling_epoch_offset
+
+    def _in_vae_phase(self, epoch: int) -> bool:
+        return self.vae_epochs_run_ is None and epoch <= int(self.cfg_["vae_epochs"])
+
+    def _on_stop(self, epoch: int) -> bool:
+        if self._in_vae_phase(epoch):
+            self._end_vae_phase(epoch)
+            return False
+        return True
+
+    def _end_vae_phase(self, epoch: int) -> None:
+        self.vae_epochs_run_ = epoch
+        self._last_epoch = self._total_epochs(self.cfg_, self.n_rows_)
+
+    # ------------------------------------------------------------------ training
+    def _batches(self, n: int, gen: torch.Generator) -> list[torch.Tensor]:
+        order = torch.randperm(n, generator=gen, device=self.device_)
+        bs = int(self.cfg_["batch_size"])
+        return [order[s:s + bs] for s in range(0, n, bs)]
+
+    def _train_epoch(self, epoch: int, x_num: torch.Tensor, x_cat: torch.Tensor, gen: torch.Generator) -> dict:
+        if self._in_vae_phase(epoch):
+            logs = self._vae_epoch(x_num, x_cat, gen)
+            if epoch == int(self.cfg_["vae_epochs"]):
+                self.vae_epochs_run_ = epoch
+            return logs
+        return self._diffusion_epoch(x_num, x_cat, gen)
+
+    def _vae_epoch(self, x_num: torch.Tensor, x_cat: torch.Tensor, gen: torch.Generator) -> dict:
+        self.vae_.train()
+        n = x_num.shape[0]
+        sums = torch.zeros(4, device=self.device_)
+        for idx in self._batches(n, gen):
+            xn, xc = x_num[idx], x_cat[idx]
+            mu, logvar = self.vae_.encode(xn, xc)
+            z = mu + torch.randn(mu.shape, generator=gen, device=mu.device) * (0.5 * logvar).exp()
+            rec_num, logits = self.vae_.decode(z)
+            mse = F.mse_loss(rec_num, xn) if xn.shape[1] else torch.zeros((), device=mu.device)
+            ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), xc.reshape(-1)) if xc.shape[1] \
+                else torch.zeros((), device=mu.device)  # mean over rows and columns
+            kl = -0.5 * (1 + logvar - mu**2 - logvar.exp()).mean()
+            loss = mse + ce + self.beta_ * kl
+            self.vae_opt_.zero_grad(set_to_none=True)
+            loss.backward()
+            self.vae_opt_.step()
+            sums += torch.stack([loss.detach(), mse.detach(), ce.detach(), kl.detach()]) * len(idx)
+        loss, mse, ce, kl = (sums / n).tolist()
+        beta = self.beta_
+        self.vae_sched_.step(loss)
+        # TabSyn's KL schedule: shrink beta when the loss stalls
+        if loss < self.best_vae_loss_:
+            self.best_vae_loss_, self.beta_wait_ = loss, 0
+        else:
+            self.beta_wait_ += 1
+            if self.beta_wait_ >= int(self.cfg_["beta_patience"]):
+                self.beta_ = max(self.beta_ * float(self.cfg_["beta_decay"]), float(self.cfg_["min_beta"]))
+                self.beta_wait_ = 0
+        return {"phase": "vae", "loss": loss, "mse": mse, "ce": ce, "kl": kl, "beta": beta,
+                "lr": self.vae_opt_.param_groups[0]["lr"]}
+
+    @torch.no_grad()
+    def encode_latents(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        """(n, F * d_token) encoder means of encoded rows (eval mode), in batches."""
+        self.vae_.eval()
+        bs = int(self.cfg_["sample_batch_size"])
+        out = [self.vae_.encode(x_num[s:s + bs], x_cat[s:s + bs])[0].flatten(1) for s in range(0, len(x_num), bs)]
+        return torch.cat(out)
+
+    def _diffusion_epoch(self, x_num: torch.Tensor, x_cat: torch.Tensor, gen: torch.Generator) -> dict:
+        if self.vae_epochs_run_ is None:  # vae_epochs = 0
+            self.vae_epochs_run_ = 0
+        if self._latents is None:  # first diffusion epoch, or resumed: the latents are a function of the VAE
+            z = self.encode_latents(x_num, x_cat)
+            if self.latent_mean_ is None:
+                self.latent_mean_ = z.mean(0)
+            self._latents = (z - self.latent_mean_) / 2
+        self.denoiser_.train()
+        y = self._latents
+        total = torch.zeros((), device=self.device_)
+        for idx in self._batches(len(y), gen):
+            loss = edm_loss(self.denoiser_, y[idx], gen)
+            self.opt_.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt_.step()
+            total += loss.detach() * len(idx)
+        loss = float(total / len(y))
+        self.sched_.step(loss)
+        return {"phase": "diffusion", "loss": loss, "lr": self.opt_.param_groups[0]["lr"]}
+
+    # ------------------------------------------------------------------ sampling
+    def _sample_codes(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        z = edm_sample(self.denoiser_, n, self.latent_dim_, gen, steps=int(self.cfg_["sample_steps"]),
+                       device=self.device_)
+        z = z * 2 + self.latent_mean_
+        d = int(self.cfg_["d_token"])
+        rec_num, logits = self.vae_.decode(z.reshape(n, -1, d))
+        return rec_num, logits.argmax(-1)

@@ -1,0 +1,197 @@
+"""TabSyn (`rote.tabular.models.tabsyn`): EDM parts against closed forms, a simple table learned, the two-phase
+training loop (resume across phases, early stopping, memorization hook), checkpoints and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from rote.core.errors import ConfigError, DataError
+from rote.data import TableSchema
+from rote.tabular.models import EarlyStopping, MemorizationHook, TabDDPM, TabSyn
+from rote.tabular.models.tabsyn import SIGMA_DATA, EDMDenoiser, Reconstructor, edm_sample, karras_sigmas
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """These models are tiny: one thread is faster than two, and far faster when other processes hold the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+TINY = dict(batch_size=64, dim_t=16, factor=4, sample_steps=8)
+
+
+def toy_table(n: int = 240, seed: int = 0) -> tuple[pd.DataFrame, TableSchema]:
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({
+        "x": rng.normal(3.0, 2.0, n),
+        "k": rng.integers(0, 100, n),
+        "c": rng.choice(["a", "b", "c"], n, p=[0.2, 0.3, 0.5]),
+        "y": rng.choice(["no", "yes"], n),
+    })
+    return df, TableSchema(("x", "k"), ("c", "y"), target="y")
+
+
+def all_params(model: TabSyn) -> dict[str, torch.Tensor]:
+    return {f"{name}.{k}": v.clone() for name, m in model._modules().items() for k, v in m.state_dict().items()}
+
+
+# ---------------------------------------------------------------------------------------------- EDM pieces
+
+
+def test_karras_schedule():
+    s = karras_sigmas(50).numpy()
+    assert s[0] == pytest.approx(80.0) and s[49] == pytest.approx(0.002) and s[50] == 0.0
+    assert np.all(np.diff(s) < 0)
+    # ρ = 7 spacing: sigma^(1/7) is linear in the step index
+    np.testing.assert_allclose(np.diff(s[:50] ** (1 / 7)), np.full(49, (0.002 ** (1 / 7) - 80 ** (1 / 7)) / 49),
+                               rtol=1e-9)
+
+
+def test_preconditioning_skip_term():
+    """With the network output zeroed, D(x, sigma) = c_skip x = sigma_data^2 / (sigma^2 + sigma_data^2) x, which is
+    also the ideal denoiser of N(0, sigma_data^2) data."""
+    net = EDMDenoiser(3, dim_t=8)
+    with torch.no_grad():
+        net.mlp[-1].weight.zero_()
+        net.mlp[-1].bias.zero_()
+    x = torch.randn(5, 3)
+    sigma = torch.tensor([0.01, 0.1, 0.5, 2.0, 40.0])
+    want = SIGMA_DATA**2 / (sigma**2 + SIGMA_DATA**2)
+    torch.testing.assert_close(net(x, sigma), want[:, None] * x)
+
+
+class _IdealGaussianDenoiser(torch.nn.Module):
+    """E[y | y + sigma n] for y ~ N(0, s^2): s^2 / (s^2 + sigma^2) (y + sigma n)."""
+
+    def __init__(self, s: float) -> None:
+        super().__init__()
+        self.s = s
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return self.s**2 / (self.s**2 + sigma[:, None] ** 2) * x
+
+
+def test_heun_sampler_with_the_ideal_denoiser_recovers_the_data_distribution():
+    s = 0.7
+    out = edm_sample(_IdealGaussianDenoiser(s), 20_000, 2, torch.Generator().manual_seed(0), steps=50)
+    assert out.mean().item() == pytest.approx(0.0, abs=0.02)
+    np.testing.assert_allclose(out.std(0).numpy(), [s, s], rtol=0.03)
+    # the same seed gives the same samples
+    again = edm_sample(_IdealGaussianDenoiser(s), 20_000, 2, torch.Generator().manual_seed(0), steps=50)
+    assert torch.equal(out, again)
+
+
+def test_reconstructor_pads_missing_classes():
+    rec = Reconstructor(1, [3, 1, 2], d=4)
+    num, logits = rec(torch.randn(7, 4, 4))
+    assert num.shape == (7, 1) and logits.shape == (7, 3, 3)
+    probs = logits.softmax(-1)
+    assert torch.all(probs[:, 1, 1:] == 0) and torch.all(probs[:, 2, 2:] == 0)
+    torch.testing.assert_close(probs[:, 1, 0], torch.ones(7))
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+
+def test_learns_a_simple_table():
+    rng = np.random.default_rng(0)
+    n = 2000
+    df = pd.DataFrame({"x": rng.normal(3.0, 2.0, n), "c": rng.choice(["a", "b", "c"], n, p=[0.2, 0.3, 0.5])})
+    model = TabSyn(vae_epochs=30, epochs=60, batch_size=256, dim_t=64, seed=0).fit(df, TableSchema(("x",), ("c",)),
+                                                                                 progress=False)
+    s = model.sample(3000, seed=1)
+    freq = s["c"].value_counts(normalize=True).reindex(["a", "b", "c"], fill_value=0.0).to_numpy()
+    np.testing.assert_allclose(freq, [0.2, 0.3, 0.5], atol=0.05)
+    assert s["x"].mean() == pytest.approx(3.0, abs=0.3)
+    assert s["x"].std() == pytest.approx(2.0, rel=0.2)
+    phases = [h["phase"] for h in model.history_]
+    assert phases == ["vae"] * 30 + ["diffusion"] * 60
+    vae = [h["loss"] for h in model.history_ if h["phase"] == "vae"]
+    dif = [h["loss"] for h in model.history_ if h["phase"] == "diffusion"]
+    assert vae[-1] < vae[0] / 2 and dif[-1] < dif[0]
+
+
+@pytest.mark.parametrize("crash_at", [2, 4])  # during the VAE phase, and during the diffusion phase
+def test_resume_after_interruption_gives_the_uninterrupted_result(tmp_path, crash_at):
+    df, schema = toy_table()
+    kw = dict(vae_epochs=2, epochs=3, seed=1, **TINY)
+    full = TabSyn(**kw).fit(df, schema, progress=False)
+
+    def crash(epoch, model, logs):
+        if epoch == crash_at:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        TabSyn(**kw).fit(df, schema, callbacks=[crash], checkpoint_dir=tmp_path, checkpoint_every=1, progress=False)
+    resumed = TabSyn(**kw).fit(df, schema, checkpoint_dir=tmp_path, progress=False)
+    assert resumed.n_epochs_trained_ == 5
+    ref = all_params(full)
+    for k, v in all_params(resumed).items():
+        assert torch.equal(v, ref[k]), k
+    assert [h["loss"] for h in resumed.history_] == [h["loss"] for h in full.history_]
+    pd.testing.assert_frame_equal(full.sample(200, seed=3), resumed.sample(200, seed=3))
+
+
+def test_early_stop_in_the_vae_phase_ends_that_phase():
+    df, schema = toy_table()
+    stop = EarlyStopping(patience=1, min_delta=1e9)  # each phase stops after its second epoch
+    model = TabSyn(vae_epochs=5, epochs=5, **TINY).fit(df, schema, callbacks=[stop], progress=False)
+    assert [h["phase"] for h in model.history_] == ["vae", "vae", "diffusion", "diffusion"]
+    assert model.stopped_early_ and len(model.sample(10)) == 10
+
+
+def test_memorization_hook_counts_diffusion_epochs():
+    df, schema = toy_table()
+    hook = MemorizationHook(df, schema, every=2, n_samples=100)
+    model = TabSyn(vae_epochs=2, epochs=3, **TINY).fit(df, schema, callbacks=[hook], progress=False)
+    assert [h["epoch"] for h in hook.history] == [4, 5]  # diffusion epoch 2, and the last epoch
+    assert all(0.0 <= h["memorization_ratio"] <= 1.0 for h in hook.history)
+    assert "memorization_ratio" in model.history_[3] and "memorization_ratio" not in model.history_[1]
+
+
+def test_save_load_and_kind_check(tmp_path):
+    df, schema = toy_table()
+    model = TabSyn(vae_epochs=1, epochs=1, **TINY).fit(df, schema, progress=False)
+    path = model.save(tmp_path / "syn.pt")
+    loaded = TabSyn.load(path)
+    pd.testing.assert_frame_equal(model.sample(50, seed=4), loaded.sample(50, seed=4))
+    with pytest.raises(ConfigError, match="expected 'rote.tabular.TabDDPM'"):
+        TabDDPM.load(path)
+
+
+def test_sample_before_diffusion_phase_is_refused():
+    df, schema = toy_table()
+    model = TabSyn(vae_epochs=2, epochs=0, **TINY).fit(df, schema, progress=False)
+    with pytest.raises(ConfigError, match="not trained far enough"):
+        model.sample(5)
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+
+
+def test_column_kinds_and_dtypes():
+    df, schema = toy_table()
+    s = TabSyn(vae_epochs=1, epochs=1, **TINY).fit(df, schema, progress=False).sample(30)
+    assert list(s.columns) == list(df.columns) and s.dtypes.to_dict() == df.dtypes.to_dict()
+    s = TabSyn(vae_epochs=1, epochs=1, **TINY).fit(df[["x"]], TableSchema(("x",), ()), progress=False).sample(5)
+    assert list(s.columns) == ["x"]
+    s = TabSyn(vae_epochs=1, epochs=1, **TINY).fit(df[["c"]], TableSchema((), ("c",)), progress=False).sample(5)
+    assert set(s["c"]) <= {"a", "b", "c"}
+    const = df.assign(z=-1.0, y="yes")  # a constant numeric column and a one-class target
+    s = TabSyn(vae_epochs=1, epochs=1, **TINY).fit(const, TableSchema(("x", "k", "z"), ("c", "y"), target="y"),
+                                                   progress=False).sample(20)
+    assert (s["z"] == -1.0).all() and (s["y"] == "yes").all()
+    with pytest.raises(DataError, match="at least 2 training rows"):
+        TabSyn(**TINY).fit(df.iloc[:1], schema, progress=False)
+
+
+def test_paper_preset_hyperparameters():
+    cfg = TabSyn(preset="paper").config()
+    assert (cfg["d_token"], cfg["n_layers"], cfg["n_heads"], cfg["factor"]) == (4, 2, 1, 32)
+    assert (cfg["batch_size"], cfg["vae_epochs"], cfg["dim_t"], cfg["sample_steps"]) == (4096, 4000, 1024, 50)
+    assert (cfg["max_beta"], cfg["min_beta"], cfg["beta_decay"]) == (1e-2, 1e-5, 0.7)
