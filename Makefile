@@ -34,8 +34,14 @@ test-slow: setup
 test-gpu: setup
 	$(BIN)/python -m pytest -m gpu -q
 
+# Each benchmark prints a table of ratios against baselines measured in the same run and writes bench/out/*.json.
 bench: setup
 	$(BIN)/python bench/tabular_audit.py --repeat 2
+	$(BIN)/python bench/tabular_augment.py
+	$(BIN)/python bench/tabular_train.py
+	$(BIN)/python bench/text_overlap.py
+	$(BIN)/python bench/llm_generate.py --threads 1
+	$(BIN)/python bench/fairness_metrics.py --loop-classes 1
 
 clean:
 	rm -rf $(VENV) runs build src/*.egg-info
