@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -163,18 +161,11 @@ def case_smollm2(texts, args) -> list[dict]:
 
 
 def machine_info() -> dict:
-    import torch
     import transformers
 
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "transformers": transformers.__version__,
-            "python": platform.python_version(), "load_average": os.getloadavg()}
+    from rote.core.runs import machine_info as _machine
+
+    return {**_machine(), "transformers": transformers.__version__}
 
 
 def render(rows: list[dict]) -> str:
@@ -224,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ncommand: {command}")
     print(f"date: {started.isoformat(timespec='seconds')}")
     print(f"machine: {info['cores']} cores ({info['cpu']}), torch {info['torch']} with {info['torch_threads']} "
-          f"threads, transformers {info['transformers']}, load average {info['load_average'][0]:.1f}")
+          f"threads, transformers {info['transformers']}, load average {info.get('load_average_1min')}")
     print(f"texts: {source}; greedy decoding\n")
     print(render(rows))
     tiny = rows[0]["baseline_s"] / rows[0]["rote_s"]

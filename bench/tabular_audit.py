@@ -33,8 +33,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -307,24 +305,11 @@ def child(case: str, args: argparse.Namespace, tmp: Path) -> dict:
 
 
 def machine_info() -> dict:
-    import torch
+    import torch  # noqa: F401  (so torch's version and threads are recorded)
 
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next((l.split(":", 1)[1].strip() for l in fh if l.startswith("model name")), cpu)
-    except OSError:
-        pass
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count()
-    import pandas
-    import sklearn
+    from rote.core.runs import machine_info as _machine
 
-    return {"cpu": cpu, "cores": cores, "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "numpy": np.__version__, "pandas": pandas.__version__, "sklearn": sklearn.__version__,
-            "python": platform.python_version(), "platform": platform.platform()}
+    return _machine()
 
 
 def fmt_s(x: float | None) -> str:

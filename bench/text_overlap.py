@@ -35,8 +35,6 @@ import argparse
 import datetime
 import difflib
 import json
-import os
-import platform
 import sys
 import time
 import tracemalloc
@@ -220,18 +218,9 @@ def run_case(name: str, a, b, label: str, args: argparse.Namespace) -> dict:
 
 
 def machine_info() -> dict:
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next((l.split(":", 1)[1].strip() for l in fh if l.startswith("model name")), cpu)
-    except OSError:
-        pass
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count()
-    return {"cpu": cpu, "cores": cores, "numpy": np.__version__, "python": platform.python_version(),
-            "platform": platform.platform()}
+    from rote.core.runs import machine_info as _machine
+
+    return _machine()
 
 
 def fmt_s(x: float | None) -> str:

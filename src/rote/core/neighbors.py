@@ -29,7 +29,7 @@ Distances (plain dict `DISTANCES` from preset name to class; pass an instance fo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, ClassVar
 
 import numpy as np

@@ -156,6 +156,25 @@ def environment_info() -> dict[str, str]:
     return info
 
 
+def machine_info() -> dict[str, Any]:
+    """The machine a benchmark or run measured on: CPU model, usable cores, torch threads, load average and the
+    library versions of `environment_info` (benchmarks record it beside their timings)."""
+    cpu = platform.processor()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
+        cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    info: dict[str, Any] = {"cpu": cpu, "cores": cores, **environment_info()}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        info["torch_threads"] = torch.get_num_threads()
+    with contextlib.suppress(OSError, AttributeError):
+        info["load_average_1min"] = round(os.getloadavg()[0], 2)
+    return info
+
+
 class RunFolder:
     """One folder per run: `config.json`, `results.json`, tables, plots and `report.html`.
 

@@ -226,7 +226,7 @@ def effect_from_encoded(enc: Encoded, mask: np.ndarray, *, metrics: Sequence[str
     cm, cu = _split_counts(enc, mask)
     before, after, closed, class_rows, term_rows = {}, {}, {}, [], []
     max_diff = 0.0
-    G, C = enc.n_groups, enc.n_classes
+    G = enc.n_groups
     group_names = [str(g) for g in enc.groups] + ["(overall)"]
     for m in metrics:
         if undefined == "raise":

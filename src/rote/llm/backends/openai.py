@@ -22,7 +22,6 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import numpy as np
