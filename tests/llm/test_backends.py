@@ -254,4 +254,5 @@ def test_batched_greedy_equals_one_at_a_time_for_any_lengths(tiny, prompts, batc
     assert all(len(x) == n_new for x in batched)
     scored = tiny.score(prompts, batch_size=batch_size)
     for p, s in zip(prompts, scored):
-        np.testing.assert_allclose(s.logprobs, tiny.score([p])[0].logprobs, atol=1e-5)
+        # float32 sums reduce in a different order in a padded batch: agree to float32 precision, not bitwise
+        np.testing.assert_allclose(s.logprobs, tiny.score([p])[0].logprobs, rtol=1e-5, atol=1e-4)

@@ -35,7 +35,8 @@ from typing import Callable, ClassVar
 import numpy as np
 import torch
 
-from rote.core.errors import BackendError, ConfigError
+from rote.core.device import resolve_device
+from rote.core.errors import ConfigError
 
 EXTREME_ROWS = 4  # tabcutmix: nearest/farthest raw-distance rows whose distance is recomputed exactly
 REFINE_SLACK = 8  # extra screened candidates re-scored exactly; covers rounding near-ties between ranks
@@ -459,14 +460,6 @@ def get_distance(distance: str | Distance) -> Distance:
         return DISTANCES[distance]()
     except KeyError:
         raise ConfigError(f"unknown distance {distance!r}; choose one of {', '.join(DISTANCES)}") from None
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """A torch device, with a clear error when CUDA is asked for and absent."""
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise BackendError(f"--device {device}: no CUDA GPU is available here; use --device cpu")
-    return dev
 
 
 # ---------------------------------------------------------------------------------------------- the kernel

@@ -15,22 +15,10 @@ from typing import Any
 
 import torch
 
+from rote.core.device import resolve_device
 from rote.core.errors import BackendError
 from rote.llm.backends.base import Prompt, check_chat, vocabulary_fingerprint
 from rote.llm.backends.torch_lm import TorchLMBackend
-
-
-def resolve_device(device: str) -> torch.device:
-    """torch.device for `device`, with a clear error when a GPU is asked for but absent."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise BackendError(f"--device {device}: not a torch device; use 'cpu', 'cuda' or 'cuda:N'") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise BackendError(f"--device {device}: no CUDA GPU is available on this machine; use --device cpu")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise BackendError(f"--device {device}: only {torch.cuda.device_count()} GPU(s) here; pick cuda:0..")
-    return dev
 
 
 @contextlib.contextmanager

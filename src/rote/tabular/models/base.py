@@ -26,8 +26,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rote.core.checkpoints import checkpoint_name, latest_checkpoint, load_checkpoint, save_checkpoint
-from rote.core.errors import BackendError, ConfigError
+from rote.core.checkpoints import (
+    checkpoint_name,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from rote.core.device import resolve_device
+from rote.core.errors import ConfigError
 from rote.core.runs import progress_bar
 from rote.data import TableSchema
 from rote.tabular.models.preprocess import TableCodec
@@ -37,19 +43,6 @@ Callback = Callable[[int, "TabularGenerator", dict], "bool | None"]
 history entry, so keys a callback adds to it are recorded in `model.history_` (and in checkpoints)."""
 
 Progress = bool | Callable[[int], None]
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """A torch device from a name; BackendError when it names an accelerator this machine does not have."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"device={device!r}: not a torch device name; use 'cpu', 'cuda' or 'cuda:0'") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise BackendError(f"device={device!r}: no CUDA GPU is available here; use device='cpu'")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise BackendError(f"device={device!r}: MPS is not available here; use device='cpu'")
-    return dev
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
