@@ -221,23 +221,48 @@ def test_out_never_overwrites_input(tmp_path, tables, capsys):
 
 
 def test_demo_small(tmp_path, capsys):
-    out_dir = tmp_path / "demo"
-    code, out, err = run(["demo", "--out", str(out_dir), "--n-synthetic", "3000", "--copies", "40",
-                          "--near-copies", "40", "--quiet"], capsys)
+    """The demo's whole pipeline on a tiny budget: two TabDDPM models (with and without TabCutMix), audits,
+    quality, planted copies, one report."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: one thread is faster on a shared machine
+    try:
+        out_dir = tmp_path / "demo"
+        code, out, err = run(["demo", "--out", str(out_dir), "--rows", "160", "--epochs", "2", "--every", "1",
+                              "--hook-samples", "40", "--timesteps", "50", "--copies", "10", "--near-copies", "10",
+                              "--quiet"], capsys)
+    finally:
+        torch.set_num_threads(threads)
     assert code == 0, err
     res = json.loads((out_dir / "results.json").read_text())
-    assert res["n_train"] == 32_561 and res["n_synthetic"] == 3000
-    assert res["exact_copies"] >= 40
-    assert res["planted_recall"]["exact"] == 1.0
-    assert res["planted_recall"]["near"] >= 0.9
-    assert (out_dir / "report.html").stat().st_size > 10_000
-    assert "report:" in out
+    assert res["n_train"] == 160 and res["epochs"] == 2
+    none, tcm = res["models"]["none"], res["models"]["tabcutmix"]
+    assert none["n_training_rows"] == 160 and tcm["n_training_rows"] == 160 + 48  # TabCutMix adds 30%
+    for key in ("none", "tabcutmix"):
+        rows = pd.read_parquet(out_dir / f"rows_{key}.parquet")
+        assert len(rows) == 160
+        assert res["models"][key]["memorization_ratio"] == pytest.approx(rows["memorized"].mean())
+    if none["memorization_ratio"] > 0:
+        expected = (none["memorization_ratio"] - tcm["memorization_ratio"]) / none["memorization_ratio"]
+        assert res["relative_reduction"] == pytest.approx(expected)
+    else:
+        assert res["relative_reduction"] is None
+    curves = pd.read_parquet(out_dir / "curves.parquet")
+    assert curves.groupby("model")["epoch"].apply(list).to_dict() == {"none": [1, 2], "tabcutmix": [1, 2]}
+    assert res["planted"]["exact"] == 1.0 and res["planted"]["n_exact"] == 10
+    html = (out_dir / "report.html").read_text()
+    assert "TabDDPM + TabCutMix" in html and "planted" in html.lower()
+    assert "report:" in out and "relative reduction" in out
+    code, _, err = run(["demo", "--out", str(out_dir), "--epochs", "0", "--quiet"], capsys)
+    assert code == 2 and "--epochs must be at least 1" in err
 
 
 @pytest.mark.slow
 def test_demo_full(tmp_path, capsys):
-    """`make demo`'s job at full size: 32,561 synthetic rows against the Adult training set."""
+    """`make demo`'s job at its default size (5,000 Adult rows, 200 epochs, T = 1000)."""
     code, _, err = run(["demo", "--out", str(tmp_path / "demo"), "--quiet"], capsys)
     assert code == 0, err
     res = json.loads((tmp_path / "demo" / "results.json").read_text())
-    assert res["n_synthetic"] == 32_561 and res["planted_recall"]["exact"] == 1.0
+    assert res["n_train"] == 5_000 and res["planted"]["exact"] == 1.0
+    assert 0 <= res["models"]["none"]["memorization_ratio"] <= 1

@@ -1,0 +1,355 @@
+"""The paper's experiments as one grid: dataset x generator x augmentation x epochs x seeds (+ size and
+feature-dimension sweeps), each point an independent `rote.sweep` task.
+
+Fang et al., "Understanding and Mitigating Memorization in Diffusion Models for Tabular Data" (ICML 2025):
+Table 1 (memorization ratio with its relative improvement over no augmentation, MLE, alpha-precision,
+beta-recall, shape, trend, C2ST, DCR; mean +- std over seeds), Fig. 2 (memorization versus epochs), Fig. 3
+(training-set size) and the feature-dimension study.
+
+One grid point = one training run:
+1. the training table: the dataset's training split, capped at `rows` rows and then cut to `train_fraction` of
+   them (nested subsets drawn with `data_seed`, the same for every seed and method, so comparisons are paired),
+   keeping `feature_fraction` of the feature columns (the label is always kept; nested subsets, `data_seed`);
+2. the augmented table (originals first, then round(aug_ratio x n) new rows) unless augmentation = "none", and
+   the out-of-distribution rate of its new rows (reference 1.4);
+3. the generator trained on it for `epochs` epochs, with a `MemorizationHook` recording the memorization ratio
+   against the ORIGINAL training rows every `every` epochs (the memorization-versus-epoch curve);
+4. as many synthetic rows as training rows, audited against the original training rows (the paper's reference
+   set), and the quality metrics against the training rows and the real test split.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rote.core.errors import ConfigError
+from rote.core.results import Result, internal_field, table_field
+from rote.core.runs import RunFolder, make_rng
+from rote.data import TableSchema
+
+GENERATORS = ("tabddpm", "tabsyn", "ijf")
+AUGMENTATIONS = ("none", "tabcutmix", "tabcutmixplus", "mixup", "smote", "ijf")
+AXES = ("dataset", "generator", "augmentation", "epochs", "train_fraction", "feature_fraction", "seed")
+"""Axis names of an experiment grid, in table order; any of them may instead be a fixed parameter."""
+
+DEFAULTS: dict[str, Any] = {
+    "dataset": "adult", "generator": "tabddpm", "augmentation": "none", "epochs": 50, "train_fraction": 1.0,
+    "feature_fraction": 1.0, "seed": 0,
+    "preset": "small", "aug_ratio": 0.3, "rows": None, "test_rows": None, "target": None, "test": None,
+    "every": 10, "hook_samples": None, "distance": "tabcutmix", "data_seed": 0, "device": "cpu", "quality": True,
+    "ood": True, "generator_options": None,
+}
+"""Every point parameter and its default. `rows`/`test_rows` cap the training/test rows (None = all); `target`
+and `test` are for a dataset given as a file path; `hook_samples` = synthetic rows per hook evaluation (None =
+as many as training rows); `quality`/`ood` switch those metrics off for quick grids; `generator_options`: extra
+keyword arguments of the generator (e.g. {"num_timesteps": 100}) on top of its preset."""
+
+METRICS = ("mem_ratio", "mle", "alpha_precision", "beta_recall", "shape", "trend", "c2st", "dcr_share")
+"""The paper-table columns (fractions in [0, 1]; the table shows them in %)."""
+METRIC_LABELS = {"mem_ratio": "Mem. ratio %", "mle": "MLE (AUC) %", "alpha_precision": "α-precision %",
+                 "beta_recall": "β-recall %", "shape": "Shape %", "trend": "Trend %", "c2st": "C2ST %",
+                 "dcr_share": "DCR %"}
+
+
+# ---------------------------------------------------------------------------------------------- grid
+
+
+def experiment_grid(axes: Mapping[str, Any] | None = None, **fixed: Any):
+    """A `rote.sweep.Grid` of experiment points, validated: `axes` maps some of `AXES` (or other point
+    parameters) to lists of values; everything else comes from `fixed` or `DEFAULTS` (fixed parameters that
+    equal their default are left out of the point ids, so adding a default later keeps existing ids)."""
+    from rote.sweep import Grid
+
+    axes = dict(axes or {})
+    unknown = [k for k in [*axes, *fixed] if k not in DEFAULTS]
+    if unknown:
+        raise ConfigError(f"unknown experiment parameters {unknown}; known: {', '.join(DEFAULTS)}")
+    merged = {k: v for k, v in {**DEFAULTS, **fixed}.items() if k not in axes}
+    for name, allowed in (("generator", GENERATORS), ("augmentation", AUGMENTATIONS)):
+        values = axes.get(name, [merged.get(name)])
+        bad = [v for v in (values if isinstance(values, (list, tuple)) else [values]) if v not in allowed]
+        if bad:
+            raise ConfigError(f"{name} {bad[0]!r} is unknown; choose among {', '.join(allowed)}")
+    for name in ("train_fraction", "feature_fraction"):
+        values = axes.get(name, [merged.get(name)])
+        for v in values if isinstance(values, (list, tuple)) else [values]:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
+                raise ConfigError(f"{name} {v!r} must be a fraction in (0, 1], e.g. 0.5")
+    for name in ("epochs", "seed"):
+        values = axes.get(name, [merged.get(name)])
+        for v in values if isinstance(values, (list, tuple)) else [values]:
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ConfigError(f"{name} {v!r} must be a whole number >= 0")
+    fixed_ids = {k: v for k, v in merged.items() if k in AXES or v != DEFAULTS[k]}
+    axes_out = {k: axes[k] for k in AXES if k in axes}
+    axes_out.update({k: v for k, v in axes.items() if k not in AXES})
+    return Grid(axes_out, fixed=fixed_ids)
+
+
+def point_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A point's parameters with defaults filled in."""
+    return {**DEFAULTS, **params}
+
+
+# ---------------------------------------------------------------------------------------------- one point
+
+
+def load_experiment_data(p: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame | None, TableSchema]:
+    """(train, test or None, schema) of a point's `dataset`: a shipped dataset name (its train/test splits) or a
+    table file (with `target`, optional `test` file), before subsampling."""
+    from rote.data import dataset_schema, infer_schema, list_datasets, load_dataset, load_table
+
+    name = p["dataset"]
+    shipped = {d.name: d for d in list_datasets()}
+    if name in shipped:
+        train, schema = load_dataset(name, "train"), dataset_schema(name)
+        test = load_dataset(name, "test") if "test" in shipped[name].splits else None
+    elif Path(name).is_file():
+        train = load_table(name)
+        schema = infer_schema(train, target=p.get("target"))
+        test = load_table(p["test"]) if p.get("test") else None
+    else:
+        raise ConfigError(f"dataset {name!r}: neither a shipped dataset ({', '.join(shipped)}) nor a table file; "
+                          "pass a name from `rote datasets list` or the path of a CSV/Parquet file")
+    return train, test, schema
+
+
+def subsample(train: pd.DataFrame, schema: TableSchema, *, rows: int | None, train_fraction: float,
+              feature_fraction: float, data_seed: int = 0) -> tuple[pd.DataFrame, TableSchema]:
+    """The training rows and columns of a point (see the module docstring). Subsets are nested: the rows of
+    fraction 0.1 are among those of 0.5, the features kept at 0.3 among those kept at 0.7."""
+    rng = make_rng(data_seed)
+    order = rng.permutation(len(train))
+    n = len(train) if rows is None else min(int(rows), len(train))
+    n = int(round(train_fraction * n))
+    if n < 2:
+        raise ConfigError(f"train_fraction {train_fraction} of {len(train)} rows leaves {n} row(s); the "
+                          "memorization audit needs at least 2 training rows, raise rows or train_fraction")
+    features = [c for c in schema.columns if c != schema.target]
+    keep_order = rng.permutation(len(features))
+    k = max(1, int(round(feature_fraction * len(features))))
+    kept = {features[i] for i in keep_order[:k]} | ({schema.target} if schema.target else set())
+    sub_schema = TableSchema(tuple(c for c in schema.numeric if c in kept),
+                             tuple(c for c in schema.categorical if c in kept), schema.target)
+    cols = [c for c in train.columns if c in kept]
+    out = train.iloc[np.sort(order[:n])][cols].reset_index(drop=True)
+    out.attrs["source"] = train.attrs.get("source", "train")
+    return out, sub_schema
+
+
+def make_generator(p: Mapping[str, Any]):
+    """The point's generator object (not fitted)."""
+    if p["generator"] == "ijf":
+        from rote.tabular.baseline import IndependentColumnSampler
+
+        return IndependentColumnSampler(numeric="gaussian", seed=p["seed"])
+    if p["generator"] == "tabsyn":
+        from rote.tabular.models import TabSyn as cls
+    else:
+        from rote.tabular.models import TabDDPM as cls
+    options = dict(p.get("generator_options") or {})
+    for key, value in options.items():  # JSON has no tuples; layer widths are tuples
+        options[key] = tuple(value) if isinstance(value, list) else value
+    try:
+        return cls(preset=p["preset"], epochs=p["epochs"], seed=p["seed"], device=p["device"], **options)
+    except TypeError as exc:
+        raise ConfigError(f"generator_options {sorted(options)}: not all are parameters of {cls.__name__} "
+                          f"({exc})") from None
+
+
+def _quality_scalars(q: Any) -> dict[str, float]:
+    """The paper-table quality metrics of a `QualityResult` (NaN where it computed none, e.g. no test split)."""
+    values = {"mle": q.mle_auc, "alpha_precision": q.alpha_precision, "beta_recall": q.beta_recall,
+              "shape": q.shape, "trend": q.trend, "c2st": q.c2st, "dcr_share": q.dcr_share}
+    return {k: float("nan") if v is None else float(v) for k, v in values.items()}
+
+
+def experiment_point(params: dict[str, Any], work_dir: Path) -> dict[str, Any]:
+    """One grid point (a `rote.sweep` point function): train, sample, audit, score. Returns scalars plus the
+    tables `curve` (epoch, memorization_ratio, n_samples), `history` (per-epoch loss) and `synthetic`."""
+    from rote.tabular.audit import audit
+
+    p = point_params(params)
+    full_train, test, schema = load_experiment_data(p)
+    train, sch = subsample(full_train, schema, rows=p["rows"], train_fraction=p["train_fraction"],
+                           feature_fraction=p["feature_fraction"], data_seed=p["data_seed"])
+    if test is not None:
+        test = test[[c for c in test.columns if c in set(sch.columns)]]
+        if p["test_rows"] is not None and len(test) > p["test_rows"]:
+            pick = np.sort(make_rng(p["data_seed"]).permutation(len(test))[: int(p["test_rows"])])
+            test = test.iloc[pick].reset_index(drop=True)
+    out: dict[str, Any] = {"n_train": len(train), "n_features": len(sch.columns) - (1 if sch.target else 0)}
+
+    fit_table, ood = train, None
+    if p["augmentation"] != "none":
+        from rote.tabular.augment import AUGMENTERS, ood_rate
+
+        aug = AUGMENTERS[p["augmentation"]](ratio=p["aug_ratio"], seed=p["seed"])
+        fit_table = aug.fit(train, sch).augment(train)
+        if p["ood"]:
+            ood = ood_rate(train, fit_table.iloc[len(train):], sch, seed=p["seed"]).ood_rate
+    out["n_augmented"] = len(fit_table) - len(train)
+    out["ood_rate"] = ood if ood is not None else float("nan")
+
+    gen = make_generator(p)
+    start = time.perf_counter()
+    curve = pd.DataFrame({"epoch": pd.Series(dtype="int64"), "memorization_ratio": pd.Series(dtype="float64"),
+                          "n_samples": pd.Series(dtype="int64")})
+    if p["generator"] == "ijf":
+        gen.fit(fit_table, sch)
+    else:
+        from rote.tabular.models import MemorizationHook
+
+        hook = MemorizationHook(train, sch, every=p["every"], n_samples=p["hook_samples"], distance=p["distance"],
+                                seed=p["seed"])
+        gen.fit(fit_table, sch, callbacks=(hook,), checkpoint_dir=Path(work_dir) / "checkpoints",
+                checkpoint_every=p["every"], progress=False)
+        # the hook writes into the model's per-epoch history, which a resumed fit restores from its checkpoint
+        marks = [h for h in gen.history_ if h.get("memorization_ratio") is not None]
+        if marks:
+            curve = pd.DataFrame({"epoch": [int(h["epoch"]) for h in marks],
+                                  "memorization_ratio": [float(h["memorization_ratio"]) for h in marks],
+                                  "n_samples": [int(h.get("memorization_n_samples", len(train))) for h in marks]})
+    out["train_seconds"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    synthetic = gen.sample(len(train), seed=p["seed"])
+    result = audit(train, synthetic, schema=sch, distance=p["distance"])
+    out.update(mem_ratio=result.memorization_ratio, mem_auc=result.mem_auc, exact_copies=result.exact_copies)
+    if p["quality"]:
+        from rote.tabular.quality import quality_report
+
+        out.update(_quality_scalars(quality_report(train, synthetic, sch, real_test=test, seed=p["seed"])))
+    else:
+        out.update({k: float("nan") for k in METRICS if k != "mem_ratio"})
+    out["eval_seconds"] = time.perf_counter() - start
+    history = pd.DataFrame(getattr(gen, "history_", []) or [])
+    keep = [c for c in history.columns if history[c].map(lambda v: isinstance(v, (int, float))).all()]
+    return {**out, "curve": curve, "history": history[keep], "synthetic": synthetic}
+
+
+# ---------------------------------------------------------------------------------------------- aggregate
+
+
+def paper_table(sweep) -> pd.DataFrame:
+    """Table 1 of the paper from a finished sweep: one row per combination of the non-seed axes, with
+    `<metric>_mean`/`<metric>_std` (fractions) for `METRICS`, `ood_rate`, the number of seeds, and
+    `improvement`: the relative reduction of the mean memorization ratio against augmentation "none" with the
+    same other axes, (none - method) / none (NaN when there is no such baseline)."""
+    from rote.core.stats import relative_change
+
+    agg = sweep.aggregate([*METRICS, "mem_auc", "ood_rate"])
+    agg["improvement"] = float("nan")
+    if agg.empty or "augmentation" not in agg.columns:
+        return agg
+    keys = [a for a in sweep.grid.axes if a not in (sweep.seed_axis, "augmentation")]
+    base = agg.loc[agg["augmentation"] == "none", [*keys, "mem_ratio_mean"]].rename(
+        columns={"mem_ratio_mean": "_base"})
+    merged = agg.merge(base, on=keys, how="left") if keys else agg.assign(
+        _base=base["_base"].iloc[0] if len(base) else float("nan"))
+    agg["improvement"] = [float("nan") if aug == "none" else -relative_change(m, b)
+                          for aug, m, b in zip(merged["augmentation"], merged["mem_ratio_mean"], merged["_base"])]
+    return agg
+
+
+def format_paper_table(table: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
+    """The paper's presentation: metrics in % as "mean ± std", improvement as a signed percentage."""
+    from rote.core.stats import format_mean_std
+
+    rows = []
+    for _, r in table.iterrows():
+        row = {a: r[a] for a in axes if a in table.columns}
+        row["seeds"] = int(r["n_seeds"])
+        row[METRIC_LABELS["mem_ratio"]] = format_mean_std(100 * r["mem_ratio_mean"], 100 * r["mem_ratio_std"])
+        imp = r.get("improvement", float("nan"))
+        row["Improv."] = "–" if imp is None or (isinstance(imp, float) and math.isnan(imp)) else f"{100 * imp:+.2f}%"
+        for m in METRICS[1:]:
+            row[METRIC_LABELS[m]] = format_mean_std(100 * r[f"{m}_mean"], 100 * r[f"{m}_std"])
+        ood = r.get("ood_rate_mean", float("nan"))
+        row["OOD %"] = "–" if isinstance(ood, float) and math.isnan(ood) else f"{100 * ood:.2f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def curve_table(sweep) -> pd.DataFrame:
+    """Memorization-versus-epoch curves averaged over seeds: the non-seed axes, `epoch`, `mem_mean`, `mem_std`,
+    `n_seeds` (from each point's MemorizationHook history)."""
+    from rote.core.stats import mean_std
+
+    curves = sweep.point_table("curve")
+    if curves.empty:
+        return pd.DataFrame(columns=["epoch", "mem_mean", "mem_std", "n_seeds"])
+    keys = [a for a in sweep.grid.axes if a != sweep.seed_axis] + ["epoch"]
+    rows = []
+    for key, g in curves.groupby(keys, sort=True, dropna=False):
+        m, s = mean_std(g["memorization_ratio"].to_numpy(float))
+        rows.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,))), "mem_mean": m, "mem_std": s,
+                     "n_seeds": len(g)})
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class ExperimentResult(Result):
+    """Result of `run_experiment`. Scalars: grid (axes and fixed parameters), point counts. Tables:
+    `paper_table` (aggregated, fractions), `curves` (memorization vs epoch), `points` (one row per point)."""
+
+    grid: dict[str, Any]
+    n_points: int
+    n_done: int
+    n_failed: int
+    n_reused: int
+    seed_axis: str | None
+    paper_table: pd.DataFrame = table_field("paper_table")
+    curves: pd.DataFrame = table_field("curves")
+    points: pd.DataFrame = table_field("points")
+    failures: pd.DataFrame = internal_field()
+
+    def axes(self) -> list[str]:
+        """The grid axes other than the seed axis (the row keys of `paper_table`)."""
+        return [a for a in self.grid["axes"] if a != self.seed_axis]
+
+    def formatted_table(self) -> pd.DataFrame:
+        return format_paper_table(self.paper_table, self.axes())
+
+    def summary(self) -> str:
+        lines = [f"grid points: {self.n_points} ({self.n_done} done, {self.n_reused} reused from an earlier run, "
+                 f"{self.n_failed} failed)"]
+        if not self.paper_table.empty:
+            lines.append(self.formatted_table().to_string(index=False))
+        for _, f in self.failures.iterrows():
+            lines.append(f"failed point {f['point_id']}: {f['error']}")
+        return "\n".join(lines)
+
+
+def run_experiment(grid, out: str | os.PathLike, *, workers: int = 1, ray: str | None = None,
+                   quiet: bool = False) -> ExperimentResult:
+    """Run (or resume) an experiment grid into `out/grid/points/<id>/` and aggregate it; see the module
+    docstring. Finished points of an earlier run into the same `out` are reused, not recomputed."""
+    from rote.sweep import run_grid
+
+    sweep = run_grid(experiment_point, grid, Path(out) / "grid", workers=workers, ray=ray, seed_axis="seed",
+                     quiet=quiet)
+    return ExperimentResult(grid=grid.to_dict(), n_points=len(grid), n_done=sweep.n_done, n_failed=sweep.n_failed,
+                            n_reused=sweep.n_reused, seed_axis=sweep.seed_axis, paper_table=paper_table(sweep),
+                            curves=curve_table(sweep), points=sweep.table, failures=sweep.failures())
+
+
+def save_experiment(result: ExperimentResult, run: RunFolder, *, config: Mapping[str, Any] | None = None
+                    ) -> dict[str, Path]:
+    """Tables, results.json, paper_table.md, plots and report.html into the run folder."""
+    from rote.report.experiment import markdown_table, save_experiment_report
+
+    text = markdown_table(result.formatted_table()) if not result.paper_table.empty else "no finished points\n"
+    paths = {"paper_table_md": run.write_text("paper_table.md", text)}
+    paths.update(save_experiment_report(result, run, config=config))
+    paths.update(result.save(run))  # results.json last: it marks the run finished
+    return paths

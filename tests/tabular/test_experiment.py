@@ -1,0 +1,194 @@
+"""rote.tabular.experiment: subsets, grids, one real point end to end, aggregation into the paper's table."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rote.core.errors import ConfigError
+from rote.data import dataset_schema, load_dataset
+from rote.sweep import Grid, SweepResult
+from rote.tabular.experiment import (
+    DEFAULTS,
+    experiment_grid,
+    experiment_point,
+    format_paper_table,
+    paper_table,
+    run_experiment,
+    save_experiment,
+    subsample,
+)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One torch thread: on a shared 2-core machine, 2-thread kernels on tiny tensors mostly wait for each other."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def brute_force_mem_ratio(train: pd.DataFrame, synth: pd.DataFrame, numeric: list[str], categorical: list[str]
+                          ) -> float:
+    """The TabCutMix code's criterion written out row by row: raw Euclidean numeric distance, min-max rescaled per
+    query over all training rows, plus categorical mismatches; memorized when d1/d2 < 1/3 (0/0 not)."""
+    tn, tc = train[numeric].to_numpy(float), train[categorical].astype(str).to_numpy()
+    hits = 0
+    for i in range(len(synth)):
+        e = np.sqrt(((tn - synth[numeric].to_numpy(float)[i]) ** 2).sum(1))
+        e = (e - e.min()) / (e.max() - e.min()) if e.max() > e.min() else np.zeros_like(e)
+        d = e + (tc != synth[categorical].astype(str).to_numpy()[i]).sum(1)
+        d1, d2 = np.sort(d)[:2]
+        hits += (d1 == 0 and d2 > 0) or (d2 > 0 and d1 / d2 < 1 / 3)
+    return hits / len(synth)
+
+
+@pytest.fixture(scope="module")
+def adult():
+    return load_dataset("adult", "train"), dataset_schema("adult")
+
+
+def test_subsample_nested_rows_and_features(adult):
+    train, schema = adult
+    big, s_big = subsample(train, schema, rows=400, train_fraction=1.0, feature_fraction=1.0)
+    half, s_half = subsample(train, schema, rows=400, train_fraction=0.5, feature_fraction=1.0)
+    assert len(big) == 400 and len(half) == 200 and s_big == schema
+    key = lambda f: set(map(tuple, f.astype(str).to_numpy()))  # noqa: E731
+    assert key(half) <= key(big)  # nested: the smaller set is part of the larger one
+    again, _ = subsample(train, schema, rows=400, train_fraction=0.5, feature_fraction=1.0)
+    pd.testing.assert_frame_equal(half, again)
+    f30, s30 = subsample(train, schema, rows=100, train_fraction=1.0, feature_fraction=0.3)
+    f70, s70 = subsample(train, schema, rows=100, train_fraction=1.0, feature_fraction=0.7)
+    assert len(s30.columns) - 1 == round(0.3 * 14) and len(s70.columns) - 1 == round(0.7 * 14)
+    assert set(s30.columns) <= set(s70.columns) and s30.target == "income" and "income" in f30.columns
+    assert list(f30.columns) == [c for c in train.columns if c in set(s30.columns)]
+    with pytest.raises(ConfigError, match="leaves 1 row"):
+        subsample(train, schema, rows=10, train_fraction=0.1, feature_fraction=1.0)
+
+
+def test_experiment_grid_validation_and_ids():
+    g = experiment_grid({"augmentation": ["none", "tabcutmix"], "seed": [0, 1]}, epochs=3, rows=100)
+    assert len(g) == 4 and g.fixed["epochs"] == 3 and g.fixed["rows"] == 100
+    assert "every" not in g.fixed  # defaults of non-axis parameters stay out of the ids
+    assert all(p["dataset"] == "adult" and p["generator"] == "tabddpm" for p in g.points())
+    for bad, match in (({"generator": ["gan"]}, "generator 'gan' is unknown"),
+                       ({"augmentation": ["cutout"]}, "augmentation 'cutout' is unknown"),
+                       ({"train_fraction": [0.0]}, "fraction in"),
+                       ({"seed": [-1]}, "whole number")):
+        with pytest.raises(ConfigError, match=match):
+            experiment_grid(bad)
+    with pytest.raises(ConfigError, match="unknown experiment parameters"):
+        experiment_grid({}, learning_rate=1)
+
+
+def test_one_point_end_to_end_with_tabddpm(adult, tmp_path):
+    """A real (tiny) TabDDPM point: curve from the hook, audit equal to a brute-force computation."""
+    params = {"dataset": "adult", "generator": "tabddpm", "augmentation": "tabcutmix", "epochs": 2, "seed": 0,
+              "every": 1, "hook_samples": 40, "rows": 120, "test_rows": 150,
+              "generator_options": {"num_timesteps": 20, "d_layers": [32, 32]}}  # tiny, so the test is fast
+    out = experiment_point(params, tmp_path / "work")
+    train, schema = adult
+    sub, sch = subsample(train, schema, rows=120, train_fraction=1.0, feature_fraction=1.0)
+    assert out["n_train"] == 120 and out["n_augmented"] == round(0.3 * 120) and out["n_features"] == 14
+    assert list(out["curve"]["epoch"]) == [1, 2] and (out["curve"]["n_samples"] == 40).all()
+    synth = out["synthetic"]
+    assert len(synth) == 120 and list(synth.columns) == list(sub.columns)
+    expected = brute_force_mem_ratio(sub, synth, list(sch.numeric), list(sch.categorical))
+    assert out["mem_ratio"] == pytest.approx(expected, abs=1e-12)
+    assert 0 <= out["ood_rate"] <= 1 and 0 <= out["shape"] <= 1 and 0 <= out["c2st"] <= 1
+    assert list(out["history"]["epoch"]) == [1, 2] and (tmp_path / "work" / "checkpoints").is_dir()
+
+
+def _fake_sweep(tmp_path: Path) -> SweepResult:
+    """A finished sweep built by hand: 2 augmentations x 2 epochs x 3 seeds with known metric values."""
+    grid = Grid({"augmentation": ["none", "tabcutmix"], "epochs": [5, 10], "seed": [0, 1, 2]})
+    rows = []
+    rng = np.random.default_rng(3)
+    for p in grid.points():
+        row = {"point_id": p.id, **p.params, "status": "done", "reused": False, "seconds": 1.0, "error": None}
+        row.update({m: float(rng.uniform(0.1, 0.9)) for m in ("mem_ratio", "mle", "alpha_precision", "beta_recall",
+                                                              "shape", "trend", "c2st", "dcr_share", "mem_auc")})
+        row["ood_rate"] = float("nan") if p["augmentation"] == "none" else 0.05
+        rows.append(row)
+    return SweepResult(grid, tmp_path, "seed", pd.DataFrame(rows), {})
+
+
+def test_paper_table_against_hand_computation(tmp_path):
+    sweep = _fake_sweep(tmp_path)
+    table = paper_table(sweep)
+    assert list(table[["augmentation", "epochs"]].itertuples(index=False, name=None)) == [
+        ("none", 5), ("none", 10), ("tabcutmix", 5), ("tabcutmix", 10)]
+    t = sweep.table
+    for _, row in table.iterrows():
+        sel = t[(t["augmentation"] == row["augmentation"]) & (t["epochs"] == row["epochs"])]
+        for m in ("mem_ratio", "shape", "dcr_share"):
+            v = sel[m].to_list()
+            mean = sum(v) / 3
+            std = math.sqrt(sum((x - mean) ** 2 for x in v) / 2)
+            assert row[f"{m}_mean"] == pytest.approx(mean) and row[f"{m}_std"] == pytest.approx(std)
+        assert row["n_seeds"] == 3
+        if row["augmentation"] == "none":
+            assert math.isnan(row["improvement"])
+        else:
+            base = t[(t["augmentation"] == "none") & (t["epochs"] == row["epochs"])]["mem_ratio"].mean()
+            assert row["improvement"] == pytest.approx((base - row["mem_ratio_mean"]) / base)
+    shown = format_paper_table(table, ["augmentation", "epochs"])
+    r = table.iloc[2]
+    assert shown.loc[2, "Mem. ratio %"] == f"{100 * r['mem_ratio_mean']:.2f} ± {100 * r['mem_ratio_std']:.2f}"
+    assert shown.loc[2, "Improv."] == f"{100 * r['improvement']:+.2f}%" and shown.loc[0, "Improv."] == "–"
+    assert shown.loc[2, "OOD %"] == "5.00" and shown.loc[0, "OOD %"] == "–"
+
+
+def test_run_experiment_ijf_grid_files_and_resume(tmp_path):
+    """A whole grid with the cheap IJF generator (in-process workers=0): files, report, and a resumed re-run."""
+    from rote.core.runs import RunFolder
+
+    grid = experiment_grid({"augmentation": ["none", "tabcutmix"], "seed": [0, 1],
+                            "train_fraction": [0.5, 1.0]}, generator="ijf", rows=150, test_rows=100, ood=False,
+                           quality=False)
+    res = run_experiment(grid, tmp_path / "exp", workers=0, quiet=True)
+    assert res.n_done == 8 and res.n_failed == 0 and len(res.paper_table) == 4
+    pts = res.points
+    for _, row in res.paper_table.iterrows():
+        sel = pts[(pts["augmentation"] == row["augmentation"]) & (pts["train_fraction"] == row["train_fraction"])]
+        assert row["mem_ratio_mean"] == pytest.approx(sel["mem_ratio"].mean())
+        assert set(sel["n_train"]) == {round(150 * row["train_fraction"])}
+    run = RunFolder(tmp_path / "exp")
+    paths = save_experiment(res, run, config={"command": "test"})
+    html = Path(paths["report"]).read_text()
+    assert "Memorization and quality" in html and "mem_vs_size.png" in html
+    assert (tmp_path / "exp" / "mem_vs_size.png").is_file() and "| augmentation |" in \
+        (tmp_path / "exp" / "paper_table.md").read_text()
+    saved = json.loads((tmp_path / "exp" / "results.json").read_text())
+    assert saved["n_done"] == 8 and saved["grid"]["fixed"]["generator"] == "ijf"
+    again = run_experiment(grid, tmp_path / "exp", workers=0, quiet=True)
+    assert again.n_reused == 8
+    pd.testing.assert_frame_equal(again.paper_table, res.paper_table)
+
+
+def test_defaults_cover_every_axis():
+    from rote.tabular.experiment import AXES
+
+    assert set(AXES) <= set(DEFAULTS)
+
+
+def test_one_point_with_tabsyn(adult, tmp_path):
+    """TabSyn in the same grid point: the hook's curve covers the diffusion phase only (epochs after the VAE's)."""
+    params = {"dataset": "adult", "generator": "tabsyn", "augmentation": "none", "epochs": 2, "seed": 1,
+              "every": 1, "hook_samples": 30, "rows": 100, "test_rows": 100, "quality": False,
+              "generator_options": {"vae_epochs": 2}}
+    out = experiment_point(params, tmp_path / "work")
+    train, schema = adult
+    sub, sch = subsample(train, schema, rows=100, train_fraction=1.0, feature_fraction=1.0)
+    assert list(out["curve"]["epoch"]) == [3, 4]  # epochs 1-2 train the VAE, 3-4 the latent diffusion model
+    expected = brute_force_mem_ratio(sub, out["synthetic"], list(sch.numeric), list(sch.categorical))
+    assert out["mem_ratio"] == pytest.approx(expected, abs=1e-12)
+    assert math.isnan(out["shape"])  # quality=False leaves the quality columns undefined, not zero
