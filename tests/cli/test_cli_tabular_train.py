@@ -98,7 +98,7 @@ def test_augment_tabcutmixplus_and_quality(files, tmp_path, capsys):
     assert res["clusters"] == direct.clusters_
     both = direct.augment(train)
     assert res["ood_rate"] == pytest.approx(ood_rate(train, both.iloc[200:], schema, seed=3).ood_rate)
-    assert "clusters" in stdout and "association heatmap" in (out / "report.html").read_text()
+    assert "clusters" in stdout and "association heat map" in (out / "report.html").read_text()
 
     qout = tmp_path / "q"
     code, _, err = run(["tabular", "quality", "--train", str(files["train"]), "--target", "income", "--synthetic",

@@ -315,7 +315,7 @@ def tabular_augment(
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Or a shipped dataset (e.g. adult)."),
     method: str = typer.Option("tabcutmix", "--method", help="tabcutmix, tabcutmixplus, mixup, smote or ijf."),
     ratio: float = typer.Option(0.3, "--ratio", help="New rows per original row (paper: 0.3)."),
-    mode: Optional[str] = typer.Option(None, "--mode", help="TabCutMix mask: paper (Bernoulli) or code (exactly "
+    mode: Optional[str] = typer.Option(None, "--mode", help="TabCutMix(Plus) mask: paper (Bernoulli) or code (exactly "
                                        "floor(lambda F) features)."),
     cut: Optional[float] = typer.Option(None, "--cut", help="TabCutMixPlus clustering cut on 1 - association."),
     ood: bool = typer.Option(True, "--ood/--no-ood", help="Score the new rows' out-of-distribution rate."),
@@ -330,15 +330,15 @@ def tabular_augment(
     """Augment a training table (originals first, then the new rows) and measure how out-of-distribution the new
     rows are; TabCutMixPlus also writes its column association matrix and clusters."""
     from rote.core.runs import RunFolder
-    from rote.report.experiment import augment_report
+    from rote.report.augment import augment_report
     from rote.tabular.augment import AUGMENTERS, ood_rate
 
     if method not in AUGMENTERS:
         raise ConfigError(f"--method {method!r} is unknown; choose among {', '.join(AUGMENTERS)}")
     kwargs: dict = {"ratio": ratio, "seed": seed}
     if mode is not None:
-        if method != "tabcutmix":
-            raise ConfigError("--mode applies to --method tabcutmix only")
+        if method not in ("tabcutmix", "tabcutmixplus"):
+            raise ConfigError("--mode applies to --method tabcutmix and tabcutmixplus only")
         kwargs["mode"] = mode
     if cut is not None:
         if method != "tabcutmixplus":
@@ -351,6 +351,7 @@ def tabular_augment(
     both = aug.augment(table)
     new = both.iloc[len(table):]
     results: dict = {"method": method, "params": kwargs, "n_original": len(table), "n_new": len(new)}
+    o = None
     if ood and len(new):
         o = ood_rate(table, new, sch, seed=seed)
         results.update(ood_rate=o.ood_rate, ood_detector_accuracy=o.detector_accuracy)
@@ -361,7 +362,8 @@ def tabular_augment(
     run.write_text("augmented.csv", both.to_csv(index=False))
     config = run.write_config("rote tabular augment", {"train": source, "schema": sch.to_dict(), **results},
                               inputs={"train": train, "schema": schema}, seed=seed)
-    run.write_text("report.html", augment_report(results, getattr(aug, "association_", None), config=_read(config)))
+    run.write_text("report.html", augment_report(aug, ood={method: o} if o is not None else None,
+                                                 config=_read(config), title=f"Augmentation: {method}"))
     run.write_json("results.json", results)
     print(f"{method}: {len(table):,} original rows + {len(new):,} new rows")
     if "ood_rate" in results:

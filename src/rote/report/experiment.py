@@ -128,49 +128,6 @@ def save_experiment_report(result, run: RunFolder, *, config: Mapping[str, Any] 
 
 
 
-def association_heatmap(association: pd.DataFrame, clusters: Sequence[Sequence[str]] | None = None):
-    """Heatmap of a (C, C) column association matrix in [0, 1] (TabCutMixPlus), columns in cluster order with
-    cluster boundaries drawn."""
-    cols = [c for cl in clusters for c in cl] if clusters else list(association.columns)
-    m = association.loc[cols, cols].to_numpy(float)
-    size = max(4.0, 0.35 * len(cols) + 2)
-    fig = new_figure(size + 1, size)
-    ax = fig.add_subplot()
-    im = ax.imshow(m, vmin=0, vmax=1, cmap="viridis")
-    ax.set_xticks(range(len(cols)), cols, rotation=90, fontsize=7)
-    ax.set_yticks(range(len(cols)), cols, fontsize=7)
-    if clusters:
-        edge = -0.5
-        for cl in clusters[:-1]:
-            edge += len(cl)
-            ax.axhline(edge, color="white", lw=1.2)
-            ax.axvline(edge, color="white", lw=1.2)
-    ax.set_title("Column association (|Pearson|, Cramér's V, η) and clusters")
-    fig.colorbar(im, ax=ax, shrink=0.8)
-    return fig
-
-
-def augment_report(results: Mapping[str, Any], association: pd.DataFrame | None, *,
-                   config: Mapping[str, Any] | None = None) -> str:
-    """report.html of `rote tabular augment`."""
-    report = Report(f"Augmentation: {results['method']}", subtitle="Fang et al., ICML 2025, section 4")
-    summary = {"original rows": results["n_original"], "new rows": results["n_new"]}
-    if "ood_rate" in results:
-        summary["OOD rate of the new rows"] = f"{100 * results['ood_rate']:.2f}%"
-        summary["OOD detector accuracy"] = f"{100 * results['ood_detector_accuracy']:.2f}%"
-    report.add_summary(summary)
-    if association is not None:
-        clusters = results.get("clusters")
-        report.add_heading("Column association and clusters")
-        report.add_figure(association_heatmap(association, clusters), alt="association heatmap",
-                          caption="Clusters (white lines) are swapped as whole units by TabCutMixPlus.")
-        report.add_table(pd.DataFrame({"cluster": range(1, len(clusters) + 1),
-                                       "columns": [", ".join(c) for c in clusters]}), caption="Clusters")
-    if config:
-        report.add_config(config)
-    return report.render()
-
-
 def quality_html(result, *, config: Mapping[str, Any] | None = None) -> str:
     """report.html of `rote tabular quality` (a QualityResult)."""
     def pct(v: Any) -> str:
