@@ -29,7 +29,7 @@ from rote.core.errors import DataError
 from rote.core.results import Result, table_field
 from rote.fairness.metrics import (
     _fmt,
-    AGGS, METHODS, METRIC_NAMES, METRICS, UNDEFINED, Encoded, _check_choice, _py, _raise_undefined, aggregate,
+    METRIC_NAMES, METRICS, Encoded, _py, check_options, _raise_undefined, aggregate,
     class_gaps_from_counts, confusion_counts, encode,
 )
 
@@ -197,11 +197,7 @@ def memorization_effect(y_true: Any, y_pred: Any, *, sensitive_features: Any, me
     Returns the direct and closed-form metrics (they agree), with per-class gaps split into the memorized and
     unmemorized sets' parts and the per-group factors (mu, q, r, rho, t, R) of the closed form.
     """
-    for m in metrics:
-        _check_choice("metric", m, METRICS)
-    _check_choice("method", method, METHODS)
-    _check_choice("agg", agg, AGGS)
-    _check_choice("undefined", undefined, UNDEFINED)
+    check_options(metrics, method, agg, undefined)
     enc = encode(y_true, y_pred, sensitive_features, sample_weight, labels)
     mask = as_mask(memorized, len(enc.y))
     return effect_from_encoded(enc, mask, metrics=metrics, method=method, agg=agg, undefined=undefined)

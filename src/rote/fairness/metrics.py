@@ -52,6 +52,15 @@ def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
         raise ConfigError(f"{name}={value!r}: unknown; choose one of {', '.join(choices)}")
 
 
+def check_options(metrics: Sequence[str], method: str, agg: str, undefined: str) -> None:
+    """Validate the options every metric entry point shares (one ConfigError naming the bad one)."""
+    for m in metrics:
+        _check_choice("metric", m, METRICS)
+    _check_choice("method", method, METHODS)
+    _check_choice("agg", agg, AGGS)
+    _check_choice("undefined", undefined, UNDEFINED)
+
+
 def _as_1d(values: Any, name: str) -> np.ndarray:
     """A 1-D numpy array of a column-like input (list, array, Series); pandas' string dtype becomes object."""
     if isinstance(values, pd.DataFrame):
@@ -459,11 +468,7 @@ def fairness_metrics(y_true: Any, y_pred: Any, *, sensitive_features: Any, sampl
     Bootstrap: rows are resampled with `rote.core.stats.bootstrap_ci` (weights travel with their rows); a
     replicate in which a class gap becomes undefined aggregates over the classes it defines.
     """
-    for m in metrics:
-        _check_choice("metric", m, METRICS)
-    _check_choice("method", method, METHODS)
-    _check_choice("agg", agg, AGGS)
-    _check_choice("undefined", undefined, UNDEFINED)
+    check_options(metrics, method, agg, undefined)
     enc = encode(y_true, y_pred, sensitive_features, sample_weight, labels)
     counts = confusion_counts(enc)
     values, und, per_class, rate_rows = {}, {}, [], []
