@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from benchlib import timed  # noqa: E402  (bench/ is on sys.path)
 
 try:
     import rote  # noqa: F401
@@ -52,15 +53,6 @@ def make_data(n: int, C: int, G: int, seed: int = 0) -> tuple[np.ndarray, np.nda
     g = rng.integers(0, G, n)
     p = np.where(rng.random(n) < 0.7, y, rng.integers(0, C, n))
     return y, p, g
-
-
-def best_of(fn, repeat: int):
-    times, out = [], None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return out, min(times)
 
 
 def fairlearn_sp_eopp(y, p, g, classes) -> tuple[dict, dict]:
@@ -95,8 +87,8 @@ def run_case(name: str, n: int, C: int, G: int, loop_classes: int | None, repeat
 
     print(f"  {name}: {n:,} rows x {C} classes x {G} groups ...", file=sys.stderr, flush=True)
     y, p, g = make_data(n, C, G)
-    res, t_rote = best_of(lambda: fairness_metrics(y, p, sensitive_features=g), repeat)
-    _, t_sp = best_of(lambda: statistical_parity(y, p, sensitive_features=g), repeat)
+    res, t_rote, _ = timed(lambda: fairness_metrics(y, p, sensitive_features=g), repeat)
+    _, t_sp, _ = timed(lambda: statistical_parity(y, p, sensitive_features=g), repeat)
     k = C if loop_classes is None else min(loop_classes, C)
     classes = list(range(k))
     t0 = time.perf_counter()

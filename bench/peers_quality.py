@@ -30,11 +30,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+from benchlib import timed  # noqa: E402  (bench/ is on sys.path)
 
 try:
     import rote  # noqa: F401
@@ -42,12 +42,6 @@ except ImportError:  # running from a checkout without rote installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 HERE = Path(__file__).resolve().parent
-
-
-def timed(fn, *args, **kwargs):
-    t = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - t
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,11 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, syn in synthetic.items():
         syn = syn.astype({c: object for c in schema.categorical})
         rep = QualityReport()
-        _, t_sdm = timed(rep.generate, real, syn, metadata, verbose=False)
+        _, t_sdm, _ = timed(lambda: rep.generate(real, syn, metadata, verbose=False))
         shapes = rep.get_details("Column Shapes").set_index("Column")["Score"]
         trends = rep.get_details("Column Pair Trends")
-        sh, t_sh = timed(shape_score, real, syn, schema)
-        tr, t_tr = timed(trend_score, real, syn, schema)
+        sh, t_sh, _ = timed(lambda: shape_score(real, syn, schema))
+        tr, t_tr, _ = timed(lambda: trend_score(real, syn, schema))
         tr032 = trend_score(real, syn, schema, **SDMETRICS_032_THRESHOLDS)
         sdm_trend = float(rep.get_properties().set_index("Property").loc["Column Pair Trends", "Score"])
         ours_shape = sh.columns.set_index("column")["score"]
@@ -108,12 +102,12 @@ def main(argv: list[str] | None = None) -> int:
             sdm_c2st = []
             t_c2 = 0.0
             for _ in range(args.c2st_repeats):
-                v, t = timed(LogisticDetection.compute, real, syn)
+                v, t, _ = timed(lambda: LogisticDetection.compute(real, syn))
                 sdm_c2st.append(float(v))
                 t_c2 += t / args.c2st_repeats
         ours_all, t_oc = [], 0.0
         for seed in range(args.c2st_repeats):  # rote seeds its folds: one score per seed, same count as SDMetrics
-            v, t = timed(c2st_score, real, syn, schema, seed=seed)
+            v, t, _ = timed(lambda: c2st_score(real, syn, schema, seed=seed))
             ours_all.append(v)
             t_oc += t / args.c2st_repeats
         ours_c2st = float(np.mean(ours_all))

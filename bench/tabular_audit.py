@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from benchlib import fmt_ratio, fmt_s, machine_info, timed  # noqa: E402  (bench/ is on sys.path)
 
 try:
     import rote  # noqa: F401
@@ -208,16 +209,6 @@ LOOP_LABELS = {"loop_paper": "per-row loop, the paper code's structure",
 # ---------------------------------------------------------------------------------------------- cases (children)
 
 
-def timed(fn, repeat: int) -> tuple[object, float, list[float]]:
-    """fn()'s last value, its best wall time over `repeat` calls (time.perf_counter), and all times."""
-    times, value = [], None
-    for _ in range(max(1, repeat)):
-        t0 = time.perf_counter()
-        value = fn()
-        times.append(time.perf_counter() - t0)
-    return value, min(times), times
-
-
 def run_case(case: str, args: argparse.Namespace, tmp: Path) -> dict:
     n, rep = args.n, args.repeat
     train, synthetic, schema = make_tables(n, args.n_exact, args.n_near)
@@ -302,24 +293,6 @@ def child(case: str, args: argparse.Namespace, tmp: Path) -> dict:
     res = json.loads((tmp / f"{case}.json").read_text())
     res["process_wall_s"] = time.perf_counter() - t0
     return res
-
-
-def machine_info() -> dict:
-    import torch  # noqa: F401  (so torch's version and threads are recorded)
-
-    from rote.core.runs import machine_info as _machine
-
-    return _machine()
-
-
-def fmt_s(x: float | None) -> str:
-    if x is None:
-        return "—"
-    return f"{x:.1f} s" if x >= 10 else f"{x:.2f} s"
-
-
-def fmt_ratio(a: float | None, b: float | None) -> str:
-    return "—" if a is None or b is None else f"{a / b:.0f}x" if a / b >= 10 else f"{a / b:.1f}x"
 
 
 def fmt_pairs(p: float | None) -> str:

@@ -29,10 +29,10 @@ import datetime
 import json
 import platform
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from benchlib import timed  # noqa: E402  (bench/ is on sys.path)
 
 try:
     import rote  # noqa: F401
@@ -139,20 +139,6 @@ def measure_ood(train, schema, n_new: int, seeds: int) -> tuple[dict, str]:
     return {"rates": rates, "detector_accuracy": acc, "protocols": protocols}, "\n".join(lines)
 
 
-def timed(fn, *args, **kwargs):
-    t = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - t
-
-
-def best_of(repeat: int, fn, *args, **kwargs):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        out, t = timed(fn, *args, **kwargs)
-        best = min(best, t)
-    return out, best
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="smoke run: 200 loop rows")
@@ -178,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     label = schema.target
     features = [c for c in train.columns if c != label]
 
-    assoc, t_assoc = best_of(args.repeat, association_matrix, train, schema)
-    loop_assoc, t_loop_assoc = timed(loop_association, train, schema)
+    assoc, t_assoc, _ = timed(lambda: association_matrix(train, schema), args.repeat)
+    loop_assoc, t_loop_assoc, _ = timed(lambda: loop_association(train, schema))
     assoc_diff = float(np.max(np.abs(assoc.to_numpy() - loop_assoc.loc[assoc.index, assoc.columns].to_numpy())))
     clusters = cluster_columns(assoc)
 
@@ -191,13 +177,13 @@ def main(argv: list[str] | None = None) -> int:
         def run(make=make):
             return make().fit(train, schema).sample(n_new)
 
-        ours, t_ours = best_of(args.repeat, run)
+        ours, t_ours, _ = timed(run, args.repeat)
         if name == "tabcutmixplus":  # sampling alone, association matrix excluded (fitted once)
             fitted = make().fit(train, schema)
-            _, t_sample = best_of(args.repeat, fitted.sample, n_new)
+            _, t_sample, _ = timed(lambda: fitted.sample(n_new), args.repeat)
         else:
             t_sample = None
-        theirs, t_loop = timed(loop_tabcutmix, train, label, units, loop_rows, 0)
+        theirs, t_loop, _ = timed(lambda: loop_tabcutmix(train, label, units, loop_rows, 0))
         t_loop_full = t_loop * n_new / loop_rows
         # same-size samples: the loop's rows vs rote's, and rote's vs rote's with another seed (the noise floor)
         head = ours.iloc[:loop_rows]

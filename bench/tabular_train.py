@@ -45,6 +45,7 @@ from rote.tabular.models import TabDDPM, TabSyn
 from rote.tabular.models.base import linear_decay_lr
 from rote.tabular.models.preprocess import TableCodec
 from rote.tabular.models.tabddpm import MixedDiffusion, MLPDenoiser
+from benchlib import fmt_s, machine_info  # noqa: E402  (bench/ is on sys.path)
 
 HERE = Path(__file__).resolve().parent
 
@@ -165,16 +166,6 @@ def loss_check(x_num, x_cat, codec, cfg) -> float:
 
 
 # ---------------------------------------------------------------------------------------------- main
-
-
-def machine_info() -> dict:
-    from rote.core.runs import machine_info as _machine
-
-    return _machine()
-
-
-def fmt_s(x: float | None) -> str:
-    return "—" if x is None else (f"{x:.1f} s" if x >= 10 else f"{x:.3f} s")
 
 
 def main(argv: list[str] | None = None) -> int:

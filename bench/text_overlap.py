@@ -36,7 +36,6 @@ import datetime
 import difflib
 import json
 import sys
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -48,6 +47,7 @@ except ImportError:  # running from a checkout without rote installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from rote.core.text import SubstringIndex, longest_common_substring
+from benchlib import fmt_ratio, fmt_s, machine_info, timed  # noqa: E402  (bench/ is on sys.path)
 
 HERE = Path(__file__).resolve().parent
 TARGET_RATIO = 50  # issue 5: at least 50x faster than the DP baseline on 10 kB texts
@@ -173,16 +173,6 @@ IMPLEMENTATIONS = {"rote": rote_lcs, "python_dp": python_dp, "numpy_dp": numpy_d
 # ---------------------------------------------------------------------------------------------- timing
 
 
-def timed(fn, repeat: int) -> tuple[object, float, list[float]]:
-    """fn()'s last value, its best wall time over `repeat` calls (time.perf_counter), and all times."""
-    times, value = [], None
-    for _ in range(max(1, repeat)):
-        t0 = time.perf_counter()
-        value = fn()
-        times.append(time.perf_counter() - t0)
-    return value, min(times), times
-
-
 def span_ok(a, b, length: int, sa: int, sb: int) -> bool:
     sa_, sb_ = a[sa:sa + length], b[sb:sb + length]
     return len(sa_) == length and (sa_ == sb_ if isinstance(a, str) else bool(np.array_equal(sa_, sb_)))
@@ -215,27 +205,6 @@ def run_case(name: str, a, b, label: str, args: argparse.Namespace) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- report
-
-
-def machine_info() -> dict:
-    from rote.core.runs import machine_info as _machine
-
-    return _machine()
-
-
-def fmt_s(x: float | None) -> str:
-    if x is None:
-        return "—"
-    if x >= 10:
-        return f"{x:.1f} s"
-    return f"{x:.2f} s" if x >= 0.1 else f"{x * 1e3:.1f} ms"
-
-
-def fmt_ratio(base: float | None, rote_s: float) -> str:
-    if base is None:
-        return "—"
-    r = base / rote_s
-    return f"{r:,.0f}x" if r >= 10 else f"{r:.1f}x"
 
 
 def render(results: list[dict]) -> str:

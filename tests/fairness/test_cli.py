@@ -10,18 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rote.cli.main import main
+from rote_testing import run
 from rote.fairness import fairness_metrics, memorization_effect, minimum_memorized_mass
-
-
-def run(argv, capsys):
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

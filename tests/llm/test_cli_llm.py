@@ -10,16 +10,7 @@ import pytest
 import torch
 
 from rote.cli.main import main
-
-
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+from rote_testing import run
 
 
 @pytest.fixture(scope="module")

@@ -25,15 +25,7 @@ from rote.tabular.experiment import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One torch thread: on a shared 2-core machine, 2-thread kernels on tiny tensors mostly wait for each other."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def brute_force_mem_ratio(train: pd.DataFrame, synth: pd.DataFrame, numeric: list[str], categorical: list[str]

@@ -18,12 +18,7 @@ from rote.tabular.models import QuantileNormalizer, TableCodec, TabDDPM, TabSyn
 from rote.tabular.models.preprocess import n_quantiles_for
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _sklearn(x: np.ndarray) -> QuantileTransformer:

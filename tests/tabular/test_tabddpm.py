@@ -16,13 +16,7 @@ from rote.tabular import audit
 from rote.tabular.models import EarlyStopping, MemorizationHook, MixedDiffusion, TabDDPM
 from rote.tabular.models.tabddpm import cosine_betas
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """These models are tiny: one thread is faster than two, and far faster when other processes hold the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = dict(d_layers=(32, 32), dim_t=16, num_timesteps=20, batch_size=64)

@@ -13,13 +13,7 @@ from rote.data import TableSchema
 from rote.tabular.models import EarlyStopping, MemorizationHook, TabDDPM, TabSyn
 from rote.tabular.models.tabsyn import SIGMA_DATA, EDMDenoiser, Reconstructor, edm_sample, karras_sigmas
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """These models are tiny: one thread is faster than two, and far faster when other processes hold the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = dict(batch_size=64, dim_t=16, factor=4, sample_steps=8)

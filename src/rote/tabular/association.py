@@ -25,14 +25,19 @@ DEFAULT_CUT = 0.3
 """The TabCutMix code's cut of the average-linkage tree (distance 1 - association)."""
 
 
-def pearson_abs(x: np.ndarray, y: np.ndarray) -> float:
-    """|Pearson r| of two (n,) float arrays; 0 when either is constant or n < 2 (r undefined)."""
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson r of two (n,) float arrays; 0 when either is constant or n < 2 (r undefined)."""
     x = np.asarray(x, np.float64) - np.mean(x)
     y = np.asarray(y, np.float64) - np.mean(y)
     sxx, syy = float(np.sum(x * x)), float(np.sum(y * y))
     if sxx <= 0.0 or syy <= 0.0:
         return 0.0
-    return float(min(1.0, abs(float(np.sum(x * y))) / np.sqrt(sxx * syy)))
+    return float(np.clip(float(np.sum(x * y)) / np.sqrt(sxx * syy), -1.0, 1.0))
+
+
+def pearson_abs(x: np.ndarray, y: np.ndarray) -> float:
+    """|Pearson r| (see `pearson`)."""
+    return abs(pearson(x, y))
 
 
 def _contingency(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -29,6 +29,7 @@ from rote.core.privacy import roc_auc
 from rote.core.results import Result, table_field
 from rote.core.runs import make_rng
 from rote.data import TableSchema, validate_table
+from rote.tabular.association import chi2_statistic, pearson
 
 TREND_BINS = 10
 """Equal-width bins a numeric column is cut into for contingency similarity (SDMetrics' default)."""
@@ -125,12 +126,6 @@ def _bin(x: np.ndarray, edges: np.ndarray | None) -> np.ndarray:
     return np.digitize(x, bins=edges)
 
 
-def _pearson(x: np.ndarray, y: np.ndarray) -> float:
-    x = x - x.mean()
-    y = y - y.mean()
-    return float(np.sum(x * y) / np.sqrt(np.sum(x * x) * np.sum(y * y)))
-
-
 SDMETRICS_032_THRESHOLDS = {"correlation_threshold": 0.5, "association_threshold": 0.3}
 """`trend_score` keyword arguments that reproduce SDMetrics 0.32's QualityReport "Column Pair Trends" average."""
 
@@ -138,8 +133,6 @@ SDMETRICS_032_THRESHOLDS = {"correlation_threshold": 0.5, "association_threshold
 def _cramers_v_plain(counts: np.ndarray) -> float:
     """Cramer's V without bias correction or Yates (scipy.stats.contingency.association(method="cramer")) of a
     count table; empty rows and columns are dropped first; 0 when fewer than 2 rows or columns remain."""
-    from rote.tabular.association import chi2_statistic
-
     counts = counts[counts.sum(1) > 0][:, counts.sum(0) > 0]
     if min(counts.shape) < 2:
         return 0.0
@@ -187,7 +180,7 @@ def trend_score(real: pd.DataFrame, synth: pd.DataFrame, schema: TableSchema, *,
             if const:
                 rows.append((a, b, "CorrelationSimilarity", np.nan, f"constant column: {', '.join(const)}", False))
                 continue
-            rho_r, rho_s = _pearson(xr, yr), _pearson(xs, ys)
+            rho_r, rho_s = pearson(xr, yr), pearson(xs, ys)
             rows.append((a, b, "CorrelationSimilarity", 1.0 - abs(rho_r - rho_s) / 2, "",
                          abs(rho_r) > correlation_threshold or correlation_threshold <= 0))
         else:
