@@ -66,7 +66,7 @@ def test_audit_end_to_end(tmp_path, tables, capsys):
     before = {k: sha(p) for k, p in tables.items()}
     out_dir = tmp_path / "run"
     code, out, err = run(["tabular", "audit", "--train", str(tables["train"]), "--synthetic", str(tables["synthetic"]),
-                          "--holdout", str(tables["holdout"]), "--target", "label", "--out", str(out_dir), "--quiet"], capsys)
+                          "--holdout", str(tables["holdout"]), "--target", "label", "--out", str(out_dir)], capsys)
     assert code == 0, err
     assert {k: sha(p) for k, p in tables.items()} == before  # inputs never modified
     for name in ("config.json", "results.json", "rows.parquet", "train_rows.parquet", "ratio_hist.png", "report.html"):
@@ -214,8 +214,8 @@ def test_demo_small(tmp_path, capsys):
     try:
         out_dir = tmp_path / "demo"
         code, out, err = run(["demo", "--out", str(out_dir), "--rows", "160", "--epochs", "2", "--every", "1",
-                              "--hook-samples", "40", "--timesteps", "50", "--copies", "10", "--near-copies", "10",
-                              "--quiet"], capsys)
+                              "--hook-samples", "40", "--timesteps", "50", "--copies", "10", "--near-copies", "10"],
+                             capsys)
     finally:
         torch.set_num_threads(threads)
     assert code == 0, err

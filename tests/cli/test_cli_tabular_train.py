@@ -36,7 +36,7 @@ def test_train_writes_model_synthetic_curve_and_audit(files, tmp_path, capsys):
     code, stdout, err = run(["tabular", "train", "--train", str(files["train"]), "--target", "income",
                              "--epochs", "2", "--timesteps", "50", "--every", "1", "--hook-samples", "30",
                              "--n-synthetic", "80",
-                             "--augmentation", "tabcutmix", "--out", str(out), "--quiet"], capsys)
+                             "--augmentation", "tabcutmix", "--out", str(out)], capsys)
     assert code == 0, err
     res = json.loads((out / "results.json").read_text())
     assert res["n_training_rows"] == 200 + 60 and res["epochs_trained"] == 2
@@ -93,7 +93,7 @@ def test_experiment_cli_grid_file_resume_and_table(files, tmp_path, capsys):
     grid.write_text("axes:\n  augmentation: [none, tabcutmix]\n  seed: [0, 1]\nfixed:\n  generator: ijf\n")
     out = tmp_path / "exp"
     argv = ["tabular", "experiment", "--grid", str(grid), "--rows", "120", "--test-rows", "100", "--no-quality",
-            "--no-ood", "--workers", "1", "--out", str(out), "--quiet"]
+            "--no-ood", "--workers", "1", "--out", str(out)]
     code, stdout, err = run(argv, capsys)
     assert code == 0, err
     res = json.loads((out / "results.json").read_text())

@@ -94,3 +94,53 @@ def test_save_is_atomic_on_failure(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert ck.load_checkpoint(tmp_path / "c.pt", "k")["v"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+_HALF_SAVE = """
+import os, sys, time, torch
+from rote.core import checkpoints as ck
+
+def stuck(obj, fh, *a, **k):  # write part of the file, then hang: the parent kills us mid-save
+    fh.write(b"half a checkpoint")
+    fh.flush()
+    open(sys.argv[2], "w").close()
+    time.sleep(60)
+
+torch.save = stuck
+ck.save_checkpoint(os.path.join(sys.argv[1], "epoch-000002.pt"), {"v": 2}, "k")
+"""
+
+
+def test_a_save_killed_midway_leaves_a_temporary_that_is_ignored_then_removed(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ck.save_checkpoint(tmp_path / "epoch-000001.pt", {"v": 1}, "k")
+    ready = tmp_path.parent / f"{tmp_path.name}.ready"
+    proc = subprocess.Popen([sys.executable, "-c", _HALF_SAVE, str(tmp_path), str(ready)])
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    tmps = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert len(tmps) == 1 and tmps[0].name.startswith(f".epoch-000002.pt.{proc.pid}.")
+    assert ck.latest_checkpoint(tmp_path).name == "epoch-000001.pt"  # the temporary is never a checkpoint
+    ck.save_checkpoint(tmp_path / "epoch-000003.pt", {"v": 3}, "k")  # the next save removes it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch-000001.pt", "epoch-000003.pt"]
+    assert ck.load_checkpoint(ck.latest_checkpoint(tmp_path), "k")["v"] == 3
+
+
+def test_temporaries_of_live_processes_are_kept(tmp_path):
+    live = tmp_path / f".epoch-000001.pt.{os.getppid()}.abcd1234.tmp"  # our parent: alive, not us
+    ours = tmp_path / f".epoch-000001.pt.{os.getpid()}.abcd1234.tmp"  # ours, not being written: stale
+    for p in (live, ours):
+        p.write_bytes(b"x")
+    assert ck.remove_stale_temporaries(tmp_path) == [ours] and live.exists()
+    assert ck.remove_stale_temporaries(tmp_path / "missing") == []

@@ -7,7 +7,7 @@ import numpy as np
 from rote.fairness import (
     fairness_metrics, memorization_effect, memorization_gaming_audit, min_mass_from_counts, minimum_memorized_mass,
 )
-from rote.report.fairness import fairness_report
+from rote.fairness.report import fairness_report
 
 
 def _data():

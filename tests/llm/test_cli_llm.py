@@ -55,7 +55,7 @@ def test_extract_and_membership_on_the_trained_model(tiny_run, tmp_path, capsys)
     out = tmp_path / "ext"
     code, stdout, err = run(["llm", "extract", "--model", f"tiny:{tiny_run}", "--data", str(data), "--out", str(out),
                              "--prefix-tokens", "10,40", "--suffix-tokens", "25", "--group", "repeats",
-                             "--n-boot", "20", "--quiet"], capsys)
+                             "--n-boot", "20"], capsys)
     assert code == 0, err
     assert "prefix   40 tokens" in stdout and "report:" in stdout
     rows = pd.read_parquet(out / "rows.parquet")

@@ -162,7 +162,7 @@ def test_text_only_backend_cannot_do_greedy_extraction():
 
 
 def test_report_highlights_the_copied_span_escaped():
-    from rote.report.llm import LLMReport, extraction_report
+    from rote.llm.report import LLMReport, extraction_report
 
     r = LLMReport("t")
     r.add_marked_text("span <1>", "ab<script>x</script>cd", 2, 8)

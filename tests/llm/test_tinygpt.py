@@ -174,3 +174,63 @@ def test_context_limit_is_a_clear_error(trained):
         b.score([[1] * 49])
     with pytest.raises(BackendError, match="token id 256"):
         b.score([[1, 256]])
+
+
+_KILL_SCRIPT = """
+import sys, time, torch
+sys.path.insert(0, {tests!r})
+torch.set_num_threads(1)
+from llm.test_tinygpt import SMALL, TEXT
+from rote.llm.tinygpt import train_tiny_gpt
+
+calls = []
+def hang(n):
+    calls.append(n)
+    if len(calls) == 9:  # steps 4 and 8 are checkpointed; step 9 is trained but not saved
+        open({ready!r}, "w").close()
+        time.sleep(60)
+
+train_tiny_gpt(TEXT, SMALL, steps=12, batch_size=4, lr=3e-3, warmup=3, seed=5, out_dir={out!r}, checkpoint_every=4,
+               log_every=2, progress=hang)
+"""
+
+
+def _sigkill_when_ready(script: str, ready) -> None:
+    """Run `script` in a fresh interpreter and SIGKILL it once it creates the file `ready`."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the child never reached the kill point"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+
+def test_resume_after_sigkill_gives_the_uninterrupted_weights_and_log(tmp_path):
+    import json
+    from pathlib import Path
+
+    tests = str(Path(__file__).resolve().parents[1])
+    out, ready = tmp_path / "killed", tmp_path / "ready"
+    _sigkill_when_ready(_KILL_SCRIPT.format(tests=tests, ready=str(ready), out=str(out)), ready)
+    assert sorted(p.name for p in (out / "checkpoints").glob("*.pt")) == ["step-000004.pt", "step-000008.pt"]
+    assert not (out / "model.pt").exists()
+    kw = dict(steps=12, batch_size=4, lr=3e-3, warmup=3, seed=5, checkpoint_every=4, log_every=2)
+    full = train_tiny_gpt(TEXT, SMALL, out_dir=tmp_path / "full", **kw)
+    resumed = train_tiny_gpt(TEXT, SMALL, out_dir=out, **kw)
+    assert resumed.resumed_from == 8 and resumed.final_loss == full.final_loss
+    ma, mb = load_model(full.out_dir / "model.pt"), load_model(out / "model.pt")
+    assert all(torch.equal(p, q) for p, q in zip(ma.parameters(), mb.parameters()))
+    log = lambda d: json.loads((d / "train_log.json").read_text())["step_loss"]  # noqa: E731
+    assert log(out) == log(full.out_dir) and [s for s, _ in log(out)] == [1, 3, 5, 7, 9, 11, 12]

@@ -1,4 +1,4 @@
-"""rote.report (HTML builder, plots) and rote.report.tabular (audit report and run files)."""
+"""rote.report (HTML builder, plots) and rote.tabular.report (audit report and run files)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from rote.core.runs import RunFolder
 from rote.report import Report, figure_to_png, ratio_histogram
 from rote.report.plots import COLOR_KEPT, COLOR_MEMORIZED, COLOR_MIXED
 from rote.tabular import audit
-from rote.report.tabular import audit_report, copies_table, save_audit
+from rote.tabular.report import audit_outputs, audit_report, copies_table
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -241,16 +241,20 @@ def test_audit_report_nothing_memorized():
     _assert_self_contained(html)
 
 
-def test_save_audit_writes_the_run(copied_audit, tmp_path):
+def test_finished_audit_run_holds_every_file(copied_audit, tmp_path, capsys):
     r = copied_audit
     run = RunFolder(tmp_path / "run")
-    cfg = {"command": "rote tabular audit", "options": {"distance": "gower"}}
-    paths = save_audit(r, run, config=cfg)
+    assert run.finish(r, command="rote tabular audit", options={"distance": "gower"}, quiet=True,
+                      **audit_outputs(r)) == 0
+    assert capsys.readouterr() == ("", "")  # quiet: nothing printed
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["command"] == "rote tabular audit" and cfg["options"] == {"distance": "gower"}
     names = {"results": "results.json", "rows": "rows.parquet", "train_rows": "train_rows.parquet",
-             "ratio_hist": "ratio_hist.png", "report": "report.html"}
-    assert set(paths) == set(names)
-    for key, p in paths.items():
-        assert p == tmp_path / "run" / names[key] and p.is_file() and p.stat().st_size > 0
+             "ratio_hist": "ratio_hist.png", "report": "report.html", "config": "config.json"}
+    assert sorted(x.name for x in (tmp_path / "run").iterdir()) == sorted(names.values())
+    paths = {key: tmp_path / "run" / name for key, name in names.items()}
+    for p in paths.values():
+        assert p.is_file() and p.stat().st_size > 0
     assert not list((tmp_path / "run").glob(".*.tmp"))  # no temporary files left behind
 
     results = json.loads(paths["results"].read_text())

@@ -230,7 +230,7 @@ def test_ood_rate_flags_perturbed_rows_not_real_ones():
 
 
 def test_augment_report_shows_association_clusters_quality_and_ood():
-    from rote.report.augment import association_heatmap, augment_report, quality_bars, quality_table
+    from rote.tabular.report import association_heatmap, augment_report, quality_bars, quality_table
     from rote.tabular.quality import quality_report
 
     rng = np.random.default_rng(0)

@@ -19,8 +19,8 @@ from rote.tabular.experiment import (
     experiment_point,
     format_paper_table,
     paper_table,
+    experiment_outputs,
     run_experiment,
-    save_experiment,
     subsample,
 )
 
@@ -154,8 +154,8 @@ def test_run_experiment_ijf_grid_files_and_resume(tmp_path):
         assert row["mem_ratio_mean"] == pytest.approx(sel["mem_ratio"].mean())
         assert set(sel["n_train"]) == {round(150 * row["train_fraction"])}
     run = RunFolder(tmp_path / "exp")
-    paths = save_experiment(res, run, config={"command": "test"})
-    html = Path(paths["report"]).read_text()
+    assert run.finish(res, command="test", options={}, quiet=True, **experiment_outputs(res)) == 0
+    html = (tmp_path / "exp" / "report.html").read_text()
     assert "Memorization and quality" in html and "mem_vs_size.png" in html
     assert (tmp_path / "exp" / "mem_vs_size.png").is_file() and "| augmentation |" in \
         (tmp_path / "exp" / "paper_table.md").read_text()

@@ -429,3 +429,64 @@ def test_paper_preset_hyperparameters():
     assert cfg["d_layers"] == (1024, 2048, 2048, 1024) and cfg["num_timesteps"] == 1000
     assert cfg["batch_size"] == 4096 and cfg["steps"] == 100_000 and cfg["lr"] == pytest.approx(0.0018098, rel=1e-4)
     assert TabDDPM(preset="paper")._total_epochs(cfg, 32_561) == 12_500  # 8 steps per epoch
+
+
+_KILL_SCRIPT = """
+import sys, time, torch
+sys.path.insert(0, {tests!r})
+torch.set_num_threads(1)
+from tabular.test_tabddpm import TINY, toy_table
+from rote.tabular.models import TabDDPM
+
+def hang(epoch, model, logs):
+    if epoch == 3:  # epochs 1 and 2 are checkpointed; epoch 3 is trained but not saved
+        open({ready!r}, "w").close()
+        time.sleep(60)
+
+df, schema = toy_table()
+TabDDPM(epochs=4, seed=1, **TINY).fit(df, schema, callbacks=[hang], checkpoint_dir={folder!r}, checkpoint_every=1,
+                                      progress=False)
+"""
+
+
+def _sigkill_when_ready(script: str, ready) -> None:
+    """Run `script` in a fresh interpreter and SIGKILL it once it creates the file `ready`."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the child never reached the kill point"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+
+def test_resume_after_sigkill_gives_the_uninterrupted_result(tmp_path):
+    from pathlib import Path
+
+    tests = str(Path(__file__).resolve().parents[1])
+    folder, ready = tmp_path / "ck", tmp_path / "ready"
+    _sigkill_when_ready(_KILL_SCRIPT.format(tests=tests, ready=str(ready), folder=str(folder)), ready)
+    assert sorted(p.name for p in folder.glob("*.pt")) == ["epoch-000001.pt", "epoch-000002.pt"]
+    df, schema = toy_table()
+    full = TabDDPM(epochs=4, seed=1, **TINY).fit(df, schema, progress=False)
+    resumed = TabDDPM(epochs=4, seed=1, **TINY).fit(df, schema, checkpoint_dir=folder, checkpoint_every=1,
+                                                    progress=False)
+    assert [h["epoch"] for h in resumed.history_] == [1, 2, 3, 4]
+    for k, v in params_of(full).items():
+        assert torch.equal(v, params_of(resumed)[k]), k
+    assert [h["loss"] for h in resumed.history_] == [h["loss"] for h in full.history_]
+    pd.testing.assert_frame_equal(full.sample(100, seed=2), resumed.sample(100, seed=2))
+    # the final training checkpoint is also a model file
+    pd.testing.assert_frame_equal(TabDDPM.load(folder / "epoch-000004.pt").sample(100, seed=2),
+                                  resumed.sample(100, seed=2))

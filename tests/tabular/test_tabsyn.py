@@ -189,3 +189,62 @@ def test_paper_preset_hyperparameters():
     assert (cfg["d_token"], cfg["n_layers"], cfg["n_heads"], cfg["factor"]) == (4, 2, 1, 32)
     assert (cfg["batch_size"], cfg["vae_epochs"], cfg["dim_t"], cfg["sample_steps"]) == (4096, 4000, 1024, 50)
     assert (cfg["max_beta"], cfg["min_beta"], cfg["beta_decay"]) == (1e-2, 1e-5, 0.7)
+
+
+_KILL_SCRIPT = """
+import sys, time, torch
+sys.path.insert(0, {tests!r})
+torch.set_num_threads(1)
+from tabular.test_tabsyn import TINY, toy_table
+from rote.tabular.models import TabSyn
+
+def hang(epoch, model, logs):
+    if epoch == 4:  # VAE epochs 1-2 and diffusion epoch 3 are checkpointed; epoch 4 is trained but not saved
+        open({ready!r}, "w").close()
+        time.sleep(60)
+
+df, schema = toy_table()
+TabSyn(vae_epochs=2, epochs=3, seed=1, **TINY).fit(df, schema, callbacks=[hang], checkpoint_dir={folder!r},
+                                                   checkpoint_every=1, progress=False)
+"""
+
+
+def _sigkill_when_ready(script: str, ready) -> None:
+    """Run `script` in a fresh interpreter and SIGKILL it once it creates the file `ready`."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the child never reached the kill point"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+
+def test_resume_after_sigkill_in_the_diffusion_phase_gives_the_uninterrupted_result(tmp_path):
+    from pathlib import Path
+
+    tests = str(Path(__file__).resolve().parents[1])
+    folder, ready = tmp_path / "ck", tmp_path / "ready"
+    _sigkill_when_ready(_KILL_SCRIPT.format(tests=tests, ready=str(ready), folder=str(folder)), ready)
+    assert sorted(p.name for p in folder.glob("*.pt"))[-1] == "epoch-000003.pt"
+    df, schema = toy_table()
+    kw = dict(vae_epochs=2, epochs=3, seed=1, **TINY)
+    full = TabSyn(**kw).fit(df, schema, progress=False)
+    resumed = TabSyn(**kw).fit(df, schema, checkpoint_dir=folder, progress=False)
+    assert [h["phase"] for h in resumed.history_] == ["vae"] * 2 + ["diffusion"] * 3
+    ref = all_params(full)
+    for k, v in all_params(resumed).items():
+        assert torch.equal(v, ref[k]), k
+    assert [h["loss"] for h in resumed.history_] == [h["loss"] for h in full.history_]
+    pd.testing.assert_frame_equal(full.sample(100, seed=3), resumed.sample(100, seed=3))

@@ -16,7 +16,7 @@ import os
 import platform
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Callable
 
@@ -175,30 +175,124 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
-class RunFolder:
-    """One folder per run: `config.json`, `results.json`, tables, plots and `report.html`.
+_ACTIVE: list["RunFolder"] = []
+"""Run folders opened and not yet finished in this process; the CLI's error path marks them failed."""
 
-    Refuses to reuse a folder that already holds a finished run (`results.json`) unless `force=True`, and refuses
-    to write a file that is one of the run's inputs.
+STATUS_OK, STATUS_BAD_INPUT, STATUS_INTERNAL = 0, 2, 1
+"""Exit statuses of every command: success, bad input (a one-line reason), internal error."""
+
+
+def _nearest_existing(path: Path) -> Path:
+    p = path
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def _check_writable_folder(folder: Path, shown: Path) -> None:
+    """Create and delete a probe file in `folder`: the only reliable check (root ignores permission bits, and a
+    read-only mount refuses whoever asks)."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".rote-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"`out` {shown}: cannot write in {folder} ({exc.strerror or exc}); choose a writable folder") \
+            from None
+
+
+class RunFolder:
+    """One folder per run: `config.json`, tables (`*.parquet`), plots (`*.png`), `report.html`, `results.json`.
+
+    Everything about `path` is checked when the object is made, before any work: it must be (or become) a folder
+    that this process can write in, must not hold a finished run (`results.json`) unless `force=True`, and names
+    that a run writes (`results.json`, `config.json`, `report.html`) must not be folders. Nothing is created until
+    the first write. `finish` writes a run's files with results.json last (results.json marks a finished run);
+    `abort` removes a folder this run created and left unfinished, or marks a pre-existing one `FAILED`, so a
+    failed run never looks finished. A file that is one of the run's `inputs` is never written.
     """
+
+    RESERVED = ("config.json", "results.json", "report.html")
 
     def __init__(self, path: str | os.PathLike, *, force: bool = False, inputs: Sequence[str | os.PathLike] = ()):
         self.path = Path(path)
-        if self.path.exists() and not self.path.is_dir():
-            raise ConfigError(f"--out {self.path}: exists and is not a folder; choose a folder path")
+        self.force = force
+        self._inputs = {Path(p).resolve() for p in inputs if p is not None}
+        self._created = False
+        self._started = False
+        self.finished = False
+        existing = _nearest_existing(self.path)
+        if existing == self.path:
+            if not self.path.is_dir():
+                raise ConfigError(f"`out` {self.path}: exists and is a file, not a folder; choose a folder path")
+        elif not existing.is_dir():
+            raise ConfigError(f"`out` {self.path}: {existing} is a file, so no folder can be made under it; "
+                              "choose another path")
+        for name in self.RESERVED:
+            if (self.path / name).is_dir():
+                raise ConfigError(f"`out` {self.path}: {name} there is a folder, where the run writes a file; "
+                                  "choose another folder")
         if (self.path / "results.json").exists() and not force:
             raise ConfigError(
-                f"--out {self.path}: already holds a finished run (results.json); "
-                "choose another folder or pass --force to replace its results"
+                f"`out` {self.path}: already holds a finished run (results.json); "
+                "choose another folder or pass `force` to replace its results"
             )
-        self._inputs = {Path(p).resolve() for p in inputs}
-        self.path.mkdir(parents=True, exist_ok=True)
+        if self.path.resolve() in self._inputs:
+            raise ConfigError(f"`out` {self.path}: is one of this run's inputs; choose another folder")
+        _check_writable_folder(existing, self.path)
+        _ACTIVE.append(self)
+
+    # ---------------------------------------------------------------------------------------- lifecycle
+
+    def _start(self) -> None:
+        """Create the folder on the first write; a forced rerun drops the old results.json first, so the folder
+        never looks finished while it holds a mix of old and new files."""
+        if self._started:
+            return
+        if not self.path.exists():
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._created = True
+        if self.force:
+            with contextlib.suppress(FileNotFoundError):
+                (self.path / "results.json").unlink()
+        with contextlib.suppress(FileNotFoundError):
+            (self.path / "FAILED").unlink()
+        self._started = True
+
+    def abort(self, reason: str) -> None:
+        """The run failed: remove the folder if this run made it and it holds no checkpoints (nothing to resume),
+        else leave a `FAILED` file with the reason (results.json is never written by a failed run)."""
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
+        if self.finished or not self._started or not self.path.is_dir():
+            return
+        resumable = any((self.path / "checkpoints").glob("*")) if (self.path / "checkpoints").is_dir() else False
+        resumable = resumable or any(self.path.glob("grid/points/*"))
+        if self._created and not resumable:
+            import shutil
+
+            shutil.rmtree(self.path, ignore_errors=True)
+            return
+        with contextlib.suppress(OSError):
+            atomic_write_text(self.path / "FAILED", reason.rstrip() + "\n")
+
+    def __enter__(self) -> RunFolder:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is not None and not self.finished:
+            self.abort(f"{type(exc).__name__}: {exc}")
+
+    # ---------------------------------------------------------------------------------------- files
 
     def file(self, name: str) -> Path:
-        """Path of an output file inside the run; refuses names that would overwrite an input."""
+        """Path of an output file inside the run (the folder is made on first use); refuses names that would
+        overwrite an input."""
         p = self.path / name
         if p.resolve() in self._inputs:
-            raise ConfigError(f"{p}: is one of this run's inputs; rote never overwrites inputs, choose another --out")
+            raise ConfigError(f"{p}: is one of this run's inputs; rote never overwrites inputs, choose another "
+                              "out folder")
+        self._start()
         return p
 
     def write_json(self, name: str, obj: Any) -> Path:
@@ -213,10 +307,10 @@ class RunFolder:
     def write_parquet(self, name: str, frame: Any) -> Path:
         return atomic_write_parquet(self.file(name), frame)
 
-    def write_config(self, command: str, options: dict[str, Any], inputs: dict[str, str | os.PathLike] | None = None,
-                     seed: int | None = None) -> Path:
-        """config.json: the command, every option, fingerprints of input files, seed, versions and time."""
-        config = {
+    def config(self, command: str, options: dict[str, Any], inputs: dict[str, str | os.PathLike | None] | None = None,
+               seed: int | None = None) -> dict[str, Any]:
+        """What config.json holds: the command, every option, fingerprints of input files, seed, versions, time."""
+        return {
             "command": command,
             "options": options,
             "inputs": {k: file_fingerprint(v) for k, v in (inputs or {}).items() if v is not None and Path(v).is_file()},
@@ -224,7 +318,59 @@ class RunFolder:
             "environment": environment_info(),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
-        return self.write_json("config.json", config)
+
+    def write_config(self, command: str, options: dict[str, Any], inputs: dict[str, str | os.PathLike | None] | None = None,
+                     seed: int | None = None) -> Path:
+        """Write config.json now (long runs do, before training, so an interrupted run records how it started)."""
+        return self.write_json("config.json", self.config(command, options, inputs, seed))
+
+    def finish(self, result: Any, *, command: str, options: dict[str, Any],
+               inputs: dict[str, str | os.PathLike | None] | None = None, seed: int | None = None,
+               tables: Mapping[str, Any] | None = None, plots: Mapping[str, bytes] | None = None,
+               files: Mapping[str, bytes | str] | None = None,
+               report: Callable[[dict[str, Any]], str] | None = None, extra: Mapping[str, Any] | None = None,
+               summary: str | None = None, quiet: bool = False, status: int = STATUS_OK,
+               reason: str | None = None) -> int:
+        """Write everything a run leaves behind and return its exit status; the one way every command ends.
+
+        In order: config.json (`command`, `options`, fingerprints of `inputs`, `seed`); the result's own tables
+        (`Result.tables()`) and `tables` as Parquet; `plots` (name -> PNG bytes, written as `name.png`); other
+        `files` (name -> bytes or text); report.html from `report(config)`; and, last, results.json (the result's
+        `to_dict()`, or the mapping itself, plus `extra`). Then prints `summary` (default: `result.summary()`)
+        and the report's path unless `quiet`. `status` 2 with a one-line `reason` (printed to stderr as
+        `error: ...`, also when quiet) says that part of the run failed on bad input; the files are still written.
+        """
+        config = self.config(command, options, inputs, seed)
+        self.write_json("config.json", config)
+        own_tables = result.tables() if hasattr(result, "tables") and callable(result.tables) else {}
+        for name, frame in {**own_tables, **dict(tables or {})}.items():
+            self.write_parquet(name if name.endswith(".parquet") else f"{name}.parquet", frame)
+        for name, png in (plots or {}).items():
+            self.write_bytes(name if name.endswith(".png") else f"{name}.png", png)
+        for name, data in (files or {}).items():
+            (self.write_text if isinstance(data, str) else self.write_bytes)(name, data)
+        if report is not None:
+            self.write_text("report.html", report(config))
+        scalars = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+        self.write_json("results.json", {**scalars, **dict(extra or {})})
+        self.finished = True
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
+        if not quiet:
+            text = summary if summary is not None else (result.summary() if hasattr(result, "summary") else "")
+            if text:
+                print(text)
+            if report is not None:
+                print(f"report: {self.path / 'report.html'}")
+        if status != STATUS_OK and reason:
+            print(f"error: {' '.join(reason.split())}", file=sys.stderr)
+        return status
+
+
+def abort_active_runs(reason: str) -> None:
+    """Mark every unfinished run of this process failed (the CLI's error path calls this)."""
+    for run in list(_ACTIVE):
+        run.abort(reason)
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -1,9 +1,9 @@
 """rote's tiny GPT: a small byte-level causal transformer trained in minutes on a CPU, for ground-truth experiments.
 
 Read top to bottom: the byte tokenizer, the config, the model (nanoGPT-style: learned positions, pre-norm blocks,
-causal self-attention with a KV cache, tied embeddings), the training loop (random windows of a token stream, AdamW,
-cosine schedule, atomic checkpoints, exact resume) and the `Backend` wrapper that the extraction and membership
-protocols use (`open_backend("tiny:FOLDER")`).
+causal self-attention with a KV cache, tied embeddings), the training step (random windows of a token stream, AdamW,
+cosine schedule) run by rote's one training loop `rote.core.training.Trainer` (atomic checkpoints, exact resume),
+and the `Backend` wrapper that the extraction and membership protocols use (`open_backend("tiny:FOLDER")`).
 
 Training folder layout (`out_dir`):
     model.pt                 the final weights + config + tokenizer (kind "tinygpt")
@@ -26,11 +26,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from rote.core.checkpoints import checkpoint_name, latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
+from rote.core.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
+from rote.core.device import resolve_device
 from rote.core.errors import BackendError, ConfigError, DataError
-from rote.core.runs import atomic_write_json, progress_bar
+from rote.core.runs import atomic_write_json
+from rote.core.training import Trainer
 from rote.llm.backends.base import vocabulary_fingerprint
 from rote.llm.backends.torch_lm import TorchLMBackend
+from rote.nets.transformer import Block
 
 MODEL_KIND = "tinygpt"
 TRAIN_KIND = "tinygpt-train"
@@ -90,45 +93,6 @@ class KVCache:
         self.k = [torch.empty(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
         self.v = [torch.empty(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
         self.length = 0
-
-
-class CausalSelfAttention(nn.Module):
-    def __init__(self, cfg: TinyGPTConfig):
-        super().__init__()
-        self.n_head, self.head_dim = cfg.n_head, cfg.n_embd // cfg.n_head
-        self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)
-        self.proj = nn.Linear(cfg.n_embd, cfg.n_embd)
-
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor | None = None,
-                kv: tuple[torch.Tensor, torch.Tensor, int] | None = None) -> torch.Tensor:
-        # x: (B, T, C); allowed: (B, 1, T, S) bool, True where a query may attend a key (None = plain causal);
-        # kv: this layer's cache buffers (B, H, block_size, D) and the number of columns already filled
-        b, t, c = x.shape
-        q, k, v = self.qkv(x).split(c, dim=2)  # each (B, T, C)
-        q, k, v = (z.view(b, t, self.n_head, self.head_dim).transpose(1, 2) for z in (q, k, v))  # (B, H, T, D)
-        if kv is not None:
-            kbuf, vbuf, start = kv
-            kbuf[:, :, start:start + t] = k
-            vbuf[:, :, start:start + t] = v
-            k, v = kbuf[:, :, :start + t], vbuf[:, :, :start + t]  # (B, H, S, D), S = cached + T
-        if allowed is None:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)  # (B, H, T, D)
-        y = y.transpose(1, 2).reshape(b, t, c)
-        return self.proj(y)
-
-
-class Block(nn.Module):
-    def __init__(self, cfg: TinyGPTConfig):
-        super().__init__()
-        self.ln1, self.ln2 = nn.LayerNorm(cfg.n_embd), nn.LayerNorm(cfg.n_embd)
-        self.attn = CausalSelfAttention(cfg)
-        self.mlp = nn.Sequential(nn.Linear(cfg.n_embd, 4 * cfg.n_embd), nn.GELU(), nn.Linear(4 * cfg.n_embd, cfg.n_embd))
-
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor | None = None, kv: Any = None) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x), allowed, kv)
-        return x + self.mlp(self.ln2(x))
 
 
 class TinyGPT(nn.Module):
@@ -202,8 +166,9 @@ class TinyGPT(nn.Module):
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What `train_tiny_gpt` did. final_loss: mean training loss of the last (up to) 20 steps run, in nats per byte;
-    seconds: wall time of this call; resumed_from: the checkpoint step training continued from, if any."""
+    """What `train_tiny_gpt` did. final_loss: mean training loss of the last (up to) 20 steps, in nats per byte
+    (a resumed run counts the steps before the interruption too); seconds: wall time of this call; resumed_from:
+    the checkpoint step training continued from, if any."""
 
     out_dir: Path
     steps: int
@@ -264,27 +229,12 @@ def train_tiny_gpt(data: str | list[str] | np.ndarray, config: TinyGPTConfig | N
         raise DataError(f"training data: {stream.size} tokens, fewer than one window of block_size+1 = "
                         f"{cfg.block_size + 1}; give more text or a smaller block_size")
     out = Path(out_dir)
-    ckdir = out / "checkpoints"
-    dev = torch.device(device)
+    dev = resolve_device(device)
     model = build_model(cfg, seed).to(dev)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95))
-    gen = torch.Generator().manual_seed(int(seed))  # draws the training windows; saved in checkpoints
-    start, log, resumed_from = 0, [], None
-    last = latest_checkpoint(ckdir, prefix=CKPT_PREFIX) if resume else None
-    if last is not None:
-        state = load_checkpoint(last, TRAIN_KIND)
-        if state["config"] != dataclasses.asdict(cfg) or state["seed"] != int(seed):
-            raise ConfigError(f"{last}: was trained with another config or seed; pass resume=False or another out_dir")
-        if int(state["stream_len"]) != int(stream.size):
-            raise ConfigError(f"{last}: was trained on {state['stream_len']} tokens, this data has {stream.size}; "
-                              "pass the same data, resume=False, or another out_dir")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
-        start, log, resumed_from = int(state["step"]), list(state["log"]), int(state["step"])
     data_t = torch.from_numpy(stream)
     span = torch.arange(cfg.block_size + 1)
     n_windows = stream.size - cfg.block_size
@@ -295,42 +245,63 @@ def train_tiny_gpt(data: str | list[str] | np.ndarray, config: TinyGPTConfig | N
         frac = (step - warmup) / max(1, steps - warmup)
         return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
 
+    def step_fn(_: None, state: Any) -> dict[str, torch.Tensor]:
+        starts = torch.randint(0, n_windows, (batch_size,), generator=state.generator)  # the run's one stream
+        win = data_t[starts.unsqueeze(1) + span].to(dev)  # (B, T+1)
+        x, y = win[:, :-1], win[:, 1:]
+        for g in opt.param_groups:
+            g["lr"] = lr_at(state.step)
+        logits = model(x)  # (B, T, V)
+        return {"loss": F.cross_entropy(logits.reshape(-1, cfg.vocab_size), y.reshape(-1))}
+
+    def check_resume(path: Path, state: dict) -> None:
+        if state.get("config") != dataclasses.asdict(cfg) or state.get("seed") != int(seed):
+            raise ConfigError(f"{path}: was trained with another config or seed; pass resume=False or another out_dir")
+        if int(state.get("stream_len", -1)) != int(stream.size):
+            raise ConfigError(f"{path}: was trained on {state.get('stream_len')} tokens, this data has {stream.size}; "
+                              "pass the same data, resume=False, or another out_dir")
+
+    steplog = _StepLog(log_every, steps)
     t0 = time.perf_counter()
-    recent: list[float] = []  # losses of the last 20 steps, for a less noisy final figure
-    model.train()
-    with progress_bar(steps - start, "training tiny GPT", quiet=progress is not True) as advance:
-        tick = progress if callable(progress) else advance
-        for step in range(start, steps):
-            starts = torch.randint(0, n_windows, (batch_size,), generator=gen)
-            win = data_t[starts.unsqueeze(1) + span].to(dev)  # (B, T+1)
-            x, y = win[:, :-1], win[:, 1:]
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step)
-            logits = model(x)  # (B, T, V)
-            loss = F.cross_entropy(logits.reshape(-1, cfg.vocab_size), y.reshape(-1))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            loss_val = float(loss.detach())
-            recent = recent[-19:] + [loss_val]
-            if step % log_every == 0 or step == steps - 1:
-                log.append([step + 1, loss_val])
-            done = step + 1
-            if done % checkpoint_every == 0 or done == steps:
-                save_checkpoint(ckdir / checkpoint_name(done, prefix=CKPT_PREFIX), {
-                    "config": dataclasses.asdict(cfg), "seed": int(seed), "step": done,
-                    "stream_len": int(stream.size), "model": model.state_dict(), "optimizer": opt.state_dict(),
-                    "generator": gen.get_state(), "log": log}, TRAIN_KIND)
-                prune_checkpoints(ckdir, keep=keep_checkpoints, prefix=CKPT_PREFIX)
-            tick(1)
-    model.eval()
+    state = Trainer(
+        {"model": model}, step_fn, optimizers={"optimizer": opt}, data=None, steps=steps, seed=int(seed),
+        generator=torch.Generator().manual_seed(int(seed)),  # draws the training windows; saved in checkpoints
+        device=dev, grad_clip=1.0, callbacks=[steplog], checkpoint_dir=out / "checkpoints",
+        checkpoint_every=checkpoint_every, checkpoint_unit="step", keep_checkpoints=keep_checkpoints, resume=resume,
+        kind=TRAIN_KIND, payload=lambda st: {"config": dataclasses.asdict(cfg), "seed": int(seed),
+                                             "stream_len": int(stream.size)},
+        check_resume=check_resume, progress=progress, description="training tiny GPT").fit()
+    resumed_from = state.start_step if state.resumed_from is not None else None
     save_model(model, out / "model.pt")
+    log, recent = steplog.log, steplog.recent
     atomic_write_json(out / "train_log.json", {"step_loss": log, "config": dataclasses.asdict(cfg), "seed": seed,
                                                "steps": steps, "batch_size": batch_size, "lr": lr,
                                                "n_params": model.n_params(), "n_tokens": int(stream.size)})
     final = float(np.mean(recent)) if recent else (float(log[-1][1]) if log else float("nan"))
     return TrainResult(out, steps, final, model.n_params(), int(stream.size), time.perf_counter() - t0, resumed_from)
+
+
+class _StepLog:
+    """Training-loop callback: the loss every `log_every` steps (and at the last) and of the last 20 steps;
+    checkpointed with the run, so a resumed run reports what the uninterrupted one would."""
+
+    def __init__(self, log_every: int, steps: int) -> None:
+        self.log_every, self.steps = log_every, steps
+        self.log: list[list] = []  # [step, loss] pairs
+        self.recent: list[float] = []
+
+    def on_step_end(self, state: Any, out: dict) -> None:
+        loss = float(out["loss"].detach())
+        self.recent = self.recent[-19:] + [loss]
+        done = state.step  # steps finished, this one included
+        if (done - 1) % self.log_every == 0 or done == self.steps:
+            self.log.append([done, loss])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"log": self.log, "recent": self.recent}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.log, self.recent = [list(x) for x in state["log"]], list(state["recent"])
 
 
 def build_model(cfg: TinyGPTConfig, seed: int) -> TinyGPT:
@@ -359,7 +330,8 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> TinyGPT:
     if tok.get("kind") != "bytes":
         raise ConfigError(f"{p}: unknown tokenizer {tok.get('kind')!r}; this rote reads byte-level tiny GPTs")
     model = TinyGPT(TinyGPTConfig(**state["config"]))
-    model.load_state_dict(state["model"])
+    weights = state["model"] if "model" in state else state["modules"]["model"]  # model.pt, or a training checkpoint
+    model.load_state_dict(weights)
     return model.to(device).eval()
 
 

@@ -268,3 +268,12 @@ class Report:
             "</html>",
         ]
         return "\n".join(parts) + "\n"
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A GitHub-flavoured markdown table of `frame` (index not shown); cells as in report tables."""
+    cols = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for values in frame.itertuples(index=False, name=None):
+        lines.append("| " + " | ".join(format_value(v, 4).replace("|", "\\|") for v in values) + " |")
+    return "\n".join(lines) + "\n"

@@ -148,9 +148,29 @@ class SweepResult:
         return int(self.table["reused"].sum())
 
     def failures(self) -> pd.DataFrame:
-        """point_id, the axes and the one-line error of every failed point."""
-        cols = ["point_id", *self.grid.axes, "error"]
-        return self.table.loc[self.table["status"] == STATUS_FAILED, cols].reset_index(drop=True)
+        """point_id, the axes, the one-line error and `user_error` (bad input, not a bug) of every failed point."""
+        cols = ["point_id", *self.grid.axes, "error", "user_error"]
+        failed = self.table.loc[self.table["status"] == STATUS_FAILED].reset_index(drop=True)
+        if "user_error" not in failed.columns:
+            failed = failed.assign(user_error=False)
+        failed["user_error"] = failed["user_error"].fillna(False).astype(bool)
+        return failed[cols]
+
+    def exit_status(self) -> tuple[int, str | None]:
+        """(status, one-line reason) of the grid under the CLI's contract: 0 when no point failed; 2 when any
+        point failed on bad input (the reason names them); 1 when points failed on internal errors only."""
+        failed = self.failures()
+        if failed.empty:
+            return 0, None
+        bad = failed[failed["user_error"]]
+        if len(bad):
+            first = bad.iloc[0]
+            more = f" (and {len(bad) - 1} more; see results.json)" if len(bad) > 1 else ""
+            return 2, (f"{len(bad)} of {len(self.table)} grid points failed on bad input: point {first['point_id']}: "
+                       f"{first['error']}{more}")
+        first = failed.iloc[0]
+        return 1, (f"{len(failed)} of {len(self.table)} grid points failed on an internal error: point "
+                   f"{first['point_id']}: {first['error']} (traceback in its error.json)")
 
     def point_table(self, name: str) -> pd.DataFrame:
         """The per-point tables called `name` of every finished point, stacked, with `point_id` and the axis
@@ -193,7 +213,8 @@ def _table(grid: Grid, records: dict[str, dict[str, Any]], reused: set[str]) -> 
     for p in grid.points():
         rec = records.get(p.id, {})
         row = {"point_id": p.id, **{a: p.params[a] for a in grid.axes}, "status": rec.get("status", "missing"),
-               "reused": p.id in reused, "seconds": rec.get("seconds", float("nan")), "error": rec.get("error")}
+               "reused": p.id in reused, "seconds": rec.get("seconds", float("nan")), "error": rec.get("error"),
+               "user_error": bool(rec.get("user_error", False))}
         row.update(_flat(rec.get("scalars", {})))
         rows.append(row)
     return pd.DataFrame(rows)
@@ -255,7 +276,7 @@ def run_grid(fn: PointFn, grid: Grid, out_dir: str | os.PathLike, *, workers: in
         if ray is not None:
             from rote.sweep.ray_backend import run_ray
 
-            run_ray(fn, tasks, address=ray, seed_axis=seed_axis, on_result=done, advance=advance,
+            run_ray(fn, tasks, execute=execute_point, address=ray, seed_axis=seed_axis, on_result=done, advance=advance,
                     num_cpus=ray_num_cpus)
         elif workers == 0:
             for p, work in tasks:

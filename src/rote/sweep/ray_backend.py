@@ -20,23 +20,23 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise BackendError("--ray needs the Ray package, which is not installed; install it with "
-                           "pip install 'rote[ray]' (or run without --ray to use local processes)") from None
+        raise BackendError("`ray` needs the Ray package, which is not installed; install it with "
+                           "pip install 'rote[ray]' (or run without it to use local processes)") from None
     return ray
 
 
-def run_ray(fn: Callable, tasks: list, *, address: str, seed_axis: str | None,
+def run_ray(fn: Callable, tasks: list, *, execute: Callable, address: str, seed_axis: str | None,
             on_result: Callable[[Any, dict[str, Any]], None], advance: Callable[[int], None],
             num_cpus: int = 2) -> None:
-    """Run `tasks` [(Point, work_dir)] as Ray tasks; calls `on_result(point, payload)` as each finishes."""
+    """Run `tasks` [(Point, work_dir)] as Ray tasks, each `execute(fn, params, work_dir, seed_axis)` (the caller's
+    point runner, passed in so this module needs nothing from `rote.sweep.local`); calls `on_result(point, payload)`
+    as each finishes."""
     if not isinstance(address, str) or not address:
-        raise ConfigError("--ray: give 'local' to start Ray on this machine, or a cluster address such as "
+        raise ConfigError("`ray`: give 'local' to start Ray on this machine, or a cluster address such as "
                           "ray://head:10001")
     ray = import_ray()
     if not tasks:
         return
-    from rote.sweep.local import execute_point
-
     started = False
     if not ray.is_initialized():
         try:
@@ -47,11 +47,11 @@ def run_ray(fn: Callable, tasks: list, *, address: str, seed_axis: str | None,
                 ray.init(address=address, log_to_driver=False, configure_logging=False)
         except Exception as exc:
             reason = " ".join(str(exc).split())[:300]
-            raise BackendError(f"--ray {address}: cannot start or reach Ray ({type(exc).__name__}: {reason}); "
-                               "check the address, or run without --ray") from None
+            raise BackendError(f"`ray` {address}: cannot start or reach Ray ({type(exc).__name__}: {reason}); "
+                               "check the address, or run without it") from None
         started = True
     try:
-        remote = ray.remote(num_cpus=1, max_retries=0)(execute_point)
+        remote = ray.remote(num_cpus=1, max_retries=0)(execute)
         fn_ref = ray.put(fn)
         pending = {remote.remote(fn_ref, p.params, work, seed_axis): p for p, work in tasks}
         while pending:

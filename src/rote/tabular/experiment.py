@@ -33,11 +33,10 @@ import pandas as pd
 
 from rote.core.errors import ConfigError
 from rote.core.results import Result, internal_field, table_field
-from rote.core.runs import RunFolder, make_rng
+from rote.core.runs import make_rng
 from rote.data import TableSchema
 
-GENERATORS = ("tabddpm", "tabsyn", "ijf")
-AUGMENTATIONS = ("none", "tabcutmix", "tabcutmixplus", "mixup", "smote", "ijf")
+from rote.tabular.pipeline import AUGMENTATIONS, GENERATORS
 AXES = ("dataset", "generator", "augmentation", "epochs", "train_fraction", "feature_fraction", "seed")
 """Axis names of an experiment grid, in table order; any of them may instead be a fixed parameter."""
 
@@ -148,22 +147,10 @@ def subsample(train: pd.DataFrame, schema: TableSchema, *, rows: int | None, tra
 
 def make_generator(p: Mapping[str, Any]):
     """The point's generator object (not fitted)."""
-    if p["generator"] == "ijf":
-        from rote.tabular.baseline import IndependentColumnSampler
+    from rote.tabular.pipeline import make_generator as make
 
-        return IndependentColumnSampler(numeric="gaussian", seed=p["seed"])
-    if p["generator"] == "tabsyn":
-        from rote.tabular.models import TabSyn as cls
-    else:
-        from rote.tabular.models import TabDDPM as cls
-    options = dict(p.get("generator_options") or {})
-    for key, value in options.items():  # JSON has no tuples; layer widths are tuples
-        options[key] = tuple(value) if isinstance(value, list) else value
-    try:
-        return cls(preset=p["preset"], epochs=p["epochs"], seed=p["seed"], device=p["device"], **options)
-    except TypeError as exc:
-        raise ConfigError(f"generator_options {sorted(options)}: not all are parameters of {cls.__name__} "
-                          f"({exc})") from None
+    return make(p["generator"], preset=p["preset"], epochs=p["epochs"], seed=p["seed"], device=p["device"],
+                options=p.get("generator_options"))
 
 
 def _quality_scalars(q: Any) -> dict[str, float]:
@@ -189,41 +176,24 @@ def experiment_point(params: dict[str, Any], work_dir: Path) -> dict[str, Any]:
             test = test.iloc[pick].reset_index(drop=True)
     out: dict[str, Any] = {"n_train": len(train), "n_features": len(sch.columns) - (1 if sch.target else 0)}
 
-    fit_table, ood = train, None
-    if p["augmentation"] != "none":
-        from rote.tabular.augment import AUGMENTERS, ood_rate
+    from rote.tabular.pipeline import augment_table, sample_and_audit, train_generator
 
-        aug = AUGMENTERS[p["augmentation"]](ratio=p["aug_ratio"], seed=p["seed"])
-        fit_table = aug.fit(train, sch).augment(train)
-        if p["ood"]:
-            ood = ood_rate(train, fit_table.iloc[len(train):], sch, seed=p["seed"]).ood_rate
+    fit_table, aug = augment_table(train, sch, p["augmentation"], ratio=p["aug_ratio"], seed=p["seed"])
+    ood = None
+    if aug is not None and p["ood"]:
+        from rote.tabular.augment import ood_rate
+
+        ood = ood_rate(train, fit_table.iloc[len(train):], sch, seed=p["seed"]).ood_rate
     out["n_augmented"] = len(fit_table) - len(train)
     out["ood_rate"] = ood if ood is not None else float("nan")
 
-    gen = make_generator(p)
-    start = time.perf_counter()
-    curve = pd.DataFrame({"epoch": pd.Series(dtype="int64"), "memorization_ratio": pd.Series(dtype="float64"),
-                          "n_samples": pd.Series(dtype="int64")})
-    if p["generator"] == "ijf":
-        gen.fit(fit_table, sch)
-    else:
-        from rote.tabular.models import MemorizationHook
-
-        hook = MemorizationHook(train, sch, every=p["every"], n_samples=p["hook_samples"], distance=p["distance"],
-                                seed=p["seed"])
-        gen.fit(fit_table, sch, callbacks=(hook,), checkpoint_dir=Path(work_dir) / "checkpoints",
-                checkpoint_every=p["every"], progress=False)
-        # the hook writes into the model's per-epoch history, which a resumed fit restores from its checkpoint
-        marks = [h for h in gen.history_ if h.get("memorization_ratio") is not None]
-        if marks:
-            curve = pd.DataFrame({"epoch": [int(h["epoch"]) for h in marks],
-                                  "memorization_ratio": [float(h["memorization_ratio"]) for h in marks],
-                                  "n_samples": [int(h.get("memorization_n_samples", len(train))) for h in marks]})
-    out["train_seconds"] = time.perf_counter() - start
+    trained = train_generator(train, sch, make_generator(p), fit_table=fit_table, every=p["every"],
+                              hook_samples=p["hook_samples"], distance=p["distance"], seed=p["seed"],
+                              checkpoint_dir=Path(work_dir) / "checkpoints", checkpoint_every=p["every"])
+    out["train_seconds"] = trained.train_seconds
 
     start = time.perf_counter()
-    synthetic = gen.sample(len(train), seed=p["seed"])
-    result = audit(train, synthetic, schema=sch, distance=p["distance"])
+    synthetic, result = sample_and_audit(trained, train, sch, len(train), seed=p["seed"], distance=p["distance"])
     out.update(mem_ratio=result.memorization_ratio, mem_auc=result.mem_auc, exact_copies=result.exact_copies)
     if p["quality"]:
         from rote.tabular.quality import quality_report
@@ -232,9 +202,7 @@ def experiment_point(params: dict[str, Any], work_dir: Path) -> dict[str, Any]:
     else:
         out.update({k: float("nan") for k in METRICS if k != "mem_ratio"})
     out["eval_seconds"] = time.perf_counter() - start
-    history = pd.DataFrame(getattr(gen, "history_", []) or [])
-    keep = [c for c in history.columns if history[c].map(lambda v: isinstance(v, (int, float))).all()]
-    return {**out, "curve": curve, "history": history[keep], "synthetic": synthetic}
+    return {**out, "curve": trained.curve, "history": trained.history, "synthetic": synthetic}
 
 
 # ---------------------------------------------------------------------------------------------- aggregate
@@ -308,6 +276,9 @@ class ExperimentResult(Result):
     n_failed: int
     n_reused: int
     seed_axis: str | None
+    n_bad_input: int
+    status: int
+    status_reason: str | None
     paper_table: pd.DataFrame = table_field("paper_table")
     curves: pd.DataFrame = table_field("curves")
     points: pd.DataFrame = table_field("points")
@@ -338,18 +309,21 @@ def run_experiment(grid, out: str | os.PathLike, *, workers: int = 1, ray: str |
 
     sweep = run_grid(experiment_point, grid, Path(out) / "grid", workers=workers, ray=ray, seed_axis="seed",
                      quiet=quiet)
+    status, reason = sweep.exit_status()
+    failures = sweep.failures()
     return ExperimentResult(grid=grid.to_dict(), n_points=len(grid), n_done=sweep.n_done, n_failed=sweep.n_failed,
-                            n_reused=sweep.n_reused, seed_axis=sweep.seed_axis, paper_table=paper_table(sweep),
-                            curves=curve_table(sweep), points=sweep.table, failures=sweep.failures())
+                            n_reused=sweep.n_reused, seed_axis=sweep.seed_axis,
+                            n_bad_input=int(failures["user_error"].sum()), status=status, status_reason=reason, paper_table=paper_table(sweep),
+                            curves=curve_table(sweep), points=sweep.table, failures=failures)
 
 
-def save_experiment(result: ExperimentResult, run: RunFolder, *, config: Mapping[str, Any] | None = None
-                    ) -> dict[str, Path]:
-    """Tables, results.json, paper_table.md, plots and report.html into the run folder."""
-    from rote.report.experiment import markdown_table, save_experiment_report
+def experiment_outputs(result: ExperimentResult) -> dict[str, Any]:
+    """What `RunFolder.finish` writes for an experiment besides its tables: paper_table.md, the plots and the
+    report builder (keyword arguments `files`, `plots`, `report`)."""
+    from rote.report.html import markdown_table
+    from rote.tabular.report import experiment_plots, experiment_report
 
     text = markdown_table(result.formatted_table()) if not result.paper_table.empty else "no finished points\n"
-    paths = {"paper_table_md": run.write_text("paper_table.md", text)}
-    paths.update(save_experiment_report(result, run, config=config))
-    paths.update(result.save(run))  # results.json last: it marks the run finished
-    return paths
+    plots = experiment_plots(result)
+    return {"files": {"paper_table.md": text}, "plots": plots,
+            "report": lambda config: experiment_report(result, plots=plots, config=config)}

@@ -7,7 +7,7 @@ from rote.llm.backends.base import (
     Completion,
     TokenScores,
     detect_refusal,
-    open_backend,
 )
+from rote.llm.backends.open import open_backend
 
 __all__ = ["Backend", "Completion", "DEFAULT_REFUSAL_PHRASES", "TokenScores", "detect_refusal", "open_backend"]

@@ -1,14 +1,15 @@
-"""The generator contract shared by rote's tabular generators, and the training loop they all use.
+"""The generator contract shared by rote's tabular generators, on top of rote's one training loop.
 
 A generator is a scikit-learn style estimator: hyperparameters in `__init__` (stored unchanged), all work in
-`fit(table, schema)`, which returns `self`; learned state ends in an underscore. The loop in
-`TabularGenerator.fit` owns everything that is not model math: input validation, epochs, callbacks (early
-stopping, memorization hooks), checkpoints and resume, progress, timing. A model supplies `_build`,
-`_train_epoch` and `_sample_codes`.
+`fit(table, schema)`, which returns `self`; learned state ends in an underscore. `TabularGenerator.fit` validates
+and encodes the table, then hands the loop to `rote.core.training.Trainer`, which owns epochs, shuffling,
+optimizer steps, callbacks (early stopping, memorization hooks), checkpoints and resume, every random state,
+progress and device. A model supplies `_build`, `_train_step` (one batch) and `_sample_codes`, and optionally
+`_epoch_begin` / `_epoch_end` (TabSyn switches phases there).
 
-Reproducibility: the randomness of epoch `e` (batch order, noise, timesteps, dropout) comes from a generator
-seeded by `(seed, e)` alone, so training that resumes from the checkpoint after epoch `e` draws exactly what the
-uninterrupted run draws, and checkpoints need no global RNG state. Nothing here touches global random state.
+Reproducibility: the randomness of epoch `e` (batch order, noise, timesteps, dropout) comes from generators
+seeded by `(seed, e)` alone (`rote.core.training.epoch_seed`), so training that resumes from the checkpoint after
+epoch `e` draws exactly what the uninterrupted run draws. The caller's global random state is left as it was.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ from __future__ import annotations
 import hashlib
 import inspect
 import math
-import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,15 +26,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rote.core.checkpoints import (
-    checkpoint_name,
-    latest_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
-)
+from rote.core.checkpoints import load_checkpoint, save_checkpoint
 from rote.core.device import resolve_device
 from rote.core.errors import ConfigError
-from rote.core.runs import progress_bar
+from rote.core.training import Trainer, TrainState, epoch_seed  # noqa: F401  (epoch_seed: re-exported)
+from rote.core.training import plain as _plain
 from rote.data import TableSchema
 from rote.tabular.models.preprocess import TableCodec
 
@@ -43,26 +39,6 @@ Callback = Callable[[int, "TabularGenerator", dict], "bool | None"]
 history entry, so keys a callback adds to it are recorded in `model.history_` (and in checkpoints)."""
 
 Progress = bool | Callable[[int], None]
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The seed of epoch `epoch`'s random stream: a function of (seed, epoch) only."""
-    return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1, np.uint64)[0] & (2**63 - 1))
-
-
-def _plain(obj: Any) -> Any:
-    """History values as plain Python (checkpoints are read with weights_only=True, which refuses numpy)."""
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, torch.Tensor):
-        return obj.item() if obj.numel() == 1 else obj.tolist()
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
 
 
 def table_fingerprint(x_num: torch.Tensor, x_cat: torch.Tensor) -> str:
@@ -119,8 +95,12 @@ class TabularGenerator(ABC):
     def _modules(self) -> dict[str, torch.nn.Module]:
         """Named modules whose state dicts are saved."""
 
-    def _optimizers(self) -> dict[str, Any]:
-        """Named objects with state_dict/load_state_dict saved in training checkpoints (optimizers, schedulers)."""
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Named optimizers: the loop steps them (all, or `state.active_optimizers`) and checkpoints them."""
+        return {}
+
+    def _schedulers(self) -> dict[str, Any]:
+        """Named schedulers the model steps itself (in `_train_step` / `_epoch_end`); checkpointed by the loop."""
         return {}
 
     def _extra_state(self) -> dict[str, Any]:
@@ -135,8 +115,16 @@ class TabularGenerator(ABC):
         """Epochs a full fit runs (before early stopping)."""
 
     @abstractmethod
-    def _train_epoch(self, epoch: int, x_num: torch.Tensor, x_cat: torch.Tensor, gen: torch.Generator) -> dict:
-        """One epoch over (n, n_num) / (n, n_cat) tensors on the device; returns logs ({"loss": float, ...})."""
+    def _train_step(self, idx: torch.Tensor, state: TrainState) -> dict[str, torch.Tensor]:
+        """One batch: idx (B,) row indices into `self._x_num` (n, n_num) / `self._x_cat` (n, n_cat) on the device.
+        Draw all noise from `state.generator`. Returns {"loss": scalar tensor (backpropagated), other scalars}."""
+
+    def _epoch_begin(self, state: TrainState) -> None:
+        """Before epoch `state.epoch` (modules are in train mode); must not draw random numbers."""
+
+    def _epoch_end(self, epoch: int, logs: dict) -> None:
+        """After the epoch's batches; `logs` holds the batch-size weighted means of what `_train_step` returned
+        and can be extended (learning rate, phase)."""
 
     @abstractmethod
     def _sample_codes(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -181,95 +169,64 @@ class TabularGenerator(ABC):
         self.history_: list[dict] = []
         self.n_epochs_trained_ = 0
         self.stopped_early_ = False
-        folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
-        if folder is not None and resume and (latest := latest_checkpoint(folder)) is not None:
-            self._resume_from(latest, fingerprint)
-        x_num, x_cat = x_num.to(device), x_cat.to(device)
-        remaining = 0 if self.stopped_early_ else max(0, self._total_epochs(cfg, n_rows) - self.n_epochs_trained_)
-
-        def run(advance: Callable[[int], None]) -> None:
-            while not self.stopped_early_:
-                total = self._total_epochs(cfg, n_rows)  # TabSyn's shrinks when its VAE phase ends early
-                self._last_epoch = total  # read by callbacks that also act after the final epoch
-                if self.n_epochs_trained_ >= total:
-                    break
-                epoch = self.n_epochs_trained_ + 1
-                gen = torch.Generator(device=device).manual_seed(epoch_seed(cfg["seed"], epoch))
-                start = time.perf_counter()
-                # dropout draws from the global torch RNG: fork it, seeded per epoch, and leave it as it was
-                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                    torch.manual_seed(epoch_seed(cfg["seed"] + 1, epoch))
-                    logs = self._train_epoch(epoch, x_num, x_cat, gen)
-                logs = {"epoch": epoch, **_plain(logs), "seconds": time.perf_counter() - start}
-                self.history_.append(logs)
-                self.n_epochs_trained_ = epoch
-                stop = False
-                for cb in callbacks:
-                    stop = bool(cb(epoch, self, logs)) or stop
-                logs.update(_plain(dict(logs)))  # what callbacks added, as plain values
-                end = stop and self._on_stop(epoch)
-                total = self._total_epochs(cfg, n_rows)
-                self.stopped_early_ = bool(end and epoch < total)
-                last = end or epoch >= total
-                if folder is not None and (last or (checkpoint_every and epoch % int(checkpoint_every) == 0)):
-                    self._save_training(folder / checkpoint_name(epoch), fingerprint)
-                advance(1)
-                if end:
-                    break
-
-        if callable(progress):
-            run(progress)
-        else:
-            with progress_bar(remaining, f"training {type(self).__name__}", quiet=not progress) as advance:
-                run(advance)
-        for m in self._modules().values():
-            m.eval()
+        self._x_num, self._x_cat = x_num.to(device), x_cat.to(device)
+        trainer = Trainer(
+            self._modules(), self._train_step, optimizers=self._optimizers(), schedulers=self._schedulers(),
+            scheduler_interval=None, data=n_rows, batch_size=int(cfg["batch_size"]),
+            epochs=lambda: self._total_epochs(cfg, n_rows),  # TabSyn's shrinks when its VAE phase ends early
+            seed=int(cfg["seed"]), device=device, callbacks=[_TabularLoop(self, cfg, n_rows, callbacks)],
+            checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume, kind=self.kind,
+            payload=lambda st: {**self._payload_extra(), "data_sha256": fingerprint,
+                                "stopped_early": bool(st.stopped_early)},
+            check_resume=lambda path, ck: self._check_resume(path, ck, fingerprint),
+            load_payload=lambda path, ck: self._load_extra_state(ck["extra"]),
+            on_stop=lambda st: self._on_stop(st.epoch), progress=progress,
+            description=f"training {type(self).__name__}")
+        try:
+            state = trainer.fit()
+        finally:
+            del self._x_num, self._x_cat
+        self.history_ = state.history
+        self.n_epochs_trained_ = state.epoch
+        self.stopped_early_ = state.stopped_early
         return self
 
     # ------------------------------------------------------------------ checkpoints
+    def _payload_extra(self) -> dict[str, Any]:
+        """What a model file holds besides weights and history (training checkpoints hold it too)."""
+        return {"params": _plain(self.get_params()), "codec": self.codec_.state_dict(), "extra": self._extra_state()}
+
     def _payload(self) -> dict[str, Any]:
         return {
-            "params": _plain(self.get_params()),
-            "codec": self.codec_.state_dict(),
+            **self._payload_extra(),
             "modules": {k: m.state_dict() for k, m in self._modules().items()},
-            "extra": self._extra_state(),
             "history": _plain(self.history_),
             "epoch": int(self.n_epochs_trained_),
             "stopped_early": bool(self.stopped_early_),
         }
 
-    def _save_training(self, path: Path, fingerprint: str) -> None:
-        payload = self._payload()
-        payload["optimizers"] = {k: o.state_dict() for k, o in self._optimizers().items()}
-        payload["data_sha256"] = fingerprint
-        save_checkpoint(path, payload, kind=self.kind)
-
-    def _resume_from(self, path: Path, fingerprint: str) -> None:
-        state = load_checkpoint(path, self.kind)
+    def _check_resume(self, path: Path, state: dict[str, Any], fingerprint: str) -> None:
+        """A checkpoint must come from the same parameters (the device aside) and the same table."""
         try:
             saved = state["params"]
             ours = _plain(self.get_params())
             differ = sorted(k for k in set(saved) | set(ours) if k != "device" and saved.get(k) != ours.get(k))
-            if differ:
-                shown = ", ".join(f"{k}={saved.get(k)!r} there, {ours.get(k)!r} here" for k in differ[:4])
-                raise ConfigError(f"{path}: checkpoint was written with other parameters ({shown}); resume with "
-                                  "the same parameters, pass resume=False, or use another checkpoint folder")
-            if state["data_sha256"] != fingerprint:
-                raise ConfigError(f"{path}: checkpoint was trained on a different table; resume with the same "
-                                  "training table, pass resume=False, or use another checkpoint folder")
-            self._load_payload(state, optimizers=True)
-        except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+            same_data = state["data_sha256"] == fingerprint
+        except (KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"{path}: checkpoint content does not fit {type(self).__name__} ({exc}); "
                               "pass resume=False or use another checkpoint folder") from None
+        if differ:
+            shown = ", ".join(f"{k}={saved.get(k)!r} there, {ours.get(k)!r} here" for k in differ[:4])
+            raise ConfigError(f"{path}: checkpoint was written with other parameters ({shown}); resume with "
+                              "the same parameters, pass resume=False, or use another checkpoint folder")
+        if not same_data:
+            raise ConfigError(f"{path}: checkpoint was trained on a different table; resume with the same "
+                              "training table, pass resume=False, or use another checkpoint folder")
 
-    def _load_payload(self, state: dict[str, Any], *, optimizers: bool) -> None:
+    def _load_payload(self, state: dict[str, Any]) -> None:
         modules = self._modules()
         for k, sd in state["modules"].items():
             modules[k].load_state_dict(sd)
-        if optimizers:
-            objs = self._optimizers()
-            for k, sd in state["optimizers"].items():
-                objs[k].load_state_dict(sd)
         self._load_extra_state(state["extra"])
         self.history_ = [dict(h) for h in state["history"]]
         self.n_epochs_trained_ = int(state["epoch"])
@@ -296,7 +253,7 @@ class TabularGenerator(ABC):
             model.codec_ = TableCodec.from_state_dict(state["codec"])
             n_rows = int(state["extra"].get("n_rows", 0)) if isinstance(state.get("extra"), dict) else 0
             model._build(cfg, model.codec_, n_rows, resolve_device(cfg["device"]))
-            model._load_payload(state, optimizers=False)
+            model._load_payload(state)
         except (KeyError, TypeError, RuntimeError, ValueError) as exc:
             raise ConfigError(f"{path}: checkpoint content does not fit {cls.__name__} ({exc}); pass a file "
                               f"written by {cls.__name__}.save") from None
@@ -330,6 +287,36 @@ class TabularGenerator(ABC):
             for k, m in modules.items():
                 m.train(modes[k])
         return self.codec_.decode(torch.cat(nums), torch.cat(cats))
+
+
+class _TabularLoop:
+    """The Trainer callback that keeps a generator's learned state in step with the loop and calls the tabular
+    callbacks `cb(epoch, model, logs)` after the model's own epoch end."""
+
+    def __init__(self, model: TabularGenerator, cfg: dict[str, Any], n_rows: int,
+                 callbacks: Sequence[Callback]) -> None:
+        self.model, self.cfg, self.n_rows, self.callbacks = model, cfg, n_rows, list(callbacks)
+
+    def on_train_begin(self, state: TrainState) -> None:
+        m = self.model
+        m.history_ = state.history  # the same list: callbacks read model.history_ while training runs
+        m.n_epochs_trained_ = state.epoch
+        m.stopped_early_ = state.stopped_early
+        m._last_epoch = m._total_epochs(self.cfg, self.n_rows)
+
+    def on_epoch_begin(self, state: TrainState) -> None:
+        self.model._last_epoch = self.model._total_epochs(self.cfg, self.n_rows)  # read by MemorizationHook
+        self.model._epoch_begin(state)
+
+    def on_epoch_end(self, state: TrainState, logs: dict) -> bool:
+        m = self.model
+        m.n_epochs_trained_ = state.epoch
+        m._epoch_end(state.epoch, logs)
+        logs.update(_plain(dict(logs)))
+        stop = False
+        for cb in self.callbacks:
+            stop = bool(cb(state.epoch, m, logs)) or stop
+        return stop
 
 
 def linear_decay_lr(base_lr: float, step: int, total_steps: int) -> float:

@@ -365,25 +365,17 @@ class TabDDPM(TabularGenerator):
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         self.step_ = int(state["step"])
 
-    def _train_epoch(self, epoch: int, x_num: torch.Tensor, x_cat: torch.Tensor, gen: torch.Generator) -> dict:
-        self.denoiser_.train()
-        n = x_num.shape[0]
-        bs = int(self.cfg_["batch_size"])
-        order = torch.randperm(n, generator=gen, device=x_num.device)
-        sums = torch.zeros(3, device=x_num.device)
-        for start in range(0, n, bs):
-            idx = order[start:start + bs]
-            for group in self.optimizer_.param_groups:
-                group["lr"] = linear_decay_lr(float(self.cfg_["lr"]), self.step_, self.total_steps_)
-            loss, l_num, l_cat = self.diffusion_.loss(self.denoiser_, x_num[idx], x_cat[idx], gen)
-            self.optimizer_.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer_.step()
-            self.step_ += 1
-            sums += torch.stack([loss.detach(), l_num.detach(), l_cat.detach()]) * len(idx)
-        loss, l_num, l_cat = (sums / n).tolist()
-        return {"loss": loss, "loss_gaussian": l_num, "loss_multinomial": l_cat,
-                "lr": self.optimizer_.param_groups[0]["lr"]}
+    def _train_step(self, idx: torch.Tensor, state: Any) -> dict[str, torch.Tensor]:
+        # TabDDPM's schedule: the lr of step k is lr * (1 - k / total_steps), set before the step
+        for group in self.optimizer_.param_groups:
+            group["lr"] = linear_decay_lr(float(self.cfg_["lr"]), self.step_, self.total_steps_)
+        loss, l_num, l_cat = self.diffusion_.loss(self.denoiser_, self._x_num[idx], self._x_cat[idx],
+                                                  state.generator)
+        self.step_ += 1
+        return {"loss": loss, "loss_gaussian": l_num, "loss_multinomial": l_cat}
+
+    def _epoch_end(self, epoch: int, logs: dict) -> None:
+        logs["lr"] = self.optimizer_.param_groups[0]["lr"]
 
     def _sample_codes(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         return self.diffusion_.sample(self.denoiser_, n, gen)

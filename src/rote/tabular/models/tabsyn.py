@@ -225,7 +225,10 @@ class TabSyn(TabularGenerator):
         return {"vae": self.vae_, "denoiser": self.denoiser_}
 
     def _optimizers(self) -> dict[str, Any]:
-        return {"vae_opt": self.vae_opt_, "vae_sched": self.vae_sched_, "opt": self.opt_, "sched": self.sched_}
+        return {"vae_opt": self.vae_opt_, "opt": self.opt_}
+
+    def _schedulers(self) -> dict[str, Any]:
+        return {"vae_sched": self.vae_sched_, "sched": self.sched_}
 
     def _extra_state(self) -> dict[str, Any]:
         return {"n_rows": int(self.n_rows_), "vae_epochs_run": self.vae_epochs_run_, "beta": float(self.beta_),
@@ -262,38 +265,40 @@ class TabSyn(TabularGenerator):
         self._last_epoch = self._total_epochs(self.cfg_, self.n_rows_)
 
     # ------------------------------------------------------------------ training
-    def _batches(self, n: int, gen: torch.Generator) -> list[torch.Tensor]:
-        order = torch.randperm(n, generator=gen, device=self.device_)
-        bs = int(self.cfg_["batch_size"])
-        return [order[s:s + bs] for s in range(0, n, bs)]
+    def _epoch_begin(self, state: Any) -> None:
+        self._vae_phase = self._in_vae_phase(state.epoch)
+        if self._vae_phase:
+            state.active_optimizers = ("vae_opt",)
+            return
+        if self.vae_epochs_run_ is None:  # vae_epochs = 0
+            self.vae_epochs_run_ = 0
+        if self._latents is None:  # first diffusion epoch, or resumed: the latents are a function of the VAE
+            z = self.encode_latents(self._x_num, self._x_cat)
+            if self.latent_mean_ is None:
+                self.latent_mean_ = z.mean(0)
+            self._latents = (z - self.latent_mean_) / 2
+        state.active_optimizers = ("opt",)
 
-    def _train_epoch(self, epoch: int, x_num: torch.Tensor, x_cat: torch.Tensor, gen: torch.Generator) -> dict:
-        if self._in_vae_phase(epoch):
-            logs = self._vae_epoch(x_num, x_cat, gen)
-            if epoch == int(self.cfg_["vae_epochs"]):
-                self.vae_epochs_run_ = epoch
-            return logs
-        return self._diffusion_epoch(x_num, x_cat, gen)
+    def _train_step(self, idx: torch.Tensor, state: Any) -> dict[str, torch.Tensor]:
+        gen = state.generator
+        if not self._vae_phase:
+            return {"loss": edm_loss(self.denoiser_, self._latents[idx], gen)}
+        xn, xc = self._x_num[idx], self._x_cat[idx]
+        mu, logvar = self.vae_.encode(xn, xc)
+        z = mu + torch.randn(mu.shape, generator=gen, device=mu.device) * (0.5 * logvar).exp()
+        rec_num, logits = self.vae_.decode(z)
+        mse = F.mse_loss(rec_num, xn) if xn.shape[1] else torch.zeros((), device=mu.device)
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), xc.reshape(-1)) if xc.shape[1] \
+            else torch.zeros((), device=mu.device)  # mean over rows and columns
+        kl = -0.5 * (1 + logvar - mu**2 - logvar.exp()).mean()
+        return {"loss": mse + ce + self.beta_ * kl, "mse": mse, "ce": ce, "kl": kl}
 
-    def _vae_epoch(self, x_num: torch.Tensor, x_cat: torch.Tensor, gen: torch.Generator) -> dict:
-        self.vae_.train()
-        n = x_num.shape[0]
-        sums = torch.zeros(4, device=self.device_)
-        for idx in self._batches(n, gen):
-            xn, xc = x_num[idx], x_cat[idx]
-            mu, logvar = self.vae_.encode(xn, xc)
-            z = mu + torch.randn(mu.shape, generator=gen, device=mu.device) * (0.5 * logvar).exp()
-            rec_num, logits = self.vae_.decode(z)
-            mse = F.mse_loss(rec_num, xn) if xn.shape[1] else torch.zeros((), device=mu.device)
-            ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), xc.reshape(-1)) if xc.shape[1] \
-                else torch.zeros((), device=mu.device)  # mean over rows and columns
-            kl = -0.5 * (1 + logvar - mu**2 - logvar.exp()).mean()
-            loss = mse + ce + self.beta_ * kl
-            self.vae_opt_.zero_grad(set_to_none=True)
-            loss.backward()
-            self.vae_opt_.step()
-            sums += torch.stack([loss.detach(), mse.detach(), ce.detach(), kl.detach()]) * len(idx)
-        loss, mse, ce, kl = (sums / n).tolist()
+    def _epoch_end(self, epoch: int, logs: dict) -> None:
+        loss = logs["loss"]
+        if not self._vae_phase:
+            self.sched_.step(loss)
+            logs.update(phase="diffusion", lr=self.opt_.param_groups[0]["lr"])
+            return
         beta = self.beta_
         self.vae_sched_.step(loss)
         # TabSyn's KL schedule: shrink beta when the loss stalls
@@ -304,8 +309,9 @@ class TabSyn(TabularGenerator):
             if self.beta_wait_ >= int(self.cfg_["beta_patience"]):
                 self.beta_ = max(self.beta_ * float(self.cfg_["beta_decay"]), float(self.cfg_["min_beta"]))
                 self.beta_wait_ = 0
-        return {"phase": "vae", "loss": loss, "mse": mse, "ce": ce, "kl": kl, "beta": beta,
-                "lr": self.vae_opt_.param_groups[0]["lr"]}
+        logs.update(phase="vae", beta=beta, lr=self.vae_opt_.param_groups[0]["lr"])
+        if epoch == int(self.cfg_["vae_epochs"]):
+            self.vae_epochs_run_ = epoch
 
     @torch.no_grad()
     def encode_latents(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
@@ -314,27 +320,6 @@ class TabSyn(TabularGenerator):
         bs = int(self.cfg_["sample_batch_size"])
         out = [self.vae_.encode(x_num[s:s + bs], x_cat[s:s + bs])[0].flatten(1) for s in range(0, len(x_num), bs)]
         return torch.cat(out)
-
-    def _diffusion_epoch(self, x_num: torch.Tensor, x_cat: torch.Tensor, gen: torch.Generator) -> dict:
-        if self.vae_epochs_run_ is None:  # vae_epochs = 0
-            self.vae_epochs_run_ = 0
-        if self._latents is None:  # first diffusion epoch, or resumed: the latents are a function of the VAE
-            z = self.encode_latents(x_num, x_cat)
-            if self.latent_mean_ is None:
-                self.latent_mean_ = z.mean(0)
-            self._latents = (z - self.latent_mean_) / 2
-        self.denoiser_.train()
-        y = self._latents
-        total = torch.zeros((), device=self.device_)
-        for idx in self._batches(len(y), gen):
-            loss = edm_loss(self.denoiser_, y[idx], gen)
-            self.opt_.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt_.step()
-            total += loss.detach() * len(idx)
-        loss = float(total / len(y))
-        self.sched_.step(loss)
-        return {"phase": "diffusion", "loss": loss, "lr": self.opt_.param_groups[0]["lr"]}
 
     # ------------------------------------------------------------------ sampling
     def _sample_codes(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

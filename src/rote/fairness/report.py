@@ -1,20 +1,18 @@
 """report.html and plots for `rote fairness` runs (metrics, memorization, bound, audit).
 
 One builder per result type; each writes the headline numbers, a plain statement of what is measured, a per-class
-gap plot, the result's tables and the run configuration. `save_fairness(result, run, config=...)` writes every
-file of a run (plot PNG, report.html, Parquet tables, results.json last).
+gap plot, the result's tables and the run configuration. `fairness_outputs(result, ...)` gives what
+`RunFolder.finish` writes besides the result's own tables and results.json.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from rote.core.runs import RunFolder
 from rote.report.html import Report
 from rote.report.plots import COLOR_KEPT, COLOR_MEMORIZED, figure_to_png, new_figure
 
@@ -154,38 +152,38 @@ def _audit_report(r: Any, report: Report) -> bytes:
     return png
 
 
+def _builder(result: Any):
+    from rote.fairness import FairnessMetrics, GamingAudit, MemorizationEffect
+
+    for kind, build in ((FairnessMetrics, _metrics_report), (MemorizationEffect, _memorization_report),
+                        (GamingAudit, _audit_report)):
+        if isinstance(result, kind):
+            return lambda report: build(result, report)
+    return lambda report: _bound_report(list(result), report)  # a list of MinimumMass results
+
+
 def fairness_report(result: Any, *, title: str, subtitle: str = "", config: Mapping[str, Any] | None = None
                     ) -> tuple[str, bytes]:
     """(report.html text, gap plot PNG) for a FairnessMetrics, MemorizationEffect, GamingAudit or a list of
     MinimumMass results."""
-    from rote.fairness import FairnessMetrics, GamingAudit, MemorizationEffect
-
     report = Report(title, subtitle=subtitle)
-    if isinstance(result, FairnessMetrics):
-        png = _metrics_report(result, report)
-    elif isinstance(result, MemorizationEffect):
-        png = _memorization_report(result, report)
-    elif isinstance(result, GamingAudit):
-        png = _audit_report(result, report)
-    else:
-        png = _bound_report(list(result), report)
+    png = _builder(result)(report)
     if config is not None:
         report.add_config(config)
     return report.render(), png
 
 
-def save_fairness(result: Any, run: RunFolder, *, title: str, subtitle: str = "",
-                  config: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None
-                  ) -> dict[str, Path]:
-    """Write gaps.png, report.html, the result's Parquet tables and results.json (last) into `run`.
-    A list of MinimumMass results is saved as results.json {"bounds": [...]} and plan_<metric>.parquet."""
-    html, png = fairness_report(result, title=title, subtitle=subtitle, config=config)
-    paths = {"gaps": run.write_bytes("gaps.png", png), "report": run.write_text("report.html", html)}
+def fairness_outputs(result: Any, *, title: str, subtitle: str = "") -> dict[str, Any]:
+    """`plots` (gaps), `report` and, for a list of MinimumMass results, `tables` (plan_<metric>) for
+    `RunFolder.finish`; the report body is built once, the run's config added when it is known."""
+    report = Report(title, subtitle=subtitle)
+    png = _builder(result)(report)
+
+    def render(config: Mapping[str, Any]) -> str:
+        report.add_config(config)
+        return report.render()
+
+    out: dict[str, Any] = {"plots": {"gaps": png}, "report": render}
     if isinstance(result, list):
-        for r in result:
-            paths[f"plan_{r.metric}"] = run.write_parquet(f"plan_{r.metric}.parquet", r.plan)
-        paths["results"] = run.write_json("results.json", {"bounds": [r.to_dict() for r in result],
-                                                           **dict(extra or {})})
-    else:
-        paths.update(result.save(run, extra=dict(extra or {})))
-    return paths
+        out["tables"] = {f"plan_{r.metric}": r.plan for r in result}
+    return out

@@ -94,14 +94,12 @@ def _roles(label: str, pred: str, group: list[str], weight: Optional[str], memor
 
 
 def _finish(result: Any, run: Any, command: str, options: dict[str, Any], data: Path, title: str,
-            summary: str) -> None:
-    from rote.core.runs import read_json
-    from rote.report.fairness import save_fairness
+            summary: str, quiet: bool, extra: dict[str, Any] | None = None) -> int:
+    from rote.fairness.report import fairness_outputs
 
-    cfg = run.write_config(command, options, inputs={"data": data})
-    paths = save_fairness(result, run, title=title, subtitle=str(data), config=read_json(cfg))
-    print(summary)
-    print(f"report: {paths['report']}")
+    scalars = {"bounds": [r.to_dict() for r in result]} if isinstance(result, list) else result
+    return run.finish(scalars, command=command, options=options, inputs={"data": data}, summary=summary,
+                      quiet=quiet, extra=extra, **fairness_outputs(result, title=title, subtitle=str(data)))
 
 
 @app.command("metrics")
@@ -113,7 +111,7 @@ def metrics_cmd(
     level: float = typer.Option(0.95, "--level", help="Confidence level of the intervals."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     force: bool = _FORCE, quiet: bool = _QUIET,
-) -> None:
+) -> int:
     """Statistical parity, equal opportunity and equalized odds (additive, multi-class), per class and overall."""
     from rote.core.runs import RunFolder
     from rote.fairness import fairness_metrics
@@ -131,7 +129,8 @@ def metrics_cmd(
         _roles(label, prediction, groups, weight))
     options = dict(data=str(data), label=label, prediction=prediction, group=groups, weight=weight, labels=labels,
                    method=method, agg=agg, undefined=undefined, n_boot=n_boot, level=level, seed=seed)
-    _finish(result, run, "rote fairness metrics", options, data, "Multi-class fairness metrics", result.summary())
+    return _finish(result, run, "rote fairness metrics", options, data, "Multi-class fairness metrics",
+                   result.summary(), quiet)
 
 
 @app.command("memorization")
@@ -142,7 +141,7 @@ def memorization_cmd(
     label: str = _LABEL, prediction: str = _PRED, group: str = _GROUP, weight: Optional[str] = _WEIGHT,
     labels: Optional[str] = _LABELS, method: str = _METHOD, agg: str = _AGG, undefined: str = _UNDEF,
     force: bool = _FORCE, quiet: bool = _QUIET,
-) -> None:
+) -> int:
     """Metrics before and after memorizing the rows of --memorized (closed form and direct, with each gap split
     into the memorized and unmemorized sets' parts)."""
     from rote.core.runs import RunFolder
@@ -158,8 +157,8 @@ def memorization_cmd(
         agg=agg, undefined=undefined), data, _roles(label, prediction, groups, weight, memorized))
     options = dict(data=str(data), label=label, prediction=prediction, group=groups, weight=weight, labels=labels,
                    memorized=memorized, method=method, agg=agg, undefined=undefined)
-    _finish(result, run, "rote fairness memorization", options, data, "Fairness before and after memorization",
-            result.summary())
+    return _finish(result, run, "rote fairness memorization", options, data,
+                   "Fairness before and after memorization", result.summary(), quiet)
 
 
 @app.command("bound")
@@ -174,7 +173,7 @@ def bound_cmd(
     integral: bool = typer.Option(False, "--integral", help="Whole rows (integer program; unit weights)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the choice among interchangeable rows."),
     force: bool = _FORCE, quiet: bool = _QUIET,
-) -> None:
+) -> int:
     """Minimum memorized mass that removes each metric's bias (LP / HiGHS), closed-form bounds, and a concrete set
     of rows that achieves it (rows_<metric>.parquet)."""
     import numpy as np
@@ -217,14 +216,8 @@ def bound_cmd(
     for m, s in sets.items():
         lines.append(f"  {m}: concrete set of {s['n_rows']:,} rows (rows_{m}.parquet; 1-based data rows) leaves "
                      f"bias {s['bias_after']:.4g}")
-    from rote.core.runs import read_json
-    from rote.report.fairness import save_fairness
-
-    cfg = run.write_config("rote fairness bound", options, inputs={"data": data})
-    paths = save_fairness(results, run, title="Memorized mass that removes bias", subtitle=str(data),
-                          config=read_json(cfg), extra={"concrete_sets": sets})
-    print("\n".join(lines))
-    print(f"report: {paths['report']}")
+    return _finish(results, run, "rote fairness bound", options, data, "Memorized mass that removes bias",
+                   "\n".join(lines), quiet, extra={"concrete_sets": sets})
 
 
 @app.command("audit")
@@ -239,7 +232,7 @@ def audit_cmd(
     holdout: Optional[Path] = typer.Option(None, "--holdout", help="Held-out table with the same columns (no "
                                                                    "--memorized needed)."),
     force: bool = _FORCE, quiet: bool = _QUIET,
-) -> None:
+) -> int:
     """Fairness by memorization: flag bias reductions from model A to model B that B's memorized rows explain."""
     from rote.core.runs import RunFolder
     from rote.fairness import memorization_gaming_audit
@@ -264,4 +257,5 @@ def audit_cmd(
     options = dict(data=str(data), label=label, before=before, after=after, memorized=memorized, group=groups,
                    weight=weight, labels=labels, method=method, agg=agg, threshold=threshold,
                    holdout=None if holdout is None else str(holdout))
-    _finish(result, run, "rote fairness audit", options, data, "Fairness by memorization audit", result.summary())
+    return _finish(result, run, "rote fairness audit", options, data, "Fairness by memorization audit",
+                   result.summary(), quiet)

@@ -13,15 +13,13 @@ or grow it. Training checkpoints go to OUT/checkpoints/<model>/, so an interrupt
 from __future__ import annotations
 
 import os
-import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from rote.core.errors import ConfigError
-from rote.core.runs import RunFolder, make_rng, progress_bar, read_json, seed_everything
+from rote.core.runs import RunFolder, make_rng, progress_bar, seed_everything
 
 MODELS = (("none", "TabDDPM"), ("tabcutmix", "TabDDPM + TabCutMix"))
 
@@ -99,8 +97,9 @@ def run_demo(*, out: str | os.PathLike = "runs/demo", rows: int | None = 5_000, 
              every: int = 50, hook_samples: int = 500, timesteps: int | None = None, copies: int = 100,
              near_copies: int = 100,
              distance: str = "tabcutmix", seed: int = 0, device: str = "cpu", force: bool = False,
-             quiet: bool = False) -> dict[str, Any]:
-    """Run the demo into `out`; returns the results dict (what results.json holds).
+             quiet: bool = False, return_status: bool = False) -> dict[str, Any] | int:
+    """Run the demo into `out`; returns the results dict (what results.json holds), or with `return_status` the
+    exit status of the finished run (what `rote demo` exits with).
 
     rows: training rows (a seeded random subset of Adult's 32,561; None = all); epochs: TabDDPM epochs;
     every / hook_samples: memorization check interval (epochs) and rows sampled per check.
@@ -109,14 +108,13 @@ def run_demo(*, out: str | os.PathLike = "runs/demo", rows: int | None = 5_000, 
     from rote.data import dataset_schema, load_dataset
     from rote.report.plots import figure_to_png, ratio_histogram
     from rote.tabular import audit, plant_copies
-    from rote.tabular.augment import TabCutMix
-    from rote.tabular.models import MemorizationHook, TabDDPM
+    from rote.tabular.pipeline import augment_table, make_generator, sample_and_audit, train_generator
     from rote.tabular.quality import quality_report
 
-    for name, value, low in (("--epochs", epochs, 1), ("--every", every, 1), ("--copies", copies, 0),
-                             ("--near-copies", near_copies, 0)):
+    for name, value, low in (("epochs", epochs, 1), ("every", every, 1), ("copies", copies, 0),
+                             ("near_copies", near_copies, 0)):
         if value < low:
-            raise ConfigError(f"{name} must be at least {low}, got {value}")
+            raise ConfigError(f"`{name}` must be at least {low}, got {value}")
     seed_everything(seed)
     run = RunFolder(out, force=force)
     full = load_dataset("adult", "train")
@@ -124,7 +122,7 @@ def run_demo(*, out: str | os.PathLike = "runs/demo", rows: int | None = 5_000, 
     schema = dataset_schema("adult")
     if rows is not None:
         if rows < 10:
-            raise ConfigError(f"--rows must be at least 10 (TabCutMix needs two rows per class), got {rows}")
+            raise ConfigError(f"`rows` must be at least 10 (TabCutMix needs two rows per class), got {rows}")
         pick = np.sort(make_rng(seed).permutation(len(full))[: min(int(rows), len(full))])
         train = full.iloc[pick].reset_index(drop=True)
     else:
@@ -133,36 +131,35 @@ def run_demo(*, out: str | os.PathLike = "runs/demo", rows: int | None = 5_000, 
     n = len(train)
     hold = holdout.iloc[np.sort(make_rng(seed + 1).permutation(len(holdout))[: min(n, len(holdout))])]
     hold = hold.reset_index(drop=True)
-    tables = {"none": train, "tabcutmix": TabCutMix(ratio=0.3, seed=seed).fit(train, schema).augment(train)}
+    tables = {key: augment_table(train, schema, key, ratio=0.3, seed=seed)[0] for key, _ in MODELS}
     n_checks = max(1, min(hook_samples, n))
 
     models: dict[str, Any] = {}
     curves = []
     for i, (key, label) in enumerate(MODELS, 1):
-        hook = MemorizationHook(train, schema, every=every, n_samples=n_checks, distance=distance, seed=seed)
-        start = time.perf_counter()
         with progress_bar(epochs, f"{i}/3 training {label} ({len(tables[key]):,} rows)", quiet=quiet) as adv:
-            model = TabDDPM(preset="small", epochs=epochs, num_timesteps=timesteps, seed=seed, device=device).fit(
-                tables[key], schema, callbacks=[hook], checkpoint_dir=run.path / "checkpoints" / key,
-                checkpoint_every=every, progress=adv)
-        models[key] = (model, time.perf_counter() - start)
-        marks = [h for h in model.history_ if h.get("memorization_ratio") is not None]
-        curves.append(pd.DataFrame({"model": key, "epoch": [h["epoch"] for h in marks],
-                                    "memorization_ratio": [h["memorization_ratio"] for h in marks]}))
+            gen = make_generator("tabddpm", preset="small", epochs=epochs, seed=seed, device=device,
+                                 options={"num_timesteps": timesteps})
+            trained = train_generator(train, schema, gen, fit_table=tables[key], every=every, hook_samples=n_checks,
+                                      distance=distance, seed=seed, checkpoint_dir=run.path / "checkpoints" / key,
+                                      checkpoint_every=every, progress=adv)
+        models[key] = trained
+        curves.append(trained.curve[["epoch", "memorization_ratio"]].assign(model=key)[
+            ["model", "epoch", "memorization_ratio"]])
     curves_df = pd.concat(curves, ignore_index=True)
 
     results: dict[str, Any] = {"n_train": n, "epochs": epochs, "every": every, "hook_samples": n_checks,
                                "distance": distance, "models": {}}
     audits, qualities, hists = {}, {}, {}
     with progress_bar(7, "3/3 sampling, auditing and scoring both models", quiet=quiet) as advance:
+        synthetics: dict[str, pd.DataFrame] = {}
         for key, _ in MODELS:
-            model, seconds = models[key]
-            synthetic = model.sample(n, seed=seed)
-            run.write_parquet(f"synthetic_{key}.parquet", synthetic)
+            seconds = models[key].train_seconds
+            synthetic, a = sample_and_audit(models[key], train, schema, n, seed=seed, distance=distance,
+                                            holdout=hold, device=device)
+            synthetics[key] = synthetic
             advance(1)
-            a = audit(train, synthetic, holdout=hold, schema=schema, distance=distance, device=device)
             audits[key] = a
-            run.write_parquet(f"rows_{key}.parquet", a.rows)
             h = a.ratio_histogram
             hists[key] = figure_to_png(ratio_histogram(h["edges"], h["counts"], a.threshold,
                                                        undefined=h.get("undefined", 0),
@@ -179,7 +176,7 @@ def run_demo(*, out: str | os.PathLike = "runs/demo", rows: int | None = 5_000, 
                                                         "mle_auc", "dcr_share")},
             }
         # ground truth: planted copies in the unaugmented model's synthetic table
-        base = pd.read_parquet(run.path / "synthetic_none.parquet")
+        base = synthetics["none"]
         planted_table, planted = plant_copies(base, train, min(copies, n // 4), min(near_copies, n // 4),
                                               schema=schema, seed=seed + 1)
         p_audit = audit(train, planted_table, schema=schema, distance=distance, device=device)
@@ -197,22 +194,21 @@ def run_demo(*, out: str | os.PathLike = "runs/demo", rows: int | None = 5_000, 
     options = {"rows": rows, "epochs": epochs, "timesteps": timesteps, "every": every, "hook_samples": n_checks,
                "copies": copies, "near_copies": near_copies, "distance": distance, "device": device,
                "train": "adult:train", "holdout": "adult:test", "generator": "TabDDPM(preset='small')", "augmentation": "TabCutMix(0.3)"}
-    config = read_json(run.write_config("rote demo", options, seed=seed))
     curve_png = _plot_curves(curves_df)
-    run.write_bytes("mem_vs_epoch.png", curve_png)
-    for key, png in hists.items():
-        run.write_bytes(f"ratio_hist_{key}.png", png)
-    run.write_parquet("curves.parquet", curves_df)
-    run.write_text("report.html", _report(results, audits, qualities, curve_png, hists, results["planted"], config))
-    run.write_json("results.json", results)  # last: marks the run finished
-
-    print(f"rote demo: TabDDPM on {n:,} UCI Adult training rows, {epochs} epochs, with and without TabCutMix")
-    print(f"memorization ratio: {_pct(none_m)} without, {_pct(tcm_m)} with TabCutMix "
-          f"(relative reduction {_pct(results['relative_reduction'])})")
+    lines = [f"rote demo: TabDDPM on {n:,} UCI Adult training rows, {epochs} epochs, with and without TabCutMix",
+             f"memorization ratio: {_pct(none_m)} without, {_pct(tcm_m)} with TabCutMix "
+             f"(relative reduction {_pct(results['relative_reduction'])})"]
     for key, label in MODELS:
         q = results["models"][key]["quality"]
-        print(f"{label:<22} shape {_pct(q['shape'])}  trend {_pct(q['trend'])}  C2ST {_pct(q['c2st'])}  "
-              f"MLE {_pct(q['mle_auc'])}")
-    print(f"planted copies found: {_pct(recall['exact'])} of exact, {_pct(recall['near'])} of near")
-    print(f"report: {Path(run.path / 'report.html').resolve()}")
-    return results
+        lines.append(f"{label:<22} shape {_pct(q['shape'])}  trend {_pct(q['trend'])}  C2ST {_pct(q['c2st'])}  "
+                     f"MLE {_pct(q['mle_auc'])}")
+    lines.append(f"planted copies found: {_pct(recall['exact'])} of exact, {_pct(recall['near'])} of near")
+    tables_out = {**{f"synthetic_{key}": synthetics[key] for key, _ in MODELS},
+                  **{f"rows_{key}": audits[key].rows for key, _ in MODELS}, "curves": curves_df}
+    status = run.finish(results, command="rote demo", options=options, seed=seed, tables=tables_out,
+                        plots={"mem_vs_epoch": curve_png, **{f"ratio_hist_{k}": png for k, png in hists.items()}},
+                        report=lambda config: _report(results, audits, qualities, curve_png, hists,
+                                                      results["planted"], config),
+                        summary="\n".join(lines), quiet=quiet)
+    return status if return_status else results
+

@@ -41,7 +41,7 @@ def _floats(value: str, option: str) -> list[float]:
 
 def _open(spec: str, device: str, cache_dir: Optional[Path], base_url: Optional[str], api_key_env: Optional[str],
           timeout: Optional[float] = None, max_retries: Optional[int] = None):
-    from rote.llm.backends.base import open_backend
+    from rote.llm.backends.open import open_backend
 
     kw: dict[str, Any] = {}
     if spec.startswith("openai:"):
@@ -100,13 +100,13 @@ def extract_cmd(
     max_retries: int = typer.Option(5, "--max-retries", help="openai: models: retries per request (answers are cached, "
                                                              "so a failed study resumes where it stopped)."),
     force: bool = typer.Option(False, "--force", help="Replace the results of a finished run in --out."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
-) -> None:
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar and no summary."),
+) -> int:
     """Verbatim extraction: greedy k-extractability, Pythia score and probabilistic extraction (or --prompted)."""
-    from rote.core.runs import RunFolder, progress_bar, read_json
-    from rote.llm.corpus import load_texts
+    from rote.core.runs import RunFolder, progress_bar
+    from rote.data.text import load_texts
     from rote.llm.extraction import extract, prompted_extraction
-    from rote.report.llm import save_extraction, save_prompted
+    from rote.llm.report import extraction_outputs, prompted_outputs
 
     ks = _ints(prefix_tokens, "--prefix-tokens")
     ns = _ints(n_samples, "--n-samples")
@@ -128,16 +128,14 @@ def extract_cmd(
             result = prompted_extraction(backend, texts, prefix_tokens=ks, templates=tpl, max_new_tokens=max_new_tokens,
                                          group=group, strip_echo=strip_echo, seed=seed, batch_size=batch_size,
                                          progress=advance)
-        config = run.write_config("rote llm extract", options, inputs={"data": data}, seed=seed)
-        paths = save_prompted(result, run, config=read_json(config), top=top)
+        outputs = prompted_outputs(result, top=top)
     else:
         with progress_bar(len(texts) * len(ks), "extracting", quiet=quiet) as advance:
             result = extract(backend, texts, prefix_tokens=ks, suffix_tokens=suffix_tokens, n_samples=ns, group=group,
                              batch_size=batch_size, n_boot=n_boot, seed=seed, progress=advance)
-        config = run.write_config("rote llm extract", options, inputs={"data": data}, seed=seed)
-        paths = save_extraction(result, run, config=read_json(config), top=top)
-    print(result.summary())
-    print(f"report: {paths['report']}")
+        outputs = extraction_outputs(result, top=top)
+    return run.finish(result, command="rote llm extract", options=options, inputs={"data": data}, seed=seed,
+                      quiet=quiet, **outputs)
 
 
 @app.command("membership")
@@ -158,13 +156,13 @@ def membership_cmd(
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache of converted models."),
     force: bool = typer.Option(False, "--force", help="Replace the results of a finished run in --out."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
-) -> None:
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar and no summary."),
+) -> int:
     """Membership inference on texts: loss, zlib, min-k%, min-k%++ and reference attacks with AUC and TPR at low FPR."""
-    from rote.core.runs import RunFolder, progress_bar, read_json
-    from rote.llm.corpus import load_texts
+    from rote.core.runs import RunFolder, progress_bar
+    from rote.data.text import load_texts
     from rote.llm.membership import membership_inference
-    from rote.report.llm import save_membership
+    from rote.llm.report import membership_outputs
 
     fpr_list = _floats(fprs, "--fprs")
     run = RunFolder(out, force=force, inputs=[members, nonmembers])
@@ -183,11 +181,8 @@ def membership_cmd(
     with progress_bar(len(mem) + len(non), "scoring texts", quiet=quiet) as advance:
         result = membership_inference(backend, mem, non, reference=ref, k=k, fprs=fpr_list, n_boot=n_boot, seed=seed,
                                       batch_size=batch_size, progress=advance)
-    config = run.write_config("rote llm membership", options, inputs={"members": members, "nonmembers": nonmembers},
-                              seed=seed)
-    paths = save_membership(result, run, config=read_json(config))
-    print(result.summary())
-    print(f"report: {paths['report']}")
+    return run.finish(result, command="rote llm membership", options=options, seed=seed, quiet=quiet,
+                      inputs={"members": members, "nonmembers": nonmembers}, **membership_outputs(result))
 
 
 @app.command("train-tiny")
@@ -210,14 +205,15 @@ def train_tiny_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed of canaries, data order, initialization and bootstrap."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     force: bool = typer.Option(False, "--force", help="Replace the results of a finished run in --out."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
-) -> None:
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar and no summary."),
+) -> int:
     """Train rote's tiny GPT on a corpus with planted canaries, then measure their extraction and membership."""
-    from rote.core.runs import RunFolder, read_json, seed_everything
-    from rote.llm.corpus import load_kjv, load_texts, parse_repeats, plant_canaries, write_texts
+    from rote.core.runs import RunFolder, seed_everything
+    from rote.data.text import load_kjv, load_texts, write_texts
+    from rote.llm.corpus import parse_repeats, plant_canaries
     from rote.llm.results import evaluate_canaries
     from rote.llm.tinygpt import TinyGPTBackend, TinyGPTConfig, load_model, train_tiny_gpt
-    from rote.report.llm import save_canary_study
+    from rote.llm.report import canary_outputs
 
     repeats = parse_repeats(canaries)
     ks = _ints(prefix_tokens, "--prefix-tokens")
@@ -246,14 +242,11 @@ def train_tiny_cmd(
                "steps": steps, "batch_size": batch_size, "block_size": block_size, "layers": layers,
                "d_model": d_model, "heads": heads, "lr": lr, "prefix_tokens": ks, "suffix_tokens": suffix_tokens,
                "n_boot": n_boot, "device": device}
-    config = run.write_config("rote llm train-tiny", options,
-                              inputs={"corpus": corpus_path} if corpus_path else None, seed=seed)
-    paths = save_canary_study(study, run, train=train, config=read_json(config))
-    print(f"trained {trained.n_params:,} parameters for {trained.steps:,} steps in {trained.seconds:.0f} s "
-          f"(final loss {trained.final_loss:.3f} nats/byte)")
-    print(study.summary())
-    print(f"model: tiny:{run.path}")
-    print(f"report: {paths['report']}")
+    summary = (f"trained {trained.n_params:,} parameters for {trained.steps:,} steps in {trained.seconds:.0f} s "
+               f"(final loss {trained.final_loss:.3f} nats/byte)\n{study.summary()}\nmodel: tiny:{run.path}")
+    return run.finish(study, command="rote llm train-tiny", options=options, seed=seed, quiet=quiet,
+                      inputs={"corpus": corpus_path} if corpus_path else None, summary=summary,
+                      **canary_outputs(study, train=train))
 
 
 @app.command("sample-texts")
@@ -263,13 +256,15 @@ def sample_texts_cmd(
     fresh: int = typer.Option(24, "--fresh", help="Number of fresh texts (templates with invented 2026+ facts)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the fresh texts."),
     force: bool = typer.Option(False, "--force", help="Replace an existing file."),
+    quiet: bool = typer.Option(False, "--quiet", help="Print nothing."),
 ) -> None:
     """Write famous public-domain passages (set "famous") and fresh template texts (set "fresh") as JSONL.
 
     The fresh texts carry invented names, towns and 2026+ dates, so no pretrained model has seen them: non-members
     for `rote llm membership`, or a comparison group for `rote llm extract --group set`.
     """
-    from rote.llm.corpus import famous_texts, fresh_texts, write_texts
+    from rote.data.text import write_texts
+    from rote.llm.corpus import famous_texts, fresh_texts
 
     if out.exists() and not force:
         raise ConfigError(f"--out {out}: exists; choose another path or pass --force")
@@ -288,4 +283,5 @@ def sample_texts_cmd(
     if not texts:
         raise ConfigError("nothing to write: pass --famous or --fresh N with N > 0")
     write_texts(out, texts, ids=ids, extra={"set": sets, "kind": kinds})
-    print(f"{len(texts)} texts ({sets.count('famous')} famous, {sets.count('fresh')} fresh): {out}")
+    if not quiet:
+        print(f"{len(texts)} texts ({sets.count('famous')} famous, {sets.count('fresh')} fresh): {out}")

@@ -6,14 +6,12 @@ into a run folder; report.html shows the most copied spans of generated text hig
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from rote.core.privacy import roc_curve
-from rote.core.runs import RunFolder
 from rote.report.html import Report
 from matplotlib.ticker import NullLocator
 
@@ -169,14 +167,10 @@ def extraction_plots(result: Any) -> dict[str, bytes]:
                                                     int(result.criteria["min_chars"])))}
 
 
-def save_extraction(result: Any, run: RunFolder, *, config: Mapping[str, Any] | None = None, top: int = 10,
-                    extra: Mapping[str, Any] | None = None) -> dict[str, Path]:
-    """Write extraction_rate.png, lcs_hist.png, report.html, rows.parquet, groups.parquet and results.json."""
+def extraction_outputs(result: Any, *, top: int = 10) -> dict[str, Any]:
+    """`plots` (extraction_rate, lcs_hist) and `report` for `RunFolder.finish` of an extraction run."""
     plots = extraction_plots(result)
-    paths = {name: run.write_bytes(f"{name}.png", png) for name, png in plots.items()}
-    paths["report"] = run.write_text("report.html", extraction_report(result, config=config, top=top, plots=plots))
-    paths.update(result.save(run, extra=dict(extra or {})))
-    return paths
+    return {"plots": plots, "report": lambda config: extraction_report(result, config=config, top=top, plots=plots)}
 
 
 def prompted_report(result: Any, *, config: Mapping[str, Any] | None = None, top: int = 10,
@@ -216,14 +210,10 @@ def prompted_plots(result: Any) -> dict[str, bytes]:
         title="Longest copied span by prefix length", legend_title="template"))}
 
 
-def save_prompted(result: Any, run: RunFolder, *, config: Mapping[str, Any] | None = None, top: int = 10,
-                  extra: Mapping[str, Any] | None = None) -> dict[str, Path]:
-    """Write lcs_by_prefix.png, report.html, rows.parquet, groups.parquet and results.json."""
+def prompted_outputs(result: Any, *, top: int = 10) -> dict[str, Any]:
+    """`plots` (lcs_by_prefix) and `report` for `RunFolder.finish` of a prompted-extraction run."""
     plots = prompted_plots(result)
-    paths = {name: run.write_bytes(f"{name}.png", png) for name, png in plots.items()}
-    paths["report"] = run.write_text("report.html", prompted_report(result, config=config, top=top, plots=plots))
-    paths.update(result.save(run, extra=dict(extra or {})))
-    return paths
+    return {"plots": plots, "report": lambda config: prompted_report(result, config=config, top=top, plots=plots)}
 
 
 # ---------------------------------------------------------------------------------------------- membership
@@ -275,14 +265,10 @@ def membership_report(result: Any, *, config: Mapping[str, Any] | None = None,
     return report.render()
 
 
-def save_membership(result: Any, run: RunFolder, *, config: Mapping[str, Any] | None = None,
-                    extra: Mapping[str, Any] | None = None) -> dict[str, Path]:
-    """Write roc.png, scores.png, report.html, rows.parquet and results.json."""
+def membership_outputs(result: Any) -> dict[str, Any]:
+    """`plots` (roc, scores) and `report` for `RunFolder.finish` of a membership-inference run."""
     plots = membership_plots(result)
-    paths = {name: run.write_bytes(f"{name}.png", png) for name, png in plots.items()}
-    paths["report"] = run.write_text("report.html", membership_report(result, config=config, plots=plots))
-    paths.update(result.save(run, extra=dict(extra or {})))
-    return paths
+    return {"plots": plots, "report": lambda config: membership_report(result, config=config, plots=plots)}
 
 
 # ---------------------------------------------------------------------------------------------- canary study
@@ -326,13 +312,9 @@ def canary_plots(study: Any) -> dict[str, bytes]:
         legend_title="copies in training"))}
 
 
-def save_canary_study(study: Any, run: RunFolder, *, train: Mapping[str, Any],
-                      config: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None,
-                      top: int = 10) -> dict[str, Path]:
-    """Write extraction_rate.png, report.html, the study's Parquet tables and results.json (with `extra`)."""
+def canary_outputs(study: Any, *, train: Mapping[str, Any], top: int = 10) -> dict[str, Any]:
+    """`plots` (extraction_rate), `report` and `extra` (the training record) for `RunFolder.finish` of
+    `rote llm train-tiny`."""
     plots = canary_plots(study)
-    paths = {name: run.write_bytes(f"{name}.png", png) for name, png in plots.items()}
-    paths["report"] = run.write_text("report.html", canary_report(study, train=train, config=config, plots=plots,
-                                                                  top=top))
-    paths.update(study.save(run, extra={"train": dict(train), **dict(extra or {})}))
-    return paths
+    return {"plots": plots, "extra": {"train": dict(train)},
+            "report": lambda config: canary_report(study, train=train, config=config, plots=plots, top=top)}

@@ -1,0 +1,178 @@
+"""One table of bad inputs over every verb: each row must exit 2 with exactly one line on stderr (`error: ...`),
+print nothing else, leave no half-made run folder, and change no input. A new verb adds its rows here.
+
+The per-domain test files check the wording of domain errors in detail (columns, rows, files); this table checks
+the contract every verb shares: unusable `--out` folders, parser errors, bad values, and grids whose points fail.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rote_testing import run, sha
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("inputs")
+    rng = np.random.default_rng(0)
+    n = 40
+    tab = pd.DataFrame({"x": rng.normal(size=n), "y": rng.normal(size=n) * 10, "c": rng.choice(["a", "b"], n),
+                        "label": rng.choice(["p", "q"], n)})
+    tab.to_csv(d / "train.csv", index=False)
+    tab.sample(frac=1.0, random_state=1).to_csv(d / "synthetic.csv", index=False)
+    fair = pd.DataFrame({"label": rng.choice(["a", "b"], 60), "prediction": rng.choice(["a", "b"], 60),
+                         "sex": rng.choice(["f", "m"], 60), "mem": rng.random(60) < 0.2,
+                         "after": rng.choice(["a", "b"], 60)})
+    fair.to_csv(d / "preds.csv", index=False)
+    (d / "texts.jsonl").write_text("".join(f'{{"text": "text number {i} is long enough to score"}}\n'
+                                           for i in range(4)))
+    (d / "a_file").write_text("not a folder\n")
+    return {p.stem: p for p in d.iterdir()} | {"dir": d}
+
+
+def _verbs(i: dict[str, Path]) -> dict[str, list[str]]:
+    """The smallest valid argument list of every verb that writes a run folder (without --out)."""
+    t, s, f, x = str(i["train"]), str(i["synthetic"]), str(i["preds"]), str(i["texts"])
+    return {
+        "tabular audit": ["tabular", "audit", "--train", t, "--synthetic", s],
+        "tabular train": ["tabular", "train", "--train", t, "--generator", "ijf"],
+        "tabular augment": ["tabular", "augment", "--train", t, "--target", "label"],
+        "tabular quality": ["tabular", "quality", "--train", t, "--synthetic", s],
+        "tabular experiment": ["tabular", "experiment", "--dataset", t, "--target", "label", "--generator", "ijf"],
+        "llm extract": ["llm", "extract", "--model", "tiny:/nonexistent", "--data", x],
+        "llm membership": ["llm", "membership", "--model", "tiny:/nonexistent", "--members", x, "--nonmembers", x],
+        "llm train-tiny": ["llm", "train-tiny", "--corpus", x],
+        "fairness metrics": ["fairness", "metrics", "--data", f, "--group", "sex"],
+        "fairness memorization": ["fairness", "memorization", "--data", f, "--group", "sex", "--memorized", "mem"],
+        "fairness bound": ["fairness", "bound", "--data", f, "--group", "sex"],
+        "fairness audit": ["fairness", "audit", "--data", f, "--group", "sex", "--before", "prediction",
+                           "--after", "after", "--memorized", "mem"],
+        "demo": ["demo"],
+    }
+
+
+RUN_VERBS = ["tabular audit", "tabular train", "tabular augment", "tabular quality", "tabular experiment",
+             "llm extract", "llm membership", "llm train-tiny", "fairness metrics", "fairness memorization",
+             "fairness bound", "fairness audit", "demo"]
+NUMBER_OPTION = {"tabular audit": "--block-mb", "tabular train": "--seed", "tabular augment": "--ratio",
+                 "tabular quality": "--seed", "tabular experiment": "--workers", "llm extract": "--seed",
+                 "llm membership": "--k", "llm train-tiny": "--steps", "fairness metrics": "--n-boot",
+                 "fairness bound": "--tol", "fairness audit": "--threshold", "demo": "--epochs"}
+"""A numeric option of each verb (fairness memorization has none)."""
+FILE_VERBS = {"tabular schema": lambda i: ["tabular", "schema", "--data", str(i["train"])],
+              "llm sample-texts": lambda i: ["llm", "sample-texts"]}
+
+
+def _check(code: int, out: str, err: str, needle: str) -> None:
+    assert code == 2, (code, out, err)
+    assert err.count("\n") == 1 and err.startswith("error: "), err  # one line, nothing before it
+    assert needle in err, err
+    assert "Traceback" not in out + err
+
+
+def _read_only(folder: Path, monkeypatch) -> None:
+    """A folder this process cannot write in. Root ignores permission bits, so as root the refusal the kernel would
+    give a normal user (or a read-only mount) is simulated at the one place rote probes it."""
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        return
+    import rote.core.runs as runs
+
+    real = runs.tempfile.mkstemp
+
+    def refuse(*args, dir=None, **kw):
+        if dir is not None and Path(dir).resolve() == folder.resolve():
+            raise PermissionError(13, "Permission denied", str(dir))
+        return real(*args, dir=dir, **kw)
+
+    monkeypatch.setattr(runs.tempfile, "mkstemp", refuse)
+
+
+CASES = ["out_is_file", "out_under_file", "results_is_folder", "read_only", "finished_run", "unknown_option",
+         "bad_number"]
+
+
+@pytest.mark.parametrize("verb, case", [(v, c) for c in CASES for v in RUN_VERBS
+                                        if c != "bad_number" or v in NUMBER_OPTION])
+def test_every_verb_refuses_bad_input_with_one_line(verb, case, inputs, tmp_path, capsys, monkeypatch):
+    argv = _verbs(inputs)[verb]
+    before = {k: sha(p) for k, p in inputs.items() if p.is_file()}
+    out = tmp_path / "run"
+    if case == "out_is_file":
+        out.write_text("a user's file\n")
+        needle = "is a file"
+    elif case == "out_under_file":
+        out = inputs["a_file"] / "run"
+        needle = "is a file"
+    elif case == "results_is_folder":
+        (out / "results.json").mkdir(parents=True)
+        needle = "results.json there is a folder"
+    elif case == "read_only":
+        _read_only(out, monkeypatch)
+        needle = "cannot write"
+    elif case == "finished_run":
+        out.mkdir()
+        (out / "results.json").write_text("{}\n")
+        needle = "--force"
+    elif case == "unknown_option":
+        argv = [*argv, "--no-such-option"]
+        needle = "No such option: --no-such-option"
+    else:
+        argv = [*argv, NUMBER_OPTION[verb], "zero"]
+        needle = "Invalid value for '" + NUMBER_OPTION[verb]
+    code, stdout, err = run([*argv, "--out", str(out), "--quiet"], capsys)
+    _check(code, stdout, err, needle)
+    assert {k: sha(p) for k, p in inputs.items() if p.is_file()} == before  # inputs untouched
+    if case == "out_is_file":
+        assert out.read_text() == "a user's file\n"
+    if case in ("results_is_folder", "finished_run", "read_only"):
+        assert sorted(p.name for p in out.iterdir()) == (["results.json"] if case != "read_only" else [])
+    if case in ("unknown_option", "bad_number"):
+        assert not out.exists()  # refused before any work
+
+
+@pytest.mark.parametrize("verb", sorted(FILE_VERBS))
+def test_file_writing_verbs_refuse_unusable_paths(verb, inputs, capsys):
+    argv = FILE_VERBS[verb](inputs)
+    code, stdout, err = run([*argv, "--out", str(inputs["a_file"] / "x.json"), "--quiet", "--force"], capsys)
+    _check(code, stdout, err, "a_file")
+    code, stdout, err = run([*argv, "--out", str(inputs["a_file"]), "--quiet"], capsys)
+    _check(code, stdout, err, "exists")
+
+
+def test_a_grid_whose_points_all_fail_on_bad_input_exits_2(inputs, tmp_path, capsys):
+    out = tmp_path / "exp"
+    code, stdout, err = run(["tabular", "experiment", "--dataset", str(inputs["dir"] / "missing.csv"),
+                             "--generator", "ijf", "--seeds", "0,1", "--out", str(out), "--quiet"], capsys)
+    _check(code, stdout, err, "2 of 2 grid points failed on bad input")
+    assert "missing.csv" in err
+    import json
+
+    res = json.loads((out / "results.json").read_text())  # the summary names the failures
+    assert res["n_failed"] == 2 and res["n_bad_input"] == 2 and res["status"] == 2
+
+
+def test_library_errors_name_the_flags_of_the_command(inputs, tmp_path, capsys):
+    # rote.tabular.audit raises "`threshold` must be ..."; the CLI names its flag
+    code, stdout, err = run(["tabular", "audit", "--train", str(inputs["train"]), "--synthetic",
+                             str(inputs["synthetic"]), "--threshold", "2", "--out", str(tmp_path / "r")], capsys)
+    _check(code, stdout, err, "--threshold must be in (0, 1]")
+    assert not (tmp_path / "r").exists()  # a failed run leaves no folder behind
+
+
+def test_quiet_prints_nothing_on_success(inputs, tmp_path, capsys):
+    for argv in (["tabular", "audit", "--train", str(inputs["train"]), "--synthetic", str(inputs["synthetic"])],
+                 ["fairness", "metrics", "--data", str(inputs["preds"]), "--group", "sex"],
+                 ["tabular", "train", "--train", str(inputs["train"]), "--generator", "ijf"],
+                 ["tabular", "augment", "--train", str(inputs["train"]), "--target", "label", "--no-ood"]):
+        out = tmp_path / argv[1]
+        code, stdout, err = run([*argv, "--out", str(out), "--quiet"], capsys)
+        assert (code, stdout, err) == (0, "", ""), argv
+        assert (out / "results.json").is_file()
