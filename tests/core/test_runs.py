@@ -129,8 +129,9 @@ def test_read_json_errors(tmp_path):
 def test_run_folder_refuses_finished_run(tmp_path):
     out = tmp_path / "run"
     rf = RunFolder(out)
-    assert out.is_dir()
+    assert not out.exists()  # checked, not made: nothing is created before the first write
     rf.write_json("results.json", {"memorization_ratio": 0.1})
+    assert out.is_dir()
     with pytest.raises(ConfigError, match="results.json"):
         RunFolder(out)
     again = RunFolder(out, force=True)
@@ -143,8 +144,72 @@ def test_run_folder_refuses_finished_run(tmp_path):
 def test_run_folder_path_is_a_file(tmp_path):
     f = tmp_path / "file.txt"
     f.write_text("x")
-    with pytest.raises(ConfigError, match="not a folder"):
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
         RunFolder(f)
+    with pytest.raises(ConfigError, match="so no folder can be made under it"):
+        RunFolder(f / "sub" / "run")
+    (tmp_path / "r" / "config.json").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="config.json there is a folder"):
+        RunFolder(tmp_path / "r")
+
+
+def test_finish_writes_every_file_results_last_and_returns_the_status(tmp_path, capsys, monkeypatch):
+    import rote.core.runs as runs
+
+    order = []
+    real = runs.atomic_write_bytes
+    monkeypatch.setattr(runs, "atomic_write_bytes", lambda p, d: order.append(Path(p).name) or real(p, d))
+    rf = RunFolder(tmp_path / "run")
+    status = rf.finish({"x": 1.5}, command="rote test", options={"a": 1}, inputs={"none": None}, seed=3,
+                       tables={"t": pd.DataFrame({"v": [1, 2]})}, plots={"p": b"\x89PNG\r\n\x1a\n"},
+                       files={"n.md": "text\n"}, report=lambda config: f"<html>{config['command']}</html>",
+                       extra={"y": 2}, summary="all good", status=2, reason="1 of 2 points failed")
+    assert status == 2
+    out, err = capsys.readouterr()
+    assert out == f"all good\nreport: {tmp_path / 'run' / 'report.html'}\n"
+    assert err == "error: 1 of 2 points failed\n"
+    assert order == ["config.json", "t.parquet", "p.png", "n.md", "report.html", "results.json"]
+    assert read_json(tmp_path / "run" / "results.json") == {"x": 1.5, "y": 2}
+    assert read_json(tmp_path / "run" / "config.json")["seed"] == 3
+    assert (tmp_path / "run" / "report.html").read_text() == "<html>rote test</html>"
+    # quiet: nothing on stdout, but the one-line reason of a failing status still reaches stderr
+    rf = RunFolder(tmp_path / "run2")
+    assert rf.finish({"x": 1}, command="c", options={}, quiet=True) == 0
+    assert capsys.readouterr() == ("", "")
+
+
+def test_a_failed_run_leaves_no_half_made_folder(tmp_path):
+    # a folder the run created is removed
+    with pytest.raises(RuntimeError):
+        with RunFolder(tmp_path / "new") as rf:
+            rf.write_text("partial.txt", "x")
+            raise RuntimeError("boom")
+    assert not (tmp_path / "new").exists()
+    # a folder with checkpoints to resume from is kept and marked FAILED (never results.json)
+    with pytest.raises(RuntimeError):
+        with RunFolder(tmp_path / "ckpt") as rf:
+            rf.write_bytes("checkpoints/epoch-000001.pt", b"x")
+            raise RuntimeError("boom")
+    assert (tmp_path / "ckpt" / "FAILED").read_text() == "RuntimeError: boom\n"
+    assert not (tmp_path / "ckpt" / "results.json").exists()
+    # a --force rerun drops the old results.json at its first write, and a success removes FAILED
+    rf = RunFolder(tmp_path / "ckpt")
+    assert rf.finish({"ok": True}, command="c", options={}, quiet=True) == 0
+    assert not (tmp_path / "ckpt" / "FAILED").exists()
+    old = RunFolder(tmp_path / "ckpt", force=True)
+    with pytest.raises(RuntimeError):
+        with old:
+            old.write_text("new.txt", "x")
+            raise RuntimeError("again")
+    assert not (tmp_path / "ckpt" / "results.json").exists() and (tmp_path / "ckpt" / "FAILED").is_file()
+    # a pre-existing folder the run did not make is never removed
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(RuntimeError):
+        with RunFolder(tmp_path / "mine") as rf:
+            rf.write_text("partial.txt", "x")
+            raise RuntimeError("boom")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
 
 
 def test_run_folder_never_writes_an_input(tmp_path):

@@ -19,6 +19,7 @@ from torch import nn
 from rote.core import checkpoints as ck
 from rote.core.errors import ConfigError, RoteError
 from rote.core.training import Trainer, epoch_seed, fit
+from rote_testing import kill_when_ready
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -122,24 +123,6 @@ _KILL_SCRIPT = textwrap.dedent("""
 
     make(checkpoint_dir={folder!r}, checkpoint_every=1, callbacks=[slow]).fit()
 """)
-
-
-def kill_when_ready(script: str, ready) -> None:
-    """Run `script` in a fresh interpreter and SIGKILL it once it creates the file `ready`."""
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 60
-        while not ready.exists():
-            if proc.poll() is not None:
-                raise AssertionError(f"child exited early: {proc.stderr.read().decode()[-2000:]}")
-            if time.monotonic() > deadline:
-                raise AssertionError("child never reached the kill point")
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
@@ -470,7 +453,7 @@ def test_bad_arguments_are_config_errors():
                 epochs=1).fit()
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.gpu  # `make test-gpu` on a machine with a CUDA GPU; deselected by `make test`
 def test_cuda_amp_and_resume_is_bit_identical(tmp_path):
     full = make(device="cuda", amp=True)
     full.fit()

@@ -129,7 +129,7 @@ def test_simclr_views_are_seeded_and_in_range(device):
     assert crop_flip(x, generator=0).shape == x.shape
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU to compare devices")
+@pytest.mark.gpu  # `make test-gpu` on a machine with a CUDA GPU; deselected by `make test`
 def test_same_seed_same_views_on_cpu_and_gpu():
     x = batch(32, h=32, w=32)
     cpu = simclr_augment(x, generator=11)

@@ -82,7 +82,7 @@ def test_apply_preset_names_missing_columns_and_source():
         apply_preset(df, "cardio")
     msg = str(err.value)
     assert msg.startswith("cardio.csv: columns required by preset 'cardio' are missing: 'ap_hi', 'gluc'")
-    assert "--numeric/--categorical" in msg and "\n" not in msg
+    assert "`numeric`/`categorical`" in msg and "\n" not in msg
 
 
 def test_apply_preset_strips_spaces_around_column_names():
@@ -106,7 +106,7 @@ def test_specific_preset_contents():
 
 
 def test_unknown_preset_lists_known_names():
-    with pytest.raises(ConfigError, match=r"--dataset-preset iris: unknown dataset preset; known presets: adult, default"):
+    with pytest.raises(ConfigError, match=r"`dataset_preset` iris: unknown dataset preset; known presets: adult, default"):
         get_preset("iris")
 
 

@@ -95,7 +95,7 @@ def test_load_errors_name_the_file(tmp_path):
         load_table(badgz)
     ragged = tmp_path / "ragged.csv"
     ragged.write_text("a,b\n1,2\n1,2,3,4\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"ragged\.csv: cannot read as CSV.*--sep"):
+    with pytest.raises(DataError, match=r"ragged\.csv: cannot read as CSV.*`sep`"):
         load_table(ragged)
     latin = tmp_path / "latin.csv"
     latin.write_bytes("name\nJos\u00e9\n".encode("latin-1"))
@@ -202,7 +202,7 @@ def test_text_in_numeric_column_names_column_row_value_and_fix():
     msg = str(err.value)
     assert msg.startswith("people.csv: numeric column 'income' holds text 'n/a' at row 3")
     assert "(2 non-numeric cells)" in msg
-    assert "declare it categorical with --categorical income or clean the file" in msg
+    assert "declare it categorical with `categorical` income or clean the file" in msg
     assert "\n" not in msg
 
 
@@ -213,11 +213,11 @@ def test_missing_cells_error_policy():
         validate_table(df, TableSchema(("n",), ("c",)))
     msg = str(err.value)
     assert "m.csv: categorical column 'c' has 2 missing cells (first at row 2)" in msg
-    assert "--missing category" in msg
+    assert "`missing` category" in msg
     df2 = pd.DataFrame({"n": [1.0, np.nan, None, 4.0], "c": ["a", "b", "c", "d"]})
     with pytest.raises(DataError, match=r"t: numeric column 'n' has 2 missing cells \(first at row 2\); "
                                         r"impute them or drop those rows, or declare the column categorical "
-                                        r"with --categorical n"):
+                                        r"with `categorical` n"):
         validate_table(df2, TableSchema(("n",), ("c",)), name="t")
     text_numeric = pd.DataFrame({"n": ["1", "", "3"]})
     with pytest.raises(DataError, match=r"'n' has 1 missing cell \(first at row 2\)"):
@@ -236,8 +236,8 @@ def test_missing_category_policy():
         validate_table(bad, TableSchema(("n",), ("c",)), missing="category", name="t")
     msg = str(err.value)
     assert "numeric column 'n' has 1 missing cell (first at row 2)" in msg
-    assert "--missing category only applies to categorical columns" in msg
-    assert "--categorical n" in msg
+    assert "`missing` category only applies to categorical columns" in msg
+    assert "`categorical` n" in msg
 
 
 def test_unknown_missing_policy_is_a_config_error():

@@ -11,6 +11,7 @@ import torch
 from rote.core.errors import BackendError, ConfigError, DataError
 from rote.llm import open_backend
 from rote.llm.tinygpt import (
+from rote_testing import kill_when_ready
     ByteTokenizer,
     TinyGPT,
     TinyGPTBackend,
@@ -195,35 +196,13 @@ train_tiny_gpt(TEXT, SMALL, steps=12, batch_size=4, lr=3e-3, warmup=3, seed=5, o
 """
 
 
-def _sigkill_when_ready(script: str, ready) -> None:
-    """Run `script` in a fresh interpreter and SIGKILL it once it creates the file `ready`."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while not ready.exists():
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline, "the child never reached the kill point"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-
-
 def test_resume_after_sigkill_gives_the_uninterrupted_weights_and_log(tmp_path):
     import json
     from pathlib import Path
 
     tests = str(Path(__file__).resolve().parents[1])
     out, ready = tmp_path / "killed", tmp_path / "ready"
-    _sigkill_when_ready(_KILL_SCRIPT.format(tests=tests, ready=str(ready), out=str(out)), ready)
+    kill_when_ready(_KILL_SCRIPT.format(tests=tests, ready=str(ready), out=str(out)), ready)
     assert sorted(p.name for p in (out / "checkpoints").glob("*.pt")) == ["step-000004.pt", "step-000008.pt"]
     assert not (out / "model.pt").exists()
     kw = dict(steps=12, batch_size=4, lr=3e-3, warmup=3, seed=5, checkpoint_every=4, log_every=2)

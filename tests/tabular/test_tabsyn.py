@@ -12,6 +12,7 @@ from rote.core.errors import ConfigError, DataError
 from rote.data import TableSchema
 from rote.tabular.models import EarlyStopping, MemorizationHook, TabDDPM, TabSyn
 from rote.tabular.models.tabsyn import SIGMA_DATA, EDMDenoiser, Reconstructor, edm_sample, karras_sigmas
+from rote_testing import kill_when_ready
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -209,34 +210,12 @@ TabSyn(vae_epochs=2, epochs=3, seed=1, **TINY).fit(df, schema, callbacks=[hang],
 """
 
 
-def _sigkill_when_ready(script: str, ready) -> None:
-    """Run `script` in a fresh interpreter and SIGKILL it once it creates the file `ready`."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while not ready.exists():
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline, "the child never reached the kill point"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-
-
 def test_resume_after_sigkill_in_the_diffusion_phase_gives_the_uninterrupted_result(tmp_path):
     from pathlib import Path
 
     tests = str(Path(__file__).resolve().parents[1])
     folder, ready = tmp_path / "ck", tmp_path / "ready"
-    _sigkill_when_ready(_KILL_SCRIPT.format(tests=tests, ready=str(ready), folder=str(folder)), ready)
+    kill_when_ready(_KILL_SCRIPT.format(tests=tests, ready=str(ready), folder=str(folder)), ready)
     assert sorted(p.name for p in folder.glob("*.pt"))[-1] == "epoch-000003.pt"
     df, schema = toy_table()
     kw = dict(vae_epochs=2, epochs=3, seed=1, **TINY)

@@ -52,21 +52,27 @@ def _root(
 
 
 @datasets_app.command("list")
-def datasets_list() -> None:
-    """List the datasets shipped with rote and the column-type presets for the papers' datasets."""
+def datasets_list(
+    quiet: bool = typer.Option(False, "--quiet", help="Print nothing (exit 0 when the catalog can be read)."),
+) -> None:
+    """Every dataset rote knows (tables, images, text) with size, licence and whether it is present here, then the
+    column-type presets for the papers' own tables."""
     from rich.console import Console
     from rich.table import Table
 
-    from rote.data import DATASET_PRESETS, list_datasets
+    from rote.data import DATASET_PRESETS, catalog
 
-    console = Console(width=140)
-    shipped = Table(title="Shipped datasets (rote.data.load_dataset)")
-    for col in ("name", "splits", "numeric", "categorical", "target", "license"):
-        shipped.add_column(col)
-    for d in list_datasets():
-        shipped.add_row(d.name, ", ".join(f"{k} {v:,}" for k, v in d.splits.items()), str(len(d.schema.numeric)),
-                        str(len(d.schema.categorical)), str(d.schema.target), d.license)
-    console.print(shipped)
+    entries = catalog()
+    if quiet:
+        return
+    console = Console(width=160)
+    table = Table(title="Datasets (present: loads offline on this machine)")
+    for col in ("name", "kind", "samples", "shape", "license", "present", "load with / install"):
+        table.add_column(col, overflow="fold")
+    for e in entries:
+        table.add_row(e.name, e.kind, ", ".join(f"{k} {v:,}" for k, v in e.samples.items()), e.shape, e.license,
+                      "yes" if e.present else "no", e.loader if e.present else e.install)
+    console.print(table)
     presets = Table(title="Column-type presets for your own files (--dataset-preset NAME)")
     for col in ("name", "task", "numeric", "categorical", "target", "dropped"):
         presets.add_column(col)

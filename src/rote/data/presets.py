@@ -170,7 +170,7 @@ def get_preset(name: str) -> DatasetPreset:
     try:
         return DATASET_PRESETS[name]
     except (KeyError, TypeError):
-        raise ConfigError(f"--dataset-preset {name}: unknown dataset preset; known presets: "
+        raise ConfigError(f"`dataset_preset` {name}: unknown dataset preset; known presets: "
                           f"{', '.join(DATASET_PRESETS)}") from None
 
 
@@ -192,7 +192,7 @@ def apply_preset(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, TableSchema
     if absent:
         raise SchemaError(f"{source}: columns required by preset '{preset.name}' are missing: {_fmt_names(absent)}; "
                           f"check that the file is the {preset.name} table ({preset.source or preset.description}) "
-                          "or drop --dataset-preset and pass --numeric/--categorical")
+                          "or drop `dataset_preset` and pass `numeric`/`categorical`")
     out = out.drop(columns=[c for c in preset.drop if c in present])
     out.attrs = {**df.attrs, "source": source}
     return out, preset.schema

@@ -96,7 +96,7 @@ def load_table(source: str | os.PathLike | pd.DataFrame, *, name: str | None = N
     except Exception as exc:  # any parser/IO/decompression failure is the file's problem, not rote's
         kind = "Parquet" if fmt == "parquet" else "CSV"
         raise DataError(f"{label}: cannot read as {kind} ({_one_line(exc)}); check that the file is a valid, "
-                        f"complete {kind} file" + ("" if fmt == "parquet" else " and that --sep is right")) from None
+                        f"complete {kind} file" + ("" if fmt == "parquet" else " and that `sep` is right")) from None
     if df.shape[1] == 0:
         raise DataError(f"{label}: table has no columns; check that the file is not empty and --sep is right")
     df.attrs["source"] = label
@@ -136,11 +136,11 @@ def _missing_error(name: str, col: str, mask: np.ndarray, *, numeric: bool, poli
     where = f"{name}: {'numeric' if numeric else 'categorical'} column '{col}' has {count} missing cell" \
             f"{'s' if count != 1 else ''} (first at row {row})"
     if not numeric:
-        return DataError(f"{where}; fill them, drop those rows, or pass --missing category to keep them as the "
+        return DataError(f"{where}; fill them, drop those rows, or pass `missing` category to keep them as the "
                          f"category '{MISSING_CATEGORY}'")
-    extra = " (--missing category only applies to categorical columns)" if policy == "category" else ""
+    extra = " (`missing` category only applies to categorical columns)" if policy == "category" else ""
     return DataError(f"{where}; impute them or drop those rows{extra}, or declare the column categorical with "
-                     f"--categorical {col}")
+                     f"`categorical` {col}")
 
 
 def _numeric_column(s: pd.Series, col: str, name: str, policy: str) -> np.ndarray:
@@ -159,7 +159,7 @@ def _numeric_column(s: pd.Series, col: str, name: str, policy: str) -> np.ndarra
             i = int(np.argmax(bad))
             raise SchemaError(f"{name}: numeric column '{col}' holds text {_short(raw[i])} at row {i + 1} "
                               f"({int(bad.sum())} non-numeric cell{'s' if bad.sum() != 1 else ''}); "
-                              f"declare it categorical with --categorical {col} or clean the file")
+                              f"declare it categorical with `categorical` {col} or clean the file")
     if missing.any():
         raise _missing_error(name, col, missing, numeric=True, policy=policy)
     inf = np.isinf(out)

@@ -42,7 +42,7 @@ def _check_text(text: str, path: Path, lineno: int, max_chars: int) -> None:
         raise DataError(f"{path}, line {lineno}: empty text; remove the line or give it some text")
     if len(text) > max_chars:
         raise DataError(f"{path}, line {lineno}: text of {len(text):,} characters is over the limit of "
-                        f"{max_chars:,}; split it into smaller texts or raise --max-chars")
+                        f"{max_chars:,}; split it into smaller texts or raise `max_chars`")
 
 
 def load_texts(path: str | os.PathLike, *, field: str = "text", max_chars: int = MAX_CHARS) -> pd.DataFrame:
@@ -87,7 +87,7 @@ def load_texts(path: str | os.PathLike, *, field: str = "text", max_chars: int =
                 if field not in obj:
                     fields = ", ".join(map(str, obj)) or "-"
                     raise DataError(f"{path}, line {i}: no \"{field}\" field (fields: {fields}); add it or choose "
-                                    "the field with --text-field")
+                                    "the field with `text_field`")
                 text, tid = obj[field], obj.get("id")
                 if not isinstance(text, str):
                     raise DataError(f"{path}, line {i}: field \"{field}\" is {type(text).__name__}, not a string")
@@ -162,7 +162,7 @@ missing; also any file passed to `load_kjv(path=...)`."""
 KJV_RANGE = "Gen1:1-Rev22:21"
 _KJV_MISSING = ("the King James Bible is not installed: install Debian's bible-kjv package "
                 "(`apt-get install -y bible-kjv`, which provides the `bible` command), or pass a text file of "
-                "verses (`--corpus FILE`)")
+                "verses (`corpus` FILE)")
 
 
 def _parse_verses(text: str, source: str) -> pd.DataFrame:

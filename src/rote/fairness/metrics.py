@@ -345,7 +345,7 @@ def _raise_undefined(counts: np.ndarray, metric: str, enc: Encoded) -> None:
         raise DataError(
             f"{METRIC_NAMES[metric]}: group {_fmt(enc.groups[a])} has no rows of class {_fmt(enc.labels[c])} "
             f"({len(empty)} empty group/class cells), so P(h | Y={_fmt(enc.labels[c])}, A={_fmt(enc.groups[a])}) is "
-            "undefined; pass undefined='skip' (CLI: --undefined skip) to compare only the groups that have each "
+            "undefined; pass `undefined` skip to compare only the groups that have each "
             "class, or merge rare classes/groups")
 
 

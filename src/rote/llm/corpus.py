@@ -84,7 +84,7 @@ def parse_repeats(spec: str | Sequence[int]) -> tuple[int, ...]:
         try:
             values = tuple(int(v) for v in spec.split(",") if v.strip())
         except ValueError:
-            raise ConfigError(f"--canaries {spec!r}: expected comma-separated repeat counts such as 1,10,100") from None
+            raise ConfigError(f"`canaries` {spec!r}: expected comma-separated repeat counts such as 1,10,100") from None
     else:
         values = tuple(int(v) for v in spec)
     if not values or any(v < 1 for v in values) or len(set(values)) != len(values):

@@ -83,7 +83,7 @@ def _check_lengths(prefix_tokens: Sequence[int], suffix_tokens: int, backend: Ba
         raise ConfigError(f"suffix_tokens must be at least 1, got {suffix_tokens}")
     if backend.max_length is not None and ks[-1] + suffix_tokens > backend.max_length:
         raise ConfigError(f"prefix {ks[-1]} + suffix {suffix_tokens} tokens exceed the model's context of "
-                          f"{backend.max_length} tokens; use shorter --prefix-tokens/--suffix-tokens")
+                          f"{backend.max_length} tokens; use shorter `prefix_tokens`/`suffix_tokens`")
     return ks
 
 
@@ -195,7 +195,7 @@ def extract(backend: Backend, texts: Sequence[str] | pd.DataFrame, *, prefix_tok
     keep = [i for i, x in enumerate(ids) if len(x) >= start + suffix_tokens]
     if not keep:
         raise ConfigError(f"all {len(frame)} texts are shorter than prefix {start} + suffix {suffix_tokens} tokens; "
-                          "nothing to measure: use shorter --prefix-tokens/--suffix-tokens or longer texts")
+                          "nothing to measure: use shorter `prefix_tokens`/`suffix_tokens` or longer texts")
     jobs = [(i, k) for i in keep for k in ks]  # one (text, prefix length) pair per generation
     prompts = [ids[i][start - k:start] for i, k in jobs]
     suffixes = [ids[i][start:start + suffix_tokens] for i, _ in jobs]
@@ -368,7 +368,7 @@ def prompted_extraction(backend: Backend, texts: Sequence[str] | pd.DataFrame, *
                 refs.append(ref)
     if not jobs:
         raise ConfigError(f"all {len(frame)} texts have at most {ks[-1]} {unit}; nothing to measure: use shorter "
-                          "--prefix-tokens or longer texts")
+                          "`prefix_tokens` or longer texts")
     answers = []
     for s in range(0, len(prompts), batch_size):
         answers.extend(backend.complete(prompts[s:s + batch_size], max_new_tokens, greedy=True, seed=seed))

@@ -40,7 +40,7 @@ def check_same_tokenizer(target: Backend, reference: Backend) -> None:
             f"reference model {reference.name} has a different tokenizer than target model {target.name} "
             f"(vocabulary fingerprints {reference.tokenizer_fingerprint} vs {target.tokenizer_fingerprint}); the "
             "reference attack compares per-token log-likelihoods, so pick a reference model with the same tokenizer "
-            "(e.g. a smaller model of the same family) or drop --reference-model")
+            "(e.g. a smaller model of the same family) or drop `reference_model`")
 
 
 def _token_ids(backend: Backend, texts: list[str]) -> tuple[list[list[int]], np.ndarray]:

@@ -189,7 +189,7 @@ def audit(
         with `gower` when the audit distance is relative (`tabcutmix`), else with the audit distance, fitted on train.
     """
     if not 0.0 < threshold <= 1.0:
-        raise ConfigError(f"--threshold must be in (0, 1], got {threshold}")
+        raise ConfigError(f"`threshold` must be in (0, 1], got {threshold}")
     if distance not in DISTANCES:
         raise ConfigError(f"unknown distance {distance!r}; choose one of {', '.join(DISTANCES)}")
     schema, trv, syv, hov = prepare_audit_tables(train, synthetic, holdout, schema=schema, target=target, missing=missing)

@@ -69,7 +69,7 @@ class _Augmenter:
         clean = validate_table(table, schema, name=name)  # the one place input is checked
         if schema.target is not None and schema.target not in schema.categorical:
             raise ConfigError(f"{who}: target '{schema.target}' is numeric; mixing needs class labels. Declare it "
-                              f"categorical (--categorical {schema.target}) or fit without a target")
+                              f"categorical (`categorical` {schema.target}) or fit without a target")
         self.schema_ = schema
         self.columns_ = [c for c in table.columns if c in set(schema.columns)]  # the table's own order
         self.table_ = table[self.columns_].reset_index(drop=True)
