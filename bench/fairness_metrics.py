@@ -61,9 +61,15 @@ def fairlearn_sp_eopp(y, p, g, classes) -> tuple[dict, dict]:
 
     sp, eo = {}, {}
     for k in classes:
-        mf = MetricFrame(metrics={"sel": functools.partial(selection_rate, pos_label=1),
-                                  "tpr": functools.partial(true_positive_rate, pos_label=1)},
-                         y_true=(y == k).astype(np.int8), y_pred=(p == k).astype(np.int8), sensitive_features=g)
+        mf = MetricFrame(
+            metrics={
+                "sel": functools.partial(selection_rate, pos_label=1),
+                "tpr": functools.partial(true_positive_rate, pos_label=1),
+            },
+            y_true=(y == k).astype(np.int8),
+            y_pred=(p == k).astype(np.int8),
+            sensitive_features=g,
+        )
         d = mf.difference(method="between_groups")
         sp[k], eo[k] = float(d["sel"]), float(d["tpr"])
     return sp, eo
@@ -100,19 +106,35 @@ def run_case(name: str, n: int, C: int, G: int, loop_classes: int | None, repeat
     scale = C / k
     pc = res.per_class
     gap = {m: pc[pc.metric == m]["gap"].to_numpy() for m in ("sp", "eopp", "eodds")}
-    diff = max(max(abs(sp[c] - gap["sp"][c]), abs(eo[c] - gap["eopp"][c]), abs(eodds[c] - gap["eodds"][c]))
-               for c in classes)
-    return {"case": name, "n": n, "classes": C, "groups": G, "rote_s": t_rote, "rote_sp_s": t_sp,
-            "fairlearn_classes_timed": k, "fairlearn_sp_eopp_s": t_sp_eo * scale, "fairlearn_eodds_s": t_eodds * scale,
-            "fairlearn_s": (t_sp_eo + t_eodds) * scale, "extrapolated": k < C,
-            "max_abs_diff_timed_classes": diff, "values": res.values}
+    diff = max(
+        max(abs(sp[c] - gap["sp"][c]), abs(eo[c] - gap["eopp"][c]), abs(eodds[c] - gap["eodds"][c])) for c in classes
+    )
+    return {
+        "case": name,
+        "n": n,
+        "classes": C,
+        "groups": G,
+        "rote_s": t_rote,
+        "rote_sp_s": t_sp,
+        "fairlearn_classes_timed": k,
+        "fairlearn_sp_eopp_s": t_sp_eo * scale,
+        "fairlearn_eodds_s": t_eodds * scale,
+        "fairlearn_s": (t_sp_eo + t_eodds) * scale,
+        "extrapolated": k < C,
+        "max_abs_diff_timed_classes": diff,
+        "values": res.values,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: the 100,000 x 10 x 5 check case only")
-    ap.add_argument("--loop-classes", type=int, default=3, help="classes the fairlearn loop runs on in the full "
-                    "case (extrapolated linearly to all classes)")
+    ap.add_argument(
+        "--loop-classes",
+        type=int,
+        default=3,
+        help="classes the fairlearn loop runs on in the full case (extrapolated linearly to all classes)",
+    )
     ap.add_argument("--repeat", type=int, default=2, help="time rote this many times and report the best")
     ap.add_argument("--out", type=Path, default=HERE / "out" / "fairness_metrics.json")
     args = ap.parse_args(argv)
@@ -128,16 +150,21 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\ncommand: {command}")
     print(f"date: {started.isoformat(timespec='seconds')}")
-    print(f"machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), numpy {np.__version__}, "
-          f"pandas {pandas.__version__}, fairlearn {fairlearn.__version__}, Python {platform.python_version()}\n")
-    print("| case | fairlearn MetricFrame loop (s) | rote, all 3 metrics (s) | ratio | rote, SP only (s) | "
-          "max abs diff |")
+    print(
+        f"machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), numpy {np.__version__}, "
+        f"pandas {pandas.__version__}, fairlearn {fairlearn.__version__}, Python {platform.python_version()}\n"
+    )
+    print(
+        "| case | fairlearn MetricFrame loop (s) | rote, all 3 metrics (s) | ratio | rote, SP only (s) | max abs diff |"
+    )
     print("|---|---|---|---|---|---|")
     for r in results:
         tag = f" (extrapolated from {r['fairlearn_classes_timed']} classes)" if r["extrapolated"] else ""
         ratio = r["fairlearn_s"] / r["rote_s"]
-        print(f"| {r['case']} | {r['fairlearn_s']:.2f}{tag} | {r['rote_s']:.3f} | {ratio:.0f}x "
-              f"| {r['rote_sp_s']:.3f} | {r['max_abs_diff_timed_classes']:.1e} |")
+        print(
+            f"| {r['case']} | {r['fairlearn_s']:.2f}{tag} | {r['rote_s']:.3f} | {ratio:.0f}x "
+            f"| {r['rote_sp_s']:.3f} | {r['max_abs_diff_timed_classes']:.1e} |"
+        )
     full = results[-1]
     targets = {}
     if not args.quick:
@@ -146,9 +173,19 @@ def main(argv: list[str] | None = None) -> int:
     ok = all(r["max_abs_diff_timed_classes"] < 1e-9 for r in results)
     print(f"check: per-class gaps equal fairlearn's on the timed classes: {'passed' if ok else 'FAILED'}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"command": command, "date": started.isoformat(timespec="seconds"),
-                                    "cases": results, "targets": targets, "check_passed": ok}, indent=2,
-                                   default=float))
+    args.out.write_text(
+        json.dumps(
+            {
+                "command": command,
+                "date": started.isoformat(timespec="seconds"),
+                "cases": results,
+                "targets": targets,
+                "check_passed": ok,
+            },
+            indent=2,
+            default=float,
+        )
+    )
     print(f"wrote {args.out}")
     return 0 if ok else 1
 

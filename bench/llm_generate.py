@@ -61,9 +61,16 @@ def hf_generate_each(model, prompts: list[list[int]], n_new: int, eos: int | Non
     out = []
     for p in prompts:
         ids = torch.tensor([p])
-        g = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n_new, min_new_tokens=n_new,
-                           do_sample=False, eos_token_id=eos, pad_token_id=pad)
-        out.append(g[0, len(p):].tolist())
+        g = model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=n_new,
+            min_new_tokens=n_new,
+            do_sample=False,
+            eos_token_id=eos,
+            pad_token_id=pad,
+        )
+        out.append(g[0, len(p) :].tolist())
     return out
 
 
@@ -81,10 +88,20 @@ def case_tiny(texts, args) -> list[dict]:
     one, t_one, _ = timed(lambda: backend.generate(prompts, n_new, batch_size=1), args.repeat)
     bat, t_bat, _ = timed(lambda: backend.generate(prompts, n_new, batch_size=args.batch), args.repeat)
     n = len(prompts)
-    return [{"model": "tiny GPT (rote, 1.9M params)", "texts": n, "prompt_tokens": args.prompt_bytes,
-             "new_tokens": n_new, "baseline": "rote batch_size=1", "baseline_s": t_one,
-             "rote": f"rote batch_size={args.batch}", "rote_s": t_bat, "identical": agree(one, bat),
-             "tokens_per_s": n * n_new / t_bat}]
+    return [
+        {
+            "model": "tiny GPT (rote, 1.9M params)",
+            "texts": n,
+            "prompt_tokens": args.prompt_bytes,
+            "new_tokens": n_new,
+            "baseline": "rote batch_size=1",
+            "baseline_s": t_one,
+            "rote": f"rote batch_size={args.batch}",
+            "rote_s": t_bat,
+            "identical": agree(one, bat),
+            "tokens_per_s": n * n_new / t_bat,
+        }
+    ]
 
 
 def case_hf_tiny(texts, args, tmp: Path) -> list[dict]:
@@ -100,8 +117,9 @@ def case_hf_tiny(texts, args, tmp: Path) -> list[dict]:
     tok.pre_tokenizer = pre_tokenizers.Split("", "isolated")
     tok.decoder = decoders.Fuse()
     PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<0x00>").save_pretrained(folder)
-    cfg = GPT2Config(vocab_size=256, n_positions=256, n_embd=192, n_layer=4, n_head=4, bos_token_id=None,
-                     eos_token_id=None)
+    cfg = GPT2Config(
+        vocab_size=256, n_positions=256, n_embd=192, n_layer=4, n_head=4, bos_token_id=None, eos_token_id=None
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         GPT2LMHeadModel(cfg).save_pretrained(folder)
@@ -115,17 +133,41 @@ def case_hf_tiny(texts, args, tmp: Path) -> list[dict]:
     one, t_one, _ = timed(lambda: backend.generate(prompts, n_new, batch_size=1), args.repeat)
     bat, t_bat, _ = timed(lambda: backend.generate(prompts, n_new, batch_size=args.batch), args.repeat)
     n = len(prompts)
-    common = {"model": f"tiny GPT-2 (HF, {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params)",
-              "texts": n, "prompt_tokens": args.prompt_bytes, "new_tokens": n_new}
-    return [{**common, "baseline": "HF model.generate per text", "baseline_s": t_hf,
-             "rote": f"rote batch_size={args.batch}", "rote_s": t_bat, "identical": agree(base, bat),
-             "tokens_per_s": n * n_new / t_bat},
-            {**common, "baseline": "rote batch_size=1", "baseline_s": t_one,
-             "rote": f"rote batch_size={args.batch}", "rote_s": t_bat, "identical": agree(one, bat),
-             "tokens_per_s": n * n_new / t_bat},
-            {**common, "baseline": "HF model.generate per text", "baseline_s": t_hf,
-             "rote": "rote batch_size=1", "rote_s": t_one, "identical": agree(base, one),
-             "tokens_per_s": n * n_new / t_one}]
+    common = {
+        "model": f"tiny GPT-2 (HF, {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params)",
+        "texts": n,
+        "prompt_tokens": args.prompt_bytes,
+        "new_tokens": n_new,
+    }
+    return [
+        {
+            **common,
+            "baseline": "HF model.generate per text",
+            "baseline_s": t_hf,
+            "rote": f"rote batch_size={args.batch}",
+            "rote_s": t_bat,
+            "identical": agree(base, bat),
+            "tokens_per_s": n * n_new / t_bat,
+        },
+        {
+            **common,
+            "baseline": "rote batch_size=1",
+            "baseline_s": t_one,
+            "rote": f"rote batch_size={args.batch}",
+            "rote_s": t_bat,
+            "identical": agree(one, bat),
+            "tokens_per_s": n * n_new / t_bat,
+        },
+        {
+            **common,
+            "baseline": "HF model.generate per text",
+            "baseline_s": t_hf,
+            "rote": "rote batch_size=1",
+            "rote_s": t_one,
+            "identical": agree(base, one),
+            "tokens_per_s": n * n_new / t_one,
+        },
+    ]
 
 
 def case_smollm2(texts, args) -> list[dict]:
@@ -141,23 +183,45 @@ def case_smollm2(texts, args) -> list[dict]:
     one, t_one, _ = timed(lambda: backend.generate(prompts, n_new, batch_size=1), 1)
     bat, t_bat, _ = timed(lambda: backend.generate(prompts, n_new, batch_size=args.batch), 1)
     n = len(prompts)
-    common = {"model": "SmolLM2-135M-Instruct (float32)", "texts": n, "prompt_tokens": args.smol_prompt_tokens,
-              "new_tokens": n_new}
-    return [{**common, "baseline": "HF model.generate per text", "baseline_s": t_hf,
-             "rote": f"rote batch_size={args.batch}", "rote_s": t_bat, "identical": agree(base, bat),
-             "tokens_per_s": n * n_new / t_bat},
-            {**common, "baseline": "rote batch_size=1", "baseline_s": t_one,
-             "rote": f"rote batch_size={args.batch}", "rote_s": t_bat, "identical": agree(one, bat),
-             "tokens_per_s": n * n_new / t_bat}]
+    common = {
+        "model": "SmolLM2-135M-Instruct (float32)",
+        "texts": n,
+        "prompt_tokens": args.smol_prompt_tokens,
+        "new_tokens": n_new,
+    }
+    return [
+        {
+            **common,
+            "baseline": "HF model.generate per text",
+            "baseline_s": t_hf,
+            "rote": f"rote batch_size={args.batch}",
+            "rote_s": t_bat,
+            "identical": agree(base, bat),
+            "tokens_per_s": n * n_new / t_bat,
+        },
+        {
+            **common,
+            "baseline": "rote batch_size=1",
+            "baseline_s": t_one,
+            "rote": f"rote batch_size={args.batch}",
+            "rote_s": t_bat,
+            "identical": agree(one, bat),
+            "tokens_per_s": n * n_new / t_bat,
+        },
+    ]
 
 
 def render(rows: list[dict]) -> str:
-    lines = ["| model | texts x new tokens | baseline | baseline time | rote | rote time | ratio | identical outputs |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | texts x new tokens | baseline | baseline time | rote | rote time | ratio | identical outputs |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['texts']} x {r['new_tokens']} | {r['baseline']} | {r['baseline_s']:.2f} s "
-                     f"| {r['rote']} | {r['rote_s']:.2f} s | {r['baseline_s'] / r['rote_s']:.1f}x "
-                     f"| {r['identical']}/{r['texts']} |")
+        lines.append(
+            f"| {r['model']} | {r['texts']} x {r['new_tokens']} | {r['baseline']} | {r['baseline_s']:.2f} s "
+            f"| {r['rote']} | {r['rote_s']:.2f} s | {r['baseline_s'] / r['rote_s']:.1f}x "
+            f"| {r['identical']}/{r['texts']} |"
+        )
     return "\n".join(lines)
 
 
@@ -199,18 +263,33 @@ def main(argv: list[str] | None = None) -> int:
     info = machine_info(transformers=transformers.__version__)
     print(f"\ncommand: {command}")
     print(f"date: {started.isoformat(timespec='seconds')}")
-    print(f"machine: {info['cores']} cores ({info['cpu']}), torch {info['torch']} with {info['torch_threads']} "
-          f"threads, transformers {info['transformers']}, load average {info.get('load_average_1min')}")
+    print(
+        f"machine: {info['cores']} cores ({info['cpu']}), torch {info['torch']} with {info['torch_threads']} "
+        f"threads, transformers {info['transformers']}, load average {info.get('load_average_1min')}"
+    )
     print(f"texts: {source}; greedy decoding\n")
     print(render(rows))
     tiny = rows[0]["baseline_s"] / rows[0]["rote_s"]
     hf_tiny = rows[1]["baseline_s"] / rows[1]["rote_s"]
-    targets = {"tiny_gpt_batch32_vs_batch1_at_least_5x": tiny >= 5,
-               "hf_tiny_gpt2_batch32_vs_hf_generate_at_least_5x": hf_tiny >= 5}
+    targets = {
+        "tiny_gpt_batch32_vs_batch1_at_least_5x": tiny >= 5,
+        "hf_tiny_gpt2_batch32_vs_hf_generate_at_least_5x": hf_tiny >= 5,
+    }
     print("targets: " + ", ".join(f"{k}={'met' if v else 'NOT met'}" for k, v in targets.items()))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"command": command, "date": started.isoformat(timespec="seconds"),
-                                    "machine": info, "texts": source, "rows": rows, "targets": targets}, indent=2))
+    args.out.write_text(
+        json.dumps(
+            {
+                "command": command,
+                "date": started.isoformat(timespec="seconds"),
+                "machine": info,
+                "texts": source,
+                "rows": rows,
+                "targets": targets,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {args.out}")
     return 0
 

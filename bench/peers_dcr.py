@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         import sdmetrics
         from sdmetrics.single_table.privacy.dcr_utils import calculate_dcr
     except ImportError:
-        raise SystemExit("SDMetrics is not installed here; see this script's docstring for a separate venv")
+        raise SystemExit("SDMetrics is not installed here; see this script's docstring for a separate venv") from None
     import pandas as pd
 
     from rote.core.neighbors import GowerDistance, knn
@@ -61,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     synthetic = IndependentColumnSampler(seed=0).fit(train, schema).sample(n)
     synthetic, _ = plant_copies(synthetic, train, n // 20, 0, schema=schema, seed=1)
     tables = [validate_table(t, schema) for t in (train, synthetic, holdout)]
-    metadata = {"columns": {c: {"sdtype": "numerical" if c in schema.numeric else "categorical"}
-                            for c in schema.columns}}
+    metadata = {
+        "columns": {c: {"sdtype": "numerical" if c in schema.numeric else "categorical"} for c in schema.columns}
+    }
 
     t0 = time.perf_counter()
     sd_train = calculate_dcr(dataset=tables[1], reference_dataset=tables[0], metadata=metadata).to_numpy()
@@ -84,24 +85,38 @@ def main(argv: list[str] | None = None) -> int:
     sd_share, rt_share_sd = share(sd_train, sd_hold), share(rt_train, rt_hold_sd)
     out = {
         "command": "python bench/peers_dcr.py" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:])),
-        "sdmetrics": sdmetrics.__version__, "pandas": pd.__version__, "n_synthetic": n,
-        "n_train": len(tables[0]), "n_holdout": len(tables[2]),
-        "max_abs_diff_dcr_train": diff_train, "max_abs_diff_dcr_holdout_sdmetrics_convention": diff_hold,
-        "share_closer_to_train": {"sdmetrics": sd_share, "rote_sdmetrics_convention": rt_share_sd,
-                                  "rote_audit_train_ranges": res.dcr["share_closer_to_train"]},
-        "dcr_overfitting_protection_score": {"sdmetrics_formula_on_sdmetrics_dcr": min(2 * (1 - sd_share), 1.0),
-                                             "on_rote_dcr": min(2 * (1 - rt_share_sd), 1.0)},
-        "seconds": {"sdmetrics_calculate_dcr_x2": sd_s, "rote_knn_x2": rote_s,
-                    "ratio": sd_s / rote_s},
+        "sdmetrics": sdmetrics.__version__,
+        "pandas": pd.__version__,
+        "n_synthetic": n,
+        "n_train": len(tables[0]),
+        "n_holdout": len(tables[2]),
+        "max_abs_diff_dcr_train": diff_train,
+        "max_abs_diff_dcr_holdout_sdmetrics_convention": diff_hold,
+        "share_closer_to_train": {
+            "sdmetrics": sd_share,
+            "rote_sdmetrics_convention": rt_share_sd,
+            "rote_audit_train_ranges": res.dcr["share_closer_to_train"],
+        },
+        "dcr_overfitting_protection_score": {
+            "sdmetrics_formula_on_sdmetrics_dcr": min(2 * (1 - sd_share), 1.0),
+            "on_rote_dcr": min(2 * (1 - rt_share_sd), 1.0),
+        },
+        "seconds": {"sdmetrics_calculate_dcr_x2": sd_s, "rote_knn_x2": rote_s, "ratio": sd_s / rote_s},
     }
     ok = diff_train < 1e-9 and diff_hold < 1e-9 and sd_share == rt_share_sd
     out["passed"] = ok
-    print(f"SDMetrics {sdmetrics.__version__}, pandas {pd.__version__}: {n:,} synthetic rows vs "
-          f"{len(tables[0]):,} train / {len(tables[2]):,} holdout rows")
-    print(f"per-row DCR, max |SDMetrics - rote|: train {diff_train:.2e}, holdout {diff_hold:.2e} "
-          "(holdout scaled by holdout ranges, SDMetrics' convention)")
-    print(f"share closer to train: SDMetrics {sd_share:.4f}, rote (same convention) {rt_share_sd:.4f}, "
-          f"rote audit (train ranges for both) {res.dcr['share_closer_to_train']:.4f}")
+    print(
+        f"SDMetrics {sdmetrics.__version__}, pandas {pd.__version__}: {n:,} synthetic rows vs "
+        f"{len(tables[0]):,} train / {len(tables[2]):,} holdout rows"
+    )
+    print(
+        f"per-row DCR, max |SDMetrics - rote|: train {diff_train:.2e}, holdout {diff_hold:.2e} "
+        "(holdout scaled by holdout ranges, SDMetrics' convention)"
+    )
+    print(
+        f"share closer to train: SDMetrics {sd_share:.4f}, rote (same convention) {rt_share_sd:.4f}, "
+        f"rote audit (train ranges for both) {res.dcr['share_closer_to_train']:.4f}"
+    )
     print(f"time for both DCRs: SDMetrics {sd_s:.1f} s, rote {rote_s:.2f} s ({sd_s / rote_s:.0f}x)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2))

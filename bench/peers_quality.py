@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         from sdmetrics.reports.single_table import QualityReport
         from sdmetrics.single_table import LogisticDetection
     except ImportError:
-        raise SystemExit("SDMetrics is not installed here; see this script's docstring for a separate venv")
+        raise SystemExit("SDMetrics is not installed here; see this script's docstring for a separate venv") from None
     import pandas as pd
     from threadpoolctl import threadpool_limits
 
@@ -78,8 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     shifted["age"] = shifted["age"] + 8
     shifted["hours-per-week"] = (shifted["hours-per-week"] * 1.2).round().astype(shifted["hours-per-week"].dtype)
     synthetic["ijf_shifted"] = shifted
-    metadata = {"columns": {c: {"sdtype": "numerical" if c in schema.numeric else "categorical"}
-                            for c in real.columns}}
+    metadata = {"columns": {c: {"sdtype": "numerical" if c in schema.numeric else "categorical"} for c in real.columns}}
     rows, record = [], {"n": args.n, "sdmetrics": sdmetrics.__version__, "pandas": pd.__version__, "cases": {}}
     for name, syn in synthetic.items():
         syn = syn.astype({c: object for c in schema.categorical})
@@ -93,10 +92,14 @@ def main(argv: list[str] | None = None) -> int:
         sdm_trend = float(rep.get_properties().set_index("Property").loc["Column Pair Trends", "Score"])
         ours_shape = sh.columns.set_index("column")["score"]
         shape_diff = float(np.max(np.abs(ours_shape.reindex(shapes.index).to_numpy() - shapes.to_numpy())))
-        ours_pairs = {frozenset((a, b)): v
-                      for a, b, v in tr.pairs[["column_1", "column_2", "score"]].itertuples(index=False)}
-        diffs = [abs(ours_pairs[frozenset((a, b))] - v) for a, b, v in
-                 trends[["Column 1", "Column 2", "Score"]].itertuples(index=False) if not np.isnan(v)]
+        ours_pairs = {
+            frozenset((a, b)): v for a, b, v in tr.pairs[["column_1", "column_2", "score"]].itertuples(index=False)
+        }
+        diffs = [
+            abs(ours_pairs[frozenset((a, b))] - v)
+            for a, b, v in trends[["Column 1", "Column 2", "Score"]].itertuples(index=False)
+            if not np.isnan(v)
+        ]
         trend_diff = float(np.max(diffs))
         with threadpool_limits(1):  # the same thread budget as rote's c2st_score
             sdm_c2st = []
@@ -113,29 +116,63 @@ def main(argv: list[str] | None = None) -> int:
         ours_c2st = float(np.mean(ours_all))
         case = {
             "shape": {"rote": sh.score, "sdmetrics": float(shapes.mean()), "max_abs_diff_per_column": shape_diff},
-            "trend": {"rote_all_pairs": tr.score, "rote_sdmetrics_032_thresholds": tr032.score,
-                      "sdmetrics_report": sdm_trend, "max_abs_diff_per_pair": trend_diff,
-                      "n_pairs_scored_by_sdmetrics": len(diffs)},
-            "c2st": {"rote_mean": ours_c2st, "rote_min": float(np.min(ours_all)), "rote_max": float(np.max(ours_all)),
-                     "sdmetrics_mean": float(np.mean(sdm_c2st)),
-                     "sdmetrics_min": float(np.min(sdm_c2st)), "sdmetrics_max": float(np.max(sdm_c2st))},
-            "seconds": {"sdmetrics_quality_report": t_sdm, "rote_shape_plus_trend": t_sh + t_tr,
-                        "sdmetrics_logistic_detection": t_c2, "rote_c2st": t_oc},
+            "trend": {
+                "rote_all_pairs": tr.score,
+                "rote_sdmetrics_032_thresholds": tr032.score,
+                "sdmetrics_report": sdm_trend,
+                "max_abs_diff_per_pair": trend_diff,
+                "n_pairs_scored_by_sdmetrics": len(diffs),
+            },
+            "c2st": {
+                "rote_mean": ours_c2st,
+                "rote_min": float(np.min(ours_all)),
+                "rote_max": float(np.max(ours_all)),
+                "sdmetrics_mean": float(np.mean(sdm_c2st)),
+                "sdmetrics_min": float(np.min(sdm_c2st)),
+                "sdmetrics_max": float(np.max(sdm_c2st)),
+            },
+            "seconds": {
+                "sdmetrics_quality_report": t_sdm,
+                "rote_shape_plus_trend": t_sh + t_tr,
+                "sdmetrics_logistic_detection": t_c2,
+                "rote_c2st": t_oc,
+            },
         }
         record["cases"][name] = case
-        rows.append((name, sh.score, shapes.mean(), shape_diff, tr032.score, sdm_trend, trend_diff,
-                     ours_c2st, np.mean(sdm_c2st), np.ptp(sdm_c2st), t_sdm, t_sh + t_tr, t_c2, t_oc))
+        rows.append(
+            (
+                name,
+                sh.score,
+                shapes.mean(),
+                shape_diff,
+                tr032.score,
+                sdm_trend,
+                trend_diff,
+                ours_c2st,
+                np.mean(sdm_c2st),
+                np.ptp(sdm_c2st),
+                t_sdm,
+                t_sh + t_tr,
+                t_c2,
+                t_oc,
+            )
+        )
     print(f"rote vs SDMetrics {sdmetrics.__version__} on Adult ({args.n} real x {args.n} synthetic rows)\n")
-    print("| synthetic | shape rote | shape SDM | max col diff | trend rote | trend SDM | max pair diff | "
-          "C2ST rote (mean) | C2ST SDM (mean) | SDM spread | SDM report s | rote shape+trend s | speed-up | "
-          "SDM C2ST s | rote C2ST s |")
+    print(
+        "| synthetic | shape rote | shape SDM | max col diff | trend rote | trend SDM | max pair diff | "
+        "C2ST rote (mean) | C2ST SDM (mean) | SDM spread | SDM report s | rote shape+trend s | speed-up | "
+        "SDM C2ST s | rote C2ST s |"
+    )
     print("|---" * 15 + "|")
     for r in rows:
-        print(f"| {r[0]} | {r[1]:.4f} | {r[2]:.4f} | {r[3]:.1e} | {r[4]:.4f} | {r[5]:.4f} | {r[6]:.1e} | "
-              f"{r[7]:.4f} | {r[8]:.4f} | {r[9]:.4f} | {r[10]:.2f} | {r[11]:.2f} | {r[10] / r[11]:.0f}x | "
-              f"{r[12]:.2f} | {r[13]:.2f} |")
+        print(
+            f"| {r[0]} | {r[1]:.4f} | {r[2]:.4f} | {r[3]:.1e} | {r[4]:.4f} | {r[5]:.4f} | {r[6]:.1e} | "
+            f"{r[7]:.4f} | {r[8]:.4f} | {r[9]:.4f} | {r[10]:.2f} | {r[11]:.2f} | {r[10] / r[11]:.0f}x | "
+            f"{r[12]:.2f} | {r[13]:.2f} |"
+        )
     record["command"] = "python bench/peers_quality.py" + "".join(
-        f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
+        f" {a}" for a in (argv if argv is not None else sys.argv[1:])
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2))
     print(f"\nwrote {args.out}")

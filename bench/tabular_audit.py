@@ -203,8 +203,10 @@ def l2_features(train, synthetic, schema):
 
 
 LOOPS = {"loop_paper": paper_loop, "loop_hoisted": hoisted_loop}
-LOOP_LABELS = {"loop_paper": "per-row loop, the paper code's structure",
-               "loop_hoisted": "per-row loop, training arrays hoisted"}
+LOOP_LABELS = {
+    "loop_paper": "per-row loop, the paper code's structure",
+    "loop_hoisted": "per-row loop, training arrays hoisted",
+}
 
 # ---------------------------------------------------------------------------------------------- cases (children)
 
@@ -214,8 +216,13 @@ def run_case(case: str, args: argparse.Namespace, tmp: Path) -> dict:
     train, synthetic, schema = make_tables(n, args.n_exact, args.n_near)
     import torch
 
-    res: dict = {"case": case, "n_train": len(train), "n_synthetic": len(synthetic),
-                 "torch_threads": torch.get_num_threads(), "rss_before_mib": current_rss_mib()}
+    res: dict = {
+        "case": case,
+        "n_train": len(train),
+        "n_synthetic": len(synthetic),
+        "torch_threads": torch.get_num_threads(),
+        "rss_before_mib": current_rss_mib(),
+    }
 
     if case == "data":
         import rote.tabular.audit  # noqa: F401 - what every audit case imports
@@ -227,12 +234,18 @@ def run_case(case: str, args: argparse.Namespace, tmp: Path) -> dict:
 
         dist = case.removeprefix("audit_")
         result, res["audit_s"], res["audit_times"] = timed(
-            lambda: audit(train, synthetic, schema=schema, distance=dist), rep)
+            lambda: audit(train, synthetic, schema=schema, distance=dist), rep
+        )
         res["memorization_ratio"] = result.memorization_ratio
         res["exact_copies"] = result.exact_copies
         rows = result.rows
-        np.savez(tmp / f"rote_{dist}.npz", d1=rows["d1"].to_numpy(), d2=rows["d2"].to_numpy(),
-                 ratio=rows["ratio"].to_numpy(), memorized=rows["memorized"].to_numpy())
+        np.savez(
+            tmp / f"rote_{dist}.npz",
+            d1=rows["d1"].to_numpy(),
+            d2=rows["d2"].to_numpy(),
+            ratio=rows["ratio"].to_numpy(),
+            memorized=rows["memorized"].to_numpy(),
+        )
         tr_m, sy_m = encoded(train, synthetic, schema)
         _, res["knn_s"], res["knn_times"] = timed(lambda: knn(sy_m, tr_m, k=2, distance=dist), rep)
         res["pairs"] = sy_m.n_rows * tr_m.n_rows
@@ -241,7 +254,8 @@ def run_case(case: str, args: argparse.Namespace, tmp: Path) -> dict:
         idx = loop_rows(len(synthetic), args.loop_rows)
         sub = synthetic.iloc[idx]
         (d1, d2, ratio, memorized), res["loop_s"], res["loop_times"] = timed(
-            lambda: LOOPS[case](train, sub, schema), rep)
+            lambda: LOOPS[case](train, sub, schema), rep
+        )
         res["loop_rows"] = int(idx.size)
         res["loop_extrapolated_s"] = res["loop_s"] * len(synthetic) / idx.size
         np.savez(tmp / f"{case}.npz", rows=idx, d1=d1, d2=d2, ratio=ratio, memorized=memorized)
@@ -252,7 +266,8 @@ def run_case(case: str, args: argparse.Namespace, tmp: Path) -> dict:
         x_tr, x_sy = l2_features(train, synthetic, schema)
         res["n_features"] = int(x_tr.shape[1])
         (dist, _), res["sklearn_s"], res["sklearn_times"] = timed(
-            lambda: NearestNeighbors(n_neighbors=2, algorithm="brute", n_jobs=-1).fit(x_tr).kneighbors(x_sy), rep)
+            lambda: NearestNeighbors(n_neighbors=2, algorithm="brute", n_jobs=-1).fit(x_tr).kneighbors(x_sy), rep
+        )
         np.savez(tmp / "sklearn.npz", d1=dist[:, 0], d2=dist[:, 1])
 
     elif case.startswith("knn100k"):
@@ -264,7 +279,8 @@ def run_case(case: str, args: argparse.Namespace, tmp: Path) -> dict:
         dedupe = case == "knn100k"
         res["rss_before_mib"] = current_rss_mib()
         _, res["knn_s"], res["knn_times"] = timed(
-            lambda: knn(sy_m, tr_m, k=2, distance="tabcutmix", dedupe=dedupe), rep)
+            lambda: knn(sy_m, tr_m, k=2, distance="tabcutmix", dedupe=dedupe), rep
+        )
         res["pairs"] = sy_m.n_rows * tr_m.n_rows
         res["dedupe"] = dedupe
         res["n_unique_reference"] = int(len(tr_b.drop_duplicates()))
@@ -281,9 +297,26 @@ def run_case(case: str, args: argparse.Namespace, tmp: Path) -> dict:
 
 
 def child(case: str, args: argparse.Namespace, tmp: Path) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--case", case, "--tmp", str(tmp),
-           "--n", str(args.n), "--big", str(args.big), "--loop-rows", str(args.loop_rows),
-           "--n-exact", str(args.n_exact), "--n-near", str(args.n_near), "--repeat", str(args.repeat)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--case",
+        case,
+        "--tmp",
+        str(tmp),
+        "--n",
+        str(args.n),
+        "--big",
+        str(args.big),
+        "--loop-rows",
+        str(args.loop_rows),
+        "--n-exact",
+        str(args.n_exact),
+        "--n-near",
+        str(args.n_near),
+        "--repeat",
+        str(args.repeat),
+    ]
     print(f"  running {case} ...", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -318,7 +351,10 @@ def compare(tmp: Path, results: dict) -> dict:
             diffs[f"max_rel_diff_{key}"] = float((diff[nz] / np.abs(b[both][nz])).max()) if nz.any() else 0.0
         flags = int((lp["memorized"] != rt["memorized"][rows]).sum())
         checks[f"{loop}_vs_rote_tabcutmix"] = {
-            "rows": int(rows.size), "allclose_rtol_1e-9_atol_0": ok, **diffs, "memorized_disagreements": flags,
+            "rows": int(rows.size),
+            "allclose_rtol_1e-9_atol_0": ok,
+            **diffs,
+            "memorized_disagreements": flags,
             "memorized_in_subset": int(lp["memorized"].sum()),
             "nan_ratios_in_subset": int(np.isnan(lp["ratio"]).sum()),
             "passed": ok and flags == 0,
@@ -345,8 +381,15 @@ def build_rows(r: dict, args: argparse.Namespace) -> list[dict]:
     sk = r.get("sklearn")
     sk_s = sk["sklearn_s"] if sk else None
     base = r["data"]["peak_rss_mib"]
-    rows.append({"case": f"data only: import rote, build {n:,} + {n:,} rows (memory floor)", "baseline_s": None,
-                 "rote_s": None, "peak_rss_mib": base, "pairs_per_s": None})
+    rows.append(
+        {
+            "case": f"data only: import rote, build {n:,} + {n:,} rows (memory floor)",
+            "baseline_s": None,
+            "rote_s": None,
+            "peak_rss_mib": base,
+            "pairs_per_s": None,
+        }
+    )
     for dist in ("tabcutmix", "gower", "l2"):
         a = r.get(f"audit_{dist}")
         if not a:
@@ -358,37 +401,75 @@ def build_rows(r: dict, args: argparse.Namespace) -> list[dict]:
         else:
             baselines = [("", None)]
         for i, (bname, b) in enumerate(baselines):
-            rows.append({"case": f"rote audit {dist}, {n:,} x {n:,}, end to end{bname}", "baseline_s": b,
-                         "rote_s": a["audit_s"], "peak_rss_mib": a["peak_rss_mib"] if i == 0 else None,
-                         "pairs_per_s": a["pairs"] / a["audit_s"]})
-        rows.append({"case": f"rote knn {dist} alone (same process)", "baseline_s": None, "rote_s": a["knn_s"],
-                     "peak_rss_mib": None, "pairs_per_s": a["pairs"] / a["knn_s"]})
+            rows.append(
+                {
+                    "case": f"rote audit {dist}, {n:,} x {n:,}, end to end{bname}",
+                    "baseline_s": b,
+                    "rote_s": a["audit_s"],
+                    "peak_rss_mib": a["peak_rss_mib"] if i == 0 else None,
+                    "pairs_per_s": a["pairs"] / a["audit_s"],
+                }
+            )
+        rows.append(
+            {
+                "case": f"rote knn {dist} alone (same process)",
+                "baseline_s": None,
+                "rote_s": a["knn_s"],
+                "peak_rss_mib": None,
+                "pairs_per_s": a["pairs"] / a["knn_s"],
+            }
+        )
     for name, lp in loops.items():
-        rows.append({"case": f"{LOOP_LABELS[name]}, tabcutmix: {lp['loop_rows']:,} rows in {lp['loop_s']:.1f} s, "
-                             f"extrapolated to {n:,}", "baseline_s": lp["loop_extrapolated_s"], "rote_s": None,
-                     "peak_rss_mib": lp["peak_rss_mib"], "pairs_per_s": lp["loop_rows"] * n / lp["loop_s"]})
+        rows.append(
+            {
+                "case": f"{LOOP_LABELS[name]}, tabcutmix: {lp['loop_rows']:,} rows in {lp['loop_s']:.1f} s, "
+                f"extrapolated to {n:,}",
+                "baseline_s": lp["loop_extrapolated_s"],
+                "rote_s": None,
+                "peak_rss_mib": lp["peak_rss_mib"],
+                "pairs_per_s": lp["loop_rows"] * n / lp["loop_s"],
+            }
+        )
     if sk:
-        rows.append({"case": f"sklearn NearestNeighbors brute l2 (fit + kneighbors, {sk['n_features']} features)",
-                     "baseline_s": sk_s, "rote_s": None, "peak_rss_mib": sk["peak_rss_mib"],
-                     "pairs_per_s": n * n / sk_s})
-    for key, label in (("knn100k", "default: identical reference rows collapsed"),
-                       ("knn100k_nodedupe", "dedupe=False: all pairs searched")):
+        rows.append(
+            {
+                "case": f"sklearn NearestNeighbors brute l2 (fit + kneighbors, {sk['n_features']} features)",
+                "baseline_s": sk_s,
+                "rote_s": None,
+                "peak_rss_mib": sk["peak_rss_mib"],
+                "pairs_per_s": n * n / sk_s,
+            }
+        )
+    for key, label in (
+        ("knn100k", "default: identical reference rows collapsed"),
+        ("knn100k_nodedupe", "dedupe=False: all pairs searched"),
+    ):
         k = r.get(key)
         if k:
-            rows.append({"case": f"rote knn tabcutmix {k['n_synthetic']:,} x {k['n_train']:,} resampled, {label}"
-                                 + (f" ({k['n_unique_reference']:,} unique)" if k["dedupe"] else ""),
-                         "baseline_s": None, "rote_s": k["knn_s"], "peak_rss_mib": k["peak_rss_mib"],
-                         "pairs_per_s": k["pairs"] / k["knn_s"]})
+            rows.append(
+                {
+                    "case": f"rote knn tabcutmix {k['n_synthetic']:,} x {k['n_train']:,} resampled, {label}"
+                    + (f" ({k['n_unique_reference']:,} unique)" if k["dedupe"] else ""),
+                    "baseline_s": None,
+                    "rote_s": k["knn_s"],
+                    "peak_rss_mib": k["peak_rss_mib"],
+                    "pairs_per_s": k["pairs"] / k["knn_s"],
+                }
+            )
     return rows
 
 
 def render(rows: list[dict]) -> str:
-    lines = ["| case | baseline time | rote time | ratio (baseline / rote) | peak RSS | pairs/s |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| case | baseline time | rote time | ratio (baseline / rote) | peak RSS | pairs/s |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in rows:
         rss = "—" if row["peak_rss_mib"] is None else f"{row['peak_rss_mib']:.0f} MiB"
-        lines.append(f"| {row['case']} | {fmt_s(row['baseline_s'])} | {fmt_s(row['rote_s'])} | "
-                     f"{fmt_ratio(row['baseline_s'], row['rote_s'])} | {rss} | {fmt_pairs(row['pairs_per_s'])} |")
+        lines.append(
+            f"| {row['case']} | {fmt_s(row['baseline_s'])} | {fmt_s(row['rote_s'])} | "
+            f"{fmt_ratio(row['baseline_s'], row['rote_s'])} | {rss} | {fmt_pairs(row['pairs_per_s'])} |"
+        )
     return "\n".join(lines)
 
 
@@ -396,10 +477,19 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="smoke run: 4,000 x 4,000 rows, 100 loop rows, no 100k case")
     p.add_argument("--skip-100k", action="store_true", help="skip the 100,000 x 100,000 knn cases")
-    p.add_argument("--loop-rows", type=int, default=None, help="synthetic rows the per-row loop runs on "
-                   "(default 500, --quick 100; 0 = all)")
-    p.add_argument("--repeat", type=int, default=1, help="time each measured call this many times in its "
-                   "process and report the best (default 1; the first call includes warm-up)")
+    p.add_argument(
+        "--loop-rows",
+        type=int,
+        default=None,
+        help="synthetic rows the per-row loop runs on (default 500, --quick 100; 0 = all)",
+    )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="time each measured call this many times in its "
+        "process and report the best (default 1; the first call includes warm-up)",
+    )
     p.add_argument("--out", type=Path, default=HERE / "out" / "tabular_audit.json")
     # internal: one case in this (child) process
     p.add_argument("--case", help=argparse.SUPPRESS)
@@ -437,20 +527,28 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\ncommand: {command}")
     print(f"date: {started.isoformat(timespec='seconds')}")
-    print(f"machine: {info['cores']} cores ({info['cpu']}), torch {info['torch']} with {info['torch_threads']} "
-          f"threads, numpy {info['numpy']}, pandas {info['pandas']}, sklearn {info['sklearn']}, "
-          f"Python {info['python']}")
-    print(f"data: Adult train ({args.n:,} rows) vs IndependentColumnSampler(seed=0) sample of {args.n:,} rows with "
-          f"plant_copies({args.n_exact} exact, {args.n_near} near, seed=1); each case in a fresh subprocess\n")
+    print(
+        f"machine: {info['cores']} cores ({info['cpu']}), torch {info['torch']} with {info['torch_threads']} "
+        f"threads, numpy {info['numpy']}, pandas {info['pandas']}, sklearn {info['sklearn']}, "
+        f"Python {info['python']}"
+    )
+    print(
+        f"data: Adult train ({args.n:,} rows) vs IndependentColumnSampler(seed=0) sample of {args.n:,} rows with "
+        f"plant_copies({args.n_exact} exact, {args.n_near} near, seed=1); each case in a fresh subprocess\n"
+    )
     print(render(rows))
     for name in LOOPS:
         loop = results.get(name)
         if loop:
-            print(f"\n{LOOP_LABELS[name]}: timed on {loop['loop_rows']:,} synthetic rows ({loop['loop_s']:.2f} s) "
-                  f"and extrapolated linearly to {args.n:,} rows (every row scans all {args.n:,} training rows, so "
-                  "the loop's time is linear in synthetic rows)")
-    print("peak RSS is each subprocess's VmHWM; the data-only row is the floor (interpreter, torch, pandas, "
-          "tables) every case shares")
+            print(
+                f"\n{LOOP_LABELS[name]}: timed on {loop['loop_rows']:,} synthetic rows ({loop['loop_s']:.2f} s) "
+                f"and extrapolated linearly to {args.n:,} rows (every row scans all {args.n:,} training rows, so "
+                "the loop's time is linear in synthetic rows)"
+            )
+    print(
+        "peak RSS is each subprocess's VmHWM; the data-only row is the floor (interpreter, torch, pandas, "
+        "tables) every case shares"
+    )
     for name, c in checks.items():
         print(f"check {name}: " + ", ".join(f"{k}={v}" for k, v in c.items()))
 
@@ -459,19 +557,35 @@ def main(argv: list[str] | None = None) -> int:
     if a and not args.quick:
         targets = {
             "tabcutmix_audit_under_10s": a["audit_s"] < 10,
-            **{f"tabcutmix_at_least_100x_{name}": bool(name in results and
-                                                        results[name]["loop_extrapolated_s"] / a["audit_s"] >= 100)
-               for name in LOOPS},
+            **{
+                f"tabcutmix_at_least_100x_{name}": bool(
+                    name in results and results[name]["loop_extrapolated_s"] / a["audit_s"] >= 100
+                )
+                for name in LOOPS
+            },
             "peak_rss_under_2GB": all(r["peak_rss_mib"] * 2**20 < 2e9 for r in results.values()),
         }
         print("targets: " + ", ".join(f"{k}={'met' if v else 'NOT met'}" for k, v in targets.items()))
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "command": command, "date": started.isoformat(timespec="seconds"), "machine": info,
-        "n": args.n, "big": None if "knn100k" not in results else args.big, "loop_rows": args.loop_rows,
-        "cases": results, "table": rows, "checks": checks, "targets": targets,
-    }, indent=2, default=float))
+    args.out.write_text(
+        json.dumps(
+            {
+                "command": command,
+                "date": started.isoformat(timespec="seconds"),
+                "machine": info,
+                "n": args.n,
+                "big": None if "knn100k" not in results else args.big,
+                "loop_rows": args.loop_rows,
+                "cases": results,
+                "table": rows,
+                "checks": checks,
+                "targets": targets,
+            },
+            indent=2,
+            default=float,
+        )
+    )
     print(f"wrote {args.out}")
     failed = [k for k, c in checks.items() if not c["passed"]]
     if failed:

@@ -74,7 +74,7 @@ def loop_association(df, schema):
     out = pd.DataFrame(np.eye(len(cols)), index=cols, columns=cols)
     corr = df[list(schema.numeric)].astype(float).corr().abs()
     for i, a in enumerate(cols):
-        for b in cols[i + 1:]:
+        for b in cols[i + 1 :]:
             if a in schema.numeric and b in schema.numeric:
                 v = corr.loc[a, b]
             elif a in schema.categorical and b in schema.categorical:
@@ -101,7 +101,12 @@ def measure_ood(train, schema, n_new: int, seeds: int) -> tuple[dict, str]:
     from rote.core.stats import format_mean_std, mean_std
     from rote.data import load_dataset
     from rote.tabular.augment import (
-        IJFAugmenter, Mixup, OODDetector, SMOTEAugmenter, TabCutMix, TabCutMixPlus,
+        IJFAugmenter,
+        Mixup,
+        OODDetector,
+        SMOTEAugmenter,
+        TabCutMix,
+        TabCutMixPlus,
     )
 
     test = load_dataset("adult", "test")
@@ -110,11 +115,14 @@ def measure_ood(train, schema, n_new: int, seeds: int) -> tuple[dict, str]:
         "TabCutMix (code mode)": lambda s: TabCutMix(mode="code", seed=s),
         "TabCutMixPlus (paper mode)": lambda s: TabCutMixPlus(mode="paper", seed=s),
         "TabCutMixPlus (code mode)": lambda s: TabCutMixPlus(mode="code", seed=s),
-        "Mixup": lambda s: Mixup(seed=s), "SMOTE": lambda s: SMOTEAugmenter(seed=s),
+        "Mixup": lambda s: Mixup(seed=s),
+        "SMOTE": lambda s: SMOTEAugmenter(seed=s),
         "IJF": lambda s: IJFAugmenter(seed=s),
     }
-    protocols = {"paper text (x100, other category)": dict(factor=100.0, categorical="other"),
-                 "code helper (x10, 'unknown')": dict(factor=10.0, categorical="unknown")}
+    protocols = {
+        "paper text (x100, other category)": dict(factor=100.0, categorical="other"),
+        "code helper (x10, 'unknown')": dict(factor=10.0, categorical="unknown"),
+    }
     rows = ["held-out real rows (control)", *methods]
     rates = {pr: {m: [] for m in rows} for pr in protocols}
     acc: dict[str, list[float]] = {pr: [] for pr in protocols}
@@ -130,10 +138,15 @@ def measure_ood(train, schema, n_new: int, seeds: int) -> tuple[dict, str]:
     def fmt(v: list[float]) -> str:
         return format_mean_std(*mean_std([100 * x for x in v]))
 
-    lines = [f"OOD rate of {n_new:,} new rows per method (%, mean ± std over {seeds} seeds), two detector protocols",
-             "", "| rows | " + " | ".join(protocols) + " |", "|---" * (len(protocols) + 1) + "|"]
-    lines.append("| detector accuracy (held-out real vs perturbed) | " + " | ".join(fmt(acc[pr]) for pr in protocols)
-                 + " |")
+    lines = [
+        f"OOD rate of {n_new:,} new rows per method (%, mean ± std over {seeds} seeds), two detector protocols",
+        "",
+        "| rows | " + " | ".join(protocols) + " |",
+        "|---" * (len(protocols) + 1) + "|",
+    ]
+    lines.append(
+        "| detector accuracy (held-out real vs perturbed) | " + " | ".join(fmt(acc[pr]) for pr in protocols) + " |"
+    )
     for name in rows:
         lines.append(f"| {name} | " + " | ".join(fmt(rates[pr][name]) for pr in protocols) + " |")
     return {"rates": rates, "detector_accuracy": acc, "protocols": protocols}, "\n".join(lines)
@@ -174,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         ("tabcutmix", lambda: TabCutMix(mode="code", seed=0), [[c] for c in features]),
         ("tabcutmixplus", lambda: TabCutMixPlus(mode="code", seed=0), clusters),
     ):
+
         def run(make=make):
             return make().fit(train, schema).sample(n_new)
 
@@ -194,20 +208,46 @@ def main(argv: list[str] | None = None) -> int:
         again = again.fit(train, schema).sample(loop_rows)
         sh0 = shape_score(again, head, schema).score
         tr0 = trend_score(again, head, schema).score
-        results[name] = {"rote_s": t_ours, "rote_sample_only_s": t_sample, "loop_rows": loop_rows, "loop_s": t_loop,
-                         "loop_extrapolated_s": t_loop_full, "ratio": t_loop_full / t_ours,
-                         "rows_per_s_rote": n_new / t_ours, "rows_per_s_loop": loop_rows / t_loop,
-                         "shape_vs_loop": sh, "trend_vs_loop": tr, "shape_rote_vs_rote": sh0,
-                         "trend_rote_vs_rote": tr0}
-        rows.append((f"{name} (code mode), {n_new:,} new rows, fit + sample", t_loop_full, t_ours,
-                     f"loop: {loop_rows:,} rows in {t_loop:.1f} s, extrapolated; shape/trend of {loop_rows:,} rows vs "
-                     f"loop {sh:.3f}/{tr:.3f}, vs rote seed 1 {sh0:.3f}/{tr0:.3f}"))
+        results[name] = {
+            "rote_s": t_ours,
+            "rote_sample_only_s": t_sample,
+            "loop_rows": loop_rows,
+            "loop_s": t_loop,
+            "loop_extrapolated_s": t_loop_full,
+            "ratio": t_loop_full / t_ours,
+            "rows_per_s_rote": n_new / t_ours,
+            "rows_per_s_loop": loop_rows / t_loop,
+            "shape_vs_loop": sh,
+            "trend_vs_loop": tr,
+            "shape_rote_vs_rote": sh0,
+            "trend_rote_vs_rote": tr0,
+        }
+        rows.append(
+            (
+                f"{name} (code mode), {n_new:,} new rows, fit + sample",
+                t_loop_full,
+                t_ours,
+                f"loop: {loop_rows:,} rows in {t_loop:.1f} s, extrapolated; shape/trend of {loop_rows:,} rows vs "
+                f"loop {sh:.3f}/{tr:.3f}, vs rote seed 1 {sh0:.3f}/{tr0:.3f}",
+            )
+        )
         if t_sample is not None:
             rows.append((f"{name} sample only (association fitted once)", t_loop_full, t_sample, ""))
-    results["association"] = {"rote_s": t_assoc, "loop_s": t_loop_assoc, "ratio": t_loop_assoc / t_assoc,
-                              "max_abs_diff": assoc_diff, "clusters": clusters}
-    rows.append((f"association matrix, {len(schema.columns)} columns x {len(train):,} rows", t_loop_assoc, t_assoc,
-                 f"max |diff| {assoc_diff:.1e}"))
+    results["association"] = {
+        "rote_s": t_assoc,
+        "loop_s": t_loop_assoc,
+        "ratio": t_loop_assoc / t_assoc,
+        "max_abs_diff": assoc_diff,
+        "clusters": clusters,
+    }
+    rows.append(
+        (
+            f"association matrix, {len(schema.columns)} columns x {len(train):,} rows",
+            t_loop_assoc,
+            t_assoc,
+            f"max |diff| {assoc_diff:.1e}",
+        )
+    )
 
     if args.ood_seeds:
         results["ood"], ood_table = measure_ood(train, schema, n_new, args.ood_seeds)
@@ -224,11 +264,19 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + ood_table)
     record = {
         "command": "python bench/tabular_augment.py"
-                   + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:])),
+        + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:])),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"python": platform.python_version(), "platform": platform.platform(),
-                    "numpy": np.__version__, "pandas": pd.__version__},
-        "n_train": len(train), "n_new": n_new, "results": results, "table": table, "ood_table": ood_table,
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "numpy": np.__version__,
+            "pandas": pd.__version__,
+        },
+        "n_train": len(train),
+        "n_new": n_new,
+        "results": results,
+        "table": table,
+        "ood_table": ood_table,
     }
     if assoc_diff > 1e-9:
         print(f"WARNING: association matrices differ by {assoc_diff:.2e}")

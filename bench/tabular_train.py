@@ -81,7 +81,7 @@ def plain_loss(d: MixedDiffusion, net, x_num, x_cat, t, noise, x_cat_t):
     per_row = torch.zeros(len(t))
     start = d.n_num
     for c, k in enumerate(d.n_classes):
-        log_pred = torch.log_softmax(out[:, start:start + k], dim=1)
+        log_pred = torch.log_softmax(out[:, start : start + k], dim=1)
         start += k
         log_x0, log_xt = _col_log_onehot(x_cat[:, c], k), _col_log_onehot(x_cat_t[:, c], k)
         log_model = _col_posterior(d, log_pred, log_xt, t, k)
@@ -109,8 +109,9 @@ def plain_train(x_num, x_cat, codec, cfg, epochs: int, seed: int) -> list[float]
     d = MixedDiffusion(x_num.shape[1], codec.n_classes, int(cfg["num_timesteps"]))
     net = MLPDenoiser(x_num.shape[1] + d.n_onehot, tuple(cfg["d_layers"]), int(cfg["dim_t"]))
     opt = torch.optim.AdamW(net.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x_num, x_cat),
-                                         batch_size=int(cfg["batch_size"]), shuffle=True)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x_num, x_cat), batch_size=int(cfg["batch_size"]), shuffle=True
+    )
     gen = torch.Generator().manual_seed(seed)
     total_steps = (epochs + 1) * len(loader)
     step, times = 0, []
@@ -142,7 +143,7 @@ def plain_sample(model: TabDDPM, n: int, seed: int):
         x_num = d.p_sample_num(x_num, out[:, : d.n_num], t, gen)
         start, cols = d.n_num, []
         for c, k in enumerate(d.n_classes):
-            log_pred = torch.log_softmax(out[:, start:start + k], dim=1)
+            log_pred = torch.log_softmax(out[:, start : start + k], dim=1)
             start += k
             logp = _col_posterior(d, log_pred, _col_log_onehot(x_cat[:, c], k), t, k)
             u = torch.rand(logp.shape, generator=gen)
@@ -204,11 +205,20 @@ def main(argv: list[str] | None = None) -> int:
     plain_sample_s = time.perf_counter() - t0
 
     rows = [
-        {"case": f"TabDDPM small, train one epoch ({n:,} rows, batch {cfg['batch_size']})", "baseline_s": plain_epoch,
-         "rote_s": rote_epoch, "rote_rows_per_s": n / rote_epoch, "baseline_rows_per_s": n / plain_epoch},
-        {"case": f"TabDDPM small, sample {n_sample:,} rows (T = {cfg['num_timesteps']})", "baseline_s": plain_sample_s,
-         "rote_s": rote_sample, "rote_rows_per_s": n_sample / rote_sample,
-         "baseline_rows_per_s": n_sample / plain_sample_s},
+        {
+            "case": f"TabDDPM small, train one epoch ({n:,} rows, batch {cfg['batch_size']})",
+            "baseline_s": plain_epoch,
+            "rote_s": rote_epoch,
+            "rote_rows_per_s": n / rote_epoch,
+            "baseline_rows_per_s": n / plain_epoch,
+        },
+        {
+            "case": f"TabDDPM small, sample {n_sample:,} rows (T = {cfg['num_timesteps']})",
+            "baseline_s": plain_sample_s,
+            "rote_s": rote_sample,
+            "rote_rows_per_s": n_sample / rote_sample,
+            "baseline_rows_per_s": n_sample / plain_sample_s,
+        },
     ]
     if not args.skip_tabsyn:
         syn = TabSyn(preset="small", vae_epochs=2, epochs=2, seed=0).fit(adult, schema, progress=False)
@@ -218,32 +228,63 @@ def main(argv: list[str] | None = None) -> int:
         syn.sample(n_sample, seed=0)
         syn_sample = time.perf_counter() - t0
         rows += [
-            {"case": f"TabSyn small, VAE epoch ({n:,} rows)", "baseline_s": None, "rote_s": vae_s,
-             "rote_rows_per_s": n / vae_s, "baseline_rows_per_s": None},
-            {"case": f"TabSyn small, diffusion epoch ({n:,} rows)", "baseline_s": None, "rote_s": dif_s,
-             "rote_rows_per_s": n / dif_s, "baseline_rows_per_s": None},
-            {"case": f"TabSyn small, sample {n_sample:,} rows (50 Heun steps)", "baseline_s": None,
-             "rote_s": syn_sample, "rote_rows_per_s": n_sample / syn_sample, "baseline_rows_per_s": None},
+            {
+                "case": f"TabSyn small, VAE epoch ({n:,} rows)",
+                "baseline_s": None,
+                "rote_s": vae_s,
+                "rote_rows_per_s": n / vae_s,
+                "baseline_rows_per_s": None,
+            },
+            {
+                "case": f"TabSyn small, diffusion epoch ({n:,} rows)",
+                "baseline_s": None,
+                "rote_s": dif_s,
+                "rote_rows_per_s": n / dif_s,
+                "baseline_rows_per_s": None,
+            },
+            {
+                "case": f"TabSyn small, sample {n_sample:,} rows (50 Heun steps)",
+                "baseline_s": None,
+                "rote_s": syn_sample,
+                "rote_rows_per_s": n_sample / syn_sample,
+                "baseline_rows_per_s": None,
+            },
         ]
 
     info = machine_info()
     print(f"\ncommand: {command}")
     print(f"date: {started.isoformat(timespec='seconds')}")
-    print(f"machine: {info['cores']} cores ({info['cpu']}), torch {info['torch']} with {info['torch_threads']} "
-          f"threads, 1-min load average at the end {info['load_average_1min']}")
+    print(
+        f"machine: {info['cores']} cores ({info['cpu']}), torch {info['torch']} with {info['torch_threads']} "
+        f"threads, 1-min load average at the end {info['load_average_1min']}"
+    )
     print(f"data: Adult train, first {n:,} rows; {epochs} timed epoch(s) after one warm-up epoch (median)\n")
     print("| case | plain loop | rote | ratio (plain / rote) | rote rows/s | plain rows/s |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         ratio = "—" if r["baseline_s"] is None else f"{r['baseline_s'] / r['rote_s']:.1f}x"
         plain_rate = "—" if r["baseline_rows_per_s"] is None else f"{r['baseline_rows_per_s']:,.0f}"
-        print(f"| {r['case']} | {fmt_s(r['baseline_s'])} | {fmt_s(r['rote_s'])} | {ratio} | "
-              f"{r['rote_rows_per_s']:,.0f} | {plain_rate} |")
+        print(
+            f"| {r['case']} | {fmt_s(r['baseline_s'])} | {fmt_s(r['rote_s'])} | {ratio} | "
+            f"{r['rote_rows_per_s']:,.0f} | {plain_rate} |"
+        )
     print(f"\ncheck: |plain per-column loss - rote loss| on one 512-row batch with shared draws = {diff:.2e}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"command": command, "date": started.isoformat(timespec="seconds"),
-                                    "machine": info, "n": n, "epochs": epochs, "sample_rows": n_sample,
-                                    "table": rows, "loss_check_abs_diff": diff}, indent=2))
+    args.out.write_text(
+        json.dumps(
+            {
+                "command": command,
+                "date": started.isoformat(timespec="seconds"),
+                "machine": info,
+                "n": n,
+                "epochs": epochs,
+                "sample_rows": n_sample,
+                "table": rows,
+                "loss_check_abs_diff": diff,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {args.out}")
     return 0 if diff < 1e-3 else 1
 

@@ -75,8 +75,38 @@ def english_like(n_chars: int, rng: np.random.Generator, vocab: list[str]) -> st
 
 
 def make_vocab(rng: np.random.Generator, size: int = 2000) -> list[str]:
-    syllables = ["the", "an", "or", "ing", "ed", "re", "con", "ver", "sa", "lo", "mi", "tu", "pe", "ka", "di",
-                 "en", "al", "is", "ter", "ly", "on", "ma", "ge", "ri", "st", "ho", "un", "be", "we", "ch"]
+    syllables = [
+        "the",
+        "an",
+        "or",
+        "ing",
+        "ed",
+        "re",
+        "con",
+        "ver",
+        "sa",
+        "lo",
+        "mi",
+        "tu",
+        "pe",
+        "ka",
+        "di",
+        "en",
+        "al",
+        "is",
+        "ter",
+        "ly",
+        "on",
+        "ma",
+        "ge",
+        "ri",
+        "st",
+        "ho",
+        "un",
+        "be",
+        "we",
+        "ch",
+    ]
     words: set[str] = set()
     while len(words) < size:
         words.add("".join(rng.choice(syllables, size=rng.integers(1, 4))))
@@ -87,10 +117,10 @@ def plant(base, copy_from, length: int, rng: np.random.Generator):
     """`base` with `length` units of `copy_from` (from a random start) pasted into its middle, same total size."""
     start = int(rng.integers(0, len(copy_from) - length))
     mid = (len(base) - length) // 2
-    span = copy_from[start:start + length]
+    span = copy_from[start : start + length]
     if isinstance(base, str):
-        return base[:mid] + span + base[mid + length:]
-    return np.concatenate([base[:mid], span, base[mid + length:]])
+        return base[:mid] + span + base[mid + length :]
+    return np.concatenate([base[:mid], span, base[mid + length :]])
 
 
 def make_cases(n: int, seed: int = 0) -> dict[str, tuple]:
@@ -174,7 +204,7 @@ IMPLEMENTATIONS = {"rote": rote_lcs, "python_dp": python_dp, "numpy_dp": numpy_d
 
 
 def span_ok(a, b, length: int, sa: int, sb: int) -> bool:
-    sa_, sb_ = a[sa:sa + length], b[sb:sb + length]
+    sa_, sb_ = a[sa : sa + length], b[sb : sb + length]
     return len(sa_) == length and (sa_ == sb_ if isinstance(a, str) else bool(np.array_equal(sa_, sb_)))
 
 
@@ -208,16 +238,18 @@ def run_case(name: str, a, b, label: str, args: argparse.Namespace) -> dict:
 
 
 def render(results: list[dict]) -> str:
-    lines = ["| case | LCSubstring | rote (build + scan) | python DP | ratio | numpy row DP | ratio | difflib "
-             "| ratio |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| case | LCSubstring | rote (build + scan) | python DP | ratio | numpy row DP | ratio | difflib | ratio |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         rote_s = r["rote_s"]
         lines.append(
             f"| {r['label']} | {r['length']:,} | {fmt_s(rote_s)} ({fmt_s(r['rote_build_s'])} + "
             f"{fmt_s(r['rote_scan_s'])}) | {fmt_s(r.get('python_dp_s'))} | {fmt_ratio(r.get('python_dp_s'), rote_s)} "
             f"| {fmt_s(r.get('numpy_dp_s'))} | {fmt_ratio(r.get('numpy_dp_s'), rote_s)} | {fmt_s(r.get('difflib_s'))} "
-            f"| {fmt_ratio(r.get('difflib_s'), rote_s)} |")
+            f"| {fmt_ratio(r.get('difflib_s'), rote_s)} |"
+        )
     return "\n".join(lines)
 
 
@@ -227,8 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=None, help="characters per text (default 10,000; --quick 2,000)")
     p.add_argument("--repeat", type=int, default=20, help="rote: best of this many calls (default 20)")
     p.add_argument("--baseline-repeat", type=int, default=1, help="baselines: best of this many calls (default 1)")
-    p.add_argument("--skip", nargs="*", default=[], choices=["python_dp", "numpy_dp", "difflib"],
-                   help="baselines to leave out")
+    p.add_argument(
+        "--skip", nargs="*", default=[], choices=["python_dp", "numpy_dp", "difflib"], help="baselines to leave out"
+    )
     p.add_argument("--out", type=Path, default=HERE / "out" / "text_overlap.json")
     args = p.parse_args(argv)
     if args.n is None:
@@ -242,23 +275,42 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ncommand: {command}")
     print(f"date: {started.isoformat(timespec='seconds')}")
     print(f"machine: {info['cores']} cores ({info['cpu']}), numpy {info['numpy']}, Python {info['python']}")
-    print(f"rote: best of {args.repeat} calls; baselines: best of {args.baseline_repeat}; ratio = baseline / rote "
-          "end-to-end time (input checks + automaton build + scan)\n")
+    print(
+        f"rote: best of {args.repeat} calls; baselines: best of {args.baseline_repeat}; ratio = baseline / rote "
+        "end-to-end time (input checks + automaton build + scan)\n"
+    )
     print(render(results))
     for r in results:
-        print(f"{r['case']}: {r['automaton_states']:,} automaton states, index peak {r['rote_index_peak_mib']:.1f} MiB "
-              f"(tracemalloc); checks: " + ", ".join(f"{k}={v}" for k, v in r["checks"].items()))
+        print(
+            f"{r['case']}: {r['automaton_states']:,} automaton states, index peak {r['rote_index_peak_mib']:.1f} MiB "
+            f"(tracemalloc); checks: " + ", ".join(f"{k}={v}" for k, v in r["checks"].items())
+        )
     targets = {}
     if not args.quick and args.n >= 10_000 and "python_dp" not in args.skip:
-        targets = {f"{r['case']}_at_least_{TARGET_RATIO}x_python_dp": r["python_dp_s"] / r["rote_s"] >= TARGET_RATIO
-                   for r in results if r["case"] != "token_ids_copy"}
+        targets = {
+            f"{r['case']}_at_least_{TARGET_RATIO}x_python_dp": r["python_dp_s"] / r["rote_s"] >= TARGET_RATIO
+            for r in results
+            if r["case"] != "token_ids_copy"
+        }
         print("targets: " + ", ".join(f"{k}={'met' if v else 'NOT met'}" for k, v in targets.items()))
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "command": command, "date": started.isoformat(timespec="seconds"), "machine": info, "n": args.n,
-        "repeat": args.repeat, "baseline_repeat": args.baseline_repeat, "cases": results, "targets": targets,
-    }, indent=2, default=float))
+    args.out.write_text(
+        json.dumps(
+            {
+                "command": command,
+                "date": started.isoformat(timespec="seconds"),
+                "machine": info,
+                "n": args.n,
+                "repeat": args.repeat,
+                "baseline_repeat": args.baseline_repeat,
+                "cases": results,
+                "targets": targets,
+            },
+            indent=2,
+            default=float,
+        )
+    )
     print(f"wrote {args.out}")
     failed = [r["case"] for r in results if not r["passed"]]
     if failed:

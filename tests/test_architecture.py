@@ -32,8 +32,13 @@ def _modules() -> dict[str, Path]:
 
 
 MODULES = _modules()
-DOMAINS = sorted({m.split(".")[1] for m in MODULES if m.count(".") >= 1 and m.split(".")[1] not in LAYERS
-                  and (SRC / "rote" / m.split(".")[1]).is_dir()})
+DOMAINS = sorted(
+    {
+        m.split(".")[1]
+        for m in MODULES
+        if m.count(".") >= 1 and m.split(".")[1] not in LAYERS and (SRC / "rote" / m.split(".")[1]).is_dir()
+    }
+)
 
 
 def _imports(name: str, path: Path) -> set[str]:

@@ -22,16 +22,29 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("inputs")
     rng = np.random.default_rng(0)
     n = 40
-    tab = pd.DataFrame({"x": rng.normal(size=n), "y": rng.normal(size=n) * 10, "c": rng.choice(["a", "b"], n),
-                        "label": rng.choice(["p", "q"], n)})
+    tab = pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "y": rng.normal(size=n) * 10,
+            "c": rng.choice(["a", "b"], n),
+            "label": rng.choice(["p", "q"], n),
+        }
+    )
     tab.to_csv(d / "train.csv", index=False)
     tab.sample(frac=1.0, random_state=1).to_csv(d / "synthetic.csv", index=False)
-    fair = pd.DataFrame({"label": rng.choice(["a", "b"], 60), "prediction": rng.choice(["a", "b"], 60),
-                         "sex": rng.choice(["f", "m"], 60), "mem": rng.random(60) < 0.2,
-                         "after": rng.choice(["a", "b"], 60)})
+    fair = pd.DataFrame(
+        {
+            "label": rng.choice(["a", "b"], 60),
+            "prediction": rng.choice(["a", "b"], 60),
+            "sex": rng.choice(["f", "m"], 60),
+            "mem": rng.random(60) < 0.2,
+            "after": rng.choice(["a", "b"], 60),
+        }
+    )
     fair.to_csv(d / "preds.csv", index=False)
-    (d / "texts.jsonl").write_text("".join(f'{{"text": "text number {i} is long enough to score"}}\n'
-                                           for i in range(4)))
+    (d / "texts.jsonl").write_text(
+        "".join(f'{{"text": "text number {i} is long enough to score"}}\n' for i in range(4))
+    )
     (d / "a_file").write_text("not a folder\n")
     return {p.stem: p for p in d.iterdir()} | {"dir": d}
 
@@ -51,22 +64,58 @@ def _verbs(i: dict[str, Path]) -> dict[str, list[str]]:
         "fairness metrics": ["fairness", "metrics", "--data", f, "--group", "sex"],
         "fairness memorization": ["fairness", "memorization", "--data", f, "--group", "sex", "--memorized", "mem"],
         "fairness bound": ["fairness", "bound", "--data", f, "--group", "sex"],
-        "fairness audit": ["fairness", "audit", "--data", f, "--group", "sex", "--before", "prediction",
-                           "--after", "after", "--memorized", "mem"],
+        "fairness audit": [
+            "fairness",
+            "audit",
+            "--data",
+            f,
+            "--group",
+            "sex",
+            "--before",
+            "prediction",
+            "--after",
+            "after",
+            "--memorized",
+            "mem",
+        ],
         "demo": ["demo"],
     }
 
 
-RUN_VERBS = ["tabular audit", "tabular train", "tabular augment", "tabular quality", "tabular experiment",
-             "llm extract", "llm membership", "llm train-tiny", "fairness metrics", "fairness memorization",
-             "fairness bound", "fairness audit", "demo"]
-NUMBER_OPTION = {"tabular audit": "--block-mb", "tabular train": "--seed", "tabular augment": "--ratio",
-                 "tabular quality": "--seed", "tabular experiment": "--workers", "llm extract": "--seed",
-                 "llm membership": "--k", "llm train-tiny": "--steps", "fairness metrics": "--n-boot",
-                 "fairness bound": "--tol", "fairness audit": "--threshold", "demo": "--epochs"}
+RUN_VERBS = [
+    "tabular audit",
+    "tabular train",
+    "tabular augment",
+    "tabular quality",
+    "tabular experiment",
+    "llm extract",
+    "llm membership",
+    "llm train-tiny",
+    "fairness metrics",
+    "fairness memorization",
+    "fairness bound",
+    "fairness audit",
+    "demo",
+]
+NUMBER_OPTION = {
+    "tabular audit": "--block-mb",
+    "tabular train": "--seed",
+    "tabular augment": "--ratio",
+    "tabular quality": "--seed",
+    "tabular experiment": "--workers",
+    "llm extract": "--seed",
+    "llm membership": "--k",
+    "llm train-tiny": "--steps",
+    "fairness metrics": "--n-boot",
+    "fairness bound": "--tol",
+    "fairness audit": "--threshold",
+    "demo": "--epochs",
+}
 """A numeric option of each verb (fairness memorization has none)."""
-FILE_VERBS = {"tabular schema": lambda i: ["tabular", "schema", "--data", str(i["train"])],
-              "llm sample-texts": lambda i: ["llm", "sample-texts"]}
+FILE_VERBS = {
+    "tabular schema": lambda i: ["tabular", "schema", "--data", str(i["train"])],
+    "llm sample-texts": lambda i: ["llm", "sample-texts"],
+}
 
 
 def _check(code: int, out: str, err: str, needle: str) -> None:
@@ -95,12 +144,20 @@ def _read_only(folder: Path, monkeypatch) -> None:
     monkeypatch.setattr(runs.tempfile, "mkstemp", refuse)
 
 
-CASES = ["out_is_file", "out_under_file", "results_is_folder", "read_only", "finished_run", "unknown_option",
-         "bad_number"]
+CASES = [
+    "out_is_file",
+    "out_under_file",
+    "results_is_folder",
+    "read_only",
+    "finished_run",
+    "unknown_option",
+    "bad_number",
+]
 
 
-@pytest.mark.parametrize("verb, case", [(v, c) for c in CASES for v in RUN_VERBS
-                                        if c != "bad_number" or v in NUMBER_OPTION])
+@pytest.mark.parametrize(
+    "verb, case", [(v, c) for c in CASES for v in RUN_VERBS if c != "bad_number" or v in NUMBER_OPTION]
+)
 def test_every_verb_refuses_bad_input_with_one_line(verb, case, inputs, tmp_path, capsys, monkeypatch):
     argv = _verbs(inputs)[verb]
     before = {k: sha(p) for k, p in inputs.items() if p.is_file()}
@@ -149,8 +206,22 @@ def test_file_writing_verbs_refuse_unusable_paths(verb, inputs, capsys):
 
 def test_a_grid_whose_points_all_fail_on_bad_input_exits_2(inputs, tmp_path, capsys):
     out = tmp_path / "exp"
-    code, stdout, err = run(["tabular", "experiment", "--dataset", str(inputs["dir"] / "missing.csv"),
-                             "--generator", "ijf", "--seeds", "0,1", "--out", str(out), "--quiet"], capsys)
+    code, stdout, err = run(
+        [
+            "tabular",
+            "experiment",
+            "--dataset",
+            str(inputs["dir"] / "missing.csv"),
+            "--generator",
+            "ijf",
+            "--seeds",
+            "0,1",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        capsys,
+    )
     _check(code, stdout, err, "2 of 2 grid points failed on bad input")
     assert "missing.csv" in err
     import json
@@ -161,18 +232,92 @@ def test_a_grid_whose_points_all_fail_on_bad_input_exits_2(inputs, tmp_path, cap
 
 def test_library_errors_name_the_flags_of_the_command(inputs, tmp_path, capsys):
     # rote.tabular.audit raises "`threshold` must be ..."; the CLI names its flag
-    code, stdout, err = run(["tabular", "audit", "--train", str(inputs["train"]), "--synthetic",
-                             str(inputs["synthetic"]), "--threshold", "2", "--out", str(tmp_path / "r")], capsys)
+    code, stdout, err = run(
+        [
+            "tabular",
+            "audit",
+            "--train",
+            str(inputs["train"]),
+            "--synthetic",
+            str(inputs["synthetic"]),
+            "--threshold",
+            "2",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        capsys,
+    )
     _check(code, stdout, err, "--threshold must be in (0, 1]")
     assert not (tmp_path / "r").exists()  # a failed run leaves no folder behind
 
 
 def test_quiet_prints_nothing_on_success(inputs, tmp_path, capsys):
-    for argv in (["tabular", "audit", "--train", str(inputs["train"]), "--synthetic", str(inputs["synthetic"])],
-                 ["fairness", "metrics", "--data", str(inputs["preds"]), "--group", "sex"],
-                 ["tabular", "train", "--train", str(inputs["train"]), "--generator", "ijf"],
-                 ["tabular", "augment", "--train", str(inputs["train"]), "--target", "label", "--no-ood"]):
+    for argv in (
+        ["tabular", "audit", "--train", str(inputs["train"]), "--synthetic", str(inputs["synthetic"])],
+        ["fairness", "metrics", "--data", str(inputs["preds"]), "--group", "sex"],
+        ["tabular", "train", "--train", str(inputs["train"]), "--generator", "ijf"],
+        ["tabular", "augment", "--train", str(inputs["train"]), "--target", "label", "--no-ood"],
+    ):
         out = tmp_path / argv[1]
         code, stdout, err = run([*argv, "--out", str(out), "--quiet"], capsys)
         assert (code, stdout, err) == (0, "", ""), argv
         assert (out / "results.json").is_file()
+
+
+@pytest.mark.parametrize("verb", ["tabular train", "llm train-tiny"])
+def test_a_corrupt_checkpoint_to_resume_from_is_refused(verb, inputs, tmp_path, capsys):
+    out = tmp_path / "run"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "epoch-000001.pt").write_bytes(b"not a checkpoint")
+    (out / "checkpoints" / "step-00000001.pt").write_bytes(b"not a checkpoint")
+    argv = {
+        "tabular train": [
+            "tabular",
+            "train",
+            "--train",
+            str(inputs["train"]),
+            "--generator",
+            "tabddpm",
+            "--epochs",
+            "2",
+            "--timesteps",
+            "10",
+        ],
+        "llm train-tiny": [
+            "llm",
+            "train-tiny",
+            "--corpus",
+            str(inputs["texts"]),
+            "--steps",
+            "2",
+            "--per-count",
+            "1",
+            "--canaries",
+            "1",
+        ],
+    }[verb]
+    code, stdout, err = run([*argv, "--out", str(out), "--quiet"], capsys)
+    _check(code, stdout, err, ".pt")
+    assert not (out / "results.json").exists()
+    assert (out / "checkpoints" / "epoch-000001.pt").read_bytes() == b"not a checkpoint"  # never overwritten
+
+
+def test_a_model_checkpoint_of_the_wrong_kind_is_refused(inputs, tmp_path, capsys):
+    bogus = tmp_path / "model"
+    bogus.mkdir()
+    (bogus / "model.pt").write_bytes(b"garbage")
+    code, stdout, err = run(
+        [
+            "llm",
+            "extract",
+            "--model",
+            f"tiny:{bogus}",
+            "--data",
+            str(inputs["texts"]),
+            "--out",
+            str(tmp_path / "r"),
+            "--quiet",
+        ],
+        capsys,
+    )
+    _check(code, stdout, err, "model.pt")

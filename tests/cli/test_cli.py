@@ -22,12 +22,14 @@ def tables(tmp_path: Path) -> dict[str, Path]:
     n = 60
 
     def make(m: int) -> pd.DataFrame:
-        return pd.DataFrame({
-            "age": rng.integers(18, 90, m),
-            "income": rng.normal(50_000, 15_000, m).round(2),
-            "city": rng.choice(["Aarhus", "Bergen", "Cork", "Delft"], m),
-            "label": rng.choice(["yes", "no"], m),
-        })
+        return pd.DataFrame(
+            {
+                "age": rng.integers(18, 90, m),
+                "income": rng.normal(50_000, 15_000, m).round(2),
+                "city": rng.choice(["Aarhus", "Bergen", "Cork", "Delft"], m),
+                "label": rng.choice(["yes", "no"], m),
+            }
+        )
 
     train, synth, hold = make(n), make(n), make(40)
     synth.iloc[[0, 5, 9]] = train.iloc[[3, 3, 7]].to_numpy()
@@ -47,9 +49,24 @@ def test_version_and_help(capsys):
 
 def test_console_script_exit_codes(tmp_path, tables):
     """The installed entry point (python -m) maps bad input to exit 2 with one line on stderr."""
-    proc = subprocess.run([sys.executable, "-m", "rote.cli.main", "tabular", "audit", "--train", str(tmp_path / "nope.csv"),
-                           "--synthetic", str(tables["synthetic"]), "--out", str(tmp_path / "run"), "--quiet"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rote.cli.main",
+            "tabular",
+            "audit",
+            "--train",
+            str(tmp_path / "nope.csv"),
+            "--synthetic",
+            str(tables["synthetic"]),
+            "--out",
+            str(tmp_path / "run"),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "nope.csv" in proc.stderr
 
@@ -65,8 +82,23 @@ def test_datasets_list(capsys):
 def test_audit_end_to_end(tmp_path, tables, capsys):
     before = {k: sha(p) for k, p in tables.items()}
     out_dir = tmp_path / "run"
-    code, out, err = run(["tabular", "audit", "--train", str(tables["train"]), "--synthetic", str(tables["synthetic"]),
-                          "--holdout", str(tables["holdout"]), "--target", "label", "--out", str(out_dir)], capsys)
+    code, out, err = run(
+        [
+            "tabular",
+            "audit",
+            "--train",
+            str(tables["train"]),
+            "--synthetic",
+            str(tables["synthetic"]),
+            "--holdout",
+            str(tables["holdout"]),
+            "--target",
+            "label",
+            "--out",
+            str(out_dir),
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert {k: sha(p) for k, p in tables.items()} == before  # inputs never modified
     for name in ("config.json", "results.json", "rows.parquet", "train_rows.parquet", "ratio_hist.png", "report.html"):
@@ -86,11 +118,38 @@ def test_audit_end_to_end(tmp_path, tables, capsys):
     assert "memorization ratio" in out and "report:" in out
 
     # a second run into the same folder is refused without --force, and allowed with it
-    code, _, err = run(["tabular", "audit", "--train", str(tables["train"]), "--synthetic", str(tables["synthetic"]),
-                        "--out", str(out_dir), "--quiet"], capsys)
+    code, _, err = run(
+        [
+            "tabular",
+            "audit",
+            "--train",
+            str(tables["train"]),
+            "--synthetic",
+            str(tables["synthetic"]),
+            "--out",
+            str(out_dir),
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 2 and "--force" in err
-    code, _, err = run(["tabular", "audit", "--train", str(tables["train"]), "--synthetic", str(tables["synthetic"]),
-                        "--out", str(out_dir), "--quiet", "--force", "--distance", "gower"], capsys)
+    code, _, err = run(
+        [
+            "tabular",
+            "audit",
+            "--train",
+            str(tables["train"]),
+            "--synthetic",
+            str(tables["synthetic"]),
+            "--out",
+            str(out_dir),
+            "--quiet",
+            "--force",
+            "--distance",
+            "gower",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert json.loads((out_dir / "results.json").read_text())["distance"] == "gower"
 
@@ -100,22 +159,61 @@ def test_audit_parquet_and_schema_file(tmp_path, tables, capsys):
     synth = pd.read_csv(tables["synthetic"])
     train.to_parquet(tmp_path / "train.parquet")
     synth.to_parquet(tmp_path / "synthetic.parquet")
-    code, out, err = run(["tabular", "schema", "--data", str(tmp_path / "train.parquet"), "--target", "label",
-                          "--categorical", "age", "--out", str(tmp_path / "schema.json")], capsys)
+    code, out, err = run(
+        [
+            "tabular",
+            "schema",
+            "--data",
+            str(tmp_path / "train.parquet"),
+            "--target",
+            "label",
+            "--categorical",
+            "age",
+            "--out",
+            str(tmp_path / "schema.json"),
+        ],
+        capsys,
+    )
     assert code == 0, err
     schema = json.loads((tmp_path / "schema.json").read_text())
     assert "age" in schema["categorical"] and schema["target"] == "label"
-    code, _, err = run(["tabular", "audit", "--train", str(tmp_path / "train.parquet"), "--synthetic",
-                        str(tmp_path / "synthetic.parquet"), "--schema", str(tmp_path / "schema.json"),
-                        "--out", str(tmp_path / "run"), "--quiet"], capsys)
+    code, _, err = run(
+        [
+            "tabular",
+            "audit",
+            "--train",
+            str(tmp_path / "train.parquet"),
+            "--synthetic",
+            str(tmp_path / "synthetic.parquet"),
+            "--schema",
+            str(tmp_path / "schema.json"),
+            "--out",
+            str(tmp_path / "run"),
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 0, err
     res = json.loads((tmp_path / "run" / "results.json").read_text())
     assert "age" in res["schema"]["categorical"] and res["exact_copies"] == 3
 
 
 def _audit(tmp_path, capsys, train: Path, synth: Path, *extra: str) -> tuple[int, str, str]:
-    return run(["tabular", "audit", "--train", str(train), "--synthetic", str(synth), "--out", str(tmp_path / "bad"),
-                "--quiet", *extra], capsys)
+    return run(
+        [
+            "tabular",
+            "audit",
+            "--train",
+            str(train),
+            "--synthetic",
+            str(synth),
+            "--out",
+            str(tmp_path / "bad"),
+            "--quiet",
+            *extra,
+        ],
+        capsys,
+    )
 
 
 def _write(tmp_path: Path, name: str, frame: pd.DataFrame) -> Path:
@@ -198,8 +296,20 @@ def test_out_never_overwrites_input(tmp_path, tables, capsys):
     train = folder / "rows.parquet"
     pd.read_csv(tables["train"]).to_parquet(train)
     before = sha(train)
-    code, _, err = run(["tabular", "audit", "--train", str(train), "--synthetic", str(tables["synthetic"]),
-                        "--out", str(folder), "--quiet"], capsys)
+    code, _, err = run(
+        [
+            "tabular",
+            "audit",
+            "--train",
+            str(train),
+            "--synthetic",
+            str(tables["synthetic"]),
+            "--out",
+            str(folder),
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 2 and "never overwrites" in one_line(err)
     assert sha(train) == before
 
@@ -213,9 +323,28 @@ def test_demo_small(tmp_path, capsys):
     torch.set_num_threads(1)  # tiny tensors: one thread is faster on a shared machine
     try:
         out_dir = tmp_path / "demo"
-        code, out, err = run(["demo", "--out", str(out_dir), "--rows", "160", "--epochs", "2", "--every", "1",
-                              "--hook-samples", "40", "--timesteps", "50", "--copies", "10", "--near-copies", "10"],
-                             capsys)
+        code, out, err = run(
+            [
+                "demo",
+                "--out",
+                str(out_dir),
+                "--rows",
+                "160",
+                "--epochs",
+                "2",
+                "--every",
+                "1",
+                "--hook-samples",
+                "40",
+                "--timesteps",
+                "50",
+                "--copies",
+                "10",
+                "--near-copies",
+                "10",
+            ],
+            capsys,
+        )
     finally:
         torch.set_num_threads(threads)
     assert code == 0, err

@@ -33,10 +33,31 @@ def test_train_writes_model_synthetic_curve_and_audit(files, tmp_path, capsys):
 
     before = sha(files["train"])
     out = tmp_path / "tr"
-    code, stdout, err = run(["tabular", "train", "--train", str(files["train"]), "--target", "income",
-                             "--epochs", "2", "--timesteps", "50", "--every", "1", "--hook-samples", "30",
-                             "--n-synthetic", "80",
-                             "--augmentation", "tabcutmix", "--out", str(out)], capsys)
+    code, stdout, err = run(
+        [
+            "tabular",
+            "train",
+            "--train",
+            str(files["train"]),
+            "--target",
+            "income",
+            "--epochs",
+            "2",
+            "--timesteps",
+            "50",
+            "--every",
+            "1",
+            "--hook-samples",
+            "30",
+            "--n-synthetic",
+            "80",
+            "--augmentation",
+            "tabcutmix",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 0, err
     res = json.loads((out / "results.json").read_text())
     assert res["n_training_rows"] == 200 + 60 and res["epochs_trained"] == 2
@@ -52,8 +73,22 @@ def test_train_writes_model_synthetic_curve_and_audit(files, tmp_path, capsys):
     assert (out / "report.html").is_file() and "report:" in stdout
     assert sha(files["train"]) == before
     # a finished run is not overwritten without --force
-    code, _, err = run(["tabular", "train", "--train", str(files["train"]), "--target", "income", "--epochs", "1",
-                        "--out", str(out), "--quiet"], capsys)
+    code, _, err = run(
+        [
+            "tabular",
+            "train",
+            "--train",
+            str(files["train"]),
+            "--target",
+            "income",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 2 and "--force" in err and err.count("\n") == 1
 
 
@@ -62,8 +97,23 @@ def test_augment_tabcutmixplus_and_quality(files, tmp_path, capsys):
     from rote.tabular.quality import quality_report
 
     out = tmp_path / "aug"
-    code, stdout, err = run(["tabular", "augment", "--train", str(files["train"]), "--target", "income",
-                             "--method", "tabcutmixplus", "--seed", "3", "--out", str(out)], capsys)
+    code, stdout, err = run(
+        [
+            "tabular",
+            "augment",
+            "--train",
+            str(files["train"]),
+            "--target",
+            "income",
+            "--method",
+            "tabcutmixplus",
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 0, err
     res = json.loads((out / "results.json").read_text())
     aug = pd.read_csv(out / "augmented.csv")
@@ -77,12 +127,28 @@ def test_augment_tabcutmixplus_and_quality(files, tmp_path, capsys):
     assert "clusters" in stdout and "association heat map" in (out / "report.html").read_text()
 
     qout = tmp_path / "q"
-    code, _, err = run(["tabular", "quality", "--train", str(files["train"]), "--target", "income", "--synthetic",
-                        str(out / "augmented.parquet"), "--test", str(files["test"]), "--out", str(qout)], capsys)
+    code, _, err = run(
+        [
+            "tabular",
+            "quality",
+            "--train",
+            str(files["train"]),
+            "--target",
+            "income",
+            "--synthetic",
+            str(out / "augmented.parquet"),
+            "--test",
+            str(files["test"]),
+            "--out",
+            str(qout),
+        ],
+        capsys,
+    )
     assert code == 0, err
     q = json.loads((qout / "results.json").read_text())
-    ref = quality_report(train, pd.read_parquet(out / "augmented.parquet"), schema,
-                         real_test=pd.read_csv(files["test"]), seed=0)
+    ref = quality_report(
+        train, pd.read_parquet(out / "augmented.parquet"), schema, real_test=pd.read_csv(files["test"]), seed=0
+    )
     for key in ("shape", "trend", "alpha_precision", "beta_recall", "c2st", "mle_auc", "dcr_share"):
         assert q[key] == pytest.approx(getattr(ref, key)), key
     assert (qout / "shape_columns.parquet").is_file()
@@ -92,8 +158,22 @@ def test_experiment_cli_grid_file_resume_and_table(files, tmp_path, capsys):
     grid = tmp_path / "grid.yaml"
     grid.write_text("axes:\n  augmentation: [none, tabcutmix]\n  seed: [0, 1]\nfixed:\n  generator: ijf\n")
     out = tmp_path / "exp"
-    argv = ["tabular", "experiment", "--grid", str(grid), "--rows", "120", "--test-rows", "100", "--no-quality",
-            "--no-ood", "--workers", "1", "--out", str(out)]
+    argv = [
+        "tabular",
+        "experiment",
+        "--grid",
+        str(grid),
+        "--rows",
+        "120",
+        "--test-rows",
+        "100",
+        "--no-quality",
+        "--no-ood",
+        "--workers",
+        "1",
+        "--out",
+        str(out),
+    ]
     code, stdout, err = run(argv, capsys)
     assert code == 0, err
     res = json.loads((out / "results.json").read_text())
@@ -116,16 +196,19 @@ def test_experiment_cli_grid_file_resume_and_table(files, tmp_path, capsys):
     assert json.loads((out / "results.json").read_text())["n_reused"] == 4
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["tabular", "experiment", "--generator", "gan"], "generator 'gan' is unknown"),
-    (["tabular", "experiment", "--train-fraction", "0"], "fraction in (0, 1]"),
-    (["tabular", "experiment", "--seeds", "0,x"], "--seeds: 'x' is not a valid int"),
-    (["tabular", "experiment", "--workers", "0"], "--workers must be at least 1"),
-    (["tabular", "train", "--generator", "gan"], "--generator 'gan' is unknown"),
-    (["tabular", "train", "--dataset", "adult", "--train", "x.csv"], "exactly one of --train FILE or --dataset"),
-    (["tabular", "augment", "--dataset", "adult", "--method", "cutout"], "--method 'cutout' is unknown"),
-    (["tabular", "augment", "--dataset", "adult", "--method", "mixup", "--mode", "code"], "--mode applies"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["tabular", "experiment", "--generator", "gan"], "generator 'gan' is unknown"),
+        (["tabular", "experiment", "--train-fraction", "0"], "fraction in (0, 1]"),
+        (["tabular", "experiment", "--seeds", "0,x"], "--seeds: 'x' is not a valid int"),
+        (["tabular", "experiment", "--workers", "0"], "--workers must be at least 1"),
+        (["tabular", "train", "--generator", "gan"], "--generator 'gan' is unknown"),
+        (["tabular", "train", "--dataset", "adult", "--train", "x.csv"], "exactly one of --train FILE or --dataset"),
+        (["tabular", "augment", "--dataset", "adult", "--method", "cutout"], "--method 'cutout' is unknown"),
+        (["tabular", "augment", "--dataset", "adult", "--method", "mixup", "--mode", "code"], "--mode applies"),
+    ],
+)
 def test_bad_input_exit_2(argv, needle, tmp_path, capsys):
     code, _, err = run(argv + ["--out", str(tmp_path / "o")], capsys)
     assert code == 2 and needle in err and err.count("\n") == 1

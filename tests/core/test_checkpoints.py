@@ -19,9 +19,17 @@ def test_round_trip_with_optimizer_and_rng(tmp_path):
     opt = torch.optim.Adam(model.parameters())
     model(torch.ones(1, 3)).sum().backward()
     opt.step()
-    ck.save_checkpoint(tmp_path / ck.checkpoint_name(3), {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                                          "epoch": 3, "history": [{"loss": 1.5}],
-                                                          "rng": ck.capture_rng_state()}, kind="demo")
+    ck.save_checkpoint(
+        tmp_path / ck.checkpoint_name(3),
+        {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "epoch": 3,
+            "history": [{"loss": 1.5}],
+            "rng": ck.capture_rng_state(),
+        },
+        kind="demo",
+    )
     data = ck.load_checkpoint(tmp_path / "epoch-000003.pt", "demo")
     m2 = torch.nn.Linear(3, 2)
     m2.load_state_dict(data["model"])

@@ -106,8 +106,10 @@ def test_reductions_equal_reducing_the_kept_activations(resnet, gpt):
     got = H.capture(gpt, ["blocks.2"], IDX, reduce=H.masked_mean(mask))["blocks.2"]
     torch.testing.assert_close(got[0], tok[0, 6:].mean(dim=0))
     torch.testing.assert_close(got[1:], tok[1:].mean(dim=1))
-    assert torch.equal(H.capture(gpt, ["blocks.0"], IDX, reduce=lambda t: t[:, 0])["blocks.0"],
-                       H.capture(gpt, ["blocks.0"], IDX)["blocks.0"][:, 0])
+    assert torch.equal(
+        H.capture(gpt, ["blocks.0"], IDX, reduce=lambda t: t[:, 0])["blocks.0"],
+        H.capture(gpt, ["blocks.0"], IDX)["blocks.0"][:, 0],
+    )
     with pytest.raises(ConfigError, match="reduce='max'"):
         H.capture(gpt, ["blocks.0"], IDX, reduce="max")
     with pytest.raises(ConfigError, match="needs \\(B, T, C\\)"):
@@ -177,11 +179,12 @@ def test_hooks_removed_after_exceptions(gpt):
 
 
 def test_streamed_chunks_equal_in_memory_capture(tmp_path, resnet):
-    batches = [(X[i:i + 2], torch.zeros(2)) for i in range(0, 5, 2)]  # (x, y) pairs of 2, 2 and 1 rows
+    batches = [(X[i : i + 2], torch.zeros(2)) for i in range(0, 5, 2)]  # (x, y) pairs of 2, 2 and 1 rows
     names = ["conv2", "res2", "pool"]
     calls = []
-    store = H.capture_to_disk(resnet, names, batches, tmp_path / "acts", chunk_rows=2, meta={"model": "r9"},
-                              progress=calls.append)
+    store = H.capture_to_disk(
+        resnet, names, batches, tmp_path / "acts", chunk_rows=2, meta={"model": "r9"}, progress=calls.append
+    )
     mem = H.capture(resnet, names, X, reduce="mean")
     assert calls == [1, 1, 1] and store.names == names and store.meta["model"] == "r9"
     for n in names:
@@ -190,12 +193,12 @@ def test_streamed_chunks_equal_in_memory_capture(tmp_path, resnet):
         assert [c.shape[0] for c in store.chunks(n)] == [2, 2, 1]
     kept = H.capture_to_disk(resnet, ["conv2"], [X[:3], X[3:]], tmp_path / "kept", reduce="none", chunk_rows=4)
     assert kept.shape("conv2") == (8, 16, 16)
-    np.testing.assert_array_equal(H.read_activations(tmp_path / "kept")["conv2"],
-                                  H.capture(resnet, ["conv2"], X)["conv2"].numpy())
+    np.testing.assert_array_equal(
+        H.read_activations(tmp_path / "kept")["conv2"], H.capture(resnet, ["conv2"], X)["conv2"].numpy()
+    )
     index = json.loads((tmp_path / "kept" / "index.json").read_text())
     assert index["format"] == "rote-activations" and index["modules"]["conv2"]["rows"] == 5
-    assert sorted(p.name for p in (tmp_path / "kept" / "conv2").iterdir()) == ["chunk-000000.npy",
-                                                                               "chunk-000001.npy"]
+    assert sorted(p.name for p in (tmp_path / "kept" / "conv2").iterdir()) == ["chunk-000000.npy", "chunk-000001.npy"]
     assert not list((tmp_path / "kept").rglob("*.tmp"))
     assert no_hooks_left(resnet)
 
@@ -222,7 +225,7 @@ def test_writer_memory_bound_and_chunk_count(tmp_path):
 @given(sizes=st.lists(st.integers(0, 12), min_size=1, max_size=8), chunk_rows=st.integers(1, 10))
 def test_writer_chunking_any_batch_sizes(sizes, chunk_rows):
     """Any mix of batch sizes (empty ones included): rows come back in order, in ceil(n / chunk_rows) chunks."""
-    rows = [np.arange(sum(sizes[:i]), sum(sizes[:i + 1]), dtype=np.int64).reshape(-1, 1) for i in range(len(sizes))]
+    rows = [np.arange(sum(sizes[:i]), sum(sizes[: i + 1]), dtype=np.int64).reshape(-1, 1) for i in range(len(sizes))]
     with tempfile.TemporaryDirectory() as tmp:
         with H.ActivationWriter(tmp, chunk_rows=chunk_rows, overwrite=True) as w:
             for r in rows:
@@ -390,14 +393,14 @@ def test_smollm2_residual_stream_and_interventions():
     torch.testing.assert_close(acts["model.norm"], hs[n])
     torch.testing.assert_close(model.model.norm(acts[f"model.layers.{n - 1}"]), hs[n])
     # attention (a tuple output) and MLP outputs add up to the layer's residual update
-    torch.testing.assert_close(hs[7] + acts["model.layers.7.self_attn"] + acts["model.layers.7.mlp"], hs[8],
-                               atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        hs[7] + acts["model.layers.7.self_attn"] + acts["model.layers.7.mlp"], hs[8], atol=1e-4, rtol=1e-4
+    )
     assert H.capture(model, ["model.layers.3"], inputs)["model.layers.3"].shape == (1, 7, 576)
     assert no_hooks_left(model, own_hooks)
     with torch.no_grad():
         base = model(**inputs).logits
-        with H.intervene(model, {"model.layers.7": H.add(torch.zeros(576)),
-                                 "model.layers.3.self_attn": H.scale(1.0)}):
+        with H.intervene(model, {"model.layers.7": H.add(torch.zeros(576)), "model.layers.3.self_attn": H.scale(1.0)}):
             assert torch.equal(model(**inputs).logits, base)  # identity edits leave logits bit-identical
         # a direction edited out of the final normed state: logits = lm_head(edited state), by hand
         w = torch.randn(576, generator=torch.Generator().manual_seed(0))

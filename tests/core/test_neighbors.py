@@ -19,8 +19,12 @@ from hypothesis import strategies as st
 from rote.core.errors import BackendError, ConfigError
 from rote.core.neighbors import DISTANCES, GowerDistance, L2Distance, MixedMatrix, Neighbors, knn
 
-SETTINGS = dict(max_examples=40, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = dict(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 RTOL, ATOL = 1e-9, 1e-12
 
 # ---------------------------------------------------------------------------------------------- brute force
@@ -117,13 +121,19 @@ def check_neighbors(nb: Neighbors, brute: np.ndarray, k: int, *, rtol: float = R
     m = min(k, n_ref)
     for i in range(n_q):
         expected = np.sort(brute[i])[:m]
-        np.testing.assert_allclose(nb.distances[i, :m], expected, rtol=rtol, atol=atol,
-                                   err_msg=f"query row {i}: distances")
+        np.testing.assert_allclose(
+            nb.distances[i, :m], expected, rtol=rtol, atol=atol, err_msg=f"query row {i}: distances"
+        )
         idx = nb.indices[i, :m]
         assert ((idx >= 0) & (idx < n_ref)).all(), f"query row {i}: indices {idx} out of range"
         assert len(set(idx.tolist())) == m, f"query row {i}: repeated index in {idx}"
-        np.testing.assert_allclose(brute[i, idx], nb.distances[i, :m], rtol=rtol, atol=atol,
-                                   err_msg=f"query row {i}: reported indices {idx} do not achieve the distances")
+        np.testing.assert_allclose(
+            brute[i, idx],
+            nb.distances[i, :m],
+            rtol=rtol,
+            atol=atol,
+            err_msg=f"query row {i}: reported indices {idx} do not achieve the distances",
+        )
         assert (np.diff(nb.distances[i, :m]) >= 0).all(), f"query row {i}: not sorted"
         assert (nb.indices[i, m:] == -1).all() and np.isinf(nb.distances[i, m:]).all()
 
@@ -184,14 +194,15 @@ def mixed_case(draw, max_ref: int = 40, max_query: int = 30, scale: float = 1.0)
         num_only = pick & ~full
         q_num[pick] = ref_num[src[pick]]
         q_cat[full] = ref_cat[src[full]]
-        q_cat[num_only] = np.column_stack([rng.integers(low, kc, int(num_only.sum())) for kc in n_cats]) \
-            if q else q_cat[num_only]
+        q_cat[num_only] = (
+            np.column_stack([rng.integers(low, kc, int(num_only.sum())) for kc in n_cats]) if q else q_cat[num_only]
+        )
     ref = MixedMatrix(ref_num, ref_cat, n_cats)
     query = MixedMatrix(q_num, q_cat, n_cats)
     return query, ref, k
 
 
-# ---------------------------------------------------------------------------------------------- 1. presets vs brute force
+# ------------------------------------------------------------------------------------------- 1. presets vs brute force
 
 
 @pytest.mark.parametrize("name", sorted(DISTANCES))
@@ -212,8 +223,8 @@ def test_fewer_reference_rows_than_k(name, case):
     nb = knn(query, ref, k=k, distance=name)
     check_neighbors(nb, BRUTE[name](query, ref), k)
     if ref.n_rows < k:
-        assert (nb.indices[:, ref.n_rows:] == -1).all()
-        assert np.isinf(nb.distances[:, ref.n_rows:]).all()
+        assert (nb.indices[:, ref.n_rows :] == -1).all()
+        assert np.isinf(nb.distances[:, ref.n_rows :]).all()
 
 
 def test_reference_smaller_than_k_explicit():
@@ -280,8 +291,11 @@ def test_l2_constant_column_scales_by_one():
 @pytest.mark.parametrize("name", sorted(DISTANCES))
 @pytest.mark.parametrize("dedupe", [True, False])
 def test_duplicate_reference_rows_tie_exactly_at_zero(name, dedupe):
-    ref = MixedMatrix(np.array([[1.5, -2.25], [1.5, -2.25], [7.0, 3.0], [0.1, 0.2]]),
-                      np.array([[1, 0], [1, 0], [0, 1], [1, 1]]), (2, 2))
+    ref = MixedMatrix(
+        np.array([[1.5, -2.25], [1.5, -2.25], [7.0, 3.0], [0.1, 0.2]]),
+        np.array([[1, 0], [1, 0], [0, 1], [1, 1]]),
+        (2, 2),
+    )
     query = MixedMatrix(np.array([[1.5, -2.25]]), np.array([[1, 0]]), (2, 2))
     nb = knn(query, ref, k=2, distance=name, dedupe=dedupe)
     assert nb.distances[0, 0] == 0.0 and nb.distances[0, 1] == 0.0
@@ -294,8 +308,11 @@ def test_duplicate_reference_rows_tie_exactly_at_zero(name, dedupe):
 @pytest.mark.parametrize("name", sorted(DISTANCES))
 @pytest.mark.parametrize("dedupe", [True, False])
 def test_query_equal_to_a_unique_reference_row(name, dedupe):
-    ref = MixedMatrix(np.array([[1.5, -2.25], [1.5, -2.0], [7.0, 3.0], [0.1, 0.2]]),
-                      np.array([[1, 0], [1, 0], [0, 1], [1, 1]]), (2, 2))
+    ref = MixedMatrix(
+        np.array([[1.5, -2.25], [1.5, -2.0], [7.0, 3.0], [0.1, 0.2]]),
+        np.array([[1, 0], [1, 0], [0, 1], [1, 1]]),
+        (2, 2),
+    )
     query = MixedMatrix(np.array([[1.5, -2.25]]), np.array([[1, 0]]), (2, 2))
     nb = knn(query, ref, k=2, distance=name, dedupe=dedupe)
     assert nb.distances[0, 0] == 0.0 and nb.indices[0, 0] == 0

@@ -90,14 +90,33 @@ def test_unserializable_json_keeps_old_file(tmp_path):
 
 
 def test_to_json_text_non_finite_to_null():
-    obj = {"nan": float("nan"), "inf": float("inf"), "ninf": -np.inf, "f32": np.float32("nan"),
-           "list": [1.0, np.nan, {"deep": np.float64("-inf")}], "tuple": (np.inf, 2), "ok": 0.5,
-           "np_int": np.int64(3), "np_float": np.float64(1.25), 7: "int key"}
+    obj = {
+        "nan": float("nan"),
+        "inf": float("inf"),
+        "ninf": -np.inf,
+        "f32": np.float32("nan"),
+        "list": [1.0, np.nan, {"deep": np.float64("-inf")}],
+        "tuple": (np.inf, 2),
+        "ok": 0.5,
+        "np_int": np.int64(3),
+        "np_float": np.float64(1.25),
+        7: "int key",
+    }
     text = to_json_text(obj)
     assert "NaN" not in text and "Infinity" not in text
     back = json.loads(text)
-    assert back == {"nan": None, "inf": None, "ninf": None, "f32": None, "list": [1.0, None, {"deep": None}],
-                    "tuple": [None, 2], "ok": 0.5, "np_int": 3, "np_float": 1.25, "7": "int key"}
+    assert back == {
+        "nan": None,
+        "inf": None,
+        "ninf": None,
+        "f32": None,
+        "list": [1.0, None, {"deep": None}],
+        "tuple": [None, 2],
+        "ok": 0.5,
+        "np_int": 3,
+        "np_float": 1.25,
+        "7": "int key",
+    }
     assert text.endswith("\n")
 
 
@@ -160,10 +179,21 @@ def test_finish_writes_every_file_results_last_and_returns_the_status(tmp_path, 
     real = runs.atomic_write_bytes
     monkeypatch.setattr(runs, "atomic_write_bytes", lambda p, d: order.append(Path(p).name) or real(p, d))
     rf = RunFolder(tmp_path / "run")
-    status = rf.finish({"x": 1.5}, command="rote test", options={"a": 1}, inputs={"none": None}, seed=3,
-                       tables={"t": pd.DataFrame({"v": [1, 2]})}, plots={"p": b"\x89PNG\r\n\x1a\n"},
-                       files={"n.md": "text\n"}, report=lambda config: f"<html>{config['command']}</html>",
-                       extra={"y": 2}, summary="all good", status=2, reason="1 of 2 points failed")
+    status = rf.finish(
+        {"x": 1.5},
+        command="rote test",
+        options={"a": 1},
+        inputs={"none": None},
+        seed=3,
+        tables={"t": pd.DataFrame({"v": [1, 2]})},
+        plots={"p": b"\x89PNG\r\n\x1a\n"},
+        files={"n.md": "text\n"},
+        report=lambda config: f"<html>{config['command']}</html>",
+        extra={"y": 2},
+        summary="all good",
+        status=2,
+        reason="1 of 2 points failed",
+    )
     assert status == 2
     out, err = capsys.readouterr()
     assert out == f"all good\nreport: {tmp_path / 'run' / 'report.html'}\n"
@@ -219,8 +249,12 @@ def test_run_folder_never_writes_an_input(tmp_path):
     inp.write_text("a\n1\n")
     # the input named by a relative path through '..' is the same file
     rf = RunFolder(out, inputs=[tmp_path / "run" / ".." / "run" / "train.csv"])
-    for write in (lambda: rf.write_text("train.csv", "oops"), lambda: rf.write_bytes("train.csv", b"oops"),
-                  lambda: rf.write_json("train.csv", {}), lambda: rf.write_parquet("train.csv", pd.DataFrame({"a": [1]}))):
+    for write in (
+        lambda: rf.write_text("train.csv", "oops"),
+        lambda: rf.write_bytes("train.csv", b"oops"),
+        lambda: rf.write_json("train.csv", {}),
+        lambda: rf.write_parquet("train.csv", pd.DataFrame({"a": [1]})),
+    ):
         with pytest.raises(ConfigError, match="inputs"):
             write()
     assert inp.read_text() == "a\n1\n"
@@ -233,8 +267,12 @@ def test_write_config_records_input_hashes(tmp_path):
     b = tmp_path / "syn.csv"
     b.write_bytes(b"x,y\n3,4\n")
     rf = RunFolder(tmp_path / "run", inputs=[a, b])
-    p = rf.write_config("audit", {"threshold": 1 / 3, "nan_opt": float("nan")},
-                        inputs={"train": a, "synthetic": str(b), "holdout": None, "folder": tmp_path}, seed=7)
+    p = rf.write_config(
+        "audit",
+        {"threshold": 1 / 3, "nan_opt": float("nan")},
+        inputs={"train": a, "synthetic": str(b), "holdout": None, "folder": tmp_path},
+        seed=7,
+    )
     cfg = read_json(p)
     assert cfg["command"] == "audit" and cfg["seed"] == 7
     assert cfg["options"] == {"threshold": 1 / 3, "nan_opt": None}

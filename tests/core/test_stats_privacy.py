@@ -53,7 +53,7 @@ def test_tpr_at_fpr_and_advantage_hand_worked():
     s = np.array([0.9, 0.8, 0.3, 0.7, 0.2, 0.1])
     y = np.array([1, 1, 1, 0, 0, 0])
     assert privacy.tpr_at_fpr(s, y, 0.0) == pytest.approx(2 / 3)  # threshold 0.8: 2 members, no non-member
-    assert privacy.tpr_at_fpr(s, y, 1 / 3) == pytest.approx(1.0)   # threshold 0.3
+    assert privacy.tpr_at_fpr(s, y, 1 / 3) == pytest.approx(1.0)  # threshold 0.3
     assert privacy.attacker_advantage(s, y) == pytest.approx(2 / 3)
     assert privacy.roc_auc(s, y) == pytest.approx(8 / 9)
 

@@ -79,8 +79,9 @@ def dp_levenshtein(a, b) -> int:
 
 # small alphabets force repeats; the unicode one mixes accents, combining marks, CJK and astral-plane emoji
 ALPHABETS = ["ab", "abc ", "aé\u0301漢😀b"]
-texts = st.sampled_from(ALPHABETS).flatmap(lambda alpha: st.tuples(
-    st.text(alphabet=alpha, max_size=30), st.text(alphabet=alpha, max_size=30)))
+texts = st.sampled_from(ALPHABETS).flatmap(
+    lambda alpha: st.tuples(st.text(alphabet=alpha, max_size=30), st.text(alphabet=alpha, max_size=30))
+)
 id_lists = st.tuples(st.lists(st.integers(0, 3), max_size=30), st.lists(st.integers(0, 3), max_size=30))
 big_ids = st.tuples(st.lists(st.integers(0, 50_256), max_size=20), st.lists(st.integers(0, 50_256), max_size=20))
 pairs = st.one_of(texts, id_lists, big_ids)
@@ -133,8 +134,11 @@ def test_longest_common_substring_is_linear_on_10k():
     speed is measured in bench/text_overlap.py)."""
     rng = random.Random(3)
     a = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz ") for _ in range(10_000))
-    b = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz ") for _ in range(4_000)) + a[6_000:6_500] + \
-        "".join(rng.choice("abcdefghijklmnopqrstuvwxyz ") for _ in range(5_500))
+    b = (
+        "".join(rng.choice("abcdefghijklmnopqrstuvwxyz ") for _ in range(4_000))
+        + a[6_000:6_500]
+        + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz ") for _ in range(5_500))
+    )
     got = longest_common_substring(a, b)
     # the planted copy may extend by chance matches at its ends, never shrink
     assert got.length >= 500 and got.start_b <= 4_000 and a[got.span_a] == b[got.span_b]
@@ -209,8 +213,8 @@ def test_rouge_l_on_real_sentences_and_token_ids():
 @given(id_lists, st.integers(1, 4))
 def test_ngram_overlap_equals_brute_force_on_ids(pair, n):
     cand, ref = pair
-    grams_c = [tuple(cand[i:i + n]) for i in range(len(cand) - n + 1)]
-    grams_r = [tuple(ref[i:i + n]) for i in range(len(ref) - n + 1)]
+    grams_c = [tuple(cand[i : i + n]) for i in range(len(cand) - n + 1)]
+    grams_r = [tuple(ref[i : i + n]) for i in range(len(ref) - n + 1)]
     pool = list(grams_r)
     hits = 0
     for g in grams_c:  # clip by consuming reference n-grams one at a time
@@ -267,7 +271,8 @@ def test_bleu_hand_worked():
     # unsmoothed: no 3-gram match -> 0; max_n=2 -> BP * sqrt(p1 p2) with p2 = 1/2
     assert bleu([1, 2, 3], [1, 2, 4, 5], smoothing="none") == 0.0
     assert bleu([1, 2, 3], [1, 2, 4, 5], smoothing="none", max_n=2) == pytest.approx(
-        math.exp(1 - 4 / 3) * math.sqrt(2 / 3 * 1 / 2))
+        math.exp(1 - 4 / 3) * math.sqrt(2 / 3 * 1 / 2)
+    )
     # strs go through the tokenizer; tokenizer=None gives character BLEU
     assert bleu("The CAT, sat.", "the cat sat") == pytest.approx(1.0)
     assert bleu("abcd", "abcd", tokenizer=None) == pytest.approx(1.0)
@@ -290,7 +295,7 @@ def test_prefix_match_and_pythia_equal_loops(pair):
         return
     same = sum(cand[i] == ref[i] for i in range(min(len(cand), len(ref))))
     assert pythia_score(cand, ref) == same / len(ref)
-    assert exact_match(cand, ref) == (list(cand[:len(ref)]) == list(ref))
+    assert exact_match(cand, ref) == (list(cand[: len(ref)]) == list(ref))
 
 
 def test_pythia_score_matches_eval_memorization_formula():
@@ -329,8 +334,10 @@ def test_overlap_table_equals_single_functions():
     rng = random.Random(11)
     vocab = "the of and to in a is that for it as with was on be by".split()
     refs = [" ".join(rng.choice(vocab) for _ in range(rng.randrange(0, 60))) for _ in range(6)]
-    cands = [r[: len(r) // 2] + " Some Novel words." if i % 2 else " ".join(rng.choice(vocab) for _ in range(30))
-             for i, r in enumerate(refs)]
+    cands = [
+        r[: len(r) // 2] + " Some Novel words." if i % 2 else " ".join(rng.choice(vocab) for _ in range(30))
+        for i, r in enumerate(refs)
+    ]
     refs[1] = " ".join(rng.choice(vocab) for _ in range(100))
     cands[0], refs[0] = refs[1][:200], refs[1]  # a long verbatim copy
     refs[3] = refs[1]  # a repeated reference (indexed once)
@@ -341,8 +348,11 @@ def test_overlap_table_equals_single_functions():
     for i, (c, r) in enumerate(zip(cands, refs)):
         row = frame.iloc[i]
         sub = longest_common_substring(r, c)
-        assert (row.lcsubstr_chars, row.lcsubstr_reference_start, row.lcsubstr_candidate_start) == \
-            (sub.length, sub.start_a, sub.start_b)
+        assert (row.lcsubstr_chars, row.lcsubstr_reference_start, row.lcsubstr_candidate_start) == (
+            sub.length,
+            sub.start_a,
+            sub.start_b,
+        )
         wc, wr = default_tokenizer(c), default_tokenizer(r)
         assert row.lcs_tokens == lcs_length(wc, wr) and row.candidate_tokens == len(wc)
         assert row.lcsubstr_tokens == longest_common_substring(wr, wc).length
@@ -373,8 +383,13 @@ def test_overlap_table_equals_single_functions():
 
 def test_overlap_table_with_token_ids_and_bad_input():
     cands, refs = ["a b c", "x y"], ["a b c d", "x z"]
-    frame = overlap_table(cands, refs, candidate_tokens=[[1, 2, 3], np.array([7, 8])],
-                          reference_tokens=[[1, 2, 3, 4], [7, 9]], criteria=CopyingCriteria(min_chars=3))
+    frame = overlap_table(
+        cands,
+        refs,
+        candidate_tokens=[[1, 2, 3], np.array([7, 8])],
+        reference_tokens=[[1, 2, 3, 4], [7, 9]],
+        criteria=CopyingCriteria(min_chars=3),
+    )
     assert frame.prefix_match_tokens.tolist() == [3, 1] and frame.pythia_score.tolist() == [0.75, 0.5]
     assert frame.substantial_lcs.tolist() == [True, False] and frame.attrs["token_unit"] == "token ids"
     # pandas 3 string columns are accepted; a missing value is named by row

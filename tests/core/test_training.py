@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
@@ -47,8 +46,15 @@ def make(seed: int = 0, **kw) -> Trainer:
         per = (net(xb).squeeze(1) - yb) ** 2  # (B,)
         return {"loss": per.mean(), "mae": per.sqrt().mean(), "per_sample": per}
 
-    opts = dict(optimizers={"opt": opt}, schedulers={"sched": sched}, data=(x, y), batch_size=8, epochs=4,
-                seed=seed, record_per_sample="all")
+    opts = dict(
+        optimizers={"opt": opt},
+        schedulers={"sched": sched},
+        data=(x, y),
+        batch_size=8,
+        epochs=4,
+        seed=seed,
+        record_per_sample="all",
+    )
     opts.update(kw)
     return Trainer({"net": net}, step, **opts)
 
@@ -60,10 +66,13 @@ def weights(t: Trainer) -> dict[str, torch.Tensor]:
 def assert_same_run(a: Trainer, b: Trainer) -> None:
     wa, wb = weights(a), weights(b)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
-    assert [(h["epoch"], h["loss"], h["mae"]) for h in a.state.history] == \
-        [(h["epoch"], h["loss"], h["mae"]) for h in b.state.history]
-    assert a.state.step == b.state.step and a.optimizers["opt"].param_groups[0]["lr"] == \
-        b.optimizers["opt"].param_groups[0]["lr"]
+    assert [(h["epoch"], h["loss"], h["mae"]) for h in a.state.history] == [
+        (h["epoch"], h["loss"], h["mae"]) for h in b.state.history
+    ]
+    assert (
+        a.state.step == b.state.step
+        and a.optimizers["opt"].param_groups[0]["lr"] == b.optimizers["opt"].param_groups[0]["lr"]
+    )
     np.testing.assert_array_equal(a.state.per_sample, b.state.per_sample)
 
 
@@ -78,6 +87,7 @@ def test_resume_at_epoch_end_and_mid_epoch_is_bit_identical(tmp_path):
     full = make()
     full.fit()
     assert full.state.step == 20 and len(full.state.history) == 4 and full.state.per_sample.shape == (4, N)
+
     # epoch checkpoints; the process dies in epoch 3 after the checkpoint of epoch 2
     def crash_epoch(state, logs):
         if state.epoch == 3:
@@ -90,6 +100,7 @@ def test_resume_at_epoch_end_and_mid_epoch_is_bit_identical(tmp_path):
     resumed.fit()
     assert resumed.state.resumed_from.name == "epoch-000002.pt" and resumed.state.start_epoch == 2
     assert_same_run(full, resumed)
+
     # step checkpoints every 3 steps: the newest (step 12) lies inside epoch 3 (steps 11..15)
     class CrashStep:
         def on_step_end(self, state, out):
@@ -271,8 +282,15 @@ def test_per_sample_losses_are_aligned_with_dataset_indices_under_shuffling():
         seen.append(idx.clone())
         return {"loss": (w - 1) ** 2, "per_sample": values[idx] + 0 * w.detach()}
 
-    st = fit({"p": nn.ParameterList([w])}, step, optimizers={"o": torch.optim.SGD([w], lr=0.1)}, data=N,
-             batch_size=8, epochs=3, record_per_sample="all")
+    st = fit(
+        {"p": nn.ParameterList([w])},
+        step,
+        optimizers={"o": torch.optim.SGD([w], lr=0.1)},
+        data=N,
+        batch_size=8,
+        epochs=3,
+        record_per_sample="all",
+    )
     assert st.per_sample.shape == (3, N) and st.per_sample.dtype == np.float32
     np.testing.assert_array_equal(st.per_sample, np.tile(values.numpy(), (3, 1)))
     first = torch.cat(seen[:5])
@@ -280,8 +298,16 @@ def test_per_sample_losses_are_aligned_with_dataset_indices_under_shuffling():
     assert torch.cat(seen[5:10]).tolist() != first.tolist()  # a new order each epoch
     # drop_last: the 5 rows of the short batch are not seen that epoch (NaN); "latest" keeps one row
     seen.clear()
-    st = fit({"p": nn.ParameterList([w])}, step, optimizers={"o": torch.optim.SGD([w], lr=0.1)}, data=N,
-             batch_size=8, epochs=1, drop_last=True, record_per_sample="latest")
+    st = fit(
+        {"p": nn.ParameterList([w])},
+        step,
+        optimizers={"o": torch.optim.SGD([w], lr=0.1)},
+        data=N,
+        batch_size=8,
+        epochs=1,
+        drop_last=True,
+        record_per_sample="latest",
+    )
     unseen = sorted(set(range(N)) - set(torch.cat(seen).tolist()))
     assert st.per_sample.shape == (N,) and len(unseen) == 5
     assert np.isnan(st.per_sample[unseen]).all() and np.isfinite(np.delete(st.per_sample, unseen)).all()
@@ -295,8 +321,13 @@ def test_a_map_style_dataset_trains_like_the_same_tensors():
     b.fit()
     assert_same_run(a, b)
     seen = []
-    c = make(data=[(x[i], y[i]) for i in range(N)], collate_fn=lambda items: seen.append(len(items)) or (
-        torch.stack([i[0] for i in items]), torch.stack([i[1] for i in items])), epochs=1)
+    c = make(
+        data=[(x[i], y[i]) for i in range(N)],
+        collate_fn=lambda items: (
+            seen.append(len(items)) or (torch.stack([i[0] for i in items]), torch.stack([i[1] for i in items]))
+        ),
+        epochs=1,
+    )
     c.fit()
     assert seen == [8, 8, 8, 8, 5]
 
@@ -319,9 +350,18 @@ def test_manual_optimization_and_step_schedulers_match_the_automatic_loop():
                 opt.step()
             return {"loss": loss}
 
-        return fit({"net": net}, step, optimizers={} if manual else {"o": opt}, schedulers={"s": sched},
-                   scheduler_interval="step", data=(x, y), batch_size=8, epochs=2, manual_optimization=manual,
-                   grad_clip=None if manual else 0.5)
+        return fit(
+            {"net": net},
+            step,
+            optimizers={} if manual else {"o": opt},
+            schedulers={"s": sched},
+            scheduler_interval="step",
+            data=(x, y),
+            batch_size=8,
+            epochs=2,
+            manual_optimization=manual,
+            grad_clip=None if manual else 0.5,
+        )
 
     a, b = run(False), run(True)
     assert a.step == b.step == 10 and [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
@@ -339,8 +379,15 @@ def test_step_budget_without_data_and_explicit_indices():
         return {"loss": (w - 2) ** 2, "per_sample": i.float(), "indices": i}
 
     gen = torch.Generator().manual_seed(3)
-    st = fit({"p": nn.ParameterList([w])}, step, optimizers={"o": torch.optim.SGD([w], lr=0.1)}, steps=6,
-             generator=gen, record_per_sample="latest", n_samples=10)
+    st = fit(
+        {"p": nn.ParameterList([w])},
+        step,
+        optimizers={"o": torch.optim.SGD([w], lr=0.1)},
+        steps=6,
+        generator=gen,
+        record_per_sample="latest",
+        n_samples=10,
+    )
     want = torch.Generator().manual_seed(3)
     assert all(torch.equal(d, torch.randint(0, 10, (4,), generator=want)) for d in draws)
     assert st.step == 6 and len(st.history) == 1  # one epoch: the whole step budget
@@ -410,8 +457,16 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tm
         return {"loss": loss * float("nan") if state.epoch == 3 else loss}
 
     with pytest.raises(RoteError, match=r"training diverged: loss is nan in epoch 3 .*epoch-000002.pt"):
-        fit({"net": net}, step, optimizers={"o": opt}, data=10, batch_size=5, epochs=5, checkpoint_dir=tmp_path,
-            checkpoint_every=1)
+        fit(
+            {"net": net},
+            step,
+            optimizers={"o": opt},
+            data=10,
+            batch_size=5,
+            epochs=5,
+            checkpoint_dir=tmp_path,
+            checkpoint_every=1,
+        )
     assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["epoch-000001.pt", "epoch-000002.pt"]
     good = ck.load_checkpoint(tmp_path / "epoch-000002.pt", "rote.train")
     assert all(torch.isfinite(v).all() for v in good["modules"]["net"].values())
@@ -440,8 +495,16 @@ def test_bad_arguments_are_config_errors():
             Trainer({"net": net}, step, optimizers=opt, **kw)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt["o"])
     with pytest.raises(ConfigError, match="ReduceLROnPlateau"):
-        Trainer({"net": net}, step, optimizers=opt, schedulers={"p": plateau}, scheduler_interval="step", data=4,
-                batch_size=2, epochs=1)
+        Trainer(
+            {"net": net},
+            step,
+            optimizers=opt,
+            schedulers={"p": plateau},
+            scheduler_interval="step",
+            data=4,
+            batch_size=2,
+            epochs=1,
+        )
     with pytest.raises(ConfigError, match="optimizers is empty"):
         Trainer({"net": net}, step, data=4, batch_size=2, epochs=1)
     with pytest.raises(ConfigError, match="modules"):
@@ -449,8 +512,9 @@ def test_bad_arguments_are_config_errors():
     with pytest.raises(ConfigError, match="monitor='val' is not logged"):
         Trainer({"net": net}, step, optimizers=opt, data=4, batch_size=2, epochs=1, monitor="val").fit()
     with pytest.raises(ConfigError, match="requires grad"):
-        Trainer({"net": net}, lambda b, s: {"loss": torch.tensor(1.0)}, optimizers=opt, data=4, batch_size=2,
-                epochs=1).fit()
+        Trainer(
+            {"net": net}, lambda b, s: {"loss": torch.tensor(1.0)}, optimizers=opt, data=4, batch_size=2, epochs=1
+        ).fit()
 
 
 @pytest.mark.gpu  # `make test-gpu` on a machine with a CUDA GPU; deselected by `make test`

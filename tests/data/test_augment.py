@@ -10,8 +10,18 @@ import torch
 import torch.nn.functional as F
 
 from rote.core.errors import ConfigError, DataError
-from rote.data.augment import (GRAY_WEIGHTS, color_jitter, crop_flip, hsv_to_rgb, random_crop, random_grayscale,
-                               random_horizontal_flip, random_resized_crop, rgb_to_hsv, simclr_augment)
+from rote.data.augment import (
+    GRAY_WEIGHTS,
+    color_jitter,
+    crop_flip,
+    hsv_to_rgb,
+    random_crop,
+    random_grayscale,
+    random_horizontal_flip,
+    random_resized_crop,
+    rgb_to_hsv,
+    simclr_augment,
+)
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -38,9 +48,9 @@ def test_random_crop_is_a_window_of_the_padded_image(device):
     out, offsets = random_crop(x, padding=3, fill=0.5, generator=0, return_params=True)
     assert out.shape == x.shape
     padded = F.pad(x, (3, 3, 3, 3), value=0.5)
-    for k, (t, l) in enumerate(offsets.tolist()):
-        assert 0 <= t <= 6 and 0 <= l <= 6
-        assert torch.equal(out[k], padded[k, :, t:t + 8, l:l + 9])
+    for k, (t, left) in enumerate(offsets.tolist()):
+        assert 0 <= t <= 6 and 0 <= left <= 6
+        assert torch.equal(out[k], padded[k, :, t : t + 8, left : left + 9])
     assert offsets.unique(dim=0).shape[0] > 1  # offsets differ between samples
     small = random_crop(x, size=(4, 5), padding=0, generator=2)
     assert small.shape == (6, 3, 4, 5)
@@ -56,12 +66,12 @@ def test_random_resized_crop_boxes_and_exact_resampling(device):
     assert torch.allclose(same, x, atol=1e-6)  # the whole image resized to its own size
     out, boxes = random_resized_crop(x, 16, generator=1, scale=(0.25, 0.25), ratio=(1.0, 1.0), return_params=True)
     assert out.shape == (5, 3, 16, 16) and boxes[:, 2:].tolist() == [[16, 16]] * 5
-    for k, (t, l, h, w) in enumerate(boxes.tolist()):  # a 16x16 box resized to 16x16 is the box itself
-        assert torch.allclose(out[k], x[k, :, t:t + h, l:l + w], atol=1e-5)
+    for k, (t, left, h, w) in enumerate(boxes.tolist()):  # a 16x16 box resized to 16x16 is the box itself
+        assert torch.allclose(out[k], x[k, :, t : t + h, left : left + w], atol=1e-5)
     big, boxes = random_resized_crop(batch(300, h=20, w=30, device=device), (8, 8), generator=2, return_params=True)
     assert big.shape == (300, 3, 8, 8)
-    t, l, h, w = boxes.T
-    assert (t >= 0).all() and (l >= 0).all() and (t + h <= 20).all() and (l + w <= 30).all()
+    t, left, h, w = boxes.T
+    assert (t >= 0).all() and (left >= 0).all() and (t + h <= 20).all() and (left + w <= 30).all()
     frac = (h * w).double() / 600
     assert frac.min() >= 0.06 and frac.max() <= 1.0 and frac.std() > 0.1  # area fraction in 0.08..1 (rounded)
 

@@ -13,9 +13,20 @@ import torch
 
 from rote.core.errors import ConfigError, DataError
 from rote.data import image_loaders as il
-from rote.data.image_loaders import (FASHION_MNIST_CLASSES, load_arrays, load_cifar10, load_cifar100, load_digits,
-                                     load_fashion_mnist, load_idx, load_image_folder, load_mnist5k, load_stl10,
-                                     load_svhn, read_idx)
+from rote.data.image_loaders import (
+    FASHION_MNIST_CLASSES,
+    load_arrays,
+    load_cifar10,
+    load_cifar100,
+    load_digits,
+    load_fashion_mnist,
+    load_idx,
+    load_image_folder,
+    load_mnist5k,
+    load_stl10,
+    load_svhn,
+    read_idx,
+)
 from rote.data.images import from_arrays
 
 
@@ -46,8 +57,11 @@ def test_idx_round_trip_and_header_errors(tmp_path):
         read_idx(bad)
     short = tmp_path / "short.gz"
     short.write_bytes(gzip.compress(bytes([0, 0, 8, 3]) + struct.pack(">3I", 5, 4, 3) + bytes(10)))
-    with pytest.raises(DataError, match=r"short.gz: the header declares shape \(5, 4, 3\) \(60 data bytes\) but "
-                                        r"the file holds 10"):
+    with pytest.raises(
+        DataError,
+        match=r"short.gz: the header declares shape \(5, 4, 3\) \(60 data bytes\) but "
+        r"the file holds 10",
+    ):
         read_idx(short)
 
 
@@ -80,8 +94,11 @@ def test_fashion_mnist_from_the_debian_package():
 
 
 def test_fashion_mnist_missing_names_the_package(tmp_path):
-    with pytest.raises(DataError, match=r"train-images-idx3-ubyte.gz: Fashion-MNIST is not installed; install "
-                                        r"Debian's dataset-fashion-mnist package"):
+    with pytest.raises(
+        DataError,
+        match=r"train-images-idx3-ubyte.gz: Fashion-MNIST is not installed; install "
+        r"Debian's dataset-fashion-mnist package",
+    ):
         load_fashion_mnist(root=tmp_path)
 
 
@@ -123,8 +140,13 @@ def test_digits_scaled_from_sklearn():
 def cifar_batch(rng, n, label_key="labels", n_classes=10, bytes_keys=False, extra=None):
     data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
     labels = rng.integers(0, n_classes, n).tolist()
-    d = {"batch_label": "training batch", label_key: labels, "data": data,
-         "filenames": [f"img_{i}.png" for i in range(n)], **(extra or {})}
+    d = {
+        "batch_label": "training batch",
+        label_key: labels,
+        "data": data,
+        "filenames": [f"img_{i}.png" for i in range(n)],
+        **(extra or {}),
+    }
     if bytes_keys:  # as the original Python 2 pickles read with encoding="bytes"
         d = {k.encode(): v for k, v in d.items()}
     return d
@@ -184,8 +206,11 @@ def test_cifar_refuses_pickles_that_run_code(tmp_path):
     folder = tmp_path / "cifar-100-python"
     folder.mkdir()
     (folder / "train").write_bytes(pickle.dumps({"data": Boom()}))
-    with pytest.raises(DataError, match=r"train: not a CIFAR python batch \(refusing to load posix.system|"
-                                        r"train: not a CIFAR python batch \(refusing to load os.system"):
+    with pytest.raises(
+        DataError,
+        match=r"train: not a CIFAR python batch \(refusing to load posix.system|"
+        r"train: not a CIFAR python batch \(refusing to load os.system",
+    ):
         load_cifar100(folder)
 
 
@@ -193,11 +218,12 @@ def test_cifar100_fine_and_coarse(tmp_path):
     folder = tmp_path / "cifar-100-python"
     folder.mkdir()
     rng = np.random.default_rng(3)
-    batch = cifar_batch(rng, 4, label_key="fine_labels", n_classes=100,
-                        extra={"coarse_labels": [0, 19, 5, 5]})
+    batch = cifar_batch(rng, 4, label_key="fine_labels", n_classes=100, extra={"coarse_labels": [0, 19, 5, 5]})
     (folder / "train").write_bytes(pickle.dumps(batch))
-    meta = {"fine_label_names": [f"fine{i}" for i in range(100)],
-            "coarse_label_names": [f"coarse{i}" for i in range(20)]}
+    meta = {
+        "fine_label_names": [f"fine{i}" for i in range(100)],
+        "coarse_label_names": [f"coarse{i}" for i in range(20)],
+    }
     (folder / "meta").write_bytes(pickle.dumps(meta))
     fine = load_cifar100(folder)
     assert fine.labels.tolist() == batch["fine_labels"] and fine.n_classes == 100 and fine.classes[7] == "fine7"
@@ -245,7 +271,7 @@ def test_stl10_binaries_are_column_major(tmp_path):
     for k in range(n):  # byte k*27648 + c*9216 + col*96 + row holds pixel (row, col): column-major per channel
         for c in range(3):
             base = k * 27648 + c * 9216
-            raw[base:base + 9216] = img[k, c].T.tobytes()
+            raw[base : base + 9216] = img[k, c].T.tobytes()
     (folder / "train_X.bin").write_bytes(bytes(raw))
     (folder / "train_y.bin").write_bytes(bytes([1, 10, 4]))
     (folder / "unlabeled_X.bin").write_bytes(bytes(raw[:27648]))

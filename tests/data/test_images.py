@@ -20,8 +20,9 @@ def toy(n: int = 30, n_classes: int = 3, seed: int = 0) -> ImageDataset:
     x = rng.integers(0, 256, (n, 3, 4, 5), dtype=np.uint8)
     x[:, 0, 0, 0] = np.arange(n)
     y = np.arange(n) % n_classes
-    return from_arrays(x, y, classes=[f"c{i}" for i in range(n_classes)], ids=np.arange(100, 100 + n),
-                       layout="NCHW", source="toy")
+    return from_arrays(
+        x, y, classes=[f"c{i}" for i in range(n_classes)], ids=np.arange(100, 100 + n), layout="NCHW", source="toy"
+    )
 
 
 def assert_aligned(ds: ImageDataset) -> None:
@@ -47,8 +48,13 @@ def test_subset_keeps_ids_and_checks_positions():
 
 def test_constructor_checks_alignment():
     with pytest.raises(DataError, match=r"toy: labels must be an int64 tensor of shape \(2,\) to match 2 images"):
-        ImageDataset(torch.zeros(2, 1, 3, 3, dtype=torch.uint8), torch.zeros(3, dtype=torch.int64),
-                     torch.arange(2), ("a",), "toy")
+        ImageDataset(
+            torch.zeros(2, 1, 3, 3, dtype=torch.uint8),
+            torch.zeros(3, dtype=torch.int64),
+            torch.arange(2),
+            ("a",),
+            "toy",
+        )
     with pytest.raises(DataError, match="images must be a"):
         ImageDataset(torch.zeros(2, 3, 3), torch.zeros(2, dtype=torch.int64), torch.arange(2), ("a",))
 
@@ -124,7 +130,7 @@ def test_iteration_keeps_ids():
     assert torch.equal(torch.cat(xs)[:, 0, 0, 0].long(), ids - 100) and torch.equal(torch.cat(ys), (ids - 100) % 3)
     assert len(list(ds.batches(4, drop_last=True))) == 2
     seen = []
-    for x, y, i in ds.loader(3, shuffle=True, seed=0):
+    for x, _y, i in ds.loader(3, shuffle=True, seed=0):
         assert x.shape[1:] == (3, 4, 5) and torch.equal(x[:, 0, 0, 0].long(), i - 100)
         seen += i.tolist()
     assert sorted(seen) == list(range(100, 110))

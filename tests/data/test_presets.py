@@ -106,7 +106,9 @@ def test_specific_preset_contents():
 
 
 def test_unknown_preset_lists_known_names():
-    with pytest.raises(ConfigError, match=r"`dataset_preset` iris: unknown dataset preset; known presets: adult, default"):
+    with pytest.raises(
+        ConfigError, match=r"`dataset_preset` iris: unknown dataset preset; known presets: adult, default"
+    ):
         get_preset("iris")
 
 

@@ -61,8 +61,23 @@ def test_adult_label_counts_match_the_raw_files():
 def test_adult_first_rows_and_unknown_marker():
     train = load_dataset("adult")
     test = load_dataset("adult", "test")
-    assert train.iloc[0].tolist() == [39, "State-gov", 77516, "Bachelors", 13, "Never-married", "Adm-clerical",
-                                      "Not-in-family", "White", "Male", 2174, 0, 40, "United-States", "<=50K"]
+    assert train.iloc[0].tolist() == [
+        39,
+        "State-gov",
+        77516,
+        "Bachelors",
+        13,
+        "Never-married",
+        "Adm-clerical",
+        "Not-in-family",
+        "White",
+        "Male",
+        2174,
+        0,
+        40,
+        "United-States",
+        "<=50K",
+    ]
     assert test.iloc[0]["age"] == 25 and test.iloc[0]["education"] == "11th"  # cross-validator line skipped
     assert (train["workclass"] == "?").sum() == 1836  # '?' kept as a category of its own
     assert (train["occupation"] == "?").sum() == 1843

@@ -125,25 +125,29 @@ def test_integer_column_threshold_10_categorical_11_numeric():
 
 
 def test_integral_floats_count_as_integers_but_fractional_floats_are_numeric():
-    df = pd.DataFrame({
-        "codes": [1.0, 2.0, np.nan, 3.0, 1.0],   # integral floats with a gap (NaN makes it float)
-        "fractions": [0.5, 1.0, 1.0, 0.5, 1.0],  # 2 distinct values but not integral
-        "big_ints": [1.0e6, 2.0e6, 3.0e6, 4.0e6, 5.0e6],
-    })
+    df = pd.DataFrame(
+        {
+            "codes": [1.0, 2.0, np.nan, 3.0, 1.0],  # integral floats with a gap (NaN makes it float)
+            "fractions": [0.5, 1.0, 1.0, 0.5, 1.0],  # 2 distinct values but not integral
+            "big_ints": [1.0e6, 2.0e6, 3.0e6, 4.0e6, 5.0e6],
+        }
+    )
     s = infer_schema(df)
     assert s.categorical == ("codes", "big_ints")  # 5 distinct integral values <= 10
     assert s.numeric == ("fractions",)
 
 
 def test_bool_string_object_and_category_columns_are_categorical():
-    df = pd.DataFrame({
-        "flag": [True, False, True],
-        "nflag": pd.array([True, None, False], dtype="boolean"),
-        "text": ["a", "b", "c"],
-        "obj": pd.Series([1, "x", 2.5], dtype=object),
-        "cat": pd.Categorical([1.5, 2.5, 1.5]),
-        "x": [0.1, 0.2, 0.3],
-    })
+    df = pd.DataFrame(
+        {
+            "flag": [True, False, True],
+            "nflag": pd.array([True, None, False], dtype="boolean"),
+            "text": ["a", "b", "c"],
+            "obj": pd.Series([1, "x", 2.5], dtype=object),
+            "cat": pd.Categorical([1.5, 2.5, 1.5]),
+            "x": [0.1, 0.2, 0.3],
+        }
+    )
     s = infer_schema(df)
     assert s.categorical == ("flag", "nflag", "text", "obj", "cat")
     assert s.numeric == ("x",)

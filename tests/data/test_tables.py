@@ -77,8 +77,11 @@ def test_load_errors_name_the_file(tmp_path):
         load_table(tmp_path)
     xls = tmp_path / "book.xlsx"
     xls.write_bytes(b"PK")
-    with pytest.raises(DataError, match=r"book\.xlsx: unknown file type; rote reads \.csv, \.csv\.gz, \.tsv, \.txt, "
-                                        r"\.parquet, \.pq"):
+    with pytest.raises(
+        DataError,
+        match=r"book\.xlsx: unknown file type; rote reads \.csv, \.csv\.gz, \.tsv, \.txt, "
+        r"\.parquet, \.pq",
+    ):
         load_table(xls)
     empty = tmp_path / "empty.csv"
     empty.write_text("", encoding="utf-8")
@@ -189,8 +192,11 @@ def test_missing_and_extra_columns():
     df = _frame()
     with pytest.raises(SchemaError, match=r"frame\.csv: columns in the schema but not in the table: 'zz'"):
         validate_table(df, TableSchema(("x", "zz"), ()), allow_extra=True)
-    with pytest.raises(SchemaError, match=r"frame\.csv: columns not in the schema: 'extra_id'; "
-                                          r"drop them or add them to the schema"):
+    with pytest.raises(
+        SchemaError,
+        match=r"frame\.csv: columns not in the schema: 'extra_id'; "
+        r"drop them or add them to the schema",
+    ):
         validate_table(df, SCHEMA)
     assert "extra_id" not in validate_table(df, SCHEMA, allow_extra=True).columns
 
@@ -215,9 +221,12 @@ def test_missing_cells_error_policy():
     assert "m.csv: categorical column 'c' has 2 missing cells (first at row 2)" in msg
     assert "`missing` category" in msg
     df2 = pd.DataFrame({"n": [1.0, np.nan, None, 4.0], "c": ["a", "b", "c", "d"]})
-    with pytest.raises(DataError, match=r"t: numeric column 'n' has 2 missing cells \(first at row 2\); "
-                                        r"impute them or drop those rows, or declare the column categorical "
-                                        r"with `categorical` n"):
+    with pytest.raises(
+        DataError,
+        match=r"t: numeric column 'n' has 2 missing cells \(first at row 2\); "
+        r"impute them or drop those rows, or declare the column categorical "
+        r"with `categorical` n",
+    ):
         validate_table(df2, TableSchema(("n",), ("c",)), name="t")
     text_numeric = pd.DataFrame({"n": ["1", "", "3"]})
     with pytest.raises(DataError, match=r"'n' has 1 missing cell \(first at row 2\)"):
@@ -276,10 +285,15 @@ def test_load_then_infer_then_validate_a_csv(tmp_path):
 
 def test_unseen_categories_counts_cells_per_column():
     schema = TableSchema(("x",), ("a", "b", "c"))
-    ref = validate_table(pd.DataFrame({"x": [1.0, 2.0, 3.0], "a": ["p", "q", "p"], "b": [1, 2, 3],
-                                       "c": ["u", "v", "w"]}), schema)
-    other = validate_table(pd.DataFrame({"x": [9.0, 9.0, 9.0, 9.0], "a": ["p", "r", "r", "s"],
-                                         "b": [1.0, 2.0, 4.0, 4.0], "c": ["u", "w", "v", "u"]}), schema)
+    ref = validate_table(
+        pd.DataFrame({"x": [1.0, 2.0, 3.0], "a": ["p", "q", "p"], "b": [1, 2, 3], "c": ["u", "v", "w"]}), schema
+    )
+    other = validate_table(
+        pd.DataFrame(
+            {"x": [9.0, 9.0, 9.0, 9.0], "a": ["p", "r", "r", "s"], "b": [1.0, 2.0, 4.0, 4.0], "c": ["u", "w", "v", "u"]}
+        ),
+        schema,
+    )
     assert unseen_categories(ref, other, schema) == {"a": 3, "b": 2}
     assert unseen_categories(ref, ref, schema) == {}
     assert unseen_categories(other, ref, schema) == {"a": 1, "b": 1}

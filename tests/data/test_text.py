@@ -20,8 +20,15 @@ def write(path: Path, lines: list[str]) -> Path:
 
 
 def test_jsonl_ids_lines_and_extra_fields(tmp_path):
-    p = write(tmp_path / "t.jsonl", [json.dumps({"id": "a", "text": "first text", "repeats": 10}), "",
-                                     json.dumps({"text": "second", "kind": "fresh"}), json.dumps("bare string")])
+    p = write(
+        tmp_path / "t.jsonl",
+        [
+            json.dumps({"id": "a", "text": "first text", "repeats": 10}),
+            "",
+            json.dumps({"text": "second", "kind": "fresh"}),
+            json.dumps("bare string"),
+        ],
+    )
     f = load_texts(p)
     assert f["id"].tolist() == ["a", "line-3", "line-4"]
     assert f["text"].tolist() == ["first text", "second", "bare string"]
@@ -44,17 +51,20 @@ def test_write_then_load_round_trip(tmp_path):
     assert f["text"].tolist() == ["x y", "é ü"] and f["member"].tolist() == [True, False]
 
 
-@pytest.mark.parametrize("content, message", [
-    (b'{"text": "ok"}\n{"text": "caf\xe9"}\n', "line 2: not UTF-8"),
-    (b'{"text": "ok"}\n{"text": "   "}\n', "line 2: empty text"),
-    (b'{"text": "ok"}\n{"txt": "x"}\n', 'line 2: no "text" field'),
-    (b'{"text": "ok"}\n{"text": 3}\n', "line 2: field \"text\" is int"),
-    (b'{"text": "ok"\n', "line 1: not valid JSON"),
-    (b'[1, 2]\n', "line 1: expected a JSON object"),
-    (b'{"id": "a", "text": "x"}\n{"id": "a", "text": "y"}\n', "line 2: id 'a' was already used on line 1"),
-    (b'{"text": "x", "meta": {"a": 1}}\n', 'line 1: field "meta" is a dict'),
-    (b"\n\n", "holds no texts"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b'{"text": "ok"}\n{"text": "caf\xe9"}\n', "line 2: not UTF-8"),
+        (b'{"text": "ok"}\n{"text": "   "}\n', "line 2: empty text"),
+        (b'{"text": "ok"}\n{"txt": "x"}\n', 'line 2: no "text" field'),
+        (b'{"text": "ok"}\n{"text": 3}\n', 'line 2: field "text" is int'),
+        (b'{"text": "ok"\n', "line 1: not valid JSON"),
+        (b"[1, 2]\n", "line 1: expected a JSON object"),
+        (b'{"id": "a", "text": "x"}\n{"id": "a", "text": "y"}\n', "line 2: id 'a' was already used on line 1"),
+        (b'{"text": "x", "meta": {"a": 1}}\n', 'line 1: field "meta" is a dict'),
+        (b"\n\n", "holds no texts"),
+    ],
+)
 def test_bad_jsonl_names_file_and_line(tmp_path, content, message):
     p = tmp_path / "bad.jsonl"
     p.write_bytes(content)
@@ -79,8 +89,13 @@ def test_huge_text_and_bad_txt(tmp_path):
 
 
 def test_kjv_from_file_and_missing_package(tmp_path, monkeypatch):
-    p = write(tmp_path / "kjv.txt", ["Ge1:1 In the beginning God created the heaven and the earth.",
-                                     "Ge1:2 And the earth was without form, and void."])
+    p = write(
+        tmp_path / "kjv.txt",
+        [
+            "Ge1:1 In the beginning God created the heaven and the earth.",
+            "Ge1:2 And the earth was without form, and void.",
+        ],
+    )
     v = load_kjv(path=p)
     assert v["id"].tolist() == ["Ge1:1", "Ge1:2"] and v["text"].iloc[1] == "And the earth was without form, and void."
     assert kjv_passages(v, 2)["id"].tolist() == ["Ge1:1-Ge1:2"]

@@ -107,7 +107,7 @@ def lowest_bias_subset(y, p, g, labels, metric):
     for bits in range(1 << len(y)):
         h = [y[i] if bits >> i & 1 else p[i] for i in range(len(y))]
         total = Fraction(0)
-        for key, vals in _rate_table(y, h, g, groups, labels, metric).items():
+        for vals in _rate_table(y, h, g, groups, labels, metric).values():
             if len(vals) >= 2:
                 total += max(vals) - min(vals)
         best = total if best is None else min(best, total)
@@ -125,6 +125,6 @@ def _rate_table(y, h, g, groups, labels, metric):
             for c in labels:
                 sub = [i for i in rows if y[i] == c]
                 if sub:
-                    for k in ([c] if metric == "eopp" else labels):
+                    for k in [c] if metric == "eopp" else labels:
                         table.setdefault((c, k), []).append(Fraction(sum(h[i] == k for i in sub), len(sub)))
     return table

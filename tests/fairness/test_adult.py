@@ -10,8 +10,7 @@ from rote.fairness.examples import load_task, worked_example
 
 
 def test_income_by_sex_bounds_and_memorizing_models():
-    out = worked_example("income", "sex", rows=3000, test_rows=3000, max_iter=30, tol=0.005,
-                         n_threads=1)
+    out = worked_example("income", "sex", rows=3000, test_rows=3000, max_iter=30, tol=0.005, n_threads=1)
     t = out["table"].set_index("metric")
     n = out["summary"]["n_train"]
     # statistical parity cannot be removed: memorizing can only move predictions towards the labels, and the
@@ -38,6 +37,7 @@ def test_multiclass_education_minimum_mass_is_achieved_by_rows():
         res = minimum_memorized_mass(y, p, sensitive_features=g, metric=m, integral=True, tol=0.005)
         assert res.feasible
         from rote.fairness import memorized_set
+
         _, mask = memorized_set(y, p, sensitive_features=g, metric=m, integral=True, tol=0.005)
         eff = memorization_effect(y, p, sensitive_features=g, memorized=mask, metrics=[m], agg="max")
         assert eff.after[m] <= (0.005 * (4 if m == "eodds" else 1)) + 1e-9 < eff.before[m]

@@ -23,8 +23,14 @@ def test_memorized_fix_is_flagged_and_vanishes_on_holdout():
     res, S = memorized_set(y, p, sensitive_features=g, metric="eopp", integral=True, tol=0.01)
     after = np.where(S, y, p)  # model B = A plus memorized rows
     hy, hp, hg = _population(1)  # held-out rows: B memorized nothing there, so it predicts like A
-    audit = memorization_gaming_audit(y, p, after, sensitive_features=g, memorized=S,
-                                      holdout=dict(y_true=hy, pred_before=hp, pred_after=hp, sensitive_features=hg))
+    audit = memorization_gaming_audit(
+        y,
+        p,
+        after,
+        sensitive_features=g,
+        memorized=S,
+        holdout=dict(y_true=hy, pred_before=hp, pred_after=hp, sensitive_features=hg),
+    )
     v = audit.values["eopp"]
     assert "eopp" in audit.flagged and v["explained"] == pytest.approx(1.0)
     assert v["counterfactual"] == pytest.approx(v["before"])
@@ -44,14 +50,15 @@ def test_genuine_improvement_is_not_flagged():
     memorized = (~fix) & (rng.random(len(y)) < 0.1)
     audit = memorization_gaming_audit(y, p, after, sensitive_features=g, memorized=memorized)
     assert audit.flagged == []
-    for m, v in audit.values.items():
+    for v in audit.values.values():
         assert v["before"] - v["after"] == pytest.approx(v["reduction"])
         if v["reduction"] > 0:
             assert v["explained"] == pytest.approx(0.0)
     # an independent check of one number: B's SP on the unmemorized rows only
     keep = ~memorized
     assert audit.values["sp"]["after_unmemorized"] == pytest.approx(
-        statistical_parity(y[keep], after[keep], sensitive_features=g[keep]))
+        statistical_parity(y[keep], after[keep], sensitive_features=g[keep])
+    )
 
 
 def test_partial_explanation_and_threshold():
@@ -60,12 +67,14 @@ def test_partial_explanation_and_threshold():
     rng = np.random.default_rng(5)
     half = S & (rng.random(len(y)) < 0.5)  # only half of the memorized fixes are declared memorized
     after = np.where(S, y, p)
-    audit = memorization_gaming_audit(y, p, after, sensitive_features=g, memorized=half, metrics=["eopp"],
-                                      threshold=0.9)
+    audit = memorization_gaming_audit(
+        y, p, after, sensitive_features=g, memorized=half, metrics=["eopp"], threshold=0.9
+    )
     v = audit.values["eopp"]
     assert 0.2 < v["explained"] < 0.8 and audit.flagged == []
-    loose = memorization_gaming_audit(y, p, after, sensitive_features=g, memorized=half, metrics=["eopp"],
-                                      threshold=0.2)
+    loose = memorization_gaming_audit(
+        y, p, after, sensitive_features=g, memorized=half, metrics=["eopp"], threshold=0.2
+    )
     assert loose.flagged == ["eopp"]
 
 

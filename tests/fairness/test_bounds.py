@@ -14,9 +14,15 @@ from hypothesis import strategies as st
 
 from rote.core.errors import ConfigError
 from rote.fairness import (
-    closed_form_bounds, confusion_counts, encode, eodds_ratio_condition, lowest_reachable_bias, memorization_effect,
+    closed_form_bounds,
+    confusion_counts,
+    encode,
+    eodds_ratio_condition,
+    lowest_reachable_bias,
+    memorization_effect,
     memorized_set,
-    min_mass_from_counts, minimum_memorized_mass,
+    min_mass_from_counts,
+    minimum_memorized_mass,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -120,9 +126,10 @@ def _apply_rows_plan(y, p, g, labels, res):
 def test_rows_sp_upper_bound_construction_is_feasible_and_tight_for_one_group():
     # group a (10 rows) must move 2 rows of mass from class 0 to class 1; it has 3 rows labelled 1 predicted 0
     counts = np.zeros((2, 2, 2))
-    counts[0] = [[5, 0], [3, 2]]     # a: predictions (8, 2) -> P_a = (0.8, 0.2)
-    counts[1] = [[10, 2], [4, 4]]    # b: predictions (14, 6) -> P_b = (0.7, 0.3)
+    counts[0] = [[5, 0], [3, 2]]  # a: predictions (8, 2) -> P_a = (0.8, 0.2)
+    counts[1] = [[10, 2], [4, 4]]  # b: predictions (14, 6) -> P_b = (0.7, 0.3)
     from rote.fairness import sp_upper_bound_rows
+
     upper, ref = sp_upper_bound_rows(counts)
     assert ref == 1 and upper == pytest.approx(1.0)  # 1/2 * 0.2 * 10: one row of a
     res = min_mass_from_counts(counts, "sp")
@@ -198,10 +205,13 @@ def test_paper_sp_bounds_bracket_lp_on_random_tables():
 def test_ratio_condition_hand_example_and_infeasible_reason():
     # class 0: group a errs as (class 1, class 2) = (0.2, 0.2), group b as (0.1, 0.1): proportional
     # class 1: group a errs as (0.3 on 0, 0 on 2), group b as (0, 0.3): not proportional
-    counts = np.array([
-        [[6, 2, 2], [3, 7, 0], [0, 0, 10]],
-        [[8, 1, 1], [0, 7, 3], [0, 0, 10]],
-    ], dtype=float)
+    counts = np.array(
+        [
+            [[6, 2, 2], [3, 7, 0], [0, 0, 10]],
+            [[8, 1, 1], [0, 7, 3], [0, 0, 10]],
+        ],
+        dtype=float,
+    )
     assert eodds_ratio_condition(counts).tolist() == [True, False, True]
     res = min_mass_from_counts(counts, "eodds", model="paper")
     # class 0: raise a's TPR 0.6 -> 0.8 at rho = 0.2 / 0.4 (mass 5); class 1: memorize all of it in both (20)
@@ -236,6 +246,7 @@ def test_concrete_memorized_set_reaches_the_tolerance():
         assert eff.before[metric] > 0.05
         if metric == "eodds":  # tol bounds every entry of every confusion row
             from rote.fairness.metrics import group_rates
+
             h = np.where(mask, y, p)
             rates, *_ = group_rates(confusion_counts(encode(y, h, g)), "eodds")
             assert np.abs(rates[0] - rates[1]).max() <= 0.01 + 1e-9

@@ -41,8 +41,9 @@ def memorized_populations(draw):
 def test_closed_form_equals_direct_and_brute_force(pop, method):
     y, p, g, w, mem = pop
     labels = sorted(set(y) | set(p))
-    r = memorization_effect(y, p, sensitive_features=g, memorized=mem, sample_weight=w, labels=labels,
-                            method=method, undefined="skip")
+    r = memorization_effect(
+        y, p, sensitive_features=g, memorized=mem, sample_weight=w, labels=labels, method=method, undefined="skip"
+    )
     h = [yi if mi else pi for yi, pi, mi in zip(y, p, mem)]
     for m in ("sp", "eopp", "eodds"):
         want_before = metric_loop(y, p, g, w, labels, m, method)

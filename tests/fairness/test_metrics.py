@@ -45,8 +45,7 @@ def test_metrics_equal_brute_force(pop, method, agg):
         return
     for m, f in FUNCS.items():
         want = metric_loop(y, p, g, w, labels, m, method, agg)
-        got = f(y, p, sensitive_features=g, sample_weight=w, labels=labels, method=method, agg=agg,
-                undefined="skip")
+        got = f(y, p, sensitive_features=g, sample_weight=w, labels=labels, method=method, agg=agg, undefined="skip")
         if want is None:
             assert np.isnan(got)
         else:
@@ -86,7 +85,8 @@ def test_binary_special_cases_equal_fairlearn(method):
     assert statistical_parity(y, p, **kw) == pytest.approx(2 * flm.demographic_parity_difference(y, p, **kw))
     assert equal_opportunity(y, p, agg="max", **kw) == pytest.approx(flm.equalized_odds_difference(y, p, **kw))
     assert equal_opportunity(y, p, agg="mean", **kw) == pytest.approx(
-        flm.equalized_odds_difference(y, p, agg="mean", **kw))
+        flm.equalized_odds_difference(y, p, agg="mean", **kw)
+    )
     assert class_gaps(y, p, metric="eopp", **kw)[1] == pytest.approx(flm.equal_opportunity_difference(y, p, **kw))
     if method == "between_groups":  # EOdds = 2 (|dTPR| + |dFPR|) with two groups
         two = g != "x"
@@ -108,19 +108,29 @@ def test_multiclass_gaps_equal_metricframe_per_class_loop():
         sp = class_gaps(y, p, sensitive_features=g, metric="sp", method=method)
         eo = class_gaps(y, p, sensitive_features=g, metric="eopp", method=method)
         for k in range(C):  # one-vs-rest: the binary metric per class, as a MetricFrame user would write it
-            mf = MetricFrame(metrics={"sel": functools.partial(selection_rate, pos_label=1),
-                                      "tpr": functools.partial(true_positive_rate, pos_label=1)},
-                             y_true=(y == k).astype(int), y_pred=(p == k).astype(int), sensitive_features=g)
+            mf = MetricFrame(
+                metrics={
+                    "sel": functools.partial(selection_rate, pos_label=1),
+                    "tpr": functools.partial(true_positive_rate, pos_label=1),
+                },
+                y_true=(y == k).astype(int),
+                y_pred=(p == k).astype(int),
+                sensitive_features=g,
+            )
             diff = mf.difference(method=method)
             assert sp[k] == pytest.approx(diff["sel"])
             assert eo[k] == pytest.approx(diff["tpr"])
 
 
 def test_pandas_string_dtype_and_intersectional_groups():
-    df = pd.DataFrame({"y": pd.array(["cat", "dog", "cat", "eel", "dog", "cat"], dtype="string"),
-                       "p": pd.array(["cat", "cat", "cat", "eel", "dog", "dog"], dtype="string"),
-                       "sex": pd.array(["f", "f", "m", "m", "f", "m"], dtype="string"),
-                       "race": ["x", "y", "x", "y", "x", "y"]})
+    df = pd.DataFrame(
+        {
+            "y": pd.array(["cat", "dog", "cat", "eel", "dog", "cat"], dtype="string"),
+            "p": pd.array(["cat", "cat", "cat", "eel", "dog", "dog"], dtype="string"),
+            "sex": pd.array(["f", "f", "m", "m", "f", "m"], dtype="string"),
+            "race": ["x", "y", "x", "y", "x", "y"],
+        }
+    )
     v = statistical_parity(df["y"], df["p"], sensitive_features=df["sex"])
     ints = statistical_parity([0, 1, 0, 2, 1, 0], [0, 0, 0, 2, 1, 1], sensitive_features=[0, 0, 1, 1, 0, 1])
     assert v == pytest.approx(ints)
@@ -142,15 +152,18 @@ def test_undefined_classes_raise_or_are_reported():
     assert r.undefined["sp"] == {}
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(y_pred=[0, 1, 7, 0]), r"y_pred: prediction 7 at row 3 is not a class"),
-    (dict(sensitive_features=["a"] * 4), r"a single group 'a'"),
-    (dict(sample_weight=[1.0, -1.0, 1.0, 1.0]), r"sample_weight: value -1.0 at row 2"),
-    (dict(sample_weight=[0.0, 0.0, 0.0, 0.0]), r"all weights are zero"),
-    (dict(sample_weight=[0.0, 0.0, 1.0, 1.0]), r"every row of group 'a' has weight 0"),
-    (dict(y_true=[0, np.nan, 1, 0]), r"y_true: missing value at row 2"),
-    (dict(y_pred=[0, 1, 0]), r"y_pred: has 3 rows, y_true has 4"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(y_pred=[0, 1, 7, 0]), r"y_pred: prediction 7 at row 3 is not a class"),
+        (dict(sensitive_features=["a"] * 4), r"a single group 'a'"),
+        (dict(sample_weight=[1.0, -1.0, 1.0, 1.0]), r"sample_weight: value -1.0 at row 2"),
+        (dict(sample_weight=[0.0, 0.0, 0.0, 0.0]), r"all weights are zero"),
+        (dict(sample_weight=[0.0, 0.0, 1.0, 1.0]), r"every row of group 'a' has weight 0"),
+        (dict(y_true=[0, np.nan, 1, 0]), r"y_true: missing value at row 2"),
+        (dict(y_pred=[0, 1, 0]), r"y_pred: has 3 rows, y_true has 4"),
+    ],
+)
 def test_bad_input(kwargs, match):
     args = dict(y_true=[0, 1, 1, 0], y_pred=[0, 1, 0, 0], sensitive_features=["a", "a", "b", "b"])
     args.update(kwargs)
@@ -208,8 +221,12 @@ def test_label_encodings_agree():
     want = equalized_odds(y, p, sensitive_features=g)
     # group 0: FPR 1/1, TPR 2/3; group 1: FPR 1/3, TPR 1/1 -> 2 (|dTPR| + |dFPR|) = 2 (1/3 + 2/3)
     assert want == pytest.approx(2.0)
-    for yy, pp, gg in ((y * 10**9 - 7, p * 10**9 - 7, g), (y.astype(bool), p.astype(bool), g.astype(bool)),
-                       (y.astype(float), p.astype(float), g.astype(str)), (y.astype(str), p.astype(str), g)):
+    for yy, pp, gg in (
+        (y * 10**9 - 7, p * 10**9 - 7, g),
+        (y.astype(bool), p.astype(bool), g.astype(bool)),
+        (y.astype(float), p.astype(float), g.astype(str)),
+        (y.astype(str), p.astype(str), g),
+    ):
         assert equalized_odds(yy, pp, sensitive_features=gg) == pytest.approx(want)
 
 
@@ -224,9 +241,13 @@ def test_drops_into_metricframe_as_a_metric():
     p = np.where(rng.random(n) < 0.7, y, rng.integers(0, 3, n))
     sex = rng.choice(["f", "m"], n)
     region = rng.choice(["north", "south"], n)
-    mf = MetricFrame(metrics={"sp": statistical_parity, "eodds": equalized_odds}, y_true=y, y_pred=p,
-                     sensitive_features=region,
-                     sample_params={"sp": {"sensitive_features": sex}, "eodds": {"sensitive_features": sex}})
+    mf = MetricFrame(
+        metrics={"sp": statistical_parity, "eodds": equalized_odds},
+        y_true=y,
+        y_pred=p,
+        sensitive_features=region,
+        sample_params={"sp": {"sensitive_features": sex}, "eodds": {"sensitive_features": sex}},
+    )
     for r in ("north", "south"):
         keep = region == r
         kw = dict(sensitive_features=sex[keep])

@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from rote.fairness import (
-    fairness_metrics, memorization_effect, memorization_gaming_audit, min_mass_from_counts, minimum_memorized_mass,
+    fairness_metrics,
+    memorization_effect,
+    memorization_gaming_audit,
+    min_mass_from_counts,
+    minimum_memorized_mass,
 )
 from rote.fairness.report import fairness_report
 

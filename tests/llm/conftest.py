@@ -23,8 +23,16 @@ class NGramBackend(Backend):
     supports_logprobs = True
     supports_token_ids = True
 
-    def __init__(self, texts: list[str], order: int = 12, lam: float = 0.01, name: str = "ngram",
-                 fingerprint: str = "chars-256", max_length: int | None = None, eos: int | None = None):
+    def __init__(
+        self,
+        texts: list[str],
+        order: int = 12,
+        lam: float = 0.01,
+        name: str = "ngram",
+        fingerprint: str = "chars-256",
+        max_length: int | None = None,
+        eos: int | None = None,
+    ):
         self.name, self.tokenizer_fingerprint, self.order, self.lam = name, fingerprint, order, lam
         self.max_length, self.eos_token_id = max_length, eos
         self.table: dict[str, Counter] = defaultdict(Counter)
@@ -33,7 +41,7 @@ class NGramBackend(Backend):
                 for n in range(0, order + 1):
                     if i - n < 0:
                         break
-                    self.table[text[i - n:i]][ch] += 1
+                    self.table[text[i - n : i]][ch] += 1
         self.n_generate_calls = 0
 
     def encode(self, texts):
@@ -47,7 +55,7 @@ class NGramBackend(Backend):
         ctx = "".join(chr(i) for i in context)
         p = np.full(V, self.lam / V)
         for n in range(min(self.order, len(ctx)), -1, -1):
-            counts = self.table.get(ctx[len(ctx) - n:] if n else "")
+            counts = self.table.get(ctx[len(ctx) - n :] if n else "")
             if counts:
                 total = sum(counts.values())
                 for ch, c in counts.items():
@@ -68,12 +76,28 @@ class NGramBackend(Backend):
                 m = float((p[nz] * logp[nz]).sum())
                 mu.append(m)
                 sd.append(float(np.sqrt(max((p[nz] * logp[nz] ** 2).sum() - m**2, 0.0))))
-            out.append(TokenScores(np.asarray(seq, np.int64), np.asarray(lp, np.float64),
-                                   np.asarray(mu) if full_stats else None, np.asarray(sd) if full_stats else None))
+            out.append(
+                TokenScores(
+                    np.asarray(seq, np.int64),
+                    np.asarray(lp, np.float64),
+                    np.asarray(mu) if full_stats else None,
+                    np.asarray(sd) if full_stats else None,
+                )
+            )
         return out
 
-    def generate(self, prompts, max_new_tokens, *, greedy=True, temperature=1.0, top_k=None, seed=0, batch_size=32,
-                 progress=False):
+    def generate(
+        self,
+        prompts,
+        max_new_tokens,
+        *,
+        greedy=True,
+        temperature=1.0,
+        top_k=None,
+        seed=0,
+        batch_size=32,
+        progress=False,
+    ):
         self.n_generate_calls += 1
         out = []
         for j, prompt in enumerate(prompts):

@@ -126,22 +126,39 @@ class OpenAIServer:
         n = int(body.get("max_tokens", 16))
         with self._lock:  # one generation at a time: the backend is not thread-safe
             ids = self.backend.encode([prompt])[0]
-            new = self.backend.generate([ids], n, greedy=greedy, temperature=float(body.get("temperature") or 1.0),
-                                        seed=int(body.get("seed", 0)))[0]
+            new = self.backend.generate(
+                [ids],
+                n,
+                greedy=greedy,
+                temperature=float(body.get("temperature") or 1.0),
+                seed=int(body.get("seed", 0)),
+            )[0]
             text = self.backend.decode([new])[0]
-            lps = self.backend.score([ids + new])[0].logprobs[len(ids) - 1:].tolist() if body.get("logprobs") else None
+            lps = self.backend.score([ids + new])[0].logprobs[len(ids) - 1 :].tolist() if body.get("logprobs") else None
         finish = "length" if len(new) >= n else "stop"
         if self._refuse is not None and self._refuse in prompt:
             text, lps = "I'm sorry, but I can't help with reproducing copyrighted text.", None
         if chat:
-            choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": text},
-                                      "finish_reason": finish}
+            choice: dict[str, Any] = {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": finish,
+            }
             if lps is not None:
                 choice["logprobs"] = {"content": [{"token": str(i), "logprob": lp} for i, lp in zip(new, lps)]}
             kind = "chat.completion"
         else:
-            choice = {"index": 0, "text": text, "finish_reason": finish,
-                      "logprobs": None if lps is None else {"tokens": [str(i) for i in new], "token_logprobs": lps}}
+            choice = {
+                "index": 0,
+                "text": text,
+                "finish_reason": finish,
+                "logprobs": None if lps is None else {"tokens": [str(i) for i in new], "token_logprobs": lps},
+            }
             kind = "text_completion"
-        return {"id": f"cmpl-{len(self.log)}", "object": kind, "model": self.model, "choices": [choice],
-                "usage": {"prompt_tokens": len(ids), "completion_tokens": len(new)}}
+        return {
+            "id": f"cmpl-{len(self.log)}",
+            "object": kind,
+            "model": self.model,
+            "choices": [choice],
+            "usage": {"prompt_tokens": len(ids), "completion_tokens": len(new)},
+        }

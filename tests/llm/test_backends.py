@@ -20,8 +20,11 @@ from rote.llm.tinygpt import TinyGPTBackend, TinyGPTConfig, build_model
 
 torch.set_num_threads(1)
 
-CORPUS = ["In the beginning God created the heaven and the earth.", "And the earth was without form, and void.",
-          "Four score and seven years ago our fathers brought forth on this continent a new nation."] * 5
+CORPUS = [
+    "In the beginning God created the heaven and the earth.",
+    "And the earth was without form, and void.",
+    "Four score and seven years ago our fathers brought forth on this continent a new nation.",
+] * 5
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +37,28 @@ def hf_folder(tmp_path_factory):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=320, special_tokens=["<s>", "</s>", "<pad>"],
-                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.train_from_iterator(
+        CORPUS,
+        trainers.BpeTrainer(
+            vocab_size=320,
+            special_tokens=["<s>", "</s>", "<pad>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
     fast.save_pretrained(out)
-    cfg = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-                      bos_token_id=0, eos_token_id=1, pad_token_id=2)
+    cfg = LlamaConfig(
+        vocab_size=len(fast),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=2,
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = LlamaForCausalLM(cfg)
@@ -84,8 +102,11 @@ def test_score_matches_unpadded_forward_and_brute_force_stats(which, request):
         assert s.token_ids.dtype == np.int64 and s.token_ids.tolist() == seq
         assert s.logprobs.shape == s.mean_logprob.shape == s.std_logprob.shape == (len(seq) - 1,)
         logits = _plain_logits(b, seq)[:-1]  # (T-1, V): row t predicts token t+1
-        logp = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True)) \
+        logp = (
+            logits
+            - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True))
             - logits.max(1, keepdims=True)
+        )
         np.testing.assert_allclose(s.logprobs, logp[np.arange(len(seq) - 1), seq[1:]], atol=2e-5)
         p = np.exp(logp)
         mean = np.array([sum(p[t, v] * logp[t, v] for v in range(p.shape[1])) for t in range(p.shape[0])])
@@ -101,9 +122,14 @@ def test_hf_greedy_generation_matches_transformers_generate(hf):
     prompts = hf.encode(["In the beginning God", "Four", "And the earth was without form, and"])
     ours = hf.generate(prompts, 12, batch_size=3)
     for p, new in zip(prompts, ours):
-        ref = hf.model.generate(torch.tensor([p]), attention_mask=torch.ones((1, len(p)), dtype=torch.long),
-                                max_new_tokens=12, do_sample=False, eos_token_id=hf.eos_token_id,
-                                pad_token_id=hf.pad_token_id)[0, len(p):].tolist()
+        ref = hf.model.generate(
+            torch.tensor([p]),
+            attention_mask=torch.ones((1, len(p)), dtype=torch.long),
+            max_new_tokens=12,
+            do_sample=False,
+            eos_token_id=hf.eos_token_id,
+            pad_token_id=hf.pad_token_id,
+        )[0, len(p) :].tolist()
         if hf.eos_token_id in ref:  # transformers returns the EOS (and pads after it); rote stops before it
             ref = ref[: ref.index(hf.eos_token_id)]
         assert new == ref
@@ -121,7 +147,7 @@ def test_greedy_matches_step_by_step_argmax_without_cache(which, request):
             seq = list(p)
             for _ in range(8):  # oracle: full forward of the growing sequence, argmax of the last row
                 seq.append(int(_plain_logits(b, seq)[-1].argmax()))
-            assert new == seq[len(p):]
+            assert new == seq[len(p) :]
     finally:
         b.eos_token_id = eos
 
@@ -245,8 +271,11 @@ def test_hf_on_gpu_matches_cpu(hf_folder):
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(prompts=st.lists(st.lists(st.integers(0, 255), min_size=1, max_size=20), min_size=1, max_size=6),
-       batch_size=st.integers(1, 6), n_new=st.integers(0, 6))
+@given(
+    prompts=st.lists(st.lists(st.integers(0, 255), min_size=1, max_size=20), min_size=1, max_size=6),
+    batch_size=st.integers(1, 6),
+    n_new=st.integers(0, 6),
+)
 def test_batched_greedy_equals_one_at_a_time_for_any_lengths(tiny, prompts, batch_size, n_new):
     # left padding, the mask and position ids must make a prompt's continuation independent of its batch mates
     batched = tiny.generate(prompts, n_new, batch_size=batch_size)

@@ -28,14 +28,20 @@ _spec.loader.exec_module(_mod)
 OpenAIServer = _mod.OpenAIServer
 
 KEY = "sk-rote-test-7f3a9c1e5b2d4680-SECRET"
-PROMPTS = ["In the beginning", "Four score and seven years ago", "We the People of the United States", "Call me",
-           "It was the best of times"]
+PROMPTS = [
+    "In the beginning",
+    "Four score and seven years ago",
+    "We the People of the United States",
+    "Call me",
+    "It was the best of times",
+]
 
 
 @pytest.fixture(scope="module")
 def model():
-    return TinyGPTBackend(build_model(TinyGPTConfig(block_size=96, n_layer=2, n_head=2, n_embd=32), seed=11),
-                          name="served")
+    return TinyGPTBackend(
+        build_model(TinyGPTConfig(block_size=96, n_layer=2, n_head=2, n_embd=32), seed=11), name="served"
+    )
 
 
 @pytest.fixture()
@@ -94,7 +100,7 @@ def test_logprobs_match_the_local_model(server, model, tmp_path):
         text = messages_to_text(prompt) if isinstance(prompt, list) else prompt
         ids = model.encode([text])[0]
         new = model.generate([ids], 8)[0]
-        expected = model.score([ids + new])[0].logprobs[len(ids) - 1:]
+        expected = model.score([ids + new])[0].logprobs[len(ids) - 1 :]
         np.testing.assert_allclose(got.logprobs, expected, atol=1e-6)
     assert c.complete(["In the beginning"], 8)[0].cached  # logprobs come back from the cache too
     np.testing.assert_allclose(c.complete(["In the beginning"], 8)[0].logprobs, expected, atol=1e-6)
@@ -131,7 +137,7 @@ def test_timeout_midway_then_resume_from_cache_loses_nothing(server, model, tmp_
     out = c2.complete(PROMPTS, 10)
     assert [o.text for o in out] == reference
     assert [o.cached for o in out] == [True, True, False, False, False]
-    new_answers = [r for r in server.log[len(server.log) - 3:]]
+    new_answers = [r for r in server.log[len(server.log) - 3 :]]
     assert [r["body"]["prompt"] for r in new_answers] == PROMPTS[2:]
     assert server.n_answered >= answered_before + 3
 
@@ -140,8 +146,9 @@ def test_connection_refused_is_retried_then_reported(model, tmp_path):
     s = OpenAIServer(model).start()
     url = s.base_url
     s.stop()
-    c = open_backend("openai:tiny", base_url=url, api_key_env=None, cache_dir=str(tmp_path), max_retries=1,
-                     backoff=0.01)
+    c = open_backend(
+        "openai:tiny", base_url=url, api_key_env=None, cache_dir=str(tmp_path), max_retries=1, backoff=0.01
+    )
     with pytest.raises(BackendError, match="connection failed"):
         c.complete(["x"], 2)
     assert c.n_requests == 2

@@ -94,14 +94,21 @@ def test_real_smollm2_converts_loads_and_generates_like_transformers(tmp_path):
     mtime = (sm.smollm2_path(cache) / sm.MARKER).stat().st_mtime
     assert open_backend("smollm2", cache_dir=cache).tokenizer_fingerprint == b.tokenizer_fingerprint
     assert (sm.smollm2_path(cache) / sm.MARKER).stat().st_mtime == mtime  # no second conversion
-    texts = ["Four score and seven years ago our fathers brought forth on this continent",
-             "We the People of the United States, in Order to form a more perfect Union,",
-             "In the beginning God created"]
+    texts = [
+        "Four score and seven years ago our fathers brought forth on this continent",
+        "We the People of the United States, in Order to form a more perfect Union,",
+        "In the beginning God created",
+    ]
     prompts = b.encode(texts)
     ours = b.generate(prompts, 16, batch_size=3)
     for p, new in zip(prompts, ours):
-        ref = b.model.generate(torch.tensor([p]), attention_mask=torch.ones((1, len(p)), dtype=torch.long),
-                               max_new_tokens=16, do_sample=False, pad_token_id=b.pad_token_id)[0, len(p):].tolist()
+        ref = b.model.generate(
+            torch.tensor([p]),
+            attention_mask=torch.ones((1, len(p)), dtype=torch.long),
+            max_new_tokens=16,
+            do_sample=False,
+            pad_token_id=b.pad_token_id,
+        )[0, len(p) :].tolist()
         if b.eos_token_id in ref:
             ref = ref[: ref.index(b.eos_token_id)]
         assert new == ref

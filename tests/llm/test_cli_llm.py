@@ -19,22 +19,66 @@ def tiny_run(tmp_path_factory) -> Path:
     torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("tiny")
     corpus = tmp / "corpus.txt"
-    corpus.write_text("\n\n".join(f"Verse {i}: and the light was good, and the evening and the morning were day {i}."
-                                  for i in range(60)), encoding="utf-8")
+    corpus.write_text(
+        "\n\n".join(
+            f"Verse {i}: and the light was good, and the evening and the morning were day {i}." for i in range(60)
+        ),
+        encoding="utf-8",
+    )
     out = tmp / "run"
     try:
-        main(["llm", "train-tiny", "--corpus", str(corpus), "--out", str(out), "--canaries", "1,5", "--per-count",
-              "3", "--steps", "30", "--batch-size", "8", "--block-size", "128", "--layers", "1", "--d-model", "32",
-              "--heads", "2", "--prefix-tokens", "10,30", "--suffix-tokens", "20", "--n-boot", "50", "--quiet"])
+        main(
+            [
+                "llm",
+                "train-tiny",
+                "--corpus",
+                str(corpus),
+                "--out",
+                str(out),
+                "--canaries",
+                "1,5",
+                "--per-count",
+                "3",
+                "--steps",
+                "30",
+                "--batch-size",
+                "8",
+                "--block-size",
+                "128",
+                "--layers",
+                "1",
+                "--d-model",
+                "32",
+                "--heads",
+                "2",
+                "--prefix-tokens",
+                "10,30",
+                "--suffix-tokens",
+                "20",
+                "--n-boot",
+                "50",
+                "--quiet",
+            ]
+        )
     except SystemExit as exc:  # pragma: no cover - a failure here shows in every test below
         assert not exc.code
     return out
 
 
 def test_train_tiny_writes_a_complete_run(tiny_run):
-    for name in ("model.pt", "config.json", "results.json", "canaries.jsonl", "extraction.parquet",
-                 "extraction_groups.parquet", "membership.parquet", "membership_by_repeats.parquet",
-                 "extraction_rate.png", "report.html", "train_log.json"):
+    for name in (
+        "model.pt",
+        "config.json",
+        "results.json",
+        "canaries.jsonl",
+        "extraction.parquet",
+        "extraction_groups.parquet",
+        "membership.parquet",
+        "membership_by_repeats.parquet",
+        "extraction_rate.png",
+        "report.html",
+        "train_log.json",
+    ):
         assert (tiny_run / name).is_file(), name
     results = json.loads((tiny_run / "results.json").read_text())
     assert results["n_canaries"] == 9 and results["train"]["steps"] == 30
@@ -53,9 +97,27 @@ def test_train_tiny_writes_a_complete_run(tiny_run):
 def test_extract_and_membership_on_the_trained_model(tiny_run, tmp_path, capsys):
     data = tiny_run / "canaries.jsonl"
     out = tmp_path / "ext"
-    code, stdout, err = run(["llm", "extract", "--model", f"tiny:{tiny_run}", "--data", str(data), "--out", str(out),
-                             "--prefix-tokens", "10,40", "--suffix-tokens", "25", "--group", "repeats",
-                             "--n-boot", "20"], capsys)
+    code, stdout, err = run(
+        [
+            "llm",
+            "extract",
+            "--model",
+            f"tiny:{tiny_run}",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--prefix-tokens",
+            "10,40",
+            "--suffix-tokens",
+            "25",
+            "--group",
+            "repeats",
+            "--n-boot",
+            "20",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert "prefix   40 tokens" in stdout and "report:" in stdout
     rows = pd.read_parquet(out / "rows.parquet")
@@ -64,8 +126,9 @@ def test_extract_and_membership_on_the_trained_model(tiny_run, tmp_path, capsys)
     groups = pd.read_parquet(out / "groups.parquet")
     assert set(groups["prefix_tokens"]) == {10, 40}
     assert (out / "report.html").read_text().count("<mark>") == 10  # --top 10 spans
-    code, _, err = run(["llm", "extract", "--model", f"tiny:{tiny_run}", "--data", str(data), "--out", str(out)],
-                       capsys)
+    code, _, err = run(
+        ["llm", "extract", "--model", f"tiny:{tiny_run}", "--data", str(data), "--out", str(out)], capsys
+    )
     assert code == 2 and "already holds a finished run" in err
 
     mem = pd.read_json(data, lines=True)
@@ -73,21 +136,58 @@ def test_extract_and_membership_on_the_trained_model(tiny_run, tmp_path, capsys)
     mem[mem["member"]][["id", "text"]].to_json(members, orient="records", lines=True)
     mem[~mem["member"]][["id", "text"]].to_json(nonmembers, orient="records", lines=True)
     out2 = tmp_path / "mem"
-    code, stdout, err = run(["llm", "membership", "--model", f"tiny:{tiny_run}", "--members", str(members),
-                             "--nonmembers", str(nonmembers), "--out", str(out2), "--n-boot", "20", "--quiet"], capsys)
+    code, stdout, err = run(
+        [
+            "llm",
+            "membership",
+            "--model",
+            f"tiny:{tiny_run}",
+            "--members",
+            str(members),
+            "--nonmembers",
+            str(nonmembers),
+            "--out",
+            str(out2),
+            "--n-boot",
+            "20",
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 0, err
     res = json.loads((out2 / "results.json").read_text())
-    assert res["n_members"] == 6 and res["n_nonmembers"] == 3 and set(res["metrics"]) == {
-        "loss", "zlib", "min_k", "min_k_plus_plus"}
+    assert (
+        res["n_members"] == 6
+        and res["n_nonmembers"] == 3
+        and set(res["metrics"]) == {"loss", "zlib", "min_k", "min_k_plus_plus"}
+    )
     rows = pd.read_parquet(out2 / "rows.parquet")
     assert rows["member"].tolist() == [True] * 6 + [False] * 3
     for name in ("roc.png", "scores.png", "report.html", "config.json"):
         assert (out2 / name).is_file()
     # prompted extraction on a local model: the bare-prefix template, prefixes in tokens
     out3 = tmp_path / "prompted"
-    code, stdout, err = run(["llm", "extract", "--model", f"tiny:{tiny_run}", "--data", str(data), "--out", str(out3),
-                             "--prompted", "--templates", "none", "--prefix-tokens", "25,50",
-                             "--max-new-tokens", "20", "--quiet"], capsys)
+    code, stdout, err = run(
+        [
+            "llm",
+            "extract",
+            "--model",
+            f"tiny:{tiny_run}",
+            "--data",
+            str(data),
+            "--out",
+            str(out3),
+            "--prompted",
+            "--templates",
+            "none",
+            "--prefix-tokens",
+            "25,50",
+            "--max-new-tokens",
+            "20",
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 0, err
     rows = pd.read_parquet(out3 / "rows.parquet")
     assert len(rows) == 9 * 2 and set(rows["template"]) == {"none"}
@@ -102,30 +202,100 @@ def test_bad_inputs_exit_2_naming_file_and_line(tiny_run, tmp_path, capsys):
     assert code == 2 and "bad.jsonl, line 2: not UTF-8" in err
     empty = tmp_path / "empty.jsonl"
     empty.write_text('{"text": "fine"}\n{"text": ""}\n')
-    code, _, err = run(["llm", "membership", "--model", model, "--members", str(empty), "--nonmembers", str(empty),
-                        "--out", str(tmp_path / "o2")], capsys)
+    code, _, err = run(
+        [
+            "llm",
+            "membership",
+            "--model",
+            model,
+            "--members",
+            str(empty),
+            "--nonmembers",
+            str(empty),
+            "--out",
+            str(tmp_path / "o2"),
+        ],
+        capsys,
+    )
     assert code == 2 and "empty.jsonl, line 2: empty text" in err
     short = tmp_path / "short.jsonl"
     short.write_text('{"text": "much too short"}\n')
-    code, _, err = run(["llm", "extract", "--model", model, "--data", str(short), "--out", str(tmp_path / "o3")],
-                       capsys)
+    code, _, err = run(
+        ["llm", "extract", "--model", model, "--data", str(short), "--out", str(tmp_path / "o3")], capsys
+    )
     assert code == 2 and "shorter than prefix 50 + suffix 50 tokens" in err
-    code, _, err = run(["llm", "extract", "--model", model, "--data", str(short), "--out", str(tmp_path / "o4"),
-                        "--prefix-tokens", "ten"], capsys)
+    code, _, err = run(
+        [
+            "llm",
+            "extract",
+            "--model",
+            model,
+            "--data",
+            str(short),
+            "--out",
+            str(tmp_path / "o4"),
+            "--prefix-tokens",
+            "ten",
+        ],
+        capsys,
+    )
     assert code == 2 and "--prefix-tokens 'ten'" in err
-    code, _, err = run(["llm", "extract", "--model", model, "--data", str(short), "--out", str(tmp_path / "o5"),
-                        "--prefix-tokens", "100", "--suffix-tokens", "100"], capsys)
+    code, _, err = run(
+        [
+            "llm",
+            "extract",
+            "--model",
+            model,
+            "--data",
+            str(short),
+            "--out",
+            str(tmp_path / "o5"),
+            "--prefix-tokens",
+            "100",
+            "--suffix-tokens",
+            "100",
+        ],
+        capsys,
+    )
     assert code == 2 and "exceed the model's context of 128 tokens" in err
-    code, _, err = run(["llm", "extract", "--model", "tiny:" + str(tmp_path / "nothing"), "--data", str(short),
-                        "--out", str(tmp_path / "o6")], capsys)
+    code, _, err = run(
+        [
+            "llm",
+            "extract",
+            "--model",
+            "tiny:" + str(tmp_path / "nothing"),
+            "--data",
+            str(short),
+            "--out",
+            str(tmp_path / "o6"),
+        ],
+        capsys,
+    )
     assert code == 2 and "no such folder" in err
-    code, _, err = run(["llm", "extract", "--model", model, "--data", str(short), "--out", str(tmp_path / "o7"),
-                        "--group", "kind"], capsys)
+    code, _, err = run(
+        ["llm", "extract", "--model", model, "--data", str(short), "--out", str(tmp_path / "o7"), "--group", "kind"],
+        capsys,
+    )
     assert code == 2 and "--group 'kind'" in err
     code, _, err = run(["llm", "train-tiny", "--out", str(tmp_path / "o8"), "--canaries", "1,x"], capsys)
     assert code == 2 and "--canaries '1,x'" in err
-    code, _, err = run(["llm", "membership", "--model", model, "--members", str(short), "--nonmembers", str(short),
-                        "--out", str(tmp_path / "o9"), "--fprs", "2"], capsys)
+    code, _, err = run(
+        [
+            "llm",
+            "membership",
+            "--model",
+            model,
+            "--members",
+            str(short),
+            "--nonmembers",
+            str(short),
+            "--out",
+            str(tmp_path / "o9"),
+            "--fprs",
+            "2",
+        ],
+        capsys,
+    )
     assert code == 2 and "(0, 1)" in err
 
 
@@ -133,18 +303,39 @@ def test_prompted_study_over_http_keeps_the_key_secret_and_resumes(tmp_path, cap
     from .conftest import NGramBackend
     from .openai_server import OpenAIServer
 
-    texts = ["Four score and seven years ago our fathers brought forth on this continent a new nation, conceived "
-             "in Liberty, and dedicated to the proposition that all men are created equal.",
-             "We the People of the United States, in Order to form a more perfect Union, establish Justice, insure "
-             "domestic Tranquility, provide for the common defence."]
+    texts = [
+        "Four score and seven years ago our fathers brought forth on this continent a new nation, conceived "
+        "in Liberty, and dedicated to the proposition that all men are created equal.",
+        "We the People of the United States, in Order to form a more perfect Union, establish Justice, insure "
+        "domestic Tranquility, provide for the common defence.",
+    ]
     data = tmp_path / "articles.jsonl"
     data.write_text("\n".join(json.dumps({"id": f"a{i}", "text": t}) for i, t in enumerate(texts)) + "\n")
     secret = "sk-test-0123456789abcdef"
-    argv = ["llm", "extract", "--model", "openai:tiny", "--data", str(data), "--prompted", "--templates",
-            "plain,roleplay", "--prefix-tokens", "5,10", "--max-new-tokens", "12", "--api-key-env", "ROTE_TEST_KEY",
-            "--cache-dir", str(tmp_path / "cache"), "--max-retries", "0", "--quiet"]
+    argv = [
+        "llm",
+        "extract",
+        "--model",
+        "openai:tiny",
+        "--data",
+        str(data),
+        "--prompted",
+        "--templates",
+        "plain,roleplay",
+        "--prefix-tokens",
+        "5,10",
+        "--max-new-tokens",
+        "12",
+        "--api-key-env",
+        "ROTE_TEST_KEY",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--max-retries",
+        "0",
+        "--quiet",
+    ]
     with OpenAIServer(NGramBackend(texts, order=20)) as server:
-        argv[argv.index("--api-key-env") - 0:argv.index("--api-key-env")] = ["--base-url", server.base_url]
+        argv[argv.index("--api-key-env") - 0 : argv.index("--api-key-env")] = ["--base-url", server.base_url]
         server.require_key(secret)
         server.refuse_when("Archivist")
         # no key in the environment: a clear message, exit 2, no request sent

@@ -10,8 +10,14 @@ import pytest
 
 from rote.core.errors import ConfigError
 from rote.llm.backends.base import Backend, Completion
-from rote.llm.extraction import (PROMPT_TEMPLATES, extract, extraction_risk, memorization_score, prompted_extraction,
-                                 render_prompt)
+from rote.llm.extraction import (
+    PROMPT_TEMPLATES,
+    extract,
+    extraction_risk,
+    memorization_score,
+    prompted_extraction,
+    render_prompt,
+)
 
 from .conftest import NGramBackend
 
@@ -115,7 +121,7 @@ class ChatEcho(Backend):
                 out.append(Completion("I'm sorry, I can't recite that.", True, "stop"))
                 continue
             prefix = content.split("\n\n")[1]
-            rest = self.source[len(prefix):].lstrip()
+            rest = self.source[len(prefix) :].lstrip()
             out.append(Completion(" ".join(rest.split()[:max_new_tokens]), False, "length"))
         return out
 
@@ -123,8 +129,9 @@ class ChatEcho(Backend):
 def test_prompted_extraction_counts_refusals_and_words():
     text = "It was the best of times, it was the worst of times, it was the age of wisdom."
     b = ChatEcho(text)
-    res = prompted_extraction(b, [text], prefix_tokens=(3, 5), templates=("plain", "conversation", "roleplay"),
-                              max_new_tokens=4)
+    res = prompted_extraction(
+        b, [text], prefix_tokens=(3, 5), templates=("plain", "conversation", "roleplay"), max_new_tokens=4
+    )
     assert res.prefix_unit == "words" and res.n_skipped == 0
     assert res.refusal_rate == {"plain": 0.0, "conversation": 0.0, "roleplay": 1.0}
     rows = res.rows.set_index(["template", "prefix_tokens"])
@@ -145,7 +152,7 @@ def test_prompted_extraction_on_a_local_model_uses_tokens():
     assert res.prefix_unit == "tokens"
     # a bare prefix continued by a copying model reproduces the next 30 characters
     assert (res.rows["lcsubstr_chars"] == 30).all()
-    assert res.rows["generated_text"].tolist() == [t[k:k + 30] for t in TRAIN for k in (25, 50)]
+    assert res.rows["generated_text"].tolist() == [t[k : k + 30] for t in TRAIN for k in (25, 50)]
     with pytest.raises(ConfigError, match="unknown prompt template"):
         prompted_extraction(b, TRAIN, templates=("poem",))
 
@@ -182,15 +189,17 @@ class Restater(ChatEcho):
         out = []
         for p in prompts:
             prefix = p[-1]["content"].split("\n\n")[1]
-            rest = self.source[len(prefix):].lstrip()
+            rest = self.source[len(prefix) :].lstrip()
             out.append(Completion(f"Sure: {prefix} {' '.join(rest.split()[:max_new_tokens])}", False, "length"))
         return out
 
 
 def test_a_restated_prefix_is_left_out_of_the_comparison():
     # the source repeats itself, so a restated prefix would match the rest of the text verbatim
-    text = ("Blessed are the poor in spirit for theirs is the kingdom of heaven. Blessed are the meek for they shall "
-            "inherit the earth. Blessed are the poor in spirit for theirs is the kingdom of heaven.")
+    text = (
+        "Blessed are the poor in spirit for theirs is the kingdom of heaven. Blessed are the meek for they shall "
+        "inherit the earth. Blessed are the poor in spirit for theirs is the kingdom of heaven."
+    )
     b = Restater(text)
     res = prompted_extraction(b, [text], prefix_tokens=(13,), max_new_tokens=3)
     r = res.rows.iloc[0]
@@ -199,6 +208,9 @@ def test_a_restated_prefix_is_left_out_of_the_comparison():
     # only the continuation after the restated prefix counts: " Blessed are the"
     assert r["lcsubstr_chars"] == len(" Blessed are the")
     answer = r["generated_text"]
-    assert answer[r["lcsubstr_candidate_start"]:r["lcsubstr_candidate_start"] + r["lcsubstr_chars"]] == " Blessed are the"
+    assert (
+        answer[r["lcsubstr_candidate_start"] : r["lcsubstr_candidate_start"] + r["lcsubstr_chars"]]
+        == " Blessed are the"
+    )
     whole = prompted_extraction(b, [text], prefix_tokens=(13,), max_new_tokens=3, strip_echo=0).rows.iloc[0]
     assert whole["echo_chars"] == 0 and whole["lcsubstr_chars"] > len(prefix)  # the echo matches the repetition

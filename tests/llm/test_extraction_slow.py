@@ -28,8 +28,27 @@ def _run(argv: list[str]) -> None:
 def test_canaries_repeated_more_are_memorized_more(tmp_path):
     torch.set_num_threads(1)
     out = tmp_path / "small"
-    _run(["llm", "train-tiny", "--corpus", "kjv", "--canaries", "1,10,100", "--out", str(out), "--layers", "2",
-          "--d-model", "64", "--heads", "4", "--steps", "1000", "--quiet"])
+    _run(
+        [
+            "llm",
+            "train-tiny",
+            "--corpus",
+            "kjv",
+            "--canaries",
+            "1,10,100",
+            "--out",
+            str(out),
+            "--layers",
+            "2",
+            "--d-model",
+            "64",
+            "--heads",
+            "4",
+            "--steps",
+            "1000",
+            "--quiet",
+        ]
+    )
     res = json.loads((out / "results.json").read_text())
     auc = {int(r): v["loss"] for r, v in res["membership_auc"].items()}
     assert auc[100] >= 0.9 and auc[100] > auc[1]
@@ -46,7 +65,20 @@ def test_smollm2_famous_texts_vs_fresh_texts(tmp_path):
     torch.set_num_threads(1)
     _run(["llm", "sample-texts", "--out", str(tmp_path / "famous.jsonl"), "--fresh", "0"])
     _run(["llm", "sample-texts", "--out", str(tmp_path / "fresh.jsonl"), "--no-famous", "--fresh", "24"])
-    _run(["llm", "membership", "--model", "smollm2", "--members", str(tmp_path / "famous.jsonl"), "--nonmembers",
-          str(tmp_path / "fresh.jsonl"), "--out", str(tmp_path / "mem"), "--quiet"])
+    _run(
+        [
+            "llm",
+            "membership",
+            "--model",
+            "smollm2",
+            "--members",
+            str(tmp_path / "famous.jsonl"),
+            "--nonmembers",
+            str(tmp_path / "fresh.jsonl"),
+            "--out",
+            str(tmp_path / "mem"),
+            "--quiet",
+        ]
+    )
     res = json.loads((tmp_path / "mem" / "results.json").read_text())
     assert res["metrics"]["loss"]["auc"] > 0.5

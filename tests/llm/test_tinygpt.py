@@ -7,11 +7,11 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from rote_testing import kill_when_ready
 
 from rote.core.errors import BackendError, ConfigError, DataError
 from rote.llm import open_backend
 from rote.llm.tinygpt import (
-from rote_testing import kill_when_ready
     ByteTokenizer,
     TinyGPT,
     TinyGPTBackend,
@@ -30,8 +30,9 @@ TEXT = "the cat sat on the mat. the dog sat on the log. " * 40
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny")
-    res = train_tiny_gpt(TEXT, SMALL, steps=150, batch_size=16, lr=1e-2, seed=0, out_dir=out, checkpoint_every=50,
-                         warmup=10)
+    res = train_tiny_gpt(
+        TEXT, SMALL, steps=150, batch_size=16, lr=1e-2, seed=0, out_dir=out, checkpoint_every=50, warmup=10
+    )
     return out, res
 
 
@@ -71,16 +72,18 @@ def test_cached_padded_step_equals_plain_forward():
         ids = torch.zeros((3, t), dtype=torch.long)
         mask = torch.zeros((3, t), dtype=torch.long)
         for r, s in enumerate(seqs):
-            ids[r, t - len(s):] = torch.tensor(s)
-            mask[r, t - len(s):] = 1
+            ids[r, t - len(s) :] = torch.tensor(s)
+            mask[r, t - len(s) :] = 1
         pos = (mask.cumsum(1) - 1).clamp_min(0)
         logits, cache = model.step(ids[:, :-2], mask[:, :-2], pos[:, :-2], None)
         for r, s in enumerate(seqs):
             n = len(s) - 2
             if n > 0:
-                torch.testing.assert_close(logits[r, t - 2 - n:], plain[r][:n], atol=1e-5, rtol=1e-4)
+                torch.testing.assert_close(logits[r, t - 2 - n :], plain[r][:n], atol=1e-5, rtol=1e-4)
         for j in (2, 1):
-            logits, cache = model.step(ids[:, t - j:t - j + 1], mask[:, :t - j + 1], pos[:, t - j:t - j + 1], cache)
+            logits, cache = model.step(
+                ids[:, t - j : t - j + 1], mask[:, : t - j + 1], pos[:, t - j : t - j + 1], cache
+            )
             for r, s in enumerate(seqs):
                 torch.testing.assert_close(logits[r, 0], plain[r][len(s) - j], atol=1e-5, rtol=1e-4)
 

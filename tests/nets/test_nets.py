@@ -60,8 +60,16 @@ def test_documented_layer_shapes_resnet9_resnet18_vit():
     x = torch.randn(1, 3, 32, 32)
     r9 = ResNet9(3, width=4)
     shapes = {n: tuple(t.shape[1:]) for n, t in capture(r9.eval(), r9.layer_names(), x).items()}
-    assert shapes == {"conv1": (4, 32, 32), "conv2": (8, 16, 16), "res1.conv1": (8, 16, 16), "res1.conv2": (8, 16, 16),
-                      "conv3": (16, 8, 8), "conv4": (32, 4, 4), "res2.conv1": (32, 4, 4), "res2.conv2": (32, 4, 4)}
+    assert shapes == {
+        "conv1": (4, 32, 32),
+        "conv2": (8, 16, 16),
+        "res1.conv1": (8, 16, 16),
+        "res1.conv2": (8, 16, 16),
+        "conv3": (16, 8, 8),
+        "conv4": (32, 4, 4),
+        "res2.conv1": (32, 4, 4),
+        "res2.conv2": (32, 4, 4),
+    }
     x28 = torch.randn(1, 1, 28, 28)
     assert capture(ResNet9(1, width=4).eval(), ["conv4"], x28)["conv4"].shape == (1, 32, 3, 3)
     r18 = ResNet18(3, width=4)
@@ -80,9 +88,17 @@ def _conv(cin, cout, k, bias):
 def test_parameter_counts_by_formula():
     bn = 2  # a BatchNorm has a scale and a shift per channel
     w = 64
-    r9 = (_conv(3, w, 3, False) + _conv(w, 2 * w, 3, False) + 2 * _conv(2 * w, 2 * w, 3, False)
-          + _conv(2 * w, 4 * w, 3, False) + _conv(4 * w, 8 * w, 3, False) + 2 * _conv(8 * w, 8 * w, 3, False)
-          + bn * (w + 2 * w + 2 * 2 * w + 4 * w + 8 * w + 2 * 8 * w) + 8 * w * 10 + 10)
+    r9 = (
+        _conv(3, w, 3, False)
+        + _conv(w, 2 * w, 3, False)
+        + 2 * _conv(2 * w, 2 * w, 3, False)
+        + _conv(2 * w, 4 * w, 3, False)
+        + _conv(4 * w, 8 * w, 3, False)
+        + 2 * _conv(8 * w, 8 * w, 3, False)
+        + bn * (w + 2 * w + 2 * 2 * w + 4 * w + 8 * w + 2 * 8 * w)
+        + 8 * w * 10
+        + 10
+    )
     assert ResNet9().n_params() == r9 == 6_573_130
     assert ResNet18().n_params() == 11_173_962  # the usual CIFAR ResNet18 figure
     assert MLP(784, (256, 128)).n_params() == 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10

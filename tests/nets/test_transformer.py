@@ -31,8 +31,12 @@ class _RefAttention(nn.Module):
         self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd)
 
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor | None = None,
-                kv: tuple[torch.Tensor, torch.Tensor, int] | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        allowed: torch.Tensor | None = None,
+        kv: tuple[torch.Tensor, torch.Tensor, int] | None = None,
+    ) -> torch.Tensor:
         # x: (B, T, C); allowed: (B, 1, T, S) bool, True where a query may attend a key (None = plain causal);
         # kv: this layer's cache buffers (B, H, block_size, D) and the number of columns already filled
         b, t, c = x.shape
@@ -40,9 +44,9 @@ class _RefAttention(nn.Module):
         q, k, v = (z.view(b, t, self.n_head, self.head_dim).transpose(1, 2) for z in (q, k, v))  # (B, H, T, D)
         if kv is not None:
             kbuf, vbuf, start = kv
-            kbuf[:, :, start:start + t] = k
-            vbuf[:, :, start:start + t] = v
-            k, v = kbuf[:, :, :start + t], vbuf[:, :, :start + t]  # (B, H, S, D), S = cached + T
+            kbuf[:, :, start : start + t] = k
+            vbuf[:, :, start : start + t] = v
+            k, v = kbuf[:, :, : start + t], vbuf[:, :, : start + t]  # (B, H, S, D), S = cached + T
         if allowed is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
@@ -56,7 +60,9 @@ class _RefBlock(nn.Module):
         super().__init__()
         self.ln1, self.ln2 = nn.LayerNorm(cfg.n_embd), nn.LayerNorm(cfg.n_embd)
         self.attn = _RefAttention(cfg)
-        self.mlp = nn.Sequential(nn.Linear(cfg.n_embd, 4 * cfg.n_embd), nn.GELU(), nn.Linear(4 * cfg.n_embd, cfg.n_embd))
+        self.mlp = nn.Sequential(
+            nn.Linear(cfg.n_embd, 4 * cfg.n_embd), nn.GELU(), nn.Linear(4 * cfg.n_embd, cfg.n_embd)
+        )
 
     def forward(self, x: torch.Tensor, allowed: torch.Tensor | None = None, kv: Any = None) -> torch.Tensor:
         x = x + self.attn(self.ln1(x), allowed, kv)
@@ -99,7 +105,7 @@ def test_block_outputs_bit_identical_plain_masked_and_cached():
         for blk, cache in zip((ref, ours), caches):
             steps = [blk(x[:, :7], allowed[:, :, :7, :7], (cache.k[0], cache.v[0], 0))]
             for t in range(7, 10):
-                steps.append(blk(x[:, t:t + 1], allowed[:, :, t:t + 1, :t + 1], (cache.k[0], cache.v[0], t)))
+                steps.append(blk(x[:, t : t + 1], allowed[:, :, t : t + 1, : t + 1], (cache.k[0], cache.v[0], t)))
             outs.append(torch.cat(steps, dim=1))
         assert torch.equal(outs[0], outs[1])
         assert torch.equal(caches[0].k[0][:, :, :10], caches[1].k[0][:, :, :10])
@@ -168,8 +174,14 @@ def test_attention_equals_hand_computation_and_pattern(causal):
 def test_icl_variants_attention_only_and_no_layer_norm():
     torch.manual_seed(0)
     only = Block(BlockConfig(16, 2, mlp=False))
-    assert set(only.state_dict()) == {"ln1.weight", "ln1.bias", "attn.qkv.weight", "attn.qkv.bias",
-                                      "attn.proj.weight", "attn.proj.bias"}
+    assert set(only.state_dict()) == {
+        "ln1.weight",
+        "ln1.bias",
+        "attn.qkv.weight",
+        "attn.qkv.bias",
+        "attn.proj.weight",
+        "attn.proj.bias",
+    }
     x = torch.randn(2, 5, 16)
     with torch.no_grad():
         torch.testing.assert_close(only(x), x + only.attn(only.ln1(x)))

@@ -42,20 +42,24 @@ def copied_audit():
     training row 9 exactly, synthetic 3 is training row 4 with income moved by 1."""
     rng = np.random.default_rng(7)
     n_tr, n_sy = 30, 20
-    train = pd.DataFrame({
-        "age": rng.integers(18, 90, n_tr).astype(float),
-        "income": rng.uniform(20_000, 90_000, n_tr).round(2),
-        "city": rng.choice(["Paris", "Lyon", "Nice"], n_tr),
-        "label": rng.choice(["yes", "no"], n_tr),
-    })
+    train = pd.DataFrame(
+        {
+            "age": rng.integers(18, 90, n_tr).astype(float),
+            "income": rng.uniform(20_000, 90_000, n_tr).round(2),
+            "city": rng.choice(["Paris", "Lyon", "Nice"], n_tr),
+            "label": rng.choice(["yes", "no"], n_tr),
+        }
+    )
     train.loc[4, ["age", "income", "city"]] = [41.0, 12345.67, "Marseille"]
     train.loc[9, ["age", "income", "city"]] = [77.0, 98765.43, "Brest"]
-    synthetic = pd.DataFrame({
-        "age": rng.integers(18, 90, n_sy).astype(float),
-        "income": rng.uniform(20_000, 90_000, n_sy).round(2),
-        "city": rng.choice(["Paris", "Lyon", "Nice"], n_sy),
-        "label": rng.choice(["yes", "no"], n_sy),
-    })
+    synthetic = pd.DataFrame(
+        {
+            "age": rng.integers(18, 90, n_sy).astype(float),
+            "income": rng.uniform(20_000, 90_000, n_sy).round(2),
+            "city": rng.choice(["Paris", "Lyon", "Nice"], n_sy),
+            "label": rng.choice(["yes", "no"], n_sy),
+        }
+    )
     synthetic.iloc[0] = train.iloc[4]
     synthetic.iloc[1] = train.iloc[4]
     synthetic.iloc[2] = train.iloc[9]
@@ -72,7 +76,7 @@ def test_everything_user_supplied_is_escaped():
     r.add_summary({"<k>": "<v>", "n": 3})
     r.add_heading("<h>")
     r.add_text("a < b & c > d <script>alert(1)</script>")
-    frame = pd.DataFrame({"<script>": ["<b>bold</b>", "x"], "y\"q": [1.5, 2.0]})
+    frame = pd.DataFrame({"<script>": ["<b>bold</b>", "x"], 'y"q': [1.5, 2.0]})
     r.add_table(frame, caption="<cap>")
     r.add_config({"path": "<img src=x onerror=alert(1)>"})
     html = r.render()
@@ -88,8 +92,17 @@ def test_everything_user_supplied_is_escaped():
 
 def test_summary_formats_numbers():
     r = Report("t")
-    r.add_summary({"ints": 1234567, "float": 0.123456789, "nan": float("nan"), "flag": True, "none": None,
-                   "np": np.int64(42), "text": "12.50%"})
+    r.add_summary(
+        {
+            "ints": 1234567,
+            "float": 0.123456789,
+            "nan": float("nan"),
+            "flag": True,
+            "none": None,
+            "np": np.int64(42),
+            "text": "12.50%",
+        }
+    )
     html = r.render()
     for text in ("1,234,567", "0.1235", "undefined", "yes", "none", "42", "12.50%"):
         assert f"<td>{text}</td>" in html
@@ -244,13 +257,20 @@ def test_audit_report_nothing_memorized():
 def test_finished_audit_run_holds_every_file(copied_audit, tmp_path, capsys):
     r = copied_audit
     run = RunFolder(tmp_path / "run")
-    assert run.finish(r, command="rote tabular audit", options={"distance": "gower"}, quiet=True,
-                      **audit_outputs(r)) == 0
+    assert (
+        run.finish(r, command="rote tabular audit", options={"distance": "gower"}, quiet=True, **audit_outputs(r)) == 0
+    )
     assert capsys.readouterr() == ("", "")  # quiet: nothing printed
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert cfg["command"] == "rote tabular audit" and cfg["options"] == {"distance": "gower"}
-    names = {"results": "results.json", "rows": "rows.parquet", "train_rows": "train_rows.parquet",
-             "ratio_hist": "ratio_hist.png", "report": "report.html", "config": "config.json"}
+    names = {
+        "results": "results.json",
+        "rows": "rows.parquet",
+        "train_rows": "train_rows.parquet",
+        "ratio_hist": "ratio_hist.png",
+        "report": "report.html",
+        "config": "config.json",
+    }
     assert sorted(x.name for x in (tmp_path / "run").iterdir()) == sorted(names.values())
     paths = {key: tmp_path / "run" / name for key, name in names.items()}
     for p in paths.values():

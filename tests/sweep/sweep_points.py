@@ -29,8 +29,13 @@ def square(params: dict, work_dir: Path) -> dict:
     noise = float(np.random.default_rng(params.get("seed", 0)).normal())
     global_draw = float(np.random.random())  # seeded by the runner from the seed axis
     table = pd.DataFrame({"step": np.arange(3), "value": params["x"] * np.arange(3.0)})
-    return {"y": params["x"] ** 2 + noise, "global_draw": global_draw, "pid": os.getpid(),
-            "nested": {"a": params["x"], "b": "text"}, "curve": table}
+    return {
+        "y": params["x"] ** 2 + noise,
+        "global_draw": global_draw,
+        "pid": os.getpid(),
+        "nested": {"a": params["x"], "b": "text"},
+        "curve": table,
+    }
 
 
 def flaky(params: dict, work_dir: Path) -> dict:

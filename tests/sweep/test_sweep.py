@@ -153,10 +153,12 @@ def test_killed_grid_resumes_without_recomputing(tmp_path):
     log.mkdir()
     (log / "block").touch()
     out = tmp_path / "out"
-    script = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import sweep_points as sp; "
-              f"from rote.sweep import Grid, run_grid; "
-              f"run_grid(sp.hang_at_two, Grid({{'x': [1, 2, 3, 4]}}, fixed={{'log_dir': {str(log)!r}}}), "
-              f"{str(out)!r}, workers=1, quiet=True)")
+    script = (
+        f"import sys; sys.path.insert(0, {str(HERE)!r}); import sweep_points as sp; "
+        f"from rote.sweep import Grid, run_grid; "
+        f"run_grid(sp.hang_at_two, Grid({{'x': [1, 2, 3, 4]}}, fixed={{'log_dir': {str(log)!r}}}), "
+        f"{str(out)!r}, workers=1, quiet=True)"
+    )
     proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
     try:
         deadline = time.time() + 60
@@ -168,8 +170,7 @@ def test_killed_grid_resumes_without_recomputing(tmp_path):
         proc.wait()
     assert len(list((out / "points").glob("*/result.json"))) == 1
     (log / "block").unlink()
-    res = run_grid(sp.hang_at_two, Grid({"x": [1, 2, 3, 4]}, fixed={"log_dir": str(log)}), out, workers=1,
-                   quiet=True)
+    res = run_grid(sp.hang_at_two, Grid({"x": [1, 2, 3, 4]}, fixed={"log_dir": str(log)}), out, workers=1, quiet=True)
     assert res.n_done == 4 and res.n_reused == 1
     assert sp.count_calls(log) == 2 + 3
     assert res.table["y"].tolist() == [1, 4, 9, 16]

@@ -14,7 +14,11 @@ from scipy.stats import chi2_contingency
 from rote.core.errors import ConfigError
 from rote.data import TableSchema
 from rote.tabular.association import (
-    association_matrix, cluster_columns, correlation_ratio, cramers_v_corrected, pearson_abs,
+    association_matrix,
+    cluster_columns,
+    correlation_ratio,
+    cramers_v_corrected,
+    pearson_abs,
 )
 
 
@@ -78,11 +82,17 @@ def mixed_table(n=300, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=n)
     g = rng.integers(0, 3, n)
-    return pd.DataFrame({
-        "x": x, "x2": 2 * x + 0.01 * rng.normal(size=n), "z": rng.normal(size=n),
-        "g": g.astype(str), "g_copy": np.array(["a", "b", "c"])[g], "noise": rng.integers(0, 4, n).astype(str),
-        "label": (x > 0).astype(str),
-    })
+    return pd.DataFrame(
+        {
+            "x": x,
+            "x2": 2 * x + 0.01 * rng.normal(size=n),
+            "z": rng.normal(size=n),
+            "g": g.astype(str),
+            "g_copy": np.array(["a", "b", "c"])[g],
+            "noise": rng.integers(0, 4, n).astype(str),
+            "label": (x > 0).astype(str),
+        }
+    )
 
 
 def test_association_matrix_entries_match_pairwise_definitions():
@@ -120,8 +130,12 @@ def average_linkage_reference(dist: np.ndarray, cut: float) -> set[frozenset[int
     that mean is <= cut (scipy's fcluster(criterion='distance') keeps merges with height <= t)."""
     clusters = [{i} for i in range(len(dist))]
     while len(clusters) > 1:
-        best = min(((np.mean([dist[i, j] for i in a for j in b]), ia, ib)
-                    for (ia, a), (ib, b) in itertools.combinations(enumerate(clusters), 2)))
+        best = min(
+            (
+                (np.mean([dist[i, j] for i in a for j in b]), ia, ib)
+                for (ia, a), (ib, b) in itertools.combinations(enumerate(clusters), 2)
+            )
+        )
         if best[0] > cut:
             break
         _, ia, ib = best

@@ -123,8 +123,15 @@ def test_memorization_ratio_function():
     assert memorization_ratio(TRAIN, SYN, schema=SCHEMA, threshold=0.1) == 0.5
 
 
-@pytest.mark.parametrize("threshold, expected", [(0.1, [True, False, True, False]), (0.2, [True, False, True, False]),
-                                                 (0.25, [True, True, True, False]), (1.0, [True, True, True, False])])
+@pytest.mark.parametrize(
+    "threshold, expected",
+    [
+        (0.1, [True, False, True, False]),
+        (0.2, [True, False, True, False]),
+        (0.25, [True, True, True, False]),
+        (1.0, [True, True, True, False]),
+    ],
+)
 def test_threshold_changes_result(threshold, expected):
     res = audit(TRAIN, SYN, schema=SCHEMA, threshold=threshold)
     assert res.rows["memorized"].tolist() == expected  # strict: ratio 0.2 is not < 0.2, ratio 1 not < 1
@@ -207,20 +214,26 @@ def test_distance_ratio_helpers():
 def _random_tables(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, TableSchema]:
     rng = np.random.default_rng(seed)
     n = 80
-    train = pd.DataFrame({
-        "u": rng.normal(50, 10, n).round(2),
-        "v": rng.integers(0, 40, n).astype(float),
-        "k": rng.choice(["p", "q", "r"], n),
-        "y": rng.choice(["no", "yes"], n),
-    })
+    train = pd.DataFrame(
+        {
+            "u": rng.normal(50, 10, n).round(2),
+            "v": rng.integers(0, 40, n).astype(float),
+            "k": rng.choice(["p", "q", "r"], n),
+            "y": rng.choice(["no", "yes"], n),
+        }
+    )
     train = pd.concat([train, train.iloc[[3, 3, 7]]], ignore_index=True)  # duplicates: 0/0 ratios
     copies = train.iloc[rng.integers(0, len(train), 20)].reset_index(drop=True)
     near = train.iloc[rng.integers(0, len(train), 20)].reset_index(drop=True)
     near["u"] = near["u"] + rng.normal(0, 0.5, 20)
-    fresh = pd.DataFrame({
-        "u": rng.normal(50, 12, 20).round(2), "v": rng.integers(0, 45, 20).astype(float),
-        "k": rng.choice(["p", "q", "r", "s"], 20), "y": rng.choice(["no", "yes"], 20),
-    })
+    fresh = pd.DataFrame(
+        {
+            "u": rng.normal(50, 12, 20).round(2),
+            "v": rng.integers(0, 45, 20).astype(float),
+            "k": rng.choice(["p", "q", "r", "s"], 20),
+            "y": rng.choice(["no", "yes"], 20),
+        }
+    )
     syn = pd.concat([copies, near, fresh, train.iloc[[3]]], ignore_index=True)
     return train, syn, TableSchema(("u", "v"), ("k", "y"), target="y")
 
@@ -318,8 +331,9 @@ def _brute_gower(a: pd.DataFrame, b: pd.DataFrame, ranges: dict[str, float], sch
 
 @pytest.mark.parametrize("distance", ["tabcutmix", "gower"])
 def test_holdout_dcr_against_brute_force(distance):
-    res = _frames_equal_after(lambda: audit(TRAIN, SYN, schema=SCHEMA, holdout=HOLD, distance=distance),
-                              TRAIN, SYN, HOLD)
+    res = _frames_equal_after(
+        lambda: audit(TRAIN, SYN, schema=SCHEMA, holdout=HOLD, distance=distance), TRAIN, SYN, HOLD
+    )
     ranges = {"x": float(TRAIN["x"].max() - TRAIN["x"].min())}  # from train, not train + holdout
     dcr_train = _brute_gower(SYN, TRAIN, ranges, SCHEMA).min(1)
     dcr_hold = _brute_gower(SYN, HOLD, ranges, SCHEMA).min(1)

@@ -37,7 +37,7 @@ def test_full_adult_tabcutmix_audit_matches_direct_computation():
     res = audit(train, synthetic, schema=SCHEMA, distance="tabcutmix")
     rows = res.rows
     check = np.random.default_rng(7).choice(len(synthetic), 150, replace=False)
-    check = np.union1d(check, planted["synthetic_row"].to_numpy()[:: 30])  # some planted rows too
+    check = np.union1d(check, planted["synthetic_row"].to_numpy()[::30])  # some planted rows too
     for i in check:
         d = direct_tabcutmix(train, synthetic.iloc[i])
         order = np.argsort(d, kind="stable")

@@ -16,7 +16,14 @@ from scipy.stats import binom
 from rote.core.errors import ConfigError
 from rote.data import TableSchema
 from rote.tabular.augment import (
-    AUGMENTERS, IJFAugmenter, Mixup, OODDetector, SMOTEAugmenter, TabCutMix, TabCutMixPlus, ood_rate,
+    AUGMENTERS,
+    IJFAugmenter,
+    Mixup,
+    OODDetector,
+    SMOTEAugmenter,
+    TabCutMix,
+    TabCutMixPlus,
+    ood_rate,
 )
 
 N_NUM, N_CAT = 3, 3  # F = 6 features besides the label
@@ -63,8 +70,14 @@ def test_code_mode_swaps_exactly_floor_lambda_f_features():
 def test_paper_mode_masks_are_bernoulli_lambda_per_feature():
     df, schema = traceable(2000, n_classes=1)
     src = sources(TabCutMix(mode="paper", lam=0.5, seed=3).fit(df, schema).sample(4000))
-    minority = np.array([min(np.unique(s, return_counts=True)[1].min(), 6 - np.unique(s, return_counts=True)[1].max())
-                         if len(np.unique(s)) == 2 else 0 for s in src])
+    minority = np.array(
+        [
+            min(np.unique(s, return_counts=True)[1].min(), 6 - np.unique(s, return_counts=True)[1].max())
+            if len(np.unique(s)) == 2
+            else 0
+            for s in src
+        ]
+    )
     # k ~ Bin(6, 1/2) features from the first row; the smaller side has min(k, 6 - k) features
     pmf = binom.pmf(np.arange(7), 6, 0.5)
     want = np.array([pmf[0] + pmf[6], pmf[1] + pmf[5], pmf[2] + pmf[4], pmf[3]])
@@ -136,12 +149,15 @@ def test_tabcutmixplus_moves_clusters_as_units():
     n = 400
     ids = np.arange(n)
     perm = rng.permutation(n)
-    df = pd.DataFrame({
-        "a": ids * 10.0, "a2": ids * 10.0 + 1,  # perfectly correlated: one cluster
-        "b": perm * 10.0 + 2,                    # unrelated to a
-        "c": rng.choice(list("pqrs"), n),
-        "y": rng.integers(0, 2, n).astype(str),
-    })
+    df = pd.DataFrame(
+        {
+            "a": ids * 10.0,
+            "a2": ids * 10.0 + 1,  # perfectly correlated: one cluster
+            "b": perm * 10.0 + 2,  # unrelated to a
+            "c": rng.choice(list("pqrs"), n),
+            "y": rng.integers(0, 2, n).astype(str),
+        }
+    )
     schema = TableSchema(("a", "a2", "b"), ("c", "y"), "y")
     aug = TabCutMixPlus(seed=0).fit(df, schema)
     assert ["a", "a2"] in aug.clusters_
@@ -155,8 +171,14 @@ def test_tabcutmixplus_moves_clusters_as_units():
 
 
 def test_mixup_interpolates_within_class_and_keeps_integer_dtype():
-    df = pd.DataFrame({"x": np.array([0, 10, 1000, 1010] * 25, np.int64), "f": [1.0, 3.0, 5.0, 7.0] * 25,
-                       "g": ["a", "b", "c", "d"] * 25, "y": ["lo", "lo", "hi", "hi"] * 25})
+    df = pd.DataFrame(
+        {
+            "x": np.array([0, 10, 1000, 1010] * 25, np.int64),
+            "f": [1.0, 3.0, 5.0, 7.0] * 25,
+            "g": ["a", "b", "c", "d"] * 25,
+            "y": ["lo", "lo", "hi", "hi"] * 25,
+        }
+    )
     schema = TableSchema(("x", "f"), ("g", "y"), "y")
     new = Mixup(alpha=1.0, seed=0).fit(df, schema).sample(400)
     assert (new.dtypes == df.dtypes).all()
@@ -169,8 +191,7 @@ def test_mixup_interpolates_within_class_and_keeps_integer_dtype():
 
 
 def test_smote_stays_on_minority_segments():
-    df = pd.DataFrame({"x": [0.0, 1.0, 10.0, 11.0] + list(np.linspace(0, 11, 40)),
-                       "y": ["min"] * 4 + ["maj"] * 40})
+    df = pd.DataFrame({"x": [0.0, 1.0, 10.0, 11.0] + list(np.linspace(0, 11, 40)), "y": ["min"] * 4 + ["maj"] * 40})
     schema = TableSchema(("x",), ("y",), "y")
     aug = SMOTEAugmenter(k=1, seed=0).fit(df, schema)
     assert aug.minority_ == "min"
@@ -208,8 +229,14 @@ def test_bad_input_is_refused_with_a_clear_error():
 def test_ood_rate_flags_perturbed_rows_not_real_ones():
     rng = np.random.default_rng(0)
     n = 1500
-    real = pd.DataFrame({"x": rng.normal(50, 5, n), "z": rng.normal(10, 2, n),
-                         "g": rng.choice(list("abc"), n), "y": rng.choice(["0", "1"], n)})
+    real = pd.DataFrame(
+        {
+            "x": rng.normal(50, 5, n),
+            "z": rng.normal(10, 2, n),
+            "g": rng.choice(list("abc"), n),
+            "y": rng.choice(["0", "1"], n),
+        }
+    )
     schema = TableSchema(("x", "z"), ("g", "y"), "y")
     fresh = real.assign(x=rng.normal(50, 5, n), z=rng.normal(10, 2, n))  # more in-distribution rows
     res = ood_rate(real, fresh, schema, seed=0)
@@ -236,8 +263,15 @@ def test_augment_report_shows_association_clusters_quality_and_ood():
     rng = np.random.default_rng(0)
     n = 300
     x = rng.normal(size=n)
-    df = pd.DataFrame({"x": x, "x2": 2 * x + 0.01 * rng.normal(size=n), "z": rng.normal(size=n),
-                       "g": rng.choice(list("abc"), n), "y": (x > 0).astype(str)})
+    df = pd.DataFrame(
+        {
+            "x": x,
+            "x2": 2 * x + 0.01 * rng.normal(size=n),
+            "z": rng.normal(size=n),
+            "g": rng.choice(list("abc"), n),
+            "y": (x > 0).astype(str),
+        }
+    )
     schema = TableSchema(("x", "x2", "z"), ("g", "y"), "y")
     aug = TabCutMixPlus(seed=0).fit(df, schema)
     new = aug.sample(150)
@@ -268,7 +302,7 @@ def test_adult_clusters_and_augmentation_at_full_scale():
     for cls in (TabCutMix, TabCutMixPlus):
         out = cls(seed=0).augment(train, schema=schema)
         assert len(out) == len(train) + 9768 and (out.dtypes == train.dtypes).all()
-        new = out.iloc[len(train):]
+        new = out.iloc[len(train) :]
         assert shape_score(train, new, schema).score > 0.97  # values are copied, so marginals barely move
         edu = dict(zip(train["education"], train["education-num"]))
         consistent = (new["education-num"] == new["education"].map(edu)).mean()
@@ -279,8 +313,13 @@ def test_adult_clusters_and_augmentation_at_full_scale():
 
 
 @settings(max_examples=40, deadline=None)
-@given(n=st.integers(1, 30), n_classes=st.integers(1, 4), mode=st.sampled_from(["paper", "code"]),
-       plus=st.booleans(), seed=st.integers(0, 10))
+@given(
+    n=st.integers(1, 30),
+    n_classes=st.integers(1, 4),
+    mode=st.sampled_from(["paper", "code"]),
+    plus=st.booleans(),
+    seed=st.integers(0, 10),
+)
 def test_cutmix_invariants_on_random_tables(n, n_classes, mode, plus, seed):
     df, schema = traceable(n, n_classes=n_classes, seed=seed)
     cls = TabCutMixPlus if plus else TabCutMix

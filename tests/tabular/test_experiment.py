@@ -28,8 +28,9 @@ from rote.tabular.experiment import (
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def brute_force_mem_ratio(train: pd.DataFrame, synth: pd.DataFrame, numeric: list[str], categorical: list[str]
-                          ) -> float:
+def brute_force_mem_ratio(
+    train: pd.DataFrame, synth: pd.DataFrame, numeric: list[str], categorical: list[str]
+) -> float:
     """The TabCutMix code's criterion written out row by row: raw Euclidean numeric distance, min-max rescaled per
     query over all training rows, plus categorical mismatches; memorized when d1/d2 < 1/3 (0/0 not)."""
     tn, tc = train[numeric].to_numpy(float), train[categorical].astype(str).to_numpy()
@@ -71,10 +72,12 @@ def test_experiment_grid_validation_and_ids():
     assert len(g) == 4 and g.fixed["epochs"] == 3 and g.fixed["rows"] == 100
     assert "every" not in g.fixed  # defaults of non-axis parameters stay out of the ids
     assert all(p["dataset"] == "adult" and p["generator"] == "tabddpm" for p in g.points())
-    for bad, match in (({"generator": ["gan"]}, "generator 'gan' is unknown"),
-                       ({"augmentation": ["cutout"]}, "augmentation 'cutout' is unknown"),
-                       ({"train_fraction": [0.0]}, "fraction in"),
-                       ({"seed": [-1]}, "whole number")):
+    for bad, match in (
+        ({"generator": ["gan"]}, "generator 'gan' is unknown"),
+        ({"augmentation": ["cutout"]}, "augmentation 'cutout' is unknown"),
+        ({"train_fraction": [0.0]}, "fraction in"),
+        ({"seed": [-1]}, "whole number"),
+    ):
         with pytest.raises(ConfigError, match=match):
             experiment_grid(bad)
     with pytest.raises(ConfigError, match="unknown experiment parameters"):
@@ -83,9 +86,18 @@ def test_experiment_grid_validation_and_ids():
 
 def test_one_point_end_to_end_with_tabddpm(adult, tmp_path):
     """A real (tiny) TabDDPM point: curve from the hook, audit equal to a brute-force computation."""
-    params = {"dataset": "adult", "generator": "tabddpm", "augmentation": "tabcutmix", "epochs": 2, "seed": 0,
-              "every": 1, "hook_samples": 40, "rows": 120, "test_rows": 150,
-              "generator_options": {"num_timesteps": 20, "d_layers": [32, 32]}}  # tiny, so the test is fast
+    params = {
+        "dataset": "adult",
+        "generator": "tabddpm",
+        "augmentation": "tabcutmix",
+        "epochs": 2,
+        "seed": 0,
+        "every": 1,
+        "hook_samples": 40,
+        "rows": 120,
+        "test_rows": 150,
+        "generator_options": {"num_timesteps": 20, "d_layers": [32, 32]},
+    }  # tiny, so the test is fast
     out = experiment_point(params, tmp_path / "work")
     train, schema = adult
     sub, sch = subsample(train, schema, rows=120, train_fraction=1.0, feature_fraction=1.0)
@@ -106,8 +118,22 @@ def _fake_sweep(tmp_path: Path) -> SweepResult:
     rng = np.random.default_rng(3)
     for p in grid.points():
         row = {"point_id": p.id, **p.params, "status": "done", "reused": False, "seconds": 1.0, "error": None}
-        row.update({m: float(rng.uniform(0.1, 0.9)) for m in ("mem_ratio", "mle", "alpha_precision", "beta_recall",
-                                                              "shape", "trend", "c2st", "dcr_share", "mem_auc")})
+        row.update(
+            {
+                m: float(rng.uniform(0.1, 0.9))
+                for m in (
+                    "mem_ratio",
+                    "mle",
+                    "alpha_precision",
+                    "beta_recall",
+                    "shape",
+                    "trend",
+                    "c2st",
+                    "dcr_share",
+                    "mem_auc",
+                )
+            }
+        )
         row["ood_rate"] = float("nan") if p["augmentation"] == "none" else 0.05
         rows.append(row)
     return SweepResult(grid, tmp_path, "seed", pd.DataFrame(rows), {})
@@ -117,7 +143,11 @@ def test_paper_table_against_hand_computation(tmp_path):
     sweep = _fake_sweep(tmp_path)
     table = paper_table(sweep)
     assert list(table[["augmentation", "epochs"]].itertuples(index=False, name=None)) == [
-        ("none", 5), ("none", 10), ("tabcutmix", 5), ("tabcutmix", 10)]
+        ("none", 5),
+        ("none", 10),
+        ("tabcutmix", 5),
+        ("tabcutmix", 10),
+    ]
     t = sweep.table
     for _, row in table.iterrows():
         sel = t[(t["augmentation"] == row["augmentation"]) & (t["epochs"] == row["epochs"])]
@@ -143,9 +173,14 @@ def test_run_experiment_ijf_grid_files_and_resume(tmp_path):
     """A whole grid with the cheap IJF generator (in-process workers=0): files, report, and a resumed re-run."""
     from rote.core.runs import RunFolder
 
-    grid = experiment_grid({"augmentation": ["none", "tabcutmix"], "seed": [0, 1],
-                            "train_fraction": [0.5, 1.0]}, generator="ijf", rows=150, test_rows=100, ood=False,
-                           quality=False)
+    grid = experiment_grid(
+        {"augmentation": ["none", "tabcutmix"], "seed": [0, 1], "train_fraction": [0.5, 1.0]},
+        generator="ijf",
+        rows=150,
+        test_rows=100,
+        ood=False,
+        quality=False,
+    )
     res = run_experiment(grid, tmp_path / "exp", workers=0, quiet=True)
     assert res.n_done == 8 and res.n_failed == 0 and len(res.paper_table) == 4
     pts = res.points
@@ -157,8 +192,9 @@ def test_run_experiment_ijf_grid_files_and_resume(tmp_path):
     assert run.finish(res, command="test", options={}, quiet=True, **experiment_outputs(res)) == 0
     html = (tmp_path / "exp" / "report.html").read_text()
     assert "Memorization and quality" in html and "mem_vs_size.png" in html
-    assert (tmp_path / "exp" / "mem_vs_size.png").is_file() and "| augmentation |" in \
-        (tmp_path / "exp" / "paper_table.md").read_text()
+    assert (tmp_path / "exp" / "mem_vs_size.png").is_file() and "| augmentation |" in (
+        tmp_path / "exp" / "paper_table.md"
+    ).read_text()
     saved = json.loads((tmp_path / "exp" / "results.json").read_text())
     assert saved["n_done"] == 8 and saved["grid"]["fixed"]["generator"] == "ijf"
     again = run_experiment(grid, tmp_path / "exp", workers=0, quiet=True)
@@ -174,9 +210,19 @@ def test_defaults_cover_every_axis():
 
 def test_one_point_with_tabsyn(adult, tmp_path):
     """TabSyn in the same grid point: the hook's curve covers the diffusion phase only (epochs after the VAE's)."""
-    params = {"dataset": "adult", "generator": "tabsyn", "augmentation": "none", "epochs": 2, "seed": 1,
-              "every": 1, "hook_samples": 30, "rows": 100, "test_rows": 100, "quality": False,
-              "generator_options": {"vae_epochs": 2}}
+    params = {
+        "dataset": "adult",
+        "generator": "tabsyn",
+        "augmentation": "none",
+        "epochs": 2,
+        "seed": 1,
+        "every": 1,
+        "hook_samples": 30,
+        "rows": 100,
+        "test_rows": 100,
+        "quality": False,
+        "generator_options": {"vae_epochs": 2},
+    }
     out = experiment_point(params, tmp_path / "work")
     train, schema = adult
     sub, sch = subsample(train, schema, rows=100, train_fraction=1.0, feature_fraction=1.0)

@@ -30,9 +30,11 @@ def _sklearn(x: np.ndarray) -> QuantileTransformer:
 @pytest.mark.parametrize("kind", ["lognormal", "mostly_zero", "integers"])
 def test_quantile_normalizer_matches_scikit_learn(kind):
     rng = np.random.default_rng(0)
-    x = {"lognormal": rng.lognormal(size=5000),
-         "mostly_zero": np.where(rng.random(5000) < 0.9, 0.0, rng.exponential(1000, 5000)),
-         "integers": rng.integers(17, 91, 5000).astype(float)}[kind]
+    x = {
+        "lognormal": rng.lognormal(size=5000),
+        "mostly_zero": np.where(rng.random(5000) < 0.9, 0.0, rng.exponential(1000, 5000)),
+        "integers": rng.integers(17, 91, 5000).astype(float),
+    }[kind]
     ours, sk = QuantileNormalizer.fit(x), _sklearn(x)
     np.testing.assert_allclose(ours.transform(x), sk.transform(x[:, None])[:, 0], atol=1e-12)
     z = np.concatenate([rng.normal(0, 2, 2000), [-9.0, 0.0, 9.0]])
@@ -92,19 +94,26 @@ def test_codec_refuses_unseen_categories():
         codec.encode(pd.DataFrame({"x": [1.0, 2.0], "c": ["a", "z"]}), name="other")
 
 
-@pytest.mark.parametrize("make", [
-    lambda: TabDDPM(epochs=1, d_layers=(16,), dim_t=8, num_timesteps=5, batch_size=64),
-    lambda: TabSyn(vae_epochs=1, epochs=1, batch_size=64, dim_t=8, factor=2, sample_steps=3),
-    lambda: IndependentColumnSampler(seed=0),
-], ids=["TabDDPM", "TabSyn", "IJF"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: TabDDPM(epochs=1, d_layers=(16,), dim_t=8, num_timesteps=5, batch_size=64),
+        lambda: TabSyn(vae_epochs=1, epochs=1, batch_size=64, dim_t=8, factor=2, sample_steps=3),
+        lambda: IndependentColumnSampler(seed=0),
+    ],
+    ids=["TabDDPM", "TabSyn", "IJF"],
+)
 def test_every_generator_follows_the_contract(make, tmp_path):
     rng = np.random.default_rng(0)
-    df = pd.DataFrame({"age": rng.integers(18, 80, 120), "w": rng.normal(size=120),
-                       "c": rng.choice(["u", "v"], 120)})
+    df = pd.DataFrame({"age": rng.integers(18, 80, 120), "w": rng.normal(size=120), "c": rng.choice(["u", "v"], 120)})
     schema = TableSchema(("age", "w"), ("c",))
     model = make()
-    assert model.fit(df, schema, callbacks=(), checkpoint_dir=tmp_path / "ck", checkpoint_every=1, resume=True,
-                     progress=False) is model
+    assert (
+        model.fit(
+            df, schema, callbacks=(), checkpoint_dir=tmp_path / "ck", checkpoint_every=1, resume=True, progress=False
+        )
+        is model
+    )
     s = model.sample(40, seed=0)
     assert list(s.columns) == list(df.columns) and s.dtypes.to_dict() == df.dtypes.to_dict() and len(s) == 40
     pd.testing.assert_frame_equal(s, model.sample(40, seed=0))

@@ -20,7 +20,13 @@ from rote.core.runs import RunFolder
 from rote.data import TableSchema
 from rote.tabular.audit import audit
 from rote.tabular.quality import (
-    alpha_precision_beta_recall, c2st_score, dcr_share, mle_score, quality_report, shape_score, trend_score,
+    alpha_precision_beta_recall,
+    c2st_score,
+    dcr_share,
+    mle_score,
+    quality_report,
+    shape_score,
+    trend_score,
 )
 
 SCHEMA = TableSchema(("x", "z"), ("g", "y"), "y")
@@ -72,8 +78,9 @@ def test_trend_score_pairs_match_definitions():
     jr = pd.crosstab(r["g"], r["y"], normalize=True).stack()
     js = pd.crosstab(s["g"], s["y"], normalize=True).stack()
     keys = jr.index.union(js.index)
-    assert pairs[("g", "y")] == pytest.approx(1 - 0.5 * np.abs(jr.reindex(keys, fill_value=0)
-                                                               - js.reindex(keys, fill_value=0)).sum())
+    assert pairs[("g", "y")] == pytest.approx(
+        1 - 0.5 * np.abs(jr.reindex(keys, fill_value=0) - js.reindex(keys, fill_value=0)).sum()
+    )
     # numeric-categorical: each table binned on its own 10 equal-width edges (SDMetrics' report)
     br = np.digitize(r["x"], np.histogram_bin_edges(r["x"]))
     bs = np.digitize(s["x"], np.histogram_bin_edges(s["x"]))
@@ -90,7 +97,8 @@ def test_trend_score_pairs_match_definitions():
     js = pd.crosstab(np.digitize(s["x"], edges), s["g"].to_numpy(), normalize=True).stack()
     keys = jr.index.union(js.index)
     assert shared[("x", "g")] == pytest.approx(
-        1 - 0.5 * np.abs(jr.reindex(keys, fill_value=0) - js.reindex(keys, fill_value=0)).sum())
+        1 - 0.5 * np.abs(jr.reindex(keys, fill_value=0) - js.reindex(keys, fill_value=0)).sum()
+    )
     with pytest.raises(ConfigError, match="binning"):
         trend_score(r, s, SCHEMA, binning="quantile")
 
@@ -118,8 +126,9 @@ def test_trend_score_constant_column_is_left_out_not_nan():
 
 
 def identical_scores_are_one(r):
-    return (shape_score(r, r, SCHEMA).score == pytest.approx(1.0)
-            and trend_score(r, r, SCHEMA).score == pytest.approx(1.0))
+    return shape_score(r, r, SCHEMA).score == pytest.approx(1.0) and trend_score(r, r, SCHEMA).score == pytest.approx(
+        1.0
+    )
 
 
 def alpha_beta_reference(r: pd.DataFrame, s: pd.DataFrame):
@@ -140,8 +149,11 @@ def alpha_beta_reference(r: pd.DataFrame, s: pd.DataFrame):
     cr = np.quantile(closest, alphas)
     prec = [np.mean(s_to_c <= radii[k]) for k in range(30)]
     cov = [np.mean((d <= rr) * (closest <= cr[k])) for k in range(30)]
-    return (1 - np.abs(alphas - prec).sum() / alphas.sum(), 1 - np.abs(alphas - cov).sum() / alphas.sum(),
-            np.mean(rr[idx] < d))
+    return (
+        1 - np.abs(alphas - prec).sum() / alphas.sum(),
+        1 - np.abs(alphas - cov).sum() / alphas.sum(),
+        np.mean(rr[idx] < d),
+    )
 
 
 def test_alpha_precision_beta_recall_matches_sklearn_reference():

@@ -25,12 +25,14 @@ TINY = dict(d_layers=(32, 32), dim_t=16, num_timesteps=20, batch_size=64)
 
 def toy_table(n: int = 300, seed: int = 0) -> tuple[pd.DataFrame, TableSchema]:
     rng = np.random.default_rng(seed)
-    df = pd.DataFrame({
-        "x": rng.normal(3.0, 2.0, n),
-        "k": rng.integers(0, 100, n),
-        "c": rng.choice(["a", "b", "c"], n, p=[0.2, 0.3, 0.5]),
-        "y": rng.choice([0, 1], n),
-    })
+    df = pd.DataFrame(
+        {
+            "x": rng.normal(3.0, 2.0, n),
+            "k": rng.integers(0, 100, n),
+            "c": rng.choice(["a", "b", "c"], n, p=[0.2, 0.3, 0.5]),
+            "y": rng.choice([0, 1], n),
+        }
+    )
     return df, TableSchema(("x", "k"), ("c", "y"), target="y")
 
 
@@ -101,8 +103,13 @@ def test_multinomial_posterior_equals_brute_force_bayes():
     for c, k in enumerate(sizes):
         for x0, xt, i in itertools.product(range(k), range(k), (0, 1, 5, 11)):
             # q(x_{t-1} = j | x_t, x_0) ∝ q(x_t | x_{t-1} = j) q(x_{t-1} = j | x_0), every term a matrix entry
-            prev = np.eye(k)[x0] if i == 0 else np.linalg.multi_dot(
-                [np.eye(k)[x0][None]] + [_transition(b, k) for b in betas[:i]] + [np.eye(k)])[0]
+            prev = (
+                np.eye(k)[x0]
+                if i == 0
+                else np.linalg.multi_dot([np.eye(k)[x0][None]] + [_transition(b, k) for b in betas[:i]] + [np.eye(k)])[
+                    0
+                ]
+            )
             lik = _transition(betas[i], k)[:, xt]
             want = prev * lik / np.sum(prev * lik)
             codes0 = torch.zeros((1, 2), dtype=torch.long)
@@ -142,8 +149,9 @@ def test_noisy_category_draws_follow_q_pred():
         codes = d.q_sample_cat(x0, torch.full((n,), i), torch.Generator().manual_seed(i))
         probs = d.q_pred(d.log_onehot(x0[:1]), torch.tensor([i])).exp()[0]
         for c, k in enumerate([3, 5]):
-            np.testing.assert_allclose(np.bincount(codes[:, c].numpy(), minlength=k) / n, probs[c, :k].numpy(),
-                                       atol=0.005)
+            np.testing.assert_allclose(
+                np.bincount(codes[:, c].numpy(), minlength=k) / n, probs[c, :k].numpy(), atol=0.005
+            )
 
 
 def test_sampling_step_posterior_matches_log_space_posterior():
@@ -198,11 +206,16 @@ def test_multinomial_loss_is_lowest_for_the_optimal_predictor():
         return torch.log((1 - post) / 2 if invert else post)
 
     x = torch.multinomial(prior, 50_000, replacement=True, generator=torch.Generator().manual_seed(0))[:, None]
-    predictors = {"optimal": lambda inp, t: prior.log().expand(len(t), 3),
-                  "uniform": lambda inp, t: torch.zeros(len(t), 3),
-                  "bayes": bayes, "inverted": lambda inp, t: bayes(inp, t, invert=True)}
-    losses = {name: d.loss(f, torch.zeros(len(x), 0), x, torch.Generator().manual_seed(1))[0].item()
-              for name, f in predictors.items()}
+    predictors = {
+        "optimal": lambda inp, t: prior.log().expand(len(t), 3),
+        "uniform": lambda inp, t: torch.zeros(len(t), 3),
+        "bayes": bayes,
+        "inverted": lambda inp, t: bayes(inp, t, invert=True),
+    }
+    losses = {
+        name: d.loss(f, torch.zeros(len(x), 0), x, torch.Generator().manual_seed(1))[0].item()
+        for name, f in predictors.items()
+    }
     assert losses["optimal"] < losses["uniform"] < losses["bayes"] < losses["inverted"], losses
 
 
@@ -272,11 +285,13 @@ def test_resume_after_interruption_gives_the_uninterrupted_result(tmp_path):
             raise _Interrupt  # the process dies during epoch 3, after the checkpoint of epoch 2
 
     with pytest.raises(_Interrupt):
-        TabDDPM(epochs=4, seed=1, **TINY).fit(df, schema, callbacks=[crash], checkpoint_dir=tmp_path,
-                                              checkpoint_every=1, progress=False)
+        TabDDPM(epochs=4, seed=1, **TINY).fit(
+            df, schema, callbacks=[crash], checkpoint_dir=tmp_path, checkpoint_every=1, progress=False
+        )
     assert sorted(p.name for p in tmp_path.glob("*.pt"))[-1] == "epoch-000002.pt"
-    resumed = TabDDPM(epochs=4, seed=1, **TINY).fit(df, schema, checkpoint_dir=tmp_path, checkpoint_every=1,
-                                                    progress=False)
+    resumed = TabDDPM(epochs=4, seed=1, **TINY).fit(
+        df, schema, checkpoint_dir=tmp_path, checkpoint_every=1, progress=False
+    )
     assert resumed.n_epochs_trained_ == 4 and [h["epoch"] for h in resumed.history_] == [1, 2, 3, 4]
     for k, v in params_of(full).items():
         assert torch.equal(v, params_of(resumed)[k]), k
@@ -337,8 +352,9 @@ def test_early_stopping_and_callback_logs(tmp_path):
         logs["extra"] = np.float64(epoch * 2)  # numpy values are stored as plain floats
 
     stop = EarlyStopping(patience=2, min_delta=1e9)  # nothing improves by 1e9: stop after 1 + 2 epochs
-    model = TabDDPM(epochs=10, **TINY).fit(df, schema, callbacks=[record, stop], checkpoint_dir=tmp_path,
-                                           progress=False)
+    model = TabDDPM(epochs=10, **TINY).fit(
+        df, schema, callbacks=[record, stop], checkpoint_dir=tmp_path, progress=False
+    )
     assert seen == [1, 2, 3] and model.n_epochs_trained_ == 3 and model.stopped_early_
     assert [h["extra"] for h in model.history_] == [2.0, 4.0, 6.0] and type(model.history_[0]["extra"]) is float
     assert set(model.history_[0]) >= {"epoch", "loss", "seconds", "loss_gaussian", "loss_multinomial"}
@@ -459,13 +475,15 @@ def test_resume_after_sigkill_gives_the_uninterrupted_result(tmp_path):
     assert sorted(p.name for p in folder.glob("*.pt")) == ["epoch-000001.pt", "epoch-000002.pt"]
     df, schema = toy_table()
     full = TabDDPM(epochs=4, seed=1, **TINY).fit(df, schema, progress=False)
-    resumed = TabDDPM(epochs=4, seed=1, **TINY).fit(df, schema, checkpoint_dir=folder, checkpoint_every=1,
-                                                    progress=False)
+    resumed = TabDDPM(epochs=4, seed=1, **TINY).fit(
+        df, schema, checkpoint_dir=folder, checkpoint_every=1, progress=False
+    )
     assert [h["epoch"] for h in resumed.history_] == [1, 2, 3, 4]
     for k, v in params_of(full).items():
         assert torch.equal(v, params_of(resumed)[k]), k
     assert [h["loss"] for h in resumed.history_] == [h["loss"] for h in full.history_]
     pd.testing.assert_frame_equal(full.sample(100, seed=2), resumed.sample(100, seed=2))
     # the final training checkpoint is also a model file
-    pd.testing.assert_frame_equal(TabDDPM.load(folder / "epoch-000004.pt").sample(100, seed=2),
-                                  resumed.sample(100, seed=2))
+    pd.testing.assert_frame_equal(
+        TabDDPM.load(folder / "epoch-000004.pt").sample(100, seed=2), resumed.sample(100, seed=2)
+    )

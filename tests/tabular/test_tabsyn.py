@@ -22,12 +22,14 @@ TINY = dict(batch_size=64, dim_t=16, factor=4, sample_steps=8)
 
 def toy_table(n: int = 240, seed: int = 0) -> tuple[pd.DataFrame, TableSchema]:
     rng = np.random.default_rng(seed)
-    df = pd.DataFrame({
-        "x": rng.normal(3.0, 2.0, n),
-        "k": rng.integers(0, 100, n),
-        "c": rng.choice(["a", "b", "c"], n, p=[0.2, 0.3, 0.5]),
-        "y": rng.choice(["no", "yes"], n),
-    })
+    df = pd.DataFrame(
+        {
+            "x": rng.normal(3.0, 2.0, n),
+            "k": rng.integers(0, 100, n),
+            "c": rng.choice(["a", "b", "c"], n, p=[0.2, 0.3, 0.5]),
+            "y": rng.choice(["no", "yes"], n),
+        }
+    )
     return df, TableSchema(("x", "k"), ("c", "y"), target="y")
 
 
@@ -43,8 +45,9 @@ def test_karras_schedule():
     assert s[0] == pytest.approx(80.0) and s[49] == pytest.approx(0.002) and s[50] == 0.0
     assert np.all(np.diff(s) < 0)
     # ρ = 7 spacing: sigma^(1/7) is linear in the step index
-    np.testing.assert_allclose(np.diff(s[:50] ** (1 / 7)), np.full(49, (0.002 ** (1 / 7) - 80 ** (1 / 7)) / 49),
-                               rtol=1e-9)
+    np.testing.assert_allclose(
+        np.diff(s[:50] ** (1 / 7)), np.full(49, (0.002 ** (1 / 7) - 80 ** (1 / 7)) / 49), rtol=1e-9
+    )
 
 
 def test_preconditioning_skip_term():
@@ -97,8 +100,9 @@ def test_learns_a_simple_table():
     rng = np.random.default_rng(0)
     n = 2000
     df = pd.DataFrame({"x": rng.normal(3.0, 2.0, n), "c": rng.choice(["a", "b", "c"], n, p=[0.2, 0.3, 0.5])})
-    model = TabSyn(vae_epochs=30, epochs=60, batch_size=256, dim_t=64, seed=0).fit(df, TableSchema(("x",), ("c",)),
-                                                                                 progress=False)
+    model = TabSyn(vae_epochs=30, epochs=60, batch_size=256, dim_t=64, seed=0).fit(
+        df, TableSchema(("x",), ("c",)), progress=False
+    )
     s = model.sample(3000, seed=1)
     freq = s["c"].value_counts(normalize=True).reindex(["a", "b", "c"], fill_value=0.0).to_numpy()
     np.testing.assert_allclose(freq, [0.2, 0.3, 0.5], atol=0.05)
@@ -178,8 +182,11 @@ def test_column_kinds_and_dtypes():
     s = TabSyn(vae_epochs=1, epochs=1, **TINY).fit(df[["c"]], TableSchema((), ("c",)), progress=False).sample(5)
     assert set(s["c"]) <= {"a", "b", "c"}
     const = df.assign(z=-1.0, y="yes")  # a constant numeric column and a one-class target
-    s = TabSyn(vae_epochs=1, epochs=1, **TINY).fit(const, TableSchema(("x", "k", "z"), ("c", "y"), target="y"),
-                                                   progress=False).sample(20)
+    s = (
+        TabSyn(vae_epochs=1, epochs=1, **TINY)
+        .fit(const, TableSchema(("x", "k", "z"), ("c", "y"), target="y"), progress=False)
+        .sample(20)
+    )
     assert (s["z"] == -1.0).all() and (s["y"] == "yes").all()
     with pytest.raises(DataError, match="at least 2 training rows"):
         TabSyn(**TINY).fit(df.iloc[:1], schema, progress=False)

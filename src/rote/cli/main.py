@@ -7,7 +7,6 @@ one line on stderr, 1 internal error) is kept by `rote.core.cli.run_app`, the on
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -26,8 +25,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-datasets_app = typer.Typer(help="Datasets shipped with rote and column-type presets for the papers' datasets.",
-                           no_args_is_help=True)
+datasets_app = typer.Typer(
+    help="Datasets shipped with rote and column-type presets for the papers' datasets.", no_args_is_help=True
+)
 app.add_typer(datasets_app, name="datasets")
 # One line per domain: its typer app from rote/<domain>/cli.py.
 app.add_typer(tabular_app, name="tabular")
@@ -43,7 +43,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     """rote: measure, detect, localize and mitigate memorization in machine-learning models."""
 
@@ -70,14 +72,23 @@ def datasets_list(
     for col in ("name", "kind", "samples", "shape", "license", "present", "load with / install"):
         table.add_column(col, overflow="fold")
     for e in entries:
-        table.add_row(e.name, e.kind, ", ".join(f"{k} {v:,}" for k, v in e.samples.items()), e.shape, e.license,
-                      "yes" if e.present else "no", e.loader if e.present else e.install)
+        table.add_row(
+            e.name,
+            e.kind,
+            ", ".join(f"{k} {v:,}" for k, v in e.samples.items()),
+            e.shape,
+            e.license,
+            "yes" if e.present else "no",
+            e.loader if e.present else e.install,
+        )
     console.print(table)
     presets = Table(title="Column-type presets for your own files (--dataset-preset NAME)")
     for col in ("name", "task", "numeric", "categorical", "target", "dropped"):
         presets.add_column(col)
     for p in DATASET_PRESETS.values():
-        presets.add_row(p.name, p.task, str(len(p.numeric)), str(len(p.categorical)), p.target, ", ".join(p.drop) or "-")
+        presets.add_row(
+            p.name, p.task, str(len(p.numeric)), str(len(p.categorical)), p.target, ", ".join(p.drop) or "-"
+        )
     console.print(presets)
 
 
@@ -91,8 +102,9 @@ def demo(
     epochs: int = typer.Option(200, "--epochs", help="TabDDPM training epochs (each model)."),
     every: int = typer.Option(50, "--every", help="Epochs between memorization checks during training."),
     hook_samples: int = typer.Option(500, "--hook-samples", help="Rows sampled per memorization check."),
-    timesteps: Optional[int] = typer.Option(None, "--timesteps", help="Diffusion steps T (default 1000, as in the "
-                                            "paper; fewer samples faster)."),
+    timesteps: Optional[int] = typer.Option(
+        None, "--timesteps", help="Diffusion steps T (default 1000, as in the paper; fewer samples faster)."
+    ),
     copies: int = typer.Option(100, "--copies", help="Exact copies of training rows planted (ground-truth section)."),
     near_copies: int = typer.Option(100, "--near-copies", help="Near copies planted (one value moved 1% of its std)."),
     distance: str = typer.Option("tabcutmix", "--distance", help="tabcutmix, gower or l2."),
@@ -105,10 +117,22 @@ def demo(
     rows, score their quality, and write one report comparing them."""
     from rote.tabular.demo import run_demo
 
-    return run_demo(out=out, rows=rows, epochs=epochs, every=every, hook_samples=hook_samples, timesteps=timesteps,
-             copies=copies,
-             near_copies=near_copies, distance=distance, seed=seed, device=device, force=force, quiet=quiet,
-                    return_status=True)
+    return run_demo(
+        out=out,
+        rows=rows,
+        epochs=epochs,
+        every=every,
+        hook_samples=hook_samples,
+        timesteps=timesteps,
+        copies=copies,
+        near_copies=near_copies,
+        distance=distance,
+        seed=seed,
+        device=device,
+        force=force,
+        quiet=quiet,
+        return_status=True,
+    )
 
 
 def main(argv: Optional[list[str]] = None) -> None:

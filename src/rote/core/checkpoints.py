@@ -115,14 +115,17 @@ def load_checkpoint(path: str | os.PathLike, kind: str, map_location: str | torc
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ... for bad files
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"{path}: not a readable rote checkpoint (corrupt, truncated, or containing pickled "
-                          f"code, which rote never loads): {first}") from None
+        raise ConfigError(
+            f"{path}: not a readable rote checkpoint (corrupt, truncated, or containing pickled "
+            f"code, which rote never loads): {first}"
+        ) from None
     stamp = data.get(_STAMP) if isinstance(data, dict) else None
     if not isinstance(stamp, dict) or "kind" not in stamp:
         raise ConfigError(f"{path}: not a rote checkpoint (no rote stamp); pass a checkpoint that rote wrote")
     if stamp["kind"] != kind:
-        raise ConfigError(f"{path}: is a '{stamp['kind']}' checkpoint, expected '{kind}'; pass a checkpoint of the "
-                          f"same model type")
+        raise ConfigError(
+            f"{path}: is a '{stamp['kind']}' checkpoint, expected '{kind}'; pass a checkpoint of the same model type"
+        )
     return {k: v for k, v in data.items() if k != _STAMP}
 
 
@@ -144,8 +147,11 @@ def latest_checkpoint(folder: str | os.PathLike, prefix: str = "epoch-") -> Path
 def prune_checkpoints(folder: str | os.PathLike, keep: int = 2, prefix: str = "epoch-") -> None:
     """Delete all but the `keep` newest checkpoints in `folder` (never the newest)."""
     folder = Path(folder)
-    found = sorted((int(m.group("epoch")), p) for p in folder.iterdir()
-                   if (m := _NAME.match(p.name)) and m.group("prefix") == prefix)
+    found = sorted(
+        (int(m.group("epoch")), p)
+        for p in folder.iterdir()
+        if (m := _NAME.match(p.name)) and m.group("prefix") == prefix
+    )
     for _, p in found[: max(0, len(found) - max(1, keep))]:
         p.unlink(missing_ok=True)
 
@@ -159,8 +165,12 @@ def capture_rng_state(cuda_devices: Sequence[int] | None = None) -> dict[str, An
     np_state = np.random.get_state()
     state = {
         "python": _to_plain(random.getstate()),
-        "numpy": {"keys": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "numpy": {
+            "keys": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
         "torch": torch.get_rng_state(),
     }
     if cuda_devices is None:
@@ -174,8 +184,9 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     """Inverse of `capture_rng_state` (CUDA states are restored for the GPUs they were captured on)."""
     random.setstate(_to_tuple(state["python"]))
     n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
+    np.random.set_state(
+        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     torch.set_rng_state(state["torch"])
     for i, s in state.get("cuda", {}).items():
         torch.cuda.set_rng_state(s, int(i))
@@ -189,5 +200,13 @@ def _to_tuple(obj: Any) -> Any:
     return tuple(_to_tuple(o) for o in obj) if isinstance(obj, list) else obj
 
 
-__all__ = ["checkpoint_name", "save_checkpoint", "load_checkpoint", "latest_checkpoint", "prune_checkpoints",
-           "remove_stale_temporaries", "capture_rng_state", "restore_rng_state"]
+__all__ = [
+    "checkpoint_name",
+    "save_checkpoint",
+    "load_checkpoint",
+    "latest_checkpoint",
+    "prune_checkpoints",
+    "remove_stale_temporaries",
+    "capture_rng_state",
+    "restore_rng_state",
+]

@@ -116,9 +116,9 @@ def run_app(app: Any, argv: Sequence[str] | None, prog_name: str = "rote") -> in
                 return int(getattr(exc, "exit_code", 0) or 0)
             if _is(exc, "Abort"):
                 return _fail("interrupted", 1)
-            if isinstance(exc, (PermissionError, NotADirectoryError, IsADirectoryError, FileExistsError,
-                                FileNotFoundError)) or (isinstance(exc, OSError) and exc.errno in
-                                                        (errno.ENOSPC, errno.EROFS, errno.EDQUOT)):
+            if isinstance(
+                exc, (PermissionError, NotADirectoryError, IsADirectoryError, FileExistsError, FileNotFoundError)
+            ) or (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT)):
                 return _fail(_os_error_line(exc))  # the user's path or disk refused, not a bug in rote
             abort_active_runs(f"internal error: {type(exc).__name__}: {exc}")
             raise

@@ -18,8 +18,10 @@ def resolve_device(device: str | torch.device) -> torch.device:
         if not torch.cuda.is_available():
             raise BackendError(f"`device` {device}: no CUDA GPU is available on this machine; use `device` cpu")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise BackendError(f"`device` {device}: only {torch.cuda.device_count()} GPU(s) here; use cuda:0 to "
-                               f"cuda:{torch.cuda.device_count() - 1}")
+            raise BackendError(
+                f"`device` {device}: only {torch.cuda.device_count()} GPU(s) here; use cuda:0 to "
+                f"cuda:{torch.cuda.device_count() - 1}"
+            )
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise BackendError(f"`device` {device}: MPS is not available on this machine; use `device` cpu")
     return dev

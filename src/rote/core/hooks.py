@@ -54,10 +54,31 @@ from rote.core.errors import ConfigError, DataError
 from rote.core.runs import atomic_write_bytes, atomic_write_json
 
 __all__ = [
-    "Reduce", "Edit", "module_names", "resolve_modules", "block_names", "channel_dim", "reduce_activation",
-    "masked_mean", "primary", "Recording", "record", "capture", "ActivationWriter", "ActivationStore",
-    "capture_to_disk", "read_activations", "ProjectOut", "Scale", "ZeroUnits", "Add", "project_out", "scale",
-    "zero_units", "add", "intervene",
+    "Reduce",
+    "Edit",
+    "module_names",
+    "resolve_modules",
+    "block_names",
+    "channel_dim",
+    "reduce_activation",
+    "masked_mean",
+    "primary",
+    "Recording",
+    "record",
+    "capture",
+    "ActivationWriter",
+    "ActivationStore",
+    "capture_to_disk",
+    "read_activations",
+    "ProjectOut",
+    "Scale",
+    "ZeroUnits",
+    "Add",
+    "project_out",
+    "scale",
+    "zero_units",
+    "add",
+    "intervene",
 ]
 
 Reduce = Union[str, Callable[[torch.Tensor], torch.Tensor]]
@@ -122,8 +143,10 @@ def resolve_modules(model: nn.Module, names: str | Sequence[str]) -> dict[str, n
         for b in bad:
             close = difflib.get_close_matches(b, valid, n=3, cutoff=0.6)
             hints.append(f"{b!r}" + (f" (did you mean {', '.join(map(repr, close))}?)" if close else ""))
-        raise ConfigError(f"unknown module name(s) in {type(model).__name__}: {'; '.join(hints)}. Valid names "
-                          f"({len(valid)}): {_summarize(valid)}")
+        raise ConfigError(
+            f"unknown module name(s) in {type(model).__name__}: {'; '.join(hints)}. Valid names "
+            f"({len(valid)}): {_summarize(valid)}"
+        )
     return {n: table[n] for n in names}
 
 
@@ -196,8 +219,9 @@ def primary(output: Any) -> torch.Tensor:
         first = next(iter(output.values()))
         if isinstance(first, torch.Tensor):
             return first
-    raise ConfigError(f"module output of type {type(output).__name__} holds no tensor first; hook a submodule "
-                      "that returns a tensor")
+    raise ConfigError(
+        f"module output of type {type(output).__name__} holds no tensor first; hook a submodule that returns a tensor"
+    )
 
 
 def _replace_primary(output: Any, new: torch.Tensor) -> Any:
@@ -239,8 +263,9 @@ class Recording:
 
 
 @contextlib.contextmanager
-def _hooked(modules: Mapping[str, nn.Module], make_hook: Callable[[str], Callable],
-            prepend: bool = False) -> Iterator[None]:
+def _hooked(
+    modules: Mapping[str, nn.Module], make_hook: Callable[[str], Callable], prepend: bool = False
+) -> Iterator[None]:
     handles = []
     try:
         for name, mod in modules.items():
@@ -252,9 +277,16 @@ def _hooked(modules: Mapping[str, nn.Module], make_hook: Callable[[str], Callabl
 
 
 @contextlib.contextmanager
-def record(model: nn.Module, names: str | Sequence[str], *, reduce: Reduce = "none",
-           device: str | torch.device | None = "cpu", dtype: torch.dtype | None = None, detach: bool = True,
-           sink: Callable[[str, torch.Tensor], None] | None = None) -> Iterator[Recording]:
+def record(
+    model: nn.Module,
+    names: str | Sequence[str],
+    *,
+    reduce: Reduce = "none",
+    device: str | torch.device | None = "cpu",
+    dtype: torch.dtype | None = None,
+    detach: bool = True,
+    sink: Callable[[str, torch.Tensor], None] | None = None,
+) -> Iterator[Recording]:
     """Record the activations of `names` over every forward pass run inside the block.
 
     reduce: applied in the hook (see the module docstring). device: where to keep them ("cpu" by default, so a GPU
@@ -297,9 +329,17 @@ def _run(model: nn.Module, inputs: Any) -> Any:
     return model(inputs)
 
 
-def capture(model: nn.Module, names: str | Sequence[str], inputs: Any, *, reduce: Reduce = "none",
-            device: str | torch.device | None = "cpu", dtype: torch.dtype | None = None, detach: bool = True,
-            return_output: bool = False) -> dict[str, torch.Tensor] | tuple[dict[str, torch.Tensor], Any]:
+def capture(
+    model: nn.Module,
+    names: str | Sequence[str],
+    inputs: Any,
+    *,
+    reduce: Reduce = "none",
+    device: str | torch.device | None = "cpu",
+    dtype: torch.dtype | None = None,
+    detach: bool = True,
+    return_output: bool = False,
+) -> dict[str, torch.Tensor] | tuple[dict[str, torch.Tensor], Any]:
     """Activations of `names` in one forward pass of `model`.
 
     inputs: a tensor (model(inputs)), a dict (model(**inputs), e.g. a HF tokenizer's output), a tuple (model(*inputs))
@@ -343,8 +383,14 @@ class ActivationWriter:
     without index.json is an unfinished capture. Rows keep the order in which they were added.
     """
 
-    def __init__(self, out_dir: str | os.PathLike, chunk_rows: int = 4096, *, overwrite: bool = False,
-                 meta: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        out_dir: str | os.PathLike,
+        chunk_rows: int = 4096,
+        *,
+        overwrite: bool = False,
+        meta: Mapping[str, Any] | None = None,
+    ):
         if int(chunk_rows) < 1:
             raise ConfigError(f"chunk_rows={chunk_rows}: must be at least 1")
         self.out_dir = Path(out_dir)
@@ -372,20 +418,27 @@ class ActivationWriter:
             raise DataError(f"{name}: activations need a leading row axis, got a scalar")
         info = self._modules.get(name)
         if info is None:
-            info = {"dir": quote(name, safe="._-"), "dtype": a.dtype.str, "shape": list(a.shape[1:]), "rows": 0,
-                    "chunks": []}
+            info = {
+                "dir": quote(name, safe="._-"),
+                "dtype": a.dtype.str,
+                "shape": list(a.shape[1:]),
+                "rows": 0,
+                "chunks": [],
+            }
             self._modules[name] = info
             self._buf[name], self._buffered[name] = [], 0
         elif list(a.shape[1:]) != info["shape"] or a.dtype.str != info["dtype"]:
-            raise DataError(f"{name}: rows of shape {a.shape[1:]} {a.dtype} after {tuple(info['shape'])} "
-                            f"{np.dtype(info['dtype'])}; every batch must give the same per-row shape (pad "
-                            "sequences to one length, or use a reduction such as reduce='mean')")
+            raise DataError(
+                f"{name}: rows of shape {a.shape[1:]} {a.dtype} after {tuple(info['shape'])} "
+                f"{np.dtype(info['dtype'])}; every batch must give the same per-row shape (pad "
+                "sequences to one length, or use a reduction such as reduce='mean')"
+            )
         self._buf[name].append(a)
         self._buffered[name] += a.shape[0]
         while self._buffered[name] >= self.chunk_rows:
             block = np.concatenate(self._buf[name]) if len(self._buf[name]) > 1 else self._buf[name][0]
             self._write_chunk(name, block[: self.chunk_rows])
-            rest = block[self.chunk_rows:]
+            rest = block[self.chunk_rows :]
             self._buf[name] = [rest] if len(rest) else []
             self._buffered[name] = len(rest)
         self.max_buffered_rows = max(self.max_buffered_rows, self._buffered[name])
@@ -406,8 +459,16 @@ class ActivationWriter:
                 if self._buffered[name]:
                     self._write_chunk(name, np.concatenate(self._buf[name]))
                 self._buf[name], self._buffered[name] = [], 0
-            atomic_write_json(self.out_dir / INDEX, {"format": FORMAT, "version": 1, "chunk_rows": self.chunk_rows,
-                                                     "meta": self.meta, "modules": self._modules})
+            atomic_write_json(
+                self.out_dir / INDEX,
+                {
+                    "format": FORMAT,
+                    "version": 1,
+                    "chunk_rows": self.chunk_rows,
+                    "meta": self.meta,
+                    "modules": self._modules,
+                },
+            )
             self.closed = True
         return ActivationStore(self.out_dir)
 
@@ -431,8 +492,10 @@ class ActivationStore:
             raise DataError(f"{self.out_dir}: no {INDEX}; not an activation folder, or a capture that did not finish")
         index = json.loads(path.read_text(encoding="utf-8"))
         if index.get("format") != FORMAT or index.get("version") != 1:
-            raise DataError(f"{path}: not a rote activation index (format {index.get('format')!r}, "
-                            f"version {index.get('version')!r})")
+            raise DataError(
+                f"{path}: not a rote activation index (format {index.get('format')!r}, "
+                f"version {index.get('version')!r})"
+            )
         self.index = index
         self.chunk_rows = int(index["chunk_rows"])
         self.meta = index.get("meta", {})
@@ -488,11 +551,20 @@ def _default_forward(model: nn.Module, batch: Any) -> Any:
     return model(batch)
 
 
-def capture_to_disk(model: nn.Module, names: str | Sequence[str], batches: Iterable[Any],
-                    out_dir: str | os.PathLike, *, reduce: Reduce = "mean", chunk_rows: int = 4096,
-                    forward: Callable[[nn.Module, Any], Any] | None = None, dtype: torch.dtype | None = None,
-                    overwrite: bool = False, meta: Mapping[str, Any] | None = None,
-                    progress: Callable[[int], None] | None = None) -> ActivationStore:
+def capture_to_disk(
+    model: nn.Module,
+    names: str | Sequence[str],
+    batches: Iterable[Any],
+    out_dir: str | os.PathLike,
+    *,
+    reduce: Reduce = "mean",
+    chunk_rows: int = 4096,
+    forward: Callable[[nn.Module, Any], Any] | None = None,
+    dtype: torch.dtype | None = None,
+    overwrite: bool = False,
+    meta: Mapping[str, Any] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ActivationStore:
     """Stream the activations of `names` over many batches into `out_dir` (format: `ActivationWriter`), with memory
     bounded by one batch plus chunk_rows rows per module.
 
@@ -524,8 +596,10 @@ def _axis(t: torch.Tensor, dim: int | None) -> int:
 def _vector_along(v: torch.Tensor, t: torch.Tensor, axis: int) -> torch.Tensor:
     """v (C,) shaped to broadcast along `axis` of t, on t's device and dtype."""
     if v.dim() != 1 or v.shape[0] != t.shape[axis]:
-        raise ConfigError(f"edit vector of shape {tuple(v.shape)} does not fit axis {axis} of an activation of "
-                          f"shape {tuple(t.shape)} (it needs ({t.shape[axis]},))")
+        raise ConfigError(
+            f"edit vector of shape {tuple(v.shape)} does not fit axis {axis} of an activation of "
+            f"shape {tuple(t.shape)} (it needs ({t.shape[axis]},))"
+        )
     shape = [1] * t.dim()
     shape[axis] = -1
     return v.to(device=t.device, dtype=t.dtype).view(shape)
@@ -535,8 +609,14 @@ class ProjectOut:
     """h <- h - alpha (h . w) w along the channel axis, w = direction / |direction| (unless normalize=False).
     alpha = 1 removes the component along w (the result is orthogonal to w); 0 changes nothing."""
 
-    def __init__(self, direction: torch.Tensor | np.ndarray | Sequence[float], *, alpha: float = 1.0,
-                 dim: int | None = None, normalize: bool = True):
+    def __init__(
+        self,
+        direction: torch.Tensor | np.ndarray | Sequence[float],
+        *,
+        alpha: float = 1.0,
+        dim: int | None = None,
+        normalize: bool = True,
+    ):
         w = torch.as_tensor(np.asarray(direction) if not isinstance(direction, torch.Tensor) else direction)
         w = w.detach().to(torch.float64 if w.dtype == torch.float64 else torch.float32).flatten()
         if normalize:
@@ -591,8 +671,9 @@ class ZeroUnits(Scale):
 class Add:
     """h <- h + alpha v along the channel axis (activation steering)."""
 
-    def __init__(self, vector: torch.Tensor | np.ndarray | Sequence[float], *, alpha: float = 1.0,
-                 dim: int | None = None):
+    def __init__(
+        self, vector: torch.Tensor | np.ndarray | Sequence[float], *, alpha: float = 1.0, dim: int | None = None
+    ):
         v = torch.as_tensor(np.asarray(vector) if not isinstance(vector, torch.Tensor) else vector)
         self.v, self.alpha, self.dim = v.detach().flatten(), float(alpha), dim
 
@@ -646,8 +727,9 @@ def intervene(model: nn.Module, edits: Mapping[str, Edit | Sequence[Edit]]) -> I
             for f in plan[name]:
                 new = f(new)
             if new.shape != t.shape:
-                raise ConfigError(f"intervene: the edit for {name!r} changed the shape {tuple(t.shape)} to "
-                                  f"{tuple(new.shape)}")
+                raise ConfigError(
+                    f"intervene: the edit for {name!r} changed the shape {tuple(t.shape)} to {tuple(new.shape)}"
+                )
             return _replace_primary(output, new)
 
         return hook

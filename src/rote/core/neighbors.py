@@ -7,13 +7,14 @@ match counts are matrix products (BLAS on all cores, or the GPU); selection is `
 
 Exactness: each block is screened with fast ranking keys (float64 products for `tabcutmix`, float32 for `gower`
 and `l2`), and the best `k + REFINE_SLACK` candidates per row are re-scored directly in float64, so the reported
-distances equal a direct float64 computation (for `tabcutmix`, the per-query minimum and maximum raw distances
-are recomputed directly too, from the few rows the screen ranks nearest and farthest). The screen cannot hide a
-nearer row: each distance bounds the rounding error of its keys (`screen_error`), and a row whose k best
-candidates are not separated from the rest of the reference by more than twice that bound is re-scored against
-every reference row whose key falls inside the band (rare: it takes near-ties in the screened keys). Identical reference rows are collapsed before the search and
-expanded afterwards, so duplicates tie *exactly* (the 0/0 case of the distance ratio is never an artefact of
-rounding). Among reference rows at exactly equal distance, which index is reported is unspecified.
+distances equal a direct float64 computation (for `tabcutmix`, the per-query minimum and maximum raw distances are
+recomputed directly too, from the few rows the screen ranks nearest and farthest). The screen cannot hide a nearer
+row: each distance bounds the rounding error of its keys (`screen_error`), and a row whose k best candidates are not
+separated from the rest of the reference by more than twice that bound is re-scored against every reference row
+whose key falls inside the band (rare: it takes near-ties in the screened keys). Identical reference rows are
+collapsed before the search and expanded afterwards, so duplicates tie *exactly* (the 0/0 case of the distance ratio
+is never an artefact of rounding). Among reference rows at exactly equal distance, which index is reported is
+unspecified.
 
 Distances (plain dict `DISTANCES` from preset name to class; pass an instance for custom parameters):
 
@@ -63,9 +64,13 @@ class MixedMatrix:
         num = np.ascontiguousarray(self.numeric, dtype=np.float64)
         cat = np.ascontiguousarray(self.categorical, dtype=np.int64)
         if num.ndim != 2 or cat.ndim != 2 or num.shape[0] != cat.shape[0]:
-            raise ConfigError(f"MixedMatrix: numeric {num.shape} and categorical {cat.shape} must be 2-D with equal rows")
+            raise ConfigError(
+                f"MixedMatrix: numeric {num.shape} and categorical {cat.shape} must be 2-D with equal rows"
+            )
         if cat.shape[1] != len(self.n_categories):
-            raise ConfigError(f"MixedMatrix: {cat.shape[1]} categorical columns but {len(self.n_categories)} n_categories")
+            raise ConfigError(
+                f"MixedMatrix: {cat.shape[1]} categorical columns but {len(self.n_categories)} n_categories"
+            )
         if not np.isfinite(num).all():
             raise ConfigError("MixedMatrix: numeric values must be finite (validate tables before encoding)")
         object.__setattr__(self, "numeric", num)
@@ -114,12 +119,15 @@ class _Prepared:
         return buf[:rows]
 
 
-def _onehot(cat: np.ndarray, n_categories: tuple[int, ...], dtype: torch.dtype, device: torch.device,
-            width: int | None = None) -> torch.Tensor:
+def _onehot(
+    cat: np.ndarray, n_categories: tuple[int, ...], dtype: torch.dtype, device: torch.device, width: int | None = None
+) -> torch.Tensor:
     """(n, width) one-hot of categorical codes (width >= sum K; extra columns stay zero); unseen (-1) codes
     give an all-zero block."""
     n = cat.shape[0]
-    offsets = np.concatenate([[0], np.cumsum(n_categories)[:-1]]).astype(np.int64) if n_categories else np.zeros(0, np.int64)
+    offsets = (
+        np.concatenate([[0], np.cumsum(n_categories)[:-1]]).astype(np.int64) if n_categories else np.zeros(0, np.int64)
+    )
     out = torch.zeros((n, width or int(sum(n_categories))), dtype=dtype, device=device)
     if cat.shape[1]:
         rows, cols = np.nonzero(cat >= 0)
@@ -262,9 +270,13 @@ class TabCutMixDistance(Distance):
         center = reference.numeric.mean(axis=0)
         _, ref_op = _sq_dist_operands(reference.numeric - center, torch.float64, device)
         ref_sq = ((reference.numeric - center) ** 2).sum(1)
-        return _Prepared(center=center, ref_op=ref_op, n_ref=reference.n_rows,
-                         ref_sq_max=float(ref_sq.max()) if ref_sq.size else 0.0,
-                         cats=_CategoricalMatches(reference.categorical, reference.n_categories, device))
+        return _Prepared(
+            center=center,
+            ref_op=ref_op,
+            n_ref=reference.n_rows,
+            ref_sq_max=float(ref_sq.max()) if ref_sq.size else 0.0,
+            cats=_CategoricalMatches(reference.categorical, reference.n_categories, device),
+        )
 
     def screen(self, query: MixedMatrix, prep: _Prepared, device: torch.device) -> tuple[torch.Tensor, dict]:
         b = query.n_rows
@@ -414,14 +426,21 @@ class L2Distance(Distance):
         return self
 
     def params(self) -> dict:
-        return {"mean": None if self.mean is None else self.mean.tolist(), "std": None if self.std is None else self.std.tolist()}
+        return {
+            "mean": None if self.mean is None else self.mean.tolist(),
+            "std": None if self.std is None else self.std.tolist(),
+        }
 
     def prepare(self, reference: MixedMatrix, device: torch.device) -> _Prepared:
         z = (reference.numeric - self.mean) / self.std
         _, ref_op = _sq_dist_operands(z, torch.float32, device)
         known = torch.as_tensor((reference.categorical >= 0).sum(1), dtype=torch.float32, device=device)
-        return _Prepared(ref_op=ref_op, known=known, ref_sq_max=float((z * z).sum(1).max()) if z.shape[0] else 0.0,
-                         cats=_CategoricalMatches(reference.categorical, reference.n_categories, device))
+        return _Prepared(
+            ref_op=ref_op,
+            known=known,
+            ref_sq_max=float((z * z).sum(1).max()) if z.shape[0] else 0.0,
+            cats=_CategoricalMatches(reference.categorical, reference.n_categories, device),
+        )
 
     def screen(self, query: MixedMatrix, prep: _Prepared, device: torch.device) -> tuple[torch.Tensor, dict]:
         q_op, _ = _sq_dist_operands((query.numeric - self.mean) / self.std, torch.float32, device)
@@ -470,7 +489,11 @@ def _unique_rows(m: MixedMatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     key = np.concatenate([m.numeric, m.categorical.astype(np.float64)], axis=1)
     key = np.where(key == 0, 0.0, key)  # -0.0 and 0.0 are the same value
     if key.shape[1] == 0:
-        return np.zeros(min(m.n_rows, 1), np.int64), np.zeros(m.n_rows, np.int64), np.array([m.n_rows])[: min(m.n_rows, 1)]
+        return (
+            np.zeros(min(m.n_rows, 1), np.int64),
+            np.zeros(m.n_rows, np.int64),
+            np.array([m.n_rows])[: min(m.n_rows, 1)],
+        )
     _, first, inverse, counts = np.unique(key, axis=0, return_index=True, return_inverse=True, return_counts=True)
     order = np.argsort(first, kind="stable")  # renumber so unique rows keep the reference's order
     rank = np.empty_like(order)
@@ -526,14 +549,18 @@ def _smallest_and_largest(keys: torch.Tensor, n: int, chunk: int = 64) -> tuple[
     n = min(n, width)
     n_chunks = width // chunk
     if n_chunks <= n:
-        return (torch.topk(keys, n, dim=1, largest=False, sorted=False).indices,
-                torch.topk(keys, n, dim=1, largest=True, sorted=False).indices)
+        return (
+            torch.topk(keys, n, dim=1, largest=False, sorted=False).indices,
+            torch.topk(keys, n, dim=1, largest=True, sorted=False).indices,
+        )
     head = keys[:, : n_chunks * chunk].reshape(b, n_chunks, chunk)
     # amin and amax separately: torch.aminmax over an inner dimension is about 10x slower on the CPU
     return _pick(keys, torch.amin(head, 2), n, chunk, False), _pick(keys, torch.amax(head, 2), n, chunk, True)
 
 
-def _expand_duplicates(cand: np.ndarray, cvals: np.ndarray, counts: np.ndarray, occ: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _expand_duplicates(
+    cand: np.ndarray, cvals: np.ndarray, counts: np.ndarray, occ: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Turn sorted unique-row candidates (B, c) into the k nearest original rows: unique row u stands for
     counts[u] reference rows at the same distance (occ[u] lists their first k original indices)."""
     take = np.minimum(counts[cand], k)  # (B, c)
@@ -551,8 +578,18 @@ def _expand_duplicates(cand: np.ndarray, cvals: np.ndarray, counts: np.ndarray, 
     return idx, dist
 
 
-def _certify(dist: Distance, qb: MixedMatrix, ref: MixedMatrix, prep: _Prepared, keys: torch.Tensor,
-             cand_t: torch.Tensor, cand: np.ndarray, exact: np.ndarray, ctx: dict, k: int) -> None:
+def _certify(
+    dist: Distance,
+    qb: MixedMatrix,
+    ref: MixedMatrix,
+    prep: _Prepared,
+    keys: torch.Tensor,
+    cand_t: torch.Tensor,
+    cand: np.ndarray,
+    exact: np.ndarray,
+    ctx: dict,
+    k: int,
+) -> None:
     """Make the screened candidates provably contain the k nearest rows; fixes `cand` and `exact` in place.
 
     Every row left out of `cand` has a screened key >= the largest candidate key, s_last. If s_last exceeds the
@@ -600,7 +637,10 @@ def knn(
     """
     if k < 1:
         raise ConfigError(f"k must be at least 1, got {k}")
-    if query.numeric.shape[1] != reference.numeric.shape[1] or query.categorical.shape[1] != reference.categorical.shape[1]:
+    if (
+        query.numeric.shape[1] != reference.numeric.shape[1]
+        or query.categorical.shape[1] != reference.categorical.shape[1]
+    ):
         raise ConfigError("query and reference must have the same numeric and categorical columns")
     if block_rows is not None and block_rows < 1:
         raise ConfigError(f"block_rows must be at least 1, got {block_rows}")
@@ -615,7 +655,11 @@ def knn(
     if dedupe:
         first, inverse, counts = _unique_rows(reference)
     else:
-        first, inverse, counts = np.arange(reference.n_rows), np.arange(reference.n_rows), np.ones(reference.n_rows, np.int64)
+        first, inverse, counts = (
+            np.arange(reference.n_rows),
+            np.arange(reference.n_rows),
+            np.ones(reference.n_rows, np.int64),
+        )
     ref_u = reference.take(first)
     occ = _occurrences(inverse, first.size, k)
     n_u = first.size

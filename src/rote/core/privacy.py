@@ -25,8 +25,10 @@ def _check(scores: Any, labels: Any, sample_weight: Any = None) -> tuple[np.ndar
     if not np.isin(y, (0, 1, True, False)).all():
         raise ConfigError("labels must be 0/1 (1 = member); got values " + ", ".join(map(str, np.unique(y)[:5])))
     if np.isnan(s).any():
-        raise ConfigError(f"scores contain {int(np.isnan(s).sum())} NaN values (first at index "
-                          f"{int(np.flatnonzero(np.isnan(s))[0])}); drop or impute them before scoring")
+        raise ConfigError(
+            f"scores contain {int(np.isnan(s).sum())} NaN values (first at index "
+            f"{int(np.flatnonzero(np.isnan(s))[0])}); drop or impute them before scoring"
+        )
     w = np.ones(len(s)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).ravel()
     if len(w) != len(s) or (w < 0).any():
         raise ConfigError("sample_weight must be non-negative with one weight per score")
@@ -42,8 +44,10 @@ def roc_curve(scores: Any, labels: Any, sample_weight: Any = None) -> tuple[np.n
     s, y, w = _check(scores, labels, sample_weight)
     pos, neg = w[y].sum(), w[~y].sum()
     if pos == 0 or neg == 0:
-        raise ConfigError(f"the ROC needs both members and non-members; got {int(y.sum())} members and "
-                          f"{int((~y).sum())} non-members (with positive weight)")
+        raise ConfigError(
+            f"the ROC needs both members and non-members; got {int(y.sum())} members and "
+            f"{int((~y).sum())} non-members (with positive weight)"
+        )
     order = np.argsort(-s, kind="mergesort")
     s, y, w = s[order], y[order], w[order]
     tp = np.cumsum(w * y)
@@ -85,8 +89,12 @@ class MembershipMetrics:
     tpr_intervals: dict[float, Interval] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"auc": self.auc, "advantage": self.advantage, "n_members": self.n_members,
-                               "n_nonmembers": self.n_nonmembers}
+        out: dict[str, Any] = {
+            "auc": self.auc,
+            "advantage": self.advantage,
+            "n_members": self.n_members,
+            "n_nonmembers": self.n_nonmembers,
+        }
         for f, v in self.tpr_at.items():
             out[f"tpr_at_{f:g}_fpr"] = v
         if self.auc_interval is not None:
@@ -96,8 +104,14 @@ class MembershipMetrics:
         return out
 
 
-def membership_metrics(scores: Any, labels: Any, fprs: Sequence[float] = (0.001, 0.01, 0.1), n_boot: int = 0,
-                       level: float = 0.95, seed: int = 0) -> MembershipMetrics:
+def membership_metrics(
+    scores: Any,
+    labels: Any,
+    fprs: Sequence[float] = (0.001, 0.01, 0.1),
+    n_boot: int = 0,
+    level: float = 0.95,
+    seed: int = 0,
+) -> MembershipMetrics:
     """AUC, TPR at each of `fprs` and advantage; with `n_boot` > 0, bootstrap intervals resampling members and
     non-members separately (so every replicate has both)."""
     s, y, _ = _check(scores, labels)
@@ -106,8 +120,12 @@ def membership_metrics(scores: Any, labels: Any, fprs: Sequence[float] = (0.001,
     auc_iv = tpr_ivs = None
     if n_boot > 0:
         auc_iv = bootstrap_ci(roc_auc, s, y, n_boot=n_boot, level=level, seed=seed, strata=y)
-        tpr_ivs = {f: bootstrap_ci(lambda a, b, f=f: tpr_at_fpr(a, b, f), s, y, n_boot=n_boot, level=level,
-                                   seed=seed, strata=y) for f in tprs}
+        tpr_ivs = {
+            f: bootstrap_ci(
+                lambda a, b, f=f: tpr_at_fpr(a, b, f), s, y, n_boot=n_boot, level=level, seed=seed, strata=y
+            )
+            for f in tprs
+        }
     return MembershipMetrics(auc, tprs, attacker_advantage(s, y), int(y.sum()), int((~y).sum()), auc_iv, tpr_ivs)
 
 
@@ -189,7 +207,17 @@ def logit_confidence(prob_true_class: Any, eps: float = 1e-12) -> np.ndarray:
 
 
 __all__ = [
-    "MembershipMetrics", "attacker_advantage", "roc_auc", "roc_curve", "tpr_at_fpr", "membership_metrics",
-    "loss_score", "zlib_score", "min_k_score", "min_k_plus_plus_score", "reference_score", "lira_offline_score",
+    "MembershipMetrics",
+    "attacker_advantage",
+    "roc_auc",
+    "roc_curve",
+    "tpr_at_fpr",
+    "membership_metrics",
+    "loss_score",
+    "zlib_score",
+    "min_k_score",
+    "min_k_plus_plus_score",
+    "reference_score",
+    "lira_offline_score",
     "logit_confidence",
 ]

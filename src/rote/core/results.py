@@ -44,8 +44,11 @@ class Result:
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """Per-sample tables by file name (e.g. {"rows.parquet": frame})."""
-        return {f.metadata["file"]: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.metadata.get(_KIND) == "table"}
+        return {
+            f.metadata["file"]: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.metadata.get(_KIND) == "table"
+        }
 
     def to_frame(self) -> pd.DataFrame:
         """The first (main) per-sample table, copied."""

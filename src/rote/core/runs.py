@@ -197,8 +197,9 @@ def _check_writable_folder(folder: Path, shown: Path) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise ConfigError(f"`out` {shown}: cannot write in {folder} ({exc.strerror or exc}); choose a writable folder") \
-            from None
+        raise ConfigError(
+            f"`out` {shown}: cannot write in {folder} ({exc.strerror or exc}); choose a writable folder"
+        ) from None
 
 
 class RunFolder:
@@ -226,12 +227,14 @@ class RunFolder:
             if not self.path.is_dir():
                 raise ConfigError(f"`out` {self.path}: exists and is a file, not a folder; choose a folder path")
         elif not existing.is_dir():
-            raise ConfigError(f"`out` {self.path}: {existing} is a file, so no folder can be made under it; "
-                              "choose another path")
+            raise ConfigError(
+                f"`out` {self.path}: {existing} is a file, so no folder can be made under it; choose another path"
+            )
         for name in self.RESERVED:
             if (self.path / name).is_dir():
-                raise ConfigError(f"`out` {self.path}: {name} there is a folder, where the run writes a file; "
-                                  "choose another folder")
+                raise ConfigError(
+                    f"`out` {self.path}: {name} there is a folder, where the run writes a file; choose another folder"
+                )
         if (self.path / "results.json").exists() and not force:
             raise ConfigError(
                 f"`out` {self.path}: already holds a finished run (results.json); "
@@ -290,8 +293,9 @@ class RunFolder:
         overwrite an input."""
         p = self.path / name
         if p.resolve() in self._inputs:
-            raise ConfigError(f"{p}: is one of this run's inputs; rote never overwrites inputs, choose another "
-                              "out folder")
+            raise ConfigError(
+                f"{p}: is one of this run's inputs; rote never overwrites inputs, choose another out folder"
+            )
         self._start()
         return p
 
@@ -307,30 +311,53 @@ class RunFolder:
     def write_parquet(self, name: str, frame: Any) -> Path:
         return atomic_write_parquet(self.file(name), frame)
 
-    def config(self, command: str, options: dict[str, Any], inputs: dict[str, str | os.PathLike | None] | None = None,
-               seed: int | None = None) -> dict[str, Any]:
+    def config(
+        self,
+        command: str,
+        options: dict[str, Any],
+        inputs: dict[str, str | os.PathLike | None] | None = None,
+        seed: int | None = None,
+    ) -> dict[str, Any]:
         """What config.json holds: the command, every option, fingerprints of input files, seed, versions, time."""
         return {
             "command": command,
             "options": options,
-            "inputs": {k: file_fingerprint(v) for k, v in (inputs or {}).items() if v is not None and Path(v).is_file()},
+            "inputs": {
+                k: file_fingerprint(v) for k, v in (inputs or {}).items() if v is not None and Path(v).is_file()
+            },
             "seed": seed,
             "environment": environment_info(),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
 
-    def write_config(self, command: str, options: dict[str, Any], inputs: dict[str, str | os.PathLike | None] | None = None,
-                     seed: int | None = None) -> Path:
+    def write_config(
+        self,
+        command: str,
+        options: dict[str, Any],
+        inputs: dict[str, str | os.PathLike | None] | None = None,
+        seed: int | None = None,
+    ) -> Path:
         """Write config.json now (long runs do, before training, so an interrupted run records how it started)."""
         return self.write_json("config.json", self.config(command, options, inputs, seed))
 
-    def finish(self, result: Any, *, command: str, options: dict[str, Any],
-               inputs: dict[str, str | os.PathLike | None] | None = None, seed: int | None = None,
-               tables: Mapping[str, Any] | None = None, plots: Mapping[str, bytes] | None = None,
-               files: Mapping[str, bytes | str] | None = None,
-               report: Callable[[dict[str, Any]], str] | None = None, extra: Mapping[str, Any] | None = None,
-               summary: str | None = None, quiet: bool = False, status: int = STATUS_OK,
-               reason: str | None = None) -> int:
+    def finish(
+        self,
+        result: Any,
+        *,
+        command: str,
+        options: dict[str, Any],
+        inputs: dict[str, str | os.PathLike | None] | None = None,
+        seed: int | None = None,
+        tables: Mapping[str, Any] | None = None,
+        plots: Mapping[str, bytes] | None = None,
+        files: Mapping[str, bytes | str] | None = None,
+        report: Callable[[dict[str, Any]], str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+        summary: str | None = None,
+        quiet: bool = False,
+        status: int = STATUS_OK,
+        reason: str | None = None,
+    ) -> int:
         """Write everything a run leaves behind and return its exit status; the one way every command ends.
 
         In order: config.json (`command`, `options`, fingerprints of `inputs`, `seed`); the result's own tables
@@ -399,11 +426,22 @@ def progress_bar(total: int, description: str, *, quiet: bool = False) -> Iterat
     if quiet or total <= 0:
         yield lambda n=1: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TimeRemainingColumn(), transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        transient=False,
     ) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n=1: bar.advance(task, n)

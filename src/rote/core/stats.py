@@ -30,8 +30,14 @@ class Interval:
         return f"{self.estimate:.4g} [{self.low:.4g}, {self.high:.4g}]"
 
 
-def bootstrap_ci(statistic: Callable[..., float], *arrays: Any, n_boot: int = 1000, level: float = 0.95,
-                 seed: int = 0, strata: Any = None) -> Interval:
+def bootstrap_ci(
+    statistic: Callable[..., float],
+    *arrays: Any,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    strata: Any = None,
+) -> Interval:
     """Percentile bootstrap interval of `statistic(*arrays)`.
 
     Each replicate draws len(arrays[0]) row indices with replacement and applies them to every array (so paired

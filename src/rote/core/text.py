@@ -148,11 +148,14 @@ def _units(x: Any, name: str) -> tuple[str | list, str]:
         try:
             arr = x if isinstance(x, np.ndarray) else np.asarray(x)
         except ValueError:
-            raise DataError(f"{name}: not a flat sequence (ragged nesting?); pass a str or a 1-D list of token "
-                            "ids") from None
+            raise DataError(
+                f"{name}: not a flat sequence (ragged nesting?); pass a str or a 1-D list of token ids"
+            ) from None
     if arr.ndim != 1:
-        raise DataError(f"{name}: token sequences must be 1-D, got shape {arr.shape}; pass one sequence per call "
-                        "(overlap_table takes many)")
+        raise DataError(
+            f"{name}: token sequences must be 1-D, got shape {arr.shape}; pass one sequence per call "
+            "(overlap_table takes many)"
+        )
     if arr.size == 0:
         return [], "empty"
     if arr.dtype.kind in "iu":
@@ -165,13 +168,19 @@ def _units(x: Any, name: str) -> tuple[str | list, str]:
         if kinds[0] is not None and all(k == kinds[0] for k in kinds):
             return ([int(t) for t in items] if kinds[0] == "ids" else items), kinds[0]
         bad = next(i for i, k in enumerate(kinds) if k is None or k != kinds[0])
-        raise DataError(f"{name}: item {bad} is {items[bad]!r} ({type(items[bad]).__name__}); a token sequence "
-                        "holds only int ids or only str tokens")
+        raise DataError(
+            f"{name}: item {bad} is {items[bad]!r} ({type(items[bad]).__name__}); a token sequence "
+            "holds only int ids or only str tokens"
+        )
     if arr.dtype.kind == "f" and np.isnan(arr).any():
-        raise DataError(f"{name}: item {int(np.flatnonzero(np.isnan(arr))[0])} is missing (NaN); token sequences "
-                        "cannot have gaps: drop or fill it")
-    raise DataError(f"{name}: token sequences must hold integers (or str tokens), got dtype {arr.dtype}; "
-                    "convert ids with np.asarray(x, dtype=np.int64)")
+        raise DataError(
+            f"{name}: item {int(np.flatnonzero(np.isnan(arr))[0])} is missing (NaN); token sequences "
+            "cannot have gaps: drop or fill it"
+        )
+    raise DataError(
+        f"{name}: token sequences must hold integers (or str tokens), got dtype {arr.dtype}; "
+        "convert ids with np.asarray(x, dtype=np.int64)"
+    )
 
 
 def _item_kind(t: Any) -> str | None:
@@ -190,16 +199,23 @@ def _pair(a: Any, b: Any, names: tuple[str, str], tokenizer: Tokenizer | None = 
     ua, ka = _units(a, names[0])
     ub, kb = _units(b, names[1])
     if ka != kb and "empty" not in (ka, kb):
-        raise DataError(f"{names[0]} is {_KIND_WORDS[ka]} but {names[1]} is {_KIND_WORDS[kb]}; compare like with "
-                        "like (tokenize the text with the same tokenizer, or decode the ids)")
+        raise DataError(
+            f"{names[0]} is {_KIND_WORDS[ka]} but {names[1]} is {_KIND_WORDS[kb]}; compare like with "
+            "like (tokenize the text with the same tokenizer, or decode the ids)"
+        )
     if "chars" in (ka, kb) and "empty" in (ka, kb):
-        raise DataError(f"{names[0]} is {_KIND_WORDS[ka]} but {names[1]} is {_KIND_WORDS[kb]}; pass '' for "
-                        "an empty text")
+        raise DataError(
+            f"{names[0]} is {_KIND_WORDS[ka]} but {names[1]} is {_KIND_WORDS[kb]}; pass '' for an empty text"
+        )
     return ua, ub
 
 
-_KIND_WORDS = {"chars": "a str", "ids": "a sequence of int token ids", "tokens": "a sequence of str tokens",
-               "empty": "an empty token sequence"}
+_KIND_WORDS = {
+    "chars": "a str",
+    "ids": "a sequence of int token ids",
+    "tokens": "a sequence of str tokens",
+    "empty": "an empty token sequence",
+}
 
 
 # ------------------------------------------------------------------------------------------- longest common substring
@@ -297,8 +313,9 @@ class SubstringIndex:
         """The longest common substring of the indexed text (`a`) and `query` (`b`); see `CommonSubstring`."""
         units, kind = _units(query, "query")
         if kind != self.kind and "empty" not in (kind, self.kind):
-            raise DataError(f"query is {_KIND_WORDS[kind]} but the indexed text is {_KIND_WORDS[self.kind]}; "
-                            "compare like with like")
+            raise DataError(
+                f"query is {_KIND_WORDS[kind]} but the indexed text is {_KIND_WORDS[self.kind]}; compare like with like"
+            )
         if "chars" in (kind, self.kind) and "empty" in (kind, self.kind):
             raise DataError("an empty token sequence cannot be compared with a str; pass '' for an empty text")
         return self._scan(units)
@@ -442,8 +459,9 @@ def _prf(hits: int, n_candidate: int, n_reference: int) -> PRF:
     return PRF(p, r, 2 * p * r / (p + r) if p + r > 0 else 0.0)
 
 
-def rouge_l(candidate: TextOrTokens, reference: TextOrTokens, *,
-            tokenizer: Tokenizer | None = default_tokenizer) -> PRF:
+def rouge_l(
+    candidate: TextOrTokens, reference: TextOrTokens, *, tokenizer: Tokenizer | None = default_tokenizer
+) -> PRF:
     """ROUGE-L (Lin 2004) as `rouge-score` computes `rougeL`: LCS of the word tokens, precision = LCS /
     len(candidate), recall = LCS / len(reference), F1; all 0 when either side has no tokens.
 
@@ -457,12 +475,13 @@ def rouge_l(candidate: TextOrTokens, reference: TextOrTokens, *,
 
 def _ngram_counts(units: Sequence, n: int) -> Counter:
     if isinstance(units, str):
-        return Counter(units[i:i + n] for i in range(len(units) - n + 1))
-    return Counter(tuple(units[i:i + n]) for i in range(len(units) - n + 1))
+        return Counter(units[i : i + n] for i in range(len(units) - n + 1))
+    return Counter(tuple(units[i : i + n]) for i in range(len(units) - n + 1))
 
 
-def ngram_overlap(candidate: TextOrTokens, reference: TextOrTokens, n: int = 1, *,
-                  tokenizer: Tokenizer | None = default_tokenizer) -> PRF:
+def ngram_overlap(
+    candidate: TextOrTokens, reference: TextOrTokens, n: int = 1, *, tokenizer: Tokenizer | None = default_tokenizer
+) -> PRF:
     """Clipped n-gram overlap: hits = sum over n-grams g of min(count_candidate(g), count_reference(g));
     precision = hits / (candidate n-grams), recall = hits / (reference n-grams), F1 (as rouge-score's ROUGE-N).
 
@@ -479,8 +498,15 @@ def ngram_overlap(candidate: TextOrTokens, reference: TextOrTokens, n: int = 1, 
 BLEU_SMOOTHINGS = ("add1", "floor", "none")
 
 
-def bleu(candidate: TextOrTokens, reference: TextOrTokens, *, max_n: int = 4, smoothing: str = "add1",
-         epsilon: float = 0.1, tokenizer: Tokenizer | None = default_tokenizer) -> float:
+def bleu(
+    candidate: TextOrTokens,
+    reference: TextOrTokens,
+    *,
+    max_n: int = 4,
+    smoothing: str = "add1",
+    epsilon: float = 0.1,
+    tokenizer: Tokenizer | None = default_tokenizer,
+) -> float:
     """Sentence BLEU of `candidate` against one `reference` (Papineni et al. 2002), in [0, 1].
 
     BLEU = BP * exp(mean over n = 1..max_n of log p_n), with p_n the clipped n-gram precision (matches m_n over
@@ -570,8 +596,10 @@ def pythia_score(candidate: TextOrTokens, reference: TextOrTokens) -> float:
     undefined (DataError)."""
     uc, ur = _pair(candidate, reference, ("candidate", "reference"))
     if len(ur) == 0:
-        raise DataError("reference is empty: the Pythia score is a fraction of its positions; skip texts shorter "
-                        "than prefix + suffix")
+        raise DataError(
+            "reference is empty: the Pythia score is a fraction of its positions; skip texts shorter "
+            "than prefix + suffix"
+        )
     return _positions_equal(uc, ur) / len(ur)
 
 
@@ -583,8 +611,9 @@ def copies_160_chars(candidate: str, reference: str, *, min_chars: int = SUBSTAN
     return longest_common_substring(candidate, reference).length >= min_chars
 
 
-def approximately_memorized(candidate: TextOrTokens, reference: TextOrTokens, *,
-                            min_bleu: float = APPROX_MEMORIZATION_BLEU, **bleu_kwargs: Any) -> bool:
+def approximately_memorized(
+    candidate: TextOrTokens, reference: TextOrTokens, *, min_bleu: float = APPROX_MEMORIZATION_BLEU, **bleu_kwargs: Any
+) -> bool:
     """True when sentence BLEU (`bleu`, "add1" smoothing unless given) is at least `min_bleu` (0.75 by default;
     see `APPROX_MEMORIZATION_BLEU`)."""
     return bleu(candidate, reference, **bleu_kwargs) >= min_bleu
@@ -594,13 +623,29 @@ def approximately_memorized(candidate: TextOrTokens, reference: TextOrTokens, *,
 
 INDEX_CACHE_CHARS = 200_000  # overlap_table keeps suffix automata of up to this many reference characters
 OVERLAP_COLUMNS = {  # column -> dtype of overlap_table's frame
-    **dict.fromkeys(("candidate_chars", "reference_chars", "lcsubstr_chars", "lcsubstr_candidate_start",
-                     "lcsubstr_reference_start", "candidate_tokens", "reference_tokens", "lcsubstr_tokens",
-                     "lcsubstr_tokens_candidate_start", "lcsubstr_tokens_reference_start"), "int64"),
-    "lcsubstr_tokens_ratio": "float64", "lcs_tokens": "int64", "prefix_match_tokens": "int64",
-    "pythia_score": "float64", "exact_match": "bool",
+    **dict.fromkeys(
+        (
+            "candidate_chars",
+            "reference_chars",
+            "lcsubstr_chars",
+            "lcsubstr_candidate_start",
+            "lcsubstr_reference_start",
+            "candidate_tokens",
+            "reference_tokens",
+            "lcsubstr_tokens",
+            "lcsubstr_tokens_candidate_start",
+            "lcsubstr_tokens_reference_start",
+        ),
+        "int64",
+    ),
+    "lcsubstr_tokens_ratio": "float64",
+    "lcs_tokens": "int64",
+    "prefix_match_tokens": "int64",
+    "pythia_score": "float64",
+    "exact_match": "bool",
     **dict.fromkeys(("rougeL_precision", "rougeL_recall", "rougeL_f", "bleu"), "float64"),
-    "edit_distance_chars": "int64", "norm_edit_distance_chars": "float64",
+    "edit_distance_chars": "int64",
+    "norm_edit_distance_chars": "float64",
     **dict.fromkeys(("substantial_lcs", "substantial_bleu", "substantial"), "bool"),
 }
 
@@ -609,19 +654,27 @@ def _check_texts(values: Sequence[Any], name: str) -> list[str]:
     out = []
     for i, v in enumerate(values):
         if not isinstance(v, str):
-            what = "missing (NA)" if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA \
+            what = (
+                "missing (NA)"
+                if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA
                 else f"a {type(v).__name__}"
+            )
             raise DataError(f"{name}: row {i} is {what}, not a str; fill or drop it (use '' for an empty text)")
         out.append(v)
     return out
 
 
-def overlap_table(candidates: Sequence[str], references: Sequence[str], *,
-                  candidate_tokens: Sequence[TextOrTokens] | None = None,
-                  reference_tokens: Sequence[TextOrTokens] | None = None,
-                  tokenizer: Tokenizer = default_tokenizer, bleu_smoothing: str = "add1",
-                  criteria: CopyingCriteria = CopyingCriteria(),
-                  progress: Callable[[int], None] | None = None) -> pd.DataFrame:
+def overlap_table(
+    candidates: Sequence[str],
+    references: Sequence[str],
+    *,
+    candidate_tokens: Sequence[TextOrTokens] | None = None,
+    reference_tokens: Sequence[TextOrTokens] | None = None,
+    tokenizer: Tokenizer = default_tokenizer,
+    bleu_smoothing: str = "add1",
+    criteria: CopyingCriteria = CopyingCriteria(),
+    progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
     """Every overlap measure for many (candidate, reference) text pairs, one row per pair (in input order).
 
     candidates, references: (n_pairs,) strs, the generations and the true texts.
@@ -647,23 +700,28 @@ def overlap_table(candidates: Sequence[str], references: Sequence[str], *,
     cands = _check_texts(candidates, "candidates")
     refs = _check_texts(references, "references")
     if len(cands) != len(refs):
-        raise DataError(f"overlap_table: {len(cands)} candidates but {len(refs)} references; pass one reference "
-                        "per candidate")
+        raise DataError(
+            f"overlap_table: {len(cands)} candidates but {len(refs)} references; pass one reference per candidate"
+        )
     if (candidate_tokens is None) != (reference_tokens is None):
         raise ConfigError("overlap_table: give both candidate_tokens and reference_tokens, or neither")
     if candidate_tokens is not None:
         if len(candidate_tokens) != len(cands) or len(reference_tokens) != len(cands):
-            raise DataError(f"overlap_table: {len(cands)} texts but {len(candidate_tokens)} candidate_tokens and "
-                            f"{len(reference_tokens)} reference_tokens; pass one token sequence per text")
+            raise DataError(
+                f"overlap_table: {len(cands)} texts but {len(candidate_tokens)} candidate_tokens and "
+                f"{len(reference_tokens)} reference_tokens; pass one token sequence per text"
+            )
     if bleu_smoothing not in BLEU_SMOOTHINGS:
-        raise ConfigError(f"overlap_table: bleu_smoothing must be one of {', '.join(BLEU_SMOOTHINGS)}; "
-                          f"got {bleu_smoothing!r}")
+        raise ConfigError(
+            f"overlap_table: bleu_smoothing must be one of {', '.join(BLEU_SMOOTHINGS)}; got {bleu_smoothing!r}"
+        )
     char_index: dict[str, SubstringIndex] = {}  # insertion-ordered: the oldest is evicted first
     indexed_chars = 0
     rows = []
     for i, (cand, ref) in enumerate(zip(cands, refs)):
-        words_c, words_r = _pair(tokenizer(cand), tokenizer(ref), (f"tokenizer(candidates[{i}])",
-                                                                 f"tokenizer(references[{i}])"))
+        words_c, words_r = _pair(
+            tokenizer(cand), tokenizer(ref), (f"tokenizer(candidates[{i}])", f"tokenizer(references[{i}])")
+        )
         if candidate_tokens is not None:
             tc, tr = candidate_tokens[i], reference_tokens[i]
             try:
@@ -684,25 +742,33 @@ def overlap_table(candidates: Sequence[str], references: Sequence[str], *,
         b = bleu(words_c, words_r, smoothing=bleu_smoothing, tokenizer=None)
         ed = _levenshtein_units(cand, ref)
         rl = _prf(_lcs_units(words_c, words_r), len(words_c), len(words_r))
-        rows.append({
-            "candidate_chars": len(cand), "reference_chars": len(ref),
-            "lcsubstr_chars": sub.length, "lcsubstr_candidate_start": sub.start_b,
-            "lcsubstr_reference_start": sub.start_a,
-            "candidate_tokens": len(tc), "reference_tokens": len(tr),
-            "lcsubstr_tokens": sub_t.length, "lcsubstr_tokens_candidate_start": sub_t.start_b,
-            "lcsubstr_tokens_reference_start": sub_t.start_a,
-            "lcsubstr_tokens_ratio": sub_t.length / len(tr) if len(tr) else math.nan,
-            "lcs_tokens": _lcs_units(tc, tr),
-            "prefix_match_tokens": pm,
-            "pythia_score": _positions_equal(tc, tr) / len(tr) if len(tr) else math.nan,
-            "exact_match": bool(len(tr) > 0 and pm == len(tr)),
-            "rougeL_precision": rl.precision, "rougeL_recall": rl.recall, "rougeL_f": rl.fmeasure,
-            "bleu": b,
-            "edit_distance_chars": ed,
-            "norm_edit_distance_chars": ed / max(len(cand), len(ref)) if (cand or ref) else 0.0,
-            "substantial_lcs": sub.length >= criteria.min_chars,
-            "substantial_bleu": b >= criteria.min_bleu,
-        })
+        rows.append(
+            {
+                "candidate_chars": len(cand),
+                "reference_chars": len(ref),
+                "lcsubstr_chars": sub.length,
+                "lcsubstr_candidate_start": sub.start_b,
+                "lcsubstr_reference_start": sub.start_a,
+                "candidate_tokens": len(tc),
+                "reference_tokens": len(tr),
+                "lcsubstr_tokens": sub_t.length,
+                "lcsubstr_tokens_candidate_start": sub_t.start_b,
+                "lcsubstr_tokens_reference_start": sub_t.start_a,
+                "lcsubstr_tokens_ratio": sub_t.length / len(tr) if len(tr) else math.nan,
+                "lcs_tokens": _lcs_units(tc, tr),
+                "prefix_match_tokens": pm,
+                "pythia_score": _positions_equal(tc, tr) / len(tr) if len(tr) else math.nan,
+                "exact_match": bool(len(tr) > 0 and pm == len(tr)),
+                "rougeL_precision": rl.precision,
+                "rougeL_recall": rl.recall,
+                "rougeL_f": rl.fmeasure,
+                "bleu": b,
+                "edit_distance_chars": ed,
+                "norm_edit_distance_chars": ed / max(len(cand), len(ref)) if (cand or ref) else 0.0,
+                "substantial_lcs": sub.length >= criteria.min_chars,
+                "substantial_bleu": b >= criteria.min_bleu,
+            }
+        )
         rows[-1]["substantial"] = rows[-1]["substantial_lcs"] or rows[-1]["substantial_bleu"]
         if progress is not None:
             progress(1)

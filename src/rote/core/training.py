@@ -134,8 +134,9 @@ class TrainState:
         if mode == "latest":
             return self._per_sample_now.cpu().numpy().copy()
         n = self.trainer.n_samples
-        return (torch.stack(self._per_sample_rows).numpy() if self._per_sample_rows
-                else np.zeros((0, n), dtype=np.float32))
+        return (
+            torch.stack(self._per_sample_rows).numpy() if self._per_sample_rows else np.zeros((0, n), dtype=np.float32)
+        )
 
 
 def _callback_method(cb: Any, name: str) -> Callable | None:
@@ -192,35 +193,62 @@ class Trainer:
     progress: True draws a bar (over epochs, or steps with a step budget); a callable gets advance(1).
     """
 
-    def __init__(self, modules: Mapping[str, nn.Module], step_fn: StepFn, *,
-                 optimizers: Mapping[str, torch.optim.Optimizer] | None = None,
-                 schedulers: Mapping[str, Any] | None = None,
-                 scheduler_interval: Literal["step", "epoch"] | None = "epoch",
-                 data: Any = None, batch_size: int | None = None, shuffle: bool = True, drop_last: bool = False,
-                 collate_fn: Callable[[list], Any] | None = None,
-                 epochs: int | Callable[[], int] | None = None, steps: int | None = None,
-                 steps_per_epoch: int | None = None, seed: int = 0, generator: torch.Generator | None = None,
-                 device: str | torch.device = "cpu", amp: bool = False, amp_dtype: torch.dtype = torch.float16,
-                 grad_clip: float | None = None, manual_optimization: bool = False, callbacks: Sequence[Any] = (),
-                 monitor: str | None = None, mode: Literal["min", "max"] = "min", min_delta: float = 0.0,
-                 patience: int | None = None, keep_best: bool = False,
-                 record_per_sample: Literal["all", "latest"] | None = None, n_samples: int | None = None,
-                 checkpoint_dir: str | Path | None = None, checkpoint_every: int | None = None,
-                 checkpoint_unit: Literal["epoch", "step"] = "epoch", keep_checkpoints: int | None = None,
-                 resume: bool = True, kind: str = "rote.train", meta: Mapping[str, Any] | None = None,
-                 payload: Callable[[TrainState], dict] | None = None,
-                 check_resume: Callable[[Path, dict], None] | None = None,
-                 load_payload: Callable[[Path, dict], None] | None = None,
-                 on_stop: Callable[[TrainState], bool] | None = None, progress: Progress = False,
-                 description: str = "training") -> None:
+    def __init__(
+        self,
+        modules: Mapping[str, nn.Module],
+        step_fn: StepFn,
+        *,
+        optimizers: Mapping[str, torch.optim.Optimizer] | None = None,
+        schedulers: Mapping[str, Any] | None = None,
+        scheduler_interval: Literal["step", "epoch"] | None = "epoch",
+        data: Any = None,
+        batch_size: int | None = None,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        collate_fn: Callable[[list], Any] | None = None,
+        epochs: int | Callable[[], int] | None = None,
+        steps: int | None = None,
+        steps_per_epoch: int | None = None,
+        seed: int = 0,
+        generator: torch.Generator | None = None,
+        device: str | torch.device = "cpu",
+        amp: bool = False,
+        amp_dtype: torch.dtype = torch.float16,
+        grad_clip: float | None = None,
+        manual_optimization: bool = False,
+        callbacks: Sequence[Any] = (),
+        monitor: str | None = None,
+        mode: Literal["min", "max"] = "min",
+        min_delta: float = 0.0,
+        patience: int | None = None,
+        keep_best: bool = False,
+        record_per_sample: Literal["all", "latest"] | None = None,
+        n_samples: int | None = None,
+        checkpoint_dir: str | Path | None = None,
+        checkpoint_every: int | None = None,
+        checkpoint_unit: Literal["epoch", "step"] = "epoch",
+        keep_checkpoints: int | None = None,
+        resume: bool = True,
+        kind: str = "rote.train",
+        meta: Mapping[str, Any] | None = None,
+        payload: Callable[[TrainState], dict] | None = None,
+        check_resume: Callable[[Path, dict], None] | None = None,
+        load_payload: Callable[[Path, dict], None] | None = None,
+        on_stop: Callable[[TrainState], bool] | None = None,
+        progress: Progress = False,
+        description: str = "training",
+    ) -> None:
         def whole(name: str, v: Any, low: int, none_ok: bool = True) -> None:
             if v is None and none_ok:
                 return
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
                 raise ConfigError(f"Trainer: {name}={v!r} must be a whole number >= {low}")
 
-        if not isinstance(modules, Mapping) or not modules or \
-                not all(isinstance(m, nn.Module) for m in modules.values()):
+        if (
+            not isinstance(modules, Mapping)
+            or not modules
+            or not all(isinstance(m, nn.Module) for m in modules.values())
+        ):
             raise ConfigError("Trainer: modules must be a non-empty dict of name -> torch.nn.Module")
         if not callable(step_fn):
             raise ConfigError("Trainer: step_fn must be a function step_fn(batch, state) -> dict of losses")
@@ -235,8 +263,9 @@ class Trainer:
                 raise ConfigError(f"Trainer: schedulers[{name!r}] has no step/state_dict; pass a torch scheduler")
         if scheduler_interval not in ("step", "epoch", None):
             raise ConfigError(f"Trainer: scheduler_interval={scheduler_interval!r} must be 'step', 'epoch' or None")
-        if scheduler_interval == "step" and any(isinstance(s, torch.optim.lr_scheduler.ReduceLROnPlateau)
-                                                for s in schedulers.values()):
+        if scheduler_interval == "step" and any(
+            isinstance(s, torch.optim.lr_scheduler.ReduceLROnPlateau) for s in schedulers.values()
+        ):
             raise ConfigError("Trainer: ReduceLROnPlateau needs a value per epoch; pass scheduler_interval='epoch'")
         whole("batch_size", batch_size, 1)
         if not callable(epochs):
@@ -255,8 +284,9 @@ class Trainer:
             n = n_samples
         elif isinstance(data, (int, np.integer)) and not isinstance(data, bool):
             n = int(data)
-        elif isinstance(data, torch.Tensor) or (isinstance(data, tuple) and data
-                                               and all(isinstance(t, torch.Tensor) for t in data)):
+        elif isinstance(data, torch.Tensor) or (
+            isinstance(data, tuple) and data and all(isinstance(t, torch.Tensor) for t in data)
+        ):
             rows = {len(t) for t in (data if isinstance(data, tuple) else (data,))}
             if len(rows) != 1:
                 raise ConfigError(f"Trainer: the tensors in data have different numbers of rows {sorted(rows)}")
@@ -264,22 +294,27 @@ class Trainer:
         elif hasattr(data, "__len__") and hasattr(data, "__getitem__"):
             n = len(data)
         else:
-            raise ConfigError(f"Trainer: data of type {type(data).__name__} is not usable; pass a number of "
-                              "samples, a tensor or tuple of tensors, a dataset (len + getitem), or None")
+            raise ConfigError(
+                f"Trainer: data of type {type(data).__name__} is not usable; pass a number of "
+                "samples, a tensor or tuple of tensors, a dataset (len + getitem), or None"
+            )
         if data is not None:
             whole("the dataset size", n, 1)
             if batch_size is None:
                 raise ConfigError("Trainer: batch_size is required when data is given")
             if drop_last and n < batch_size:
-                raise ConfigError(f"Trainer: drop_last=True with {n} samples and batch_size={batch_size} leaves no "
-                                  "batch; lower batch_size or pass drop_last=False")
+                raise ConfigError(
+                    f"Trainer: drop_last=True with {n} samples and batch_size={batch_size} leaves no "
+                    "batch; lower batch_size or pass drop_last=False"
+                )
         if mode not in ("min", "max"):
             raise ConfigError(f"Trainer: mode={mode!r} must be 'min' or 'max'")
         if not (isinstance(min_delta, (int, float)) and min_delta >= 0):
             raise ConfigError(f"Trainer: min_delta={min_delta!r} must be a number >= 0")
         if (patience is not None or keep_best) and monitor is None:
-            raise ConfigError("Trainer: patience and keep_best need monitor, the logged value to watch "
-                              "(e.g. monitor='loss')")
+            raise ConfigError(
+                "Trainer: patience and keep_best need monitor, the logged value to watch (e.g. monitor='loss')"
+            )
         if record_per_sample not in (None, "all", "latest"):
             raise ConfigError(f"Trainer: record_per_sample={record_per_sample!r} must be 'all', 'latest' or None")
         if record_per_sample is not None:
@@ -349,8 +384,11 @@ class Trainer:
             latest = latest_checkpoint(self.checkpoint_dir, prefix=self.prefix)
             if latest is not None:
                 pending = self._resume_from(latest)
-        cuda = [self.device.index if self.device.index is not None else torch.cuda.current_device()] \
-            if self.device.type == "cuda" else []
+        cuda = (
+            [self.device.index if self.device.index is not None else torch.cuda.current_device()]
+            if self.device.type == "cuda"
+            else []
+        )
         outer = capture_rng_state(cuda_devices=[])  # python, numpy, torch CPU; the GPU's by fork_rng
         try:
             with torch.random.fork_rng(devices=cuda):
@@ -444,7 +482,7 @@ class Trainer:
         while True:
             if (n_batches is not None and pos >= n_batches) or (self.steps is not None and st.step >= self.steps):
                 break
-            idx = order[pos * self.batch_size:(pos + 1) * self.batch_size] if self.data is not None else None
+            idx = order[pos * self.batch_size : (pos + 1) * self.batch_size] if self.data is not None else None
             st.batch, st.indices = pos, idx
             out = self._step(self._make_batch(idx), st)
             weight = len(idx) if idx is not None else 1
@@ -453,8 +491,10 @@ class Trainer:
                     continue
                 if isinstance(v, torch.Tensor):
                     if v.numel() != 1:
-                        raise ConfigError(f"Trainer: step_fn returned {k!r} with shape {tuple(v.shape)}; return "
-                                          "scalars, and per-sample values as 'per_sample'")
+                        raise ConfigError(
+                            f"Trainer: step_fn returned {k!r} with shape {tuple(v.shape)}; return "
+                            "scalars, and per-sample values as 'per_sample'"
+                        )
                     v = v.detach().reshape(())
                     sums[k] = sums.get(k, torch.zeros((), device=v.device)) + v * weight
                 else:
@@ -471,17 +511,26 @@ class Trainer:
             if self.scheduler_interval == "step":
                 for s in self.schedulers.values():
                     s.step()
-            epoch_over = stop or (n_batches is not None and pos >= n_batches) or \
-                (self.steps is not None and st.step >= self.steps)
+            epoch_over = (
+                stop
+                or (n_batches is not None and pos >= n_batches)
+                or (self.steps is not None and st.step >= self.steps)
+            )
             if epoch_over:
                 break
             if self.checkpoint_unit == "step" and self.checkpoint_every and st.step % self.checkpoint_every == 0:
                 self._check_finite(sums, count, f"epoch {e}")
-                self._save(in_epoch={"order": order.cpu(), "position": pos, "count": count,
-                                     "seconds": seconds + time.perf_counter() - t0,
-                                     "sums": {k: (v.cpu() if isinstance(v, torch.Tensor) else v)
-                                              for k, v in sums.items()},
-                                     "generator": gen.get_state(), "rng": self._rng()})
+                self._save(
+                    in_epoch={
+                        "order": order.cpu(),
+                        "position": pos,
+                        "count": count,
+                        "seconds": seconds + time.perf_counter() - t0,
+                        "sums": {k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in sums.items()},
+                        "generator": gen.get_state(),
+                        "rng": self._rng(),
+                    }
+                )
             if self.epochs is None:
                 advance(1)
         return self._end_epoch(e, sums, count, seconds + time.perf_counter() - t0, stop, advance)
@@ -493,14 +542,15 @@ class Trainer:
         else:
             out = self.step_fn(batch, st)
         if not isinstance(out, Mapping):
-            raise ConfigError(f"Trainer: step_fn returned {type(out).__name__}; return a dict such as "
-                              "{'loss': loss}")
+            raise ConfigError(f"Trainer: step_fn returned {type(out).__name__}; return a dict such as {{'loss': loss}}")
         if self.manual_optimization:
             return out
         loss = out.get("loss")
         if not isinstance(loss, torch.Tensor) or not loss.requires_grad or loss.numel() != 1:
-            raise ConfigError("Trainer: step_fn must return 'loss', a scalar tensor that requires grad (or use "
-                              "manual_optimization=True)")
+            raise ConfigError(
+                "Trainer: step_fn must return 'loss', a scalar tensor that requires grad (or use "
+                "manual_optimization=True)"
+            )
         names = st.active_optimizers if st.active_optimizers is not None else tuple(self.optimizers)
         opts = [self.optimizers[k] for k in names]
         for o in opts:
@@ -538,19 +588,25 @@ class Trainer:
         values = out["per_sample"].detach().float().reshape(-1)
         where = out.get("indices", idx)
         if where is None:
-            raise ConfigError("Trainer: step_fn returned per_sample without indices; without a dataset, return "
-                              "the samples' dataset indices as 'indices'")
+            raise ConfigError(
+                "Trainer: step_fn returned per_sample without indices; without a dataset, return "
+                "the samples' dataset indices as 'indices'"
+            )
         where = torch.as_tensor(where, device=st._per_sample_now.device).reshape(-1).long()
         if len(where) != len(values):
             raise ConfigError(f"Trainer: per_sample has {len(values)} values for {len(where)} indices")
         st._per_sample_now.index_copy_(0, where, values.to(st._per_sample_now.device))
 
-    def _end_epoch(self, e: int, sums: dict, count: int, seconds: float, stop: bool,
-                   advance: Callable[[int], None]) -> bool:
+    def _end_epoch(
+        self, e: int, sums: dict, count: int, seconds: float, stop: bool, advance: Callable[[int], None]
+    ) -> bool:
         st = self.state
         self._check_finite(sums, count, f"epoch {e}")
-        means = {k: float(v / count) if isinstance(v, torch.Tensor) else v / count for k, v in sums.items()} \
-            if count else {}
+        means = (
+            {k: float(v / count) if isinstance(v, torch.Tensor) else v / count for k, v in sums.items()}
+            if count
+            else {}
+        )
         logs = {"epoch": e, **means, "seconds": seconds}
         st.history.append(logs)
         if self.record_per_sample == "all":
@@ -565,8 +621,10 @@ class Trainer:
                 if isinstance(s, torch.optim.lr_scheduler.ReduceLROnPlateau):
                     key = self.monitor or "loss"
                     if key not in logs:
-                        raise ConfigError(f"Trainer: ReduceLROnPlateau needs {key!r} in the logs; logged values "
-                                          f"are {', '.join(sorted(logs))}")
+                        raise ConfigError(
+                            f"Trainer: ReduceLROnPlateau needs {key!r} in the logs; logged values "
+                            f"are {', '.join(sorted(logs))}"
+                        )
                     s.step(logs[key])
                 else:
                     s.step()
@@ -578,7 +636,8 @@ class Trainer:
         reached = self._budget_reached(st)
         st.stopped_early = bool(end and not reached)
         due = bool(self.checkpoint_every) and (
-            e % self.checkpoint_every == 0 if self.checkpoint_unit == "epoch" else st.step % self.checkpoint_every == 0)
+            e % self.checkpoint_every == 0 if self.checkpoint_unit == "epoch" else st.step % self.checkpoint_every == 0
+        )
         if self.checkpoint_dir is not None and (end or reached or due):
             self._save(in_epoch=None)
         advance(1)
@@ -588,16 +647,19 @@ class Trainer:
         """Best value, best weights and patience; True when early stopping ends training."""
         st = self.state
         if self.monitor not in logs:
-            raise ConfigError(f"Trainer: monitor={self.monitor!r} is not logged; logged values are "
-                              f"{', '.join(sorted(logs))}")
+            raise ConfigError(
+                f"Trainer: monitor={self.monitor!r} is not logged; logged values are {', '.join(sorted(logs))}"
+            )
         value = float(logs[self.monitor])
-        better = st.best_value is None or (value < st.best_value - self.min_delta if self.mode == "min"
-                                           else value > st.best_value + self.min_delta)
+        better = st.best_value is None or (
+            value < st.best_value - self.min_delta if self.mode == "min" else value > st.best_value + self.min_delta
+        )
         if better:
             st.best_value, st.best_epoch, st.wait = value, st.epoch, 0
             if self.keep_best:
-                st.best_weights = {k: {n: t.detach().clone() for n, t in m.state_dict().items()}
-                                   for k, m in self.modules.items()}
+                st.best_weights = {
+                    k: {n: t.detach().clone() for n, t in m.state_dict().items()} for k, m in self.modules.items()
+                }
         else:
             st.wait += 1
         return self.patience is not None and st.wait >= self.patience
@@ -609,15 +671,23 @@ class Trainer:
             value = float(v) if isinstance(v, torch.Tensor) else v
             if not math.isfinite(value):
                 st = self.state
-                last = (f"the last good checkpoint is {st.last_checkpoint} (resume continues from it)"
-                        if st.last_checkpoint is not None else "no checkpoint was written")
-                raise RoteError(f"training diverged: {k} is {value / max(count, 1)} in {where} (after step "
-                                f"{st.step}); training stopped and {last}; lower the learning rate or clip "
-                                "gradients")
+                last = (
+                    f"the last good checkpoint is {st.last_checkpoint} (resume continues from it)"
+                    if st.last_checkpoint is not None
+                    else "no checkpoint was written"
+                )
+                raise RoteError(
+                    f"training diverged: {k} is {value / max(count, 1)} in {where} (after step "
+                    f"{st.step}); training stopped and {last}; lower the learning rate or clip "
+                    "gradients"
+                )
 
     def _rng(self) -> dict[str, Any]:
-        cuda = [self.device.index if self.device.index is not None else torch.cuda.current_device()] \
-            if self.device.type == "cuda" else []
+        cuda = (
+            [self.device.index if self.device.index is not None else torch.cuda.current_device()]
+            if self.device.type == "cuda"
+            else []
+        )
         return capture_rng_state(cuda_devices=cuda)
 
     # ------------------------------------------------------------------ checkpoints
@@ -638,12 +708,13 @@ class Trainer:
                 "seed": self.seed,
                 "generator": self.generator.get_state() if self.generator is not None else None,
                 "in_epoch": in_epoch,
-                "best": {"value": st.best_value, "epoch": st.best_epoch, "wait": st.wait,
-                         "weights": st.best_weights},
+                "best": {"value": st.best_value, "epoch": st.best_epoch, "wait": st.wait, "weights": st.best_weights},
                 "stopped_early": bool(st.stopped_early),
                 "scaler": st.scaler.state_dict() if st.scaler is not None else None,
-                "per_sample": {"rows": torch.stack(st._per_sample_rows) if st._per_sample_rows else None,
-                               "now": st._per_sample_now.cpu() if st._per_sample_now is not None else None},
+                "per_sample": {
+                    "rows": torch.stack(st._per_sample_rows) if st._per_sample_rows else None,
+                    "now": st._per_sample_now.cpu() if st._per_sample_now is not None else None,
+                },
                 "callbacks": cbs,
             },
         }
@@ -653,8 +724,7 @@ class Trainer:
             if clash:
                 raise ConfigError(f"Trainer: payload keys {sorted(clash)} are reserved by the training loop")
             data.update(extra)
-        path = save_checkpoint(self.checkpoint_dir / checkpoint_name(number, prefix=self.prefix), data,
-                               kind=self.kind)
+        path = save_checkpoint(self.checkpoint_dir / checkpoint_name(number, prefix=self.prefix), data, kind=self.kind)
         if self.keep_checkpoints is not None:
             prune_checkpoints(self.checkpoint_dir, keep=self.keep_checkpoints, prefix=self.prefix)
         st.last_checkpoint = path
@@ -670,8 +740,10 @@ class Trainer:
             saved, ours = ck.get("meta") or {}, self.meta
             differ = sorted(k for k in set(saved) | set(ours) if saved.get(k) != ours.get(k))
             shown = ", ".join(f"{k}={saved.get(k)!r} there, {ours.get(k)!r} here" for k in differ[:4])
-            raise ConfigError(f"{path}: checkpoint was written with other settings ({shown}); resume with the same "
-                              "settings, pass resume=False, or use another checkpoint folder")
+            raise ConfigError(
+                f"{path}: checkpoint was written with other settings ({shown}); resume with the same "
+                "settings, pass resume=False, or use another checkpoint folder"
+            )
         try:
             for k, m in self.modules.items():
                 m.load_state_dict(ck["modules"][k])
@@ -690,8 +762,9 @@ class Trainer:
             st.best_value, st.best_epoch, st.wait = best["value"], best["epoch"], int(best["wait"])
             st.best_weights = best["weights"]
             if st.best_weights is not None:
-                st.best_weights = {k: {n: t.to(self.device) for n, t in sd.items()}
-                                   for k, sd in st.best_weights.items()}
+                st.best_weights = {
+                    k: {n: t.to(self.device) for n, t in sd.items()} for k, sd in st.best_weights.items()
+                }
             st.stopped_early = bool(tr["stopped_early"])
             if st.scaler is not None and tr["scaler"] is not None:
                 st.scaler.load_state_dict(tr["scaler"])
@@ -707,8 +780,10 @@ class Trainer:
             if self.load_payload is not None:
                 self.load_payload(path, ck)
         except (KeyError, TypeError, RuntimeError, ValueError, AttributeError) as exc:
-            raise ConfigError(f"{path}: checkpoint content does not fit this training run ({exc}); pass "
-                              "resume=False or use another checkpoint folder") from None
+            raise ConfigError(
+                f"{path}: checkpoint content does not fit this training run ({exc}); pass "
+                "resume=False or use another checkpoint folder"
+            ) from None
         st.resumed_from = st.last_checkpoint = path
         st.start_epoch, st.start_step = st.epoch, st.step
         return tr["in_epoch"]

@@ -36,8 +36,10 @@ def _gen(generator: Generator) -> torch.Generator:
 
 def _float(x: torch.Tensor) -> torch.Tensor:
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
-        raise DataError(f"augmentation needs a (N, C, H, W) tensor, got "
-                        f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+        raise DataError(
+            f"augmentation needs a (N, C, H, W) tensor, got "
+            f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}"
+        )
     if x.dtype == torch.uint8:
         return x.float().div_(255.0)
     if not x.dtype.is_floating_point:
@@ -61,9 +63,15 @@ def _size(size: int | tuple[int, int] | None, x: torch.Tensor) -> tuple[int, int
 # ---------------------------------------------------------------------------------------------- geometry
 
 
-def random_resized_crop(x: torch.Tensor, size: int | tuple[int, int] | None = None, *, generator: Generator,
-                        scale: tuple[float, float] = (0.08, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3),
-                        return_params: bool = False):
+def random_resized_crop(
+    x: torch.Tensor,
+    size: int | tuple[int, int] | None = None,
+    *,
+    generator: Generator,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    return_params: bool = False,
+):
     """Crop a random box of each image (area fraction in `scale`, aspect w/h in `ratio`, log-uniform) and resize it
     bilinearly to `size` (default: the input size). Returns (N, C, h, w) float.
 
@@ -96,14 +104,20 @@ def random_resized_crop(x: torch.Tensor, size: int | tuple[int, int] | None = No
     theta[:, 0, 2] = (2 * left + bw) / W - 1
     theta[:, 1, 1] = bh / H
     theta[:, 1, 2] = (2 * top + bh) / H - 1
-    grid = F.affine_grid(theta.to(device=x.device, dtype=x.dtype), [n, x.shape[1], out_h, out_w],
-                         align_corners=False)
+    grid = F.affine_grid(theta.to(device=x.device, dtype=x.dtype), [n, x.shape[1], out_h, out_w], align_corners=False)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return (out, boxes) if return_params else out
 
 
-def random_crop(x: torch.Tensor, size: int | tuple[int, int] | None = None, *, generator: Generator,
-                padding: int = 4, fill: float = 0.0, return_params: bool = False):
+def random_crop(
+    x: torch.Tensor,
+    size: int | tuple[int, int] | None = None,
+    *,
+    generator: Generator,
+    padding: int = 4,
+    fill: float = 0.0,
+    return_params: bool = False,
+):
     """Pad every side by `padding` pixels of value `fill`, then cut a random `size` window (default: the input
     size), as CIFAR training does (padding 4). Exact pixel copies, no interpolation. Returns (N, C, h, w) float;
     params: (N, 2) int64 offsets (top, left) in the padded image.
@@ -123,8 +137,9 @@ def random_crop(x: torch.Tensor, size: int | tuple[int, int] | None = None, *, g
     dev = x.device
     rows = (top.to(dev)[:, None] + torch.arange(h, device=dev))[:, None, :, None]  # (N, 1, h, 1)
     cols = (left.to(dev)[:, None] + torch.arange(w, device=dev))[:, None, None, :]  # (N, 1, 1, w)
-    out = padded[torch.arange(n, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None],
-                 rows, cols]
+    out = padded[
+        torch.arange(n, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None], rows, cols
+    ]
     return (out, torch.stack([top, left], 1)) if return_params else out
 
 
@@ -187,8 +202,17 @@ def _blend(a: torch.Tensor, b: torch.Tensor, factor: torch.Tensor) -> torch.Tens
     return (f * a + (1 - f) * b).clamp_(0.0, 1.0)
 
 
-def color_jitter(x: torch.Tensor, brightness: float = 0.4, contrast: float = 0.4, saturation: float = 0.4,
-                 hue: float = 0.1, *, p: float = 1.0, generator: Generator, return_params: bool = False):
+def color_jitter(
+    x: torch.Tensor,
+    brightness: float = 0.4,
+    contrast: float = 0.4,
+    saturation: float = 0.4,
+    hue: float = 0.1,
+    *,
+    p: float = 1.0,
+    generator: Generator,
+    return_params: bool = False,
+):
     """Random brightness, contrast, saturation and hue changes per image (torchvision ColorJitter), applied to
     each image with probability `p`.
 
@@ -237,8 +261,14 @@ def crop_flip(x: torch.Tensor, *, generator: Generator, padding: int = 4) -> tor
     return random_horizontal_flip(random_crop(x, padding=padding, generator=gen), generator=gen)
 
 
-def simclr_augment(x: torch.Tensor, *, generator: Generator, size: int | tuple[int, int] | None = None,
-                   strength: float = 0.5, scale: tuple[float, float] = (0.08, 1.0)) -> torch.Tensor:
+def simclr_augment(
+    x: torch.Tensor,
+    *,
+    generator: Generator,
+    size: int | tuple[int, int] | None = None,
+    strength: float = 0.5,
+    scale: tuple[float, float] = (0.08, 1.0),
+) -> torch.Tensor:
     """One SimCLR view of every image (Chen et al. 2020, Appendix A; CIFAR setting, no blur): random resized crop
     (area `scale`, aspect 3/4..4/3) to `size` (default: input size), horizontal flip, colour jitter with
     brightness/contrast/saturation 0.8*s and hue 0.2*s applied with p = 0.8, grayscale with p = 0.2.

@@ -32,12 +32,31 @@ from rote.data.images import ImageDataset, from_arrays
 
 PathLike = str | os.PathLike
 
-FASHION_MNIST_CLASSES: tuple[str, ...] = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                                          "Sneaker", "Bag", "Ankle boot")
-CIFAR10_CLASSES: tuple[str, ...] = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-                                    "truck")
-STL10_CLASSES: tuple[str, ...] = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship",
-                                  "truck")
+FASHION_MNIST_CLASSES: tuple[str, ...] = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+CIFAR10_CLASSES: tuple[str, ...] = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+STL10_CLASSES: tuple[str, ...] = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck")
 DIGIT_CLASSES: tuple[str, ...] = tuple(str(d) for d in range(10))
 
 SPLITS = ("train", "test")
@@ -51,8 +70,13 @@ def _split(split: str, allowed: tuple[str, ...] = SPLITS) -> str:
 
 def _dataset(x: np.ndarray, y: np.ndarray, classes: tuple[str, ...], source: str) -> ImageDataset:
     """Wrap arrays a loader has already checked: (N, C, H, W) uint8 and (N,) int labels."""
-    return ImageDataset(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y.astype(np.int64)),
-                        torch.arange(len(x), dtype=torch.int64), classes, source)
+    return ImageDataset(
+        torch.from_numpy(np.ascontiguousarray(x)),
+        torch.from_numpy(y.astype(np.int64)),
+        torch.arange(len(x), dtype=torch.int64),
+        classes,
+        source,
+    )
 
 
 def _check_label_range(y: np.ndarray, n_classes: int, where: str) -> None:
@@ -62,8 +86,14 @@ def _check_label_range(y: np.ndarray, n_classes: int, where: str) -> None:
 
 # ---------------------------------------------------------------------------------------------- IDX
 
-_IDX_DTYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
-               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_DTYPES = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 
 
 def read_idx(path: PathLike) -> np.ndarray:
@@ -81,8 +111,10 @@ def read_idx(path: PathLike) -> np.ndarray:
         raise DataError(f"{p}: not a readable gzip file ({exc})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         magic = raw[:4].hex() or "(empty)"
-        raise DataError(f"{p}: wrong magic number 0x{magic}; an IDX file starts with 00 00, a type code "
-                        "(08 for uint8) and the number of dimensions")
+        raise DataError(
+            f"{p}: wrong magic number 0x{magic}; an IDX file starts with 00 00, a type code "
+            "(08 for uint8) and the number of dimensions"
+        )
     dtype, ndim = _IDX_DTYPES[raw[2]], raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
@@ -90,13 +122,16 @@ def read_idx(path: PathLike) -> np.ndarray:
     shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(raw) - header != expected:
-        raise DataError(f"{p}: the header declares shape {shape} ({expected:,} data bytes) but the file holds "
-                        f"{len(raw) - header:,} data bytes")
+        raise DataError(
+            f"{p}: the header declares shape {shape} ({expected:,} data bytes) but the file holds "
+            f"{len(raw) - header:,} data bytes"
+        )
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
-def load_idx(images: PathLike, labels: PathLike, *, classes: tuple[str, ...] = DIGIT_CLASSES,
-             source: str | None = None) -> ImageDataset:
+def load_idx(
+    images: PathLike, labels: PathLike, *, classes: tuple[str, ...] = DIGIT_CLASSES, source: str | None = None
+) -> ImageDataset:
     """An IDX image file ((N, H, W) uint8) and its IDX label file ((N,) uint8) as one dataset (MNIST format)."""
     x, y = read_idx(images), read_idx(labels)
     if x.ndim != 3 or x.dtype != np.uint8:
@@ -120,8 +155,10 @@ def load_fashion_mnist(split: str = "train", *, root: PathLike = FASHION_MNIST_D
     images, labels = root / f"{prefix}-images-idx3-ubyte.gz", root / f"{prefix}-labels-idx1-ubyte.gz"
     for f in (images, labels):
         if not f.is_file():
-            raise DataError(f"{f}: Fashion-MNIST is not installed; install Debian's dataset-fashion-mnist package "
-                            "(`apt-get install -y dataset-fashion-mnist`; `make test`'s set-up does this as root)")
+            raise DataError(
+                f"{f}: Fashion-MNIST is not installed; install Debian's dataset-fashion-mnist package "
+                "(`apt-get install -y dataset-fashion-mnist`; `make test`'s set-up does this as root)"
+            )
     return load_idx(images, labels, classes=FASHION_MNIST_CLASSES, source=f"fashion-mnist:{split}")
 
 
@@ -167,10 +204,14 @@ class _ArrayUnpickler(pickle.Unpickler):
     """Unpickles plain containers and numpy arrays only: a CIFAR batch is a pickle, and an arbitrary pickle can
     run any code, so every other global is refused."""
 
-    _ALLOWED = {(m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray") for n in ("_reconstruct",
-                                                                                             "scalar")}
-    _ALLOWED |= {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
-                 ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer")}
+    _ALLOWED = {(m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray") for n in ("_reconstruct", "scalar")}
+    _ALLOWED |= {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+    }
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in self._ALLOWED:
@@ -196,8 +237,7 @@ def _cifar_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
             raise DataError(f"{path}: no {key!r} entry (entries: {', '.join(batch) or '-'})")
     x, y = np.asarray(batch["data"]), np.asarray(batch[label_key])
     if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3 * 32 * 32:
-        raise DataError(f"{path}: 'data' must be (N, 3072) uint8 (32x32 RGB, channel-major), got {x.dtype} "
-                        f"{x.shape}")
+        raise DataError(f"{path}: 'data' must be (N, 3072) uint8 (32x32 RGB, channel-major), got {x.dtype} {x.shape}")
     if y.shape != (len(x),):
         raise DataError(f"{path}: {y.size} labels in {label_key!r} for {len(x)} images; they must match")
     return x.reshape(-1, 3, 32, 32), y
@@ -208,8 +248,9 @@ def _cifar_root(root: PathLike, folder: str) -> Path:
     if (p / folder).is_dir():  # the parent of the extracted folder also works
         p = p / folder
     if not p.is_dir():
-        raise DataError(f"{p}: folder not found; extract the python version of the dataset and pass its folder "
-                        f"({folder})")
+        raise DataError(
+            f"{p}: folder not found; extract the python version of the dataset and pass its folder ({folder})"
+        )
     return p
 
 
@@ -235,8 +276,9 @@ def load_cifar10(root: PathLike, split: str = "train") -> ImageDataset:
     names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
     missing = [n for n in names if not (p / n).is_file()]
     if missing:
-        raise DataError(f"{p}: missing CIFAR-10 batch files {', '.join(missing)}; pass the extracted "
-                        "cifar-10-batches-py folder")
+        raise DataError(
+            f"{p}: missing CIFAR-10 batch files {', '.join(missing)}; pass the extracted cifar-10-batches-py folder"
+        )
     parts = [_cifar_batch(p / n, "labels") for n in names]
     x, y = np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts])
     classes = _names(p / "batches.meta", "label_names", CIFAR10_CLASSES, 10)
@@ -285,8 +327,9 @@ def load_svhn(path: PathLike, split: str = "train") -> ImageDataset:
         raise DataError(f"{p}: not a readable MATLAB (v5) file ({str(exc).splitlines()[0]})") from None
     for key in ("X", "y"):
         if key not in mat:
-            raise DataError(f"{p}: no {key!r} variable (variables: "
-                            f"{', '.join(k for k in mat if not k.startswith('__')) or '-'})")
+            raise DataError(
+                f"{p}: no {key!r} variable (variables: {', '.join(k for k in mat if not k.startswith('__')) or '-'})"
+            )
     x, y = np.asarray(mat["X"]), np.asarray(mat["y"]).reshape(-1)
     if x.ndim != 4 or x.shape[2] != 3 or x.dtype != np.uint8:
         raise DataError(f"{p}: X must be (H, W, 3, N) uint8, got {x.dtype} {x.shape}")
@@ -345,8 +388,7 @@ def load_stl10(root: PathLike, split: str = "train") -> ImageDataset:
 
 # ---------------------------------------------------------------------------------------------- folders, arrays
 
-IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
-                                     ".pgm")
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
 def load_image_folder(root: PathLike, *, size: tuple[int, int] | None = None, mode: str = "RGB") -> ImageDataset:
@@ -386,8 +428,10 @@ def load_image_folder(root: PathLike, *, size: tuple[int, int] | None = None, mo
             if first is None:
                 first = (f, hw)
             elif hw != first[1]:
-                raise DataError(f"{f}: image is {hw[0]}x{hw[1]} but {first[0]} is {first[1][0]}x{first[1][1]}; "
-                                "images of mixed sizes need size=(H, W) to resize them")
+                raise DataError(
+                    f"{f}: image is {hw[0]}x{hw[1]} but {first[0]} is {first[1][0]}x{first[1][1]}; "
+                    "images of mixed sizes need size=(H, W) to resize them"
+                )
             arrays.append(a)
             labels.append(label)
     x = np.stack(arrays)
@@ -399,8 +443,14 @@ _IMAGE_KEYS = ("images", "x", "X", "data")
 _LABEL_KEYS = ("labels", "y", "targets", "label")
 
 
-def load_arrays(path: PathLike, *, images_key: str | None = None, labels_key: str | None = None,
-                classes: tuple[str, ...] | None = None, layout: str = "auto") -> ImageDataset:
+def load_arrays(
+    path: PathLike,
+    *,
+    images_key: str | None = None,
+    labels_key: str | None = None,
+    classes: tuple[str, ...] | None = None,
+    layout: str = "auto",
+) -> ImageDataset:
     """Images (and labels) from a `.npz` (arrays named e.g. "images"/"x" and "labels"/"y") or a `.npy` of images.
 
     Checked as `rote.data.from_arrays` checks arrays: layout, pixel range (uint8 0..255 or float 0..1) and
@@ -428,8 +478,10 @@ def load_arrays(path: PathLike, *, images_key: str | None = None, labels_key: st
                 found = [k for k in options if k in keys]
                 if not found:
                     if required:
-                        raise DataError(f"{p}: no {what} array (looked for {', '.join(options)}; arrays: "
-                                        f"{', '.join(keys) or '-'}); name it with {what}_key=")
+                        raise DataError(
+                            f"{p}: no {what} array (looked for {', '.join(options)}; arrays: "
+                            f"{', '.join(keys) or '-'}); name it with {what}_key="
+                        )
                     return None
                 return loaded[found[0]]
 

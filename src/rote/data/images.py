@@ -50,16 +50,19 @@ class ImageDataset:
         x, y, i = self.images, self.labels, self.ids
         where = self.source or "images"
         if not isinstance(x, torch.Tensor) or x.ndim != 4:
-            raise DataError(f"{where}: images must be a (N, C, H, W) tensor, got "
-                            f"{tuple(x.shape) if hasattr(x, 'shape') else type(x).__name__}")
+            raise DataError(
+                f"{where}: images must be a (N, C, H, W) tensor, got "
+                f"{tuple(x.shape) if hasattr(x, 'shape') else type(x).__name__}"
+            )
         if x.dtype != torch.uint8 and not x.dtype.is_floating_point:
             raise DataError(f"{where}: images must be uint8 or float, got {x.dtype}")
         n = x.shape[0]
         for name, t in (("labels", y), ("ids", i)):
             if not isinstance(t, torch.Tensor) or t.dtype != torch.int64 or t.shape != (n,):
                 got = f"{t.dtype} {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
-                raise DataError(f"{where}: {name} must be an int64 tensor of shape ({n},) to match {n} images, "
-                                f"got {got}")
+                raise DataError(
+                    f"{where}: {name} must be an int64 tensor of shape ({n},) to match {n} images, got {got}"
+                )
         object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
 
     # ------------------------------------------------------------------------------------------ basics
@@ -68,8 +71,10 @@ class ImageDataset:
 
     def __repr__(self) -> str:
         c, h, w = self.shape
-        return (f"ImageDataset({len(self)} x {c}x{h}x{w} {str(self.images.dtype).removeprefix('torch.')}, "
-                f"{len(self.classes)} classes, source={self.source!r})")
+        return (
+            f"ImageDataset({len(self)} x {c}x{h}x{w} {str(self.images.dtype).removeprefix('torch.')}, "
+            f"{len(self.classes)} classes, source={self.source!r})"
+        )
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -125,23 +130,25 @@ class ImageDataset:
 
     def balanced_subset(self, n_per_class: int, *, seed: int | np.random.Generator) -> ImageDataset:
         """`n_per_class` random samples of every class (in dataset order)."""
-        return self.subset(balanced_indices(self.labels.cpu().numpy(), n_per_class, seed=seed,
-                                            n_classes=self.n_classes))
+        return self.subset(
+            balanced_indices(self.labels.cpu().numpy(), n_per_class, seed=seed, n_classes=self.n_classes)
+        )
 
-    def kfold(self, k: int, *, seed: int | np.random.Generator,
-              stratify: bool = False) -> list[tuple[ImageDataset, ImageDataset]]:
+    def kfold(
+        self, k: int, *, seed: int | np.random.Generator, stratify: bool = False
+    ) -> list[tuple[ImageDataset, ImageDataset]]:
         """`k` (train, held_out) pairs; every sample is held out exactly once (for held-out predictions)."""
         labels = self.labels.cpu().numpy() if stratify else None
-        return [(self.subset(tr), self.subset(te)) for tr, te in kfold_indices(len(self), k, seed=seed,
-                                                                                 labels=labels)]
+        return [(self.subset(tr), self.subset(te)) for tr, te in kfold_indices(len(self), k, seed=seed, labels=labels)]
 
     def halves(self, *, seed: int | np.random.Generator, balanced: bool = False) -> tuple[ImageDataset, ImageDataset]:
         """Two random disjoint halves covering the dataset (XRM-style twins); `balanced` halves every class."""
         a, b = halves_indices(len(self), seed=seed, labels=self.labels.cpu().numpy() if balanced else None)
         return self.subset(a), self.subset(b)
 
-    def plant_duplicates(self, index: int | Index, copies: int | Sequence[int] = 1, *,
-                         seed: int | np.random.Generator) -> tuple[ImageDataset, pd.DataFrame]:
+    def plant_duplicates(
+        self, index: int | Index, copies: int | Sequence[int] = 1, *, seed: int | np.random.Generator
+    ) -> tuple[ImageDataset, pd.DataFrame]:
         """Append exact copies of some samples (duplicated-sample planting, for memorization-vs-duplication studies).
 
         index: positions of the samples to duplicate, or an int n to pick n distinct samples at random.
@@ -166,15 +173,20 @@ class ImageDataset:
         if (counts < 0).any():
             raise ConfigError(f"copies must be >= 0, got {int(counts.min())}")
         dup = self.subset(np.repeat(pos, counts)[rng.permutation(int(counts.sum()))])
-        planted = self._with(images=torch.cat([self.images, dup.images]), labels=torch.cat([self.labels, dup.labels]),
-                             ids=torch.cat([self.ids, dup.ids]))
-        record = pd.DataFrame({"id": self.ids.cpu().numpy()[pos], "position": pos, "copies": counts,
-                               "occurrences": counts + 1})
+        planted = self._with(
+            images=torch.cat([self.images, dup.images]),
+            labels=torch.cat([self.labels, dup.labels]),
+            ids=torch.cat([self.ids, dup.ids]),
+        )
+        record = pd.DataFrame(
+            {"id": self.ids.cpu().numpy()[pos], "position": pos, "copies": counts, "occurrences": counts + 1}
+        )
         return planted, record
 
     # ------------------------------------------------------------------------------------------ iteration
-    def augmented(self, augment: Callable[..., torch.Tensor], *, copies: int = 1, seed: int = 0,
-                  batch_size: int = 1024) -> ImageDataset:
+    def augmented(
+        self, augment: Callable[..., torch.Tensor], *, copies: int = 1, seed: int = 0, batch_size: int = 1024
+    ) -> ImageDataset:
         """`copies` augmented views of every sample (float32), made in batches on the dataset's device.
 
         augment: a batch function `augment(x, generator=...)` such as `rote.data.augment.simclr_augment`.
@@ -184,36 +196,42 @@ class ImageDataset:
             raise ConfigError(f"copies must be at least 1, got {copies}")
         gen = torch.Generator().manual_seed(int(seed))
         x = self.float().images
-        views = [augment(x[s:s + batch_size], generator=gen) for _ in range(copies)
-                 for s in range(0, len(self), batch_size)]
-        return self._with(images=torch.cat(views) if views else x, labels=self.labels.repeat(copies),
-                          ids=self.ids.repeat(copies))
+        views = [
+            augment(x[s : s + batch_size], generator=gen)
+            for _ in range(copies)
+            for s in range(0, len(self), batch_size)
+        ]
+        return self._with(
+            images=torch.cat(views) if views else x, labels=self.labels.repeat(copies), ids=self.ids.repeat(copies)
+        )
 
-    def batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0,
-                drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def batches(
+        self, batch_size: int, *, shuffle: bool = False, seed: int = 0, drop_last: bool = False
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """(x, y, id) batches sliced straight from the tensors, on their device: no worker processes or
         per-sample collation, which for small in-memory images is much faster than a DataLoader."""
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         n = len(self)
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed))) if shuffle \
-            else torch.arange(n)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed))) if shuffle else torch.arange(n)
         order = order.to(self.device)
         stop = n - n % batch_size if drop_last else n
         for s in range(0, stop, batch_size):
-            idx = order[s:s + batch_size]
+            idx = order[s : s + batch_size]
             yield self.images[idx], self.labels[idx], self.ids[idx]
 
     def torch_dataset(self) -> IndexedImages:
         """A `torch.utils.data.Dataset` yielding (x, y, id) per sample."""
         return IndexedImages(self)
 
-    def loader(self, batch_size: int, *, shuffle: bool = False, seed: int = 0, drop_last: bool = False,
-               **kwargs: Any) -> torch.utils.data.DataLoader:
+    def loader(
+        self, batch_size: int, *, shuffle: bool = False, seed: int = 0, drop_last: bool = False, **kwargs: Any
+    ) -> torch.utils.data.DataLoader:
         """A DataLoader of (x, y, id) batches; shuffling is seeded (a private torch.Generator)."""
         gen = torch.Generator().manual_seed(int(seed))
-        return torch.utils.data.DataLoader(self.torch_dataset(), batch_size=batch_size, shuffle=shuffle,
-                                           generator=gen, drop_last=drop_last, **kwargs)
+        return torch.utils.data.DataLoader(
+            self.torch_dataset(), batch_size=batch_size, shuffle=shuffle, generator=gen, drop_last=drop_last, **kwargs
+        )
 
 
 class IndexedImages(torch.utils.data.Dataset):
@@ -257,9 +275,15 @@ def _to_uint8_or_float(x: np.ndarray, where: str) -> np.ndarray:
     raise DataError(f"{where}: images have unsupported dtype {x.dtype}; pass uint8 or float")
 
 
-def from_arrays(images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor | Sequence[int] | None = None,
-                *, classes: Sequence[str] | None = None, ids: np.ndarray | Sequence[int] | None = None,
-                layout: str = "auto", source: str = "arrays") -> ImageDataset:
+def from_arrays(
+    images: np.ndarray | torch.Tensor,
+    labels: np.ndarray | torch.Tensor | Sequence[int] | None = None,
+    *,
+    classes: Sequence[str] | None = None,
+    ids: np.ndarray | Sequence[int] | None = None,
+    layout: str = "auto",
+    source: str = "arrays",
+) -> ImageDataset:
     """Check arrays and wrap them as an `ImageDataset`.
 
     images: (N, H, W) grayscale, or (N, C, H, W) / (N, H, W, C) with C in {1, 3, 4}; uint8 (or other integers)
@@ -283,8 +307,9 @@ def from_arrays(images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Te
         first = x.shape[1] in (1, 3, 4) and x.shape[3] > 4
         last = x.shape[3] in (1, 3, 4) and x.shape[1] > 4
         if first == last:
-            raise ConfigError(f"{source}: cannot tell the channel axis of shape {x.shape}; pass layout='NCHW' or "
-                              "layout='NHWC'")
+            raise ConfigError(
+                f"{source}: cannot tell the channel axis of shape {x.shape}; pass layout='NCHW' or layout='NHWC'"
+            )
         layout = "NCHW" if first else "NHWC"
     if layout == "NHWC":
         x = x.transpose(0, 3, 1, 2)
@@ -306,8 +331,9 @@ def from_arrays(images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Te
         raise DataError(f"{source}: ids must be ({n},) integers, got {i.dtype} {i.shape}")
     if len(np.unique(i)) != n:
         raise DataError(f"{source}: ids must be distinct")
-    return ImageDataset(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(i.astype(np.int64)),
-                        tuple(classes), source)
+    return ImageDataset(
+        torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(i.astype(np.int64)), tuple(classes), source
+    )
 
 
 def _check_labels(y: np.ndarray, n: int, classes: Sequence[str] | None, source: str) -> np.ndarray:

@@ -40,8 +40,10 @@ class DatasetPreset:
             raise ConfigError(f"preset '{self.name}': task {self.task!r} is unknown; use one of {', '.join(TASKS)}")
         overlap = [c for c in self.drop if c in set(self.numeric) | set(self.categorical)]
         if overlap:
-            raise ConfigError(f"preset '{self.name}': columns both kept and dropped: {_fmt_names(overlap)}; "
-                              "remove them from drop or from the column lists")
+            raise ConfigError(
+                f"preset '{self.name}': columns both kept and dropped: {_fmt_names(overlap)}; "
+                "remove them from drop or from the column lists"
+            )
         self.schema  # noqa: B018 - validates the column lists (duplicates, overlaps, target) at definition time
 
     @property
@@ -51,30 +53,84 @@ class DatasetPreset:
 
 
 _NEWS_NUMERIC = (
-    "n_tokens_title", "n_tokens_content", "n_unique_tokens", "n_non_stop_words", "n_non_stop_unique_tokens",
-    "num_hrefs", "num_self_hrefs", "num_imgs", "num_videos", "average_token_length", "num_keywords",
-    "kw_min_min", "kw_max_min", "kw_avg_min", "kw_min_max", "kw_max_max", "kw_avg_max", "kw_min_avg",
-    "kw_max_avg", "kw_avg_avg", "self_reference_min_shares", "self_reference_max_shares",
-    "self_reference_avg_sharess", "LDA_00", "LDA_01", "LDA_02", "LDA_03", "LDA_04", "global_subjectivity",
-    "global_sentiment_polarity", "global_rate_positive_words", "global_rate_negative_words",
-    "rate_positive_words", "rate_negative_words", "avg_positive_polarity", "min_positive_polarity",
-    "max_positive_polarity", "avg_negative_polarity", "min_negative_polarity", "max_negative_polarity",
-    "title_subjectivity", "title_sentiment_polarity", "abs_title_subjectivity", "abs_title_sentiment_polarity",
+    "n_tokens_title",
+    "n_tokens_content",
+    "n_unique_tokens",
+    "n_non_stop_words",
+    "n_non_stop_unique_tokens",
+    "num_hrefs",
+    "num_self_hrefs",
+    "num_imgs",
+    "num_videos",
+    "average_token_length",
+    "num_keywords",
+    "kw_min_min",
+    "kw_max_min",
+    "kw_avg_min",
+    "kw_min_max",
+    "kw_max_max",
+    "kw_avg_max",
+    "kw_min_avg",
+    "kw_max_avg",
+    "kw_avg_avg",
+    "self_reference_min_shares",
+    "self_reference_max_shares",
+    "self_reference_avg_sharess",
+    "LDA_00",
+    "LDA_01",
+    "LDA_02",
+    "LDA_03",
+    "LDA_04",
+    "global_subjectivity",
+    "global_sentiment_polarity",
+    "global_rate_positive_words",
+    "global_rate_negative_words",
+    "rate_positive_words",
+    "rate_negative_words",
+    "avg_positive_polarity",
+    "min_positive_polarity",
+    "max_positive_polarity",
+    "avg_negative_polarity",
+    "min_negative_polarity",
+    "max_negative_polarity",
+    "title_subjectivity",
+    "title_sentiment_polarity",
+    "abs_title_subjectivity",
+    "abs_title_sentiment_polarity",
     "shares",
 )
 _NEWS_CATEGORICAL = (
-    "data_channel_is_lifestyle", "data_channel_is_entertainment", "data_channel_is_bus", "data_channel_is_socmed",
-    "data_channel_is_tech", "data_channel_is_world", "weekday_is_monday", "weekday_is_tuesday",
-    "weekday_is_wednesday", "weekday_is_thursday", "weekday_is_friday", "weekday_is_saturday",
-    "weekday_is_sunday", "is_weekend",
+    "data_channel_is_lifestyle",
+    "data_channel_is_entertainment",
+    "data_channel_is_bus",
+    "data_channel_is_socmed",
+    "data_channel_is_tech",
+    "data_channel_is_world",
+    "weekday_is_monday",
+    "weekday_is_tuesday",
+    "weekday_is_wednesday",
+    "weekday_is_thursday",
+    "weekday_is_friday",
+    "weekday_is_saturday",
+    "weekday_is_sunday",
+    "is_weekend",
 )
 
 _PRESET_LIST = (
     DatasetPreset(
         name="adult",
         numeric=("age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"),
-        categorical=("workclass", "education", "marital-status", "occupation", "relationship", "race", "sex",
-                     "native-country", "income"),
+        categorical=(
+            "workclass",
+            "education",
+            "marital-status",
+            "occupation",
+            "relationship",
+            "race",
+            "sex",
+            "native-country",
+            "income",
+        ),
         target="income",
         description="UCI Adult census income (>50K or <=50K); shipped with rote: `rote.data.load_dataset('adult')`",
         source="https://archive.ics.uci.edu/dataset/2/adult",
@@ -82,33 +138,59 @@ _PRESET_LIST = (
     DatasetPreset(
         name="default",
         numeric=("LIMIT_BAL", "AGE", *(f"BILL_AMT{i}" for i in range(1, 7)), *(f"PAY_AMT{i}" for i in range(1, 7))),
-        categorical=("SEX", "EDUCATION", "MARRIAGE", "PAY_0", "PAY_2", "PAY_3", "PAY_4", "PAY_5", "PAY_6",
-                     "default payment next month"),
+        categorical=(
+            "SEX",
+            "EDUCATION",
+            "MARRIAGE",
+            "PAY_0",
+            "PAY_2",
+            "PAY_3",
+            "PAY_4",
+            "PAY_5",
+            "PAY_6",
+            "default payment next month",
+        ),
         target="default payment next month",
         drop=("ID",),
         description="UCI default of credit card clients (Taiwan, 2005); save the .xls 'Data' sheet as CSV with "
-                    "the second row (ID, LIMIT_BAL, ...) as header",
+        "the second row (ID, LIMIT_BAL, ...) as header",
         source="https://archive.ics.uci.edu/dataset/350/default+of+credit+card+clients",
     ),
     DatasetPreset(
         name="shoppers",
-        numeric=("Administrative", "Administrative_Duration", "Informational", "Informational_Duration",
-                 "ProductRelated", "ProductRelated_Duration", "BounceRates", "ExitRates", "PageValues",
-                 "SpecialDay"),
-        categorical=("Month", "OperatingSystems", "Browser", "Region", "TrafficType", "VisitorType", "Weekend",
-                     "Revenue"),
+        numeric=(
+            "Administrative",
+            "Administrative_Duration",
+            "Informational",
+            "Informational_Duration",
+            "ProductRelated",
+            "ProductRelated_Duration",
+            "BounceRates",
+            "ExitRates",
+            "PageValues",
+            "SpecialDay",
+        ),
+        categorical=(
+            "Month",
+            "OperatingSystems",
+            "Browser",
+            "Region",
+            "TrafficType",
+            "VisitorType",
+            "Weekend",
+            "Revenue",
+        ),
         target="Revenue",
         description="UCI Online Shoppers Purchasing Intention (online_shoppers_intention.csv)",
         source="https://archive.ics.uci.edu/dataset/468/online+shoppers+purchasing+intention+dataset",
     ),
     DatasetPreset(
         name="magic",
-        numeric=("fLength", "fWidth", "fSize", "fConc", "fConc1", "fAsym", "fM3Long", "fM3Trans", "fAlpha",
-                 "fDist"),
+        numeric=("fLength", "fWidth", "fSize", "fConc", "fConc1", "fAsym", "fM3Long", "fM3Trans", "fAlpha", "fDist"),
         categorical=("class",),
         target="class",
         description="UCI MAGIC gamma telescope (gamma g vs hadron h); magic04.data has no header: save it as CSV "
-                    "with the header fLength,fWidth,fSize,fConc,fConc1,fAsym,fM3Long,fM3Trans,fAlpha,fDist,class",
+        "with the header fLength,fWidth,fSize,fConc,fConc1,fAsym,fM3Long,fM3Trans,fAlpha,fDist,class",
         source="https://archive.ics.uci.edu/dataset/159/magic+gamma+telescope",
     ),
     DatasetPreset(
@@ -129,7 +211,7 @@ _PRESET_LIST = (
         drop=("url", "timedelta"),
         task="regression",
         description="UCI Online News Popularity (Mashable, number of shares); the file's header has spaces after "
-                    "the commas, which apply_preset strips from column names",
+        "the commas, which apply_preset strips from column names",
         source="https://archive.ics.uci.edu/dataset/332/online+news+popularity",
     ),
     DatasetPreset(
@@ -170,8 +252,9 @@ def get_preset(name: str) -> DatasetPreset:
     try:
         return DATASET_PRESETS[name]
     except (KeyError, TypeError):
-        raise ConfigError(f"`dataset_preset` {name}: unknown dataset preset; known presets: "
-                          f"{', '.join(DATASET_PRESETS)}") from None
+        raise ConfigError(
+            f"`dataset_preset` {name}: unknown dataset preset; known presets: {', '.join(DATASET_PRESETS)}"
+        ) from None
 
 
 def apply_preset(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, TableSchema]:
@@ -183,16 +266,24 @@ def apply_preset(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, TableSchema
     preset = get_preset(name)
     source = str(df.attrs.get("source", "table"))
     known = set(preset.numeric) | set(preset.categorical) | set(preset.drop)
-    renames = {c: c.strip() for c in df.columns
-               if isinstance(c, str) and c not in known and c.strip() != c and c.strip() in known
-               and c.strip() not in set(df.columns)}
+    renames = {
+        c: c.strip()
+        for c in df.columns
+        if isinstance(c, str)
+        and c not in known
+        and c.strip() != c
+        and c.strip() in known
+        and c.strip() not in set(df.columns)
+    }
     out = df.rename(columns=renames) if renames else df.copy(deep=True)
     present = set(out.columns)
     absent = [c for c in preset.schema.columns if c not in present]
     if absent:
-        raise SchemaError(f"{source}: columns required by preset '{preset.name}' are missing: {_fmt_names(absent)}; "
-                          f"check that the file is the {preset.name} table ({preset.source or preset.description}) "
-                          "or drop `dataset_preset` and pass `numeric`/`categorical`")
+        raise SchemaError(
+            f"{source}: columns required by preset '{preset.name}' are missing: {_fmt_names(absent)}; "
+            f"check that the file is the {preset.name} table ({preset.source or preset.description}) "
+            "or drop `dataset_preset` and pass `numeric`/`categorical`"
+        )
     out = out.drop(columns=[c for c in preset.drop if c in present])
     out.attrs = {**df.attrs, "source": source}
     return out, preset.schema

@@ -25,8 +25,21 @@ from rote.data.presets import get_preset
 from rote.data.schema import TableSchema
 
 ADULT_COLUMNS: tuple[str, ...] = (
-    "age", "workclass", "fnlwgt", "education", "education-num", "marital-status", "occupation", "relationship",
-    "race", "sex", "capital-gain", "capital-loss", "hours-per-week", "native-country", "income",
+    "age",
+    "workclass",
+    "fnlwgt",
+    "education",
+    "education-num",
+    "marital-status",
+    "occupation",
+    "relationship",
+    "race",
+    "sex",
+    "capital-gain",
+    "capital-loss",
+    "hours-per-week",
+    "native-country",
+    "income",
 )
 """Column names of the Adult files (they have no header), in file order."""
 
@@ -53,8 +66,16 @@ def _parse_adult(split: str) -> pd.DataFrame:
     dtypes = {c: (np.int64 if c in numeric else str) for c in ADULT_COLUMNS}
     ref = resources.files("rote.data").joinpath("embedded", _ADULT_FILES[split])
     with ref.open("rb") as fh:
-        df = pd.read_csv(fh, compression="gzip", header=None, names=list(ADULT_COLUMNS), dtype=dtypes,
-                         skipinitialspace=True, skiprows=1 if split == "test" else 0, na_filter=False)
+        df = pd.read_csv(
+            fh,
+            compression="gzip",
+            header=None,
+            names=list(ADULT_COLUMNS),
+            dtype=dtypes,
+            skipinitialspace=True,
+            skiprows=1 if split == "test" else 0,
+            na_filter=False,
+        )
     if split == "test":
         df["income"] = df["income"].str.removesuffix(".")
     return df
@@ -74,13 +95,13 @@ _REGISTRY: dict[str, _Entry] = {
         DatasetInfo(
             name="adult",
             description="UCI Adult census income: predict whether income exceeds $50K/yr (binary) from 14 "
-                        "demographic columns; '?' marks unknown values",
+            "demographic columns; '?' marks unknown values",
             splits={"train": 32_561, "test": 16_281},
             schema=get_preset("adult").schema,
             source="https://archive.ics.uci.edu/dataset/2/adult",
             license="CC BY 4.0",
             citation="Becker, B. & Kohavi, R. (1996). Adult [Dataset]. UCI Machine Learning Repository. "
-                     "https://doi.org/10.24432/C5XW20",
+            "https://doi.org/10.24432/C5XW20",
         ),
         _load_adult,
     ),

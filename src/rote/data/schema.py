@@ -56,13 +56,17 @@ def _fmt_names(names: Iterable[Any], limit: int = 12) -> str:
 
 def _as_name_tuple(value: Any, field: str, where: str) -> tuple[str, ...]:
     if isinstance(value, str) or not isinstance(value, Iterable):
-        raise SchemaError(f"{where}: '{field}' must be a list of column names, got {type(value).__name__}; "
-                          f"write it as a list, e.g. [\"age\", \"income\"]")
+        raise SchemaError(
+            f"{where}: '{field}' must be a list of column names, got {type(value).__name__}; "
+            f'write it as a list, e.g. ["age", "income"]'
+        )
     out = tuple(value)
     bad = [v for v in out if not isinstance(v, str)]
     if bad:
-        raise SchemaError(f"{where}: '{field}' holds non-text column names {bad[:5]!r}; "
-                          "column names must be strings (load the table with a header row)")
+        raise SchemaError(
+            f"{where}: '{field}' holds non-text column names {bad[:5]!r}; "
+            "column names must be strings (load the table with a header row)"
+        )
     return out
 
 
@@ -86,19 +90,25 @@ class TableSchema:
         for field, cols in (("numeric", numeric), ("categorical", categorical)):
             dups = sorted({c for c in cols if cols.count(c) > 1})
             if dups:
-                raise SchemaError(f"schema: {field} columns listed more than once: {_fmt_names(dups)}; "
-                                  "list each column once")
+                raise SchemaError(
+                    f"schema: {field} columns listed more than once: {_fmt_names(dups)}; list each column once"
+                )
         both = [c for c in numeric if c in set(categorical)]
         if both:
-            raise SchemaError(f"schema: columns both numeric and categorical: {_fmt_names(both)}; "
-                              "list each column under one type only")
+            raise SchemaError(
+                f"schema: columns both numeric and categorical: {_fmt_names(both)}; "
+                "list each column under one type only"
+            )
         if self.target is not None:
             if not isinstance(self.target, str):
-                raise SchemaError(f"schema: target must be a column name, got {self.target!r}; "
-                                  "set it to one of the schema's columns")
+                raise SchemaError(
+                    f"schema: target must be a column name, got {self.target!r}; set it to one of the schema's columns"
+                )
             if self.target not in self.columns:
-                raise SchemaError(f"schema: target '{self.target}' is not one of the schema's columns "
-                                  f"({_fmt_names(self.columns)}); add it as numeric or categorical, or fix its name")
+                raise SchemaError(
+                    f"schema: target '{self.target}' is not one of the schema's columns "
+                    f"({_fmt_names(self.columns)}); add it as numeric or categorical, or fix its name"
+                )
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -113,18 +123,22 @@ class TableSchema:
     def from_dict(cls, d: Mapping[str, Any], *, name: str = "schema") -> TableSchema:
         """Inverse of `to_dict`; `name` (e.g. the file) prefixes error messages. Missing lists mean empty."""
         if not isinstance(d, Mapping):
-            raise SchemaError(f"{name}: a schema must be a JSON object with keys {_fmt_names(_SCHEMA_KEYS)}, "
-                              f"got {type(d).__name__}; rewrite it as {{\"numeric\": [...], \"categorical\": [...]}}")
+            raise SchemaError(
+                f"{name}: a schema must be a JSON object with keys {_fmt_names(_SCHEMA_KEYS)}, "
+                f'got {type(d).__name__}; rewrite it as {{"numeric": [...], "categorical": [...]}}'
+            )
         unknown = [k for k in d if k not in _SCHEMA_KEYS]
         if unknown:
-            raise SchemaError(f"{name}: unknown schema keys {_fmt_names(unknown)}; "
-                              f"the allowed keys are {_fmt_names(_SCHEMA_KEYS)}")
+            raise SchemaError(
+                f"{name}: unknown schema keys {_fmt_names(unknown)}; the allowed keys are {_fmt_names(_SCHEMA_KEYS)}"
+            )
         numeric = _as_name_tuple(d.get("numeric", ()), "numeric", name)
         categorical = _as_name_tuple(d.get("categorical", ()), "categorical", name)
         target = d.get("target")
         if target is not None and not isinstance(target, str):
-            raise SchemaError(f"{name}: 'target' must be a column name or null, got {target!r}; "
-                              "set it to one of the columns")
+            raise SchemaError(
+                f"{name}: 'target' must be a column name or null, got {target!r}; set it to one of the columns"
+            )
         try:
             return cls(numeric, categorical, target)
         except SchemaError as exc:
@@ -143,8 +157,9 @@ class TableSchema:
             raise DataError(f"{p}: is a folder, not a schema file; pass the path of a .json schema file")
         return cls.from_dict(read_json(p), name=str(p))
 
-    def with_overrides(self, *, numeric: Sequence[str] = (), categorical: Sequence[str] = (),
-                       target: str | None = None) -> TableSchema:
+    def with_overrides(
+        self, *, numeric: Sequence[str] = (), categorical: Sequence[str] = (), target: str | None = None
+    ) -> TableSchema:
         """A copy with the named columns moved to `numeric` / `categorical` (and `target` set when given).
 
         Moved columns are appended to their new type; the other columns keep their order.
@@ -154,16 +169,21 @@ class TableSchema:
         cols = set(self.columns)
         unknown = [c for c in (*numeric, *categorical) if c not in cols]
         if unknown:
-            raise SchemaError(f"schema override: columns not in the schema: {_fmt_names(unknown)}; "
-                              f"choose among {_fmt_names(self.columns)}")
+            raise SchemaError(
+                f"schema override: columns not in the schema: {_fmt_names(unknown)}; "
+                f"choose among {_fmt_names(self.columns)}"
+            )
         both = [c for c in numeric if c in set(categorical)]
         if both:
-            raise SchemaError(f"schema override: columns named both numeric and categorical: {_fmt_names(both)}; "
-                              "give each column one type")
+            raise SchemaError(
+                f"schema override: columns named both numeric and categorical: {_fmt_names(both)}; "
+                "give each column one type"
+            )
         to_num, to_cat = set(numeric), set(categorical)
         new_num = [c for c in self.numeric if c not in to_cat] + [c for c in numeric if c not in self.numeric]
-        new_cat = [c for c in self.categorical if c not in to_num] + [c for c in categorical
-                                                                      if c not in self.categorical]
+        new_cat = [c for c in self.categorical if c not in to_num] + [
+            c for c in categorical if c not in self.categorical
+        ]
         new_num = list(dict.fromkeys(new_num))
         new_cat = list(dict.fromkeys(new_cat))
         return TableSchema(tuple(new_num), tuple(new_cat), self.target if target is None else target)
@@ -176,12 +196,17 @@ def _is_missing_column(s: pd.Series) -> bool:
 def _infer_column_type(s: pd.Series, col: str, name: str, max_categorical_int: int) -> str:
     """'numeric' or 'categorical' for one column, by the module's rules."""
     dtype = s.dtype
-    if (pd.api.types.is_bool_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype)
-            or pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype)):
+    if (
+        pd.api.types.is_bool_dtype(dtype)
+        or isinstance(dtype, pd.CategoricalDtype)
+        or pd.api.types.is_string_dtype(dtype)
+        or pd.api.types.is_object_dtype(dtype)
+    ):
         return "categorical"
     if pd.api.types.is_complex_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
-        raise SchemaError(f"{name}: column '{col}' has unsupported type {dtype}; convert it to numbers or text, "
-                          f"or drop it")
+        raise SchemaError(
+            f"{name}: column '{col}' has unsupported type {dtype}; convert it to numbers or text, or drop it"
+        )
     values = s.dropna()
     if pd.api.types.is_integer_dtype(dtype):
         integral = True
@@ -193,25 +218,36 @@ def _infer_column_type(s: pd.Series, col: str, name: str, max_categorical_int: i
     return "numeric"
 
 
-def infer_schema(df: pd.DataFrame, *, target: str | None = None, numeric: Sequence[str] = (),
-                 categorical: Sequence[str] = (), max_categorical_int: int = MAX_CATEGORICAL_INT,
-                 name: str | None = None) -> TableSchema:
+def infer_schema(
+    df: pd.DataFrame,
+    *,
+    target: str | None = None,
+    numeric: Sequence[str] = (),
+    categorical: Sequence[str] = (),
+    max_categorical_int: int = MAX_CATEGORICAL_INT,
+    name: str | None = None,
+) -> TableSchema:
     """Propose a schema for `df` by the module's rules; `numeric`/`categorical` force column types.
 
     `name` (default: `df.attrs["source"]`, else "table") prefixes error messages. Column order within each type
     follows the table.
     """
     name = name if name is not None else str(df.attrs.get("source", "table"))
-    if isinstance(max_categorical_int, bool) or not isinstance(max_categorical_int, (int, np.integer)) \
-            or max_categorical_int < 0:
+    if (
+        isinstance(max_categorical_int, bool)
+        or not isinstance(max_categorical_int, (int, np.integer))
+        or max_categorical_int < 0
+    ):
         raise ConfigError(f"max_categorical_int={max_categorical_int!r}: must be a whole number >= 0, e.g. 10")
     numeric = _as_name_tuple(numeric, "numeric", f"{name}: override")
     categorical = _as_name_tuple(categorical, "categorical", f"{name}: override")
     cols = list(df.columns)
     bad_names = [c for c in cols if not isinstance(c, str)]
     if bad_names:
-        raise SchemaError(f"{name}: column names must be text, got {bad_names[:5]!r}; "
-                          "load the table with a header row or rename the columns")
+        raise SchemaError(
+            f"{name}: column names must be text, got {bad_names[:5]!r}; "
+            "load the table with a header row or rename the columns"
+        )
     dups = sorted({c for c in cols if cols.count(c) > 1})
     if dups:
         raise SchemaError(f"{name}: duplicate column names {_fmt_names(dups)}; rename them so each is unique")
@@ -222,23 +258,28 @@ def infer_schema(df: pd.DataFrame, *, target: str | None = None, numeric: Sequen
     present = set(cols)
     unknown = [c for c in (*numeric, *categorical) if c not in present]
     if unknown:
-        raise SchemaError(f"{name}: override columns not in the table: {_fmt_names(unknown)}; "
-                          f"fix their names (the table has {_fmt_names(cols)})")
+        raise SchemaError(
+            f"{name}: override columns not in the table: {_fmt_names(unknown)}; "
+            f"fix their names (the table has {_fmt_names(cols)})"
+        )
     both = [c for c in numeric if c in set(categorical)]
     if both:
-        raise SchemaError(f"{name}: columns named both numeric and categorical: {_fmt_names(both)}; "
-                          "give each column one type")
+        raise SchemaError(
+            f"{name}: columns named both numeric and categorical: {_fmt_names(both)}; give each column one type"
+        )
     if target is not None and target not in present:
-        raise SchemaError(f"{name}: target '{target}' is not a column of the table; "
-                          f"choose one of {_fmt_names(cols, limit=30)}")
+        raise SchemaError(
+            f"{name}: target '{target}' is not a column of the table; choose one of {_fmt_names(cols, limit=30)}"
+        )
     force_num, force_cat = set(numeric), set(categorical)
     num_cols: list[str] = []
     cat_cols: list[str] = []
     for col in cols:
         s = df[col]
         if _is_missing_column(s):
-            raise SchemaError(f"{name}: column '{col}' is entirely missing (no values in {len(s)} rows); "
-                              "drop the column or fill it")
+            raise SchemaError(
+                f"{name}: column '{col}' is entirely missing (no values in {len(s)} rows); drop the column or fill it"
+            )
         if col in force_num:
             kind = "numeric"
         elif col in force_cat:

@@ -22,13 +22,19 @@ def _labels(labels: Sequence[int] | np.ndarray) -> np.ndarray:
     if y.size and not np.issubdtype(y.dtype, np.integer):
         raise ConfigError(f"labels must be integers, got dtype {y.dtype}")
     if (y < 0).any():
-        raise DataError(f"{int((y < 0).sum())} samples are unlabelled (label < 0); class-aware splits need labels "
-                        "on every sample")
+        raise DataError(
+            f"{int((y < 0).sum())} samples are unlabelled (label < 0); class-aware splits need labels on every sample"
+        )
     return y.astype(np.int64, copy=False)
 
 
-def balanced_indices(labels: Sequence[int] | np.ndarray, n_per_class: int, *, seed: int | np.random.Generator,
-                     n_classes: int | None = None) -> np.ndarray:
+def balanced_indices(
+    labels: Sequence[int] | np.ndarray,
+    n_per_class: int,
+    *,
+    seed: int | np.random.Generator,
+    n_classes: int | None = None,
+) -> np.ndarray:
     """`n_per_class` random positions of every class, sorted: (n_classes * n_per_class,) int64.
 
     labels: (n,) int class labels. n_classes: classes 0..n_classes-1 that must all be present (default: the
@@ -45,8 +51,11 @@ def balanced_indices(labels: Sequence[int] | np.ndarray, n_per_class: int, *, se
     short = [int(c) for c in classes if counts[c] < n_per_class]
     if short:
         c = short[0]
-        raise DataError(f"class {c} has {int(counts[c])} samples, fewer than n_per_class={n_per_class}"
-                        + (f" ({len(short)} classes are short)" if len(short) > 1 else "") + "; lower n_per_class")
+        raise DataError(
+            f"class {c} has {int(counts[c])} samples, fewer than n_per_class={n_per_class}"
+            + (f" ({len(short)} classes are short)" if len(short) > 1 else "")
+            + "; lower n_per_class"
+        )
     picks = [rng.choice(np.flatnonzero(y == c), n_per_class, replace=False) for c in classes]
     return np.sort(np.concatenate(picks)).astype(np.int64) if picks else np.empty(0, np.int64)
 
@@ -58,8 +67,9 @@ def _stratified_order(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.concatenate(groups) if groups else np.empty(0, np.int64)
 
 
-def kfold_indices(n: int, k: int, *, seed: int | np.random.Generator,
-                  labels: Sequence[int] | np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+def kfold_indices(
+    n: int, k: int, *, seed: int | np.random.Generator, labels: Sequence[int] | np.ndarray | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """`k` (train, held_out) pairs of sorted positions: every sample is held out exactly once.
 
     Fold sizes differ by at most one. With `labels` ((n,) ints) the folds are stratified: every class is spread
@@ -82,8 +92,9 @@ def kfold_indices(n: int, k: int, *, seed: int | np.random.Generator,
     return [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for f in range(k)]
 
 
-def halves_indices(n: int, *, seed: int | np.random.Generator,
-                   labels: Sequence[int] | np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def halves_indices(
+    n: int, *, seed: int | np.random.Generator, labels: Sequence[int] | np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Random twin halves (a, b) of sorted positions, disjoint and covering all `n` samples; len(a) - len(b) is 0
     or 1. With `labels` every class is halved too (per-class counts differ by at most one), as for XRM twins."""
     if n < 2:

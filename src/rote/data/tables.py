@@ -53,8 +53,9 @@ def _table_format(path: Path) -> str | None:
     return None
 
 
-def load_table(source: str | os.PathLike | pd.DataFrame, *, name: str | None = None,
-               sep: str | None = None) -> pd.DataFrame:
+def load_table(
+    source: str | os.PathLike | pd.DataFrame, *, name: str | None = None, sep: str | None = None
+) -> pd.DataFrame:
     """Read a table file (or copy a DataFrame) without altering its values.
 
     CSV-like files: `.csv`, `.csv.gz`, `.tsv`, `.txt`; the separator is `sep` when given, else a tab for
@@ -69,8 +70,10 @@ def load_table(source: str | os.PathLike | pd.DataFrame, *, name: str | None = N
         df.attrs = {**df.attrs, "source": label}
         return df
     if not isinstance(source, (str, os.PathLike)):
-        raise DataError(f"{name or source!r}: cannot read a table from a {type(source).__name__}; "
-                        "pass a file path or a pandas DataFrame")
+        raise DataError(
+            f"{name or source!r}: cannot read a table from a {type(source).__name__}; "
+            "pass a file path or a pandas DataFrame"
+        )
     path = Path(source)
     label = name or str(path)
     if not path.exists():
@@ -79,24 +82,28 @@ def load_table(source: str | os.PathLike | pd.DataFrame, *, name: str | None = N
         raise DataError(f"{label}: is a folder, not a file; pass a table file ({', '.join(TABLE_EXTENSIONS)})")
     fmt = _table_format(path)
     if fmt is None:
-        raise DataError(f"{label}: unknown file type; rote reads {', '.join(TABLE_EXTENSIONS)} files "
-                        "(rename the file or convert it)")
+        raise DataError(
+            f"{label}: unknown file type; rote reads {', '.join(TABLE_EXTENSIONS)} files "
+            "(rename the file or convert it)"
+        )
     try:
         if fmt == "parquet":
             df = pd.read_parquet(path)
         else:
             use_sep = sep if sep is not None else ("\t" if fmt == ".tsv" else ",")
-            df = pd.read_csv(path, sep=use_sep, low_memory=False,
-                             compression="gzip" if fmt == ".csv.gz" else None)
+            df = pd.read_csv(path, sep=use_sep, low_memory=False, compression="gzip" if fmt == ".csv.gz" else None)
     except pd.errors.EmptyDataError:
         raise DataError(f"{label}: file is empty (no columns); check that it is the right file") from None
     except UnicodeDecodeError as exc:
-        raise DataError(f"{label}: not UTF-8 text (byte {exc.start}: {_one_line(exc)}); "
-                        "save the file as UTF-8 and retry") from None
+        raise DataError(
+            f"{label}: not UTF-8 text (byte {exc.start}: {_one_line(exc)}); save the file as UTF-8 and retry"
+        ) from None
     except Exception as exc:  # any parser/IO/decompression failure is the file's problem, not rote's
         kind = "Parquet" if fmt == "parquet" else "CSV"
-        raise DataError(f"{label}: cannot read as {kind} ({_one_line(exc)}); check that the file is a valid, "
-                        f"complete {kind} file" + ("" if fmt == "parquet" else " and that `sep` is right")) from None
+        raise DataError(
+            f"{label}: cannot read as {kind} ({_one_line(exc)}); check that the file is a valid, "
+            f"complete {kind} file" + ("" if fmt == "parquet" else " and that `sep` is right")
+        ) from None
     if df.shape[1] == 0:
         raise DataError(f"{label}: table has no columns; check that the file is not empty and --sep is right")
     df.attrs["source"] = label
@@ -133,20 +140,26 @@ def _missing_mask(values: np.ndarray) -> np.ndarray:
 def _missing_error(name: str, col: str, mask: np.ndarray, *, numeric: bool, policy: str) -> DataError:
     count = int(mask.sum())
     row = int(np.argmax(mask)) + 1
-    where = f"{name}: {'numeric' if numeric else 'categorical'} column '{col}' has {count} missing cell" \
-            f"{'s' if count != 1 else ''} (first at row {row})"
+    where = (
+        f"{name}: {'numeric' if numeric else 'categorical'} column '{col}' has {count} missing cell"
+        f"{'s' if count != 1 else ''} (first at row {row})"
+    )
     if not numeric:
-        return DataError(f"{where}; fill them, drop those rows, or pass `missing` category to keep them as the "
-                         f"category '{MISSING_CATEGORY}'")
+        return DataError(
+            f"{where}; fill them, drop those rows, or pass `missing` category to keep them as the "
+            f"category '{MISSING_CATEGORY}'"
+        )
     extra = " (`missing` category only applies to categorical columns)" if policy == "category" else ""
-    return DataError(f"{where}; impute them or drop those rows{extra}, or declare the column categorical with "
-                     f"`categorical` {col}")
+    return DataError(
+        f"{where}; impute them or drop those rows{extra}, or declare the column categorical with `categorical` {col}"
+    )
 
 
 def _numeric_column(s: pd.Series, col: str, name: str, policy: str) -> np.ndarray:
     dtype = s.dtype
-    if pd.api.types.is_bool_dtype(dtype) or (pd.api.types.is_numeric_dtype(dtype)
-                                             and not pd.api.types.is_complex_dtype(dtype)):
+    if pd.api.types.is_bool_dtype(dtype) or (
+        pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype)
+    ):
         out = s.to_numpy(dtype="float64", na_value=np.nan)
         missing = np.isnan(out)
     else:
@@ -157,17 +170,21 @@ def _numeric_column(s: pd.Series, col: str, name: str, policy: str) -> np.ndarra
         bad = ~missing & np.isnan(out)
         if bad.any():
             i = int(np.argmax(bad))
-            raise SchemaError(f"{name}: numeric column '{col}' holds text {_short(raw[i])} at row {i + 1} "
-                              f"({int(bad.sum())} non-numeric cell{'s' if bad.sum() != 1 else ''}); "
-                              f"declare it categorical with `categorical` {col} or clean the file")
+            raise SchemaError(
+                f"{name}: numeric column '{col}' holds text {_short(raw[i])} at row {i + 1} "
+                f"({int(bad.sum())} non-numeric cell{'s' if bad.sum() != 1 else ''}); "
+                f"declare it categorical with `categorical` {col} or clean the file"
+            )
     if missing.any():
         raise _missing_error(name, col, missing, numeric=True, policy=policy)
     inf = np.isinf(out)
     if inf.any():
         i = int(np.argmax(inf))
-        raise DataError(f"{name}: numeric column '{col}' holds an infinite value at row {i + 1} "
-                        f"({int(inf.sum())} infinite cell{'s' if inf.sum() != 1 else ''}); "
-                        "replace them with finite numbers or drop those rows")
+        raise DataError(
+            f"{name}: numeric column '{col}' holds an infinite value at row {i + 1} "
+            f"({int(inf.sum())} infinite cell{'s' if inf.sum() != 1 else ''}); "
+            "replace them with finite numbers or drop those rows"
+        )
     return out
 
 
@@ -178,7 +195,7 @@ def _categorical_column(s: pd.Series, col: str, name: str, policy: str) -> np.nd
         raw = s.to_numpy(dtype=object, na_value=None)
         missing = _missing_mask(raw)
         out[~missing] = raw[~missing]
-    elif (isinstance(dtype, np.dtype) and dtype.kind in "biuf"):
+    elif isinstance(dtype, np.dtype) and dtype.kind in "biuf":
         raw = s.to_numpy()
         missing = np.asarray(pd.isna(raw), dtype=bool)
         if (~missing).any():
@@ -196,8 +213,9 @@ def _categorical_column(s: pd.Series, col: str, name: str, policy: str) -> np.nd
     return out
 
 
-def validate_table(df: pd.DataFrame, schema: TableSchema, *, name: str | None = None, missing: str = "error",
-                   allow_extra: bool = False) -> pd.DataFrame:
+def validate_table(
+    df: pd.DataFrame, schema: TableSchema, *, name: str | None = None, missing: str = "error", allow_extra: bool = False
+) -> pd.DataFrame:
     """A new, clean frame: `schema.columns` in order, RangeIndex, float64 numeric, canonical-string categorical.
 
     `missing="error"` rejects missing cells; `missing="category"` maps missing categorical cells to
@@ -205,8 +223,9 @@ def validate_table(df: pd.DataFrame, schema: TableSchema, *, name: str | None = 
     does not name instead of rejecting them. `df` is never modified.
     """
     if missing not in MISSING_POLICIES:
-        raise ConfigError(f"missing={missing!r}: unknown missing-value policy; use one of "
-                          f"{', '.join(MISSING_POLICIES)}")
+        raise ConfigError(
+            f"missing={missing!r}: unknown missing-value policy; use one of {', '.join(MISSING_POLICIES)}"
+        )
     if not isinstance(schema, TableSchema):
         raise ConfigError(f"schema must be a TableSchema, got {type(schema).__name__}; build one with infer_schema")
     name = name if name is not None else str(df.attrs.get("source", "table"))
@@ -219,13 +238,16 @@ def validate_table(df: pd.DataFrame, schema: TableSchema, *, name: str | None = 
     present = set(cols)
     absent = [c for c in schema.columns if c not in present]
     if absent:
-        raise SchemaError(f"{name}: columns in the schema but not in the table: {_fmt_names(absent)}; "
-                          "check the file, or remove them from the schema")
+        raise SchemaError(
+            f"{name}: columns in the schema but not in the table: {_fmt_names(absent)}; "
+            "check the file, or remove them from the schema"
+        )
     wanted = set(schema.columns)
     extra = [c for c in cols if c not in wanted]
     if extra and not allow_extra:
-        raise SchemaError(f"{name}: columns not in the schema: {_fmt_names(extra)}; "
-                          "drop them or add them to the schema")
+        raise SchemaError(
+            f"{name}: columns not in the schema: {_fmt_names(extra)}; drop them or add them to the schema"
+        )
     data: dict[str, Any] = {}
     for col in schema.numeric:
         data[col] = pd.Series(_numeric_column(df[col], col, name, missing), dtype="float64")
@@ -247,8 +269,10 @@ def unseen_categories(reference: pd.DataFrame, other: pd.DataFrame, schema: Tabl
         absent = [c for c in schema.categorical if c not in frame.columns]
         if absent:
             label = frame.attrs.get("source", "table")
-            raise SchemaError(f"{label}: categorical columns missing: {_fmt_names(absent)}; "
-                              "pass tables validated with validate_table against this schema")
+            raise SchemaError(
+                f"{label}: categorical columns missing: {_fmt_names(absent)}; "
+                "pass tables validated with validate_table against this schema"
+            )
     for col in schema.categorical:
         known = pd.unique(reference[col].to_numpy(dtype=object))
         n = int((~other[col].isin(known)).sum())

@@ -33,16 +33,20 @@ def _decode_line(raw: bytes, path: Path, lineno: int) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}, line {lineno}: not UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1}); "
-                        "re-encode the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)") from None
+        raise DataError(
+            f"{path}, line {lineno}: not UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1}); "
+            "re-encode the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)"
+        ) from None
 
 
 def _check_text(text: str, path: Path, lineno: int, max_chars: int) -> None:
     if not text.strip():
         raise DataError(f"{path}, line {lineno}: empty text; remove the line or give it some text")
     if len(text) > max_chars:
-        raise DataError(f"{path}, line {lineno}: text of {len(text):,} characters is over the limit of "
-                        f"{max_chars:,}; split it into smaller texts or raise `max_chars`")
+        raise DataError(
+            f"{path}, line {lineno}: text of {len(text):,} characters is over the limit of "
+            f"{max_chars:,}; split it into smaller texts or raise `max_chars`"
+        )
 
 
 def load_texts(path: str | os.PathLike, *, field: str = "text", max_chars: int = MAX_CHARS) -> pd.DataFrame:
@@ -64,8 +68,10 @@ def load_texts(path: str | os.PathLike, *, field: str = "text", max_chars: int =
         raise DataError(f"{path}: file not found; pass a .jsonl or .txt file of texts")
     suffix = path.suffix.lower()
     if suffix not in TEXT_EXTENSIONS:
-        raise DataError(f"{path}: unknown text file type {suffix or '(none)'}; use .jsonl (one {{\"text\": ...}} per "
-                        "line) or .txt (texts separated by blank lines)")
+        raise DataError(
+            f'{path}: unknown text file type {suffix or "(none)"}; use .jsonl (one {{"text": ...}} per '
+            "line) or .txt (texts separated by blank lines)"
+        )
     lines = path.read_bytes().split(b"\n")
     ids: list[str] = []
     texts: list[str] = []
@@ -79,26 +85,32 @@ def load_texts(path: str | os.PathLike, *, field: str = "text", max_chars: int =
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise DataError(f"{path}, line {i}: not valid JSON ({exc.msg} at column {exc.colno}); each line "
-                                f"must be one JSON object such as {{\"{field}\": \"...\"}}") from None
+                raise DataError(
+                    f"{path}, line {i}: not valid JSON ({exc.msg} at column {exc.colno}); each line "
+                    f'must be one JSON object such as {{"{field}": "..."}}'
+                ) from None
             if isinstance(obj, str):
                 text, tid = obj, None
             elif isinstance(obj, dict):
                 if field not in obj:
                     fields = ", ".join(map(str, obj)) or "-"
-                    raise DataError(f"{path}, line {i}: no \"{field}\" field (fields: {fields}); add it or choose "
-                                    "the field with `text_field`")
+                    raise DataError(
+                        f'{path}, line {i}: no "{field}" field (fields: {fields}); add it or choose '
+                        "the field with `text_field`"
+                    )
                 text, tid = obj[field], obj.get("id")
                 if not isinstance(text, str):
-                    raise DataError(f"{path}, line {i}: field \"{field}\" is {type(text).__name__}, not a string")
+                    raise DataError(f'{path}, line {i}: field "{field}" is {type(text).__name__}, not a string')
             else:
                 raise DataError(f"{path}, line {i}: expected a JSON object or string, got {type(obj).__name__}")
             _check_text(text, path, i, max_chars)
             extra = {k: v for k, v in obj.items() if k not in (field, "id")} if isinstance(obj, dict) else {}
             for k, v in extra.items():
                 if not (v is None or isinstance(v, (str, int, float, bool))):
-                    raise DataError(f"{path}, line {i}: field \"{k}\" is a {type(v).__name__}; extra fields must be "
-                                    "strings, numbers or booleans (they become columns, e.g. a group to compare)")
+                    raise DataError(
+                        f'{path}, line {i}: field "{k}" is a {type(v).__name__}; extra fields must be '
+                        "strings, numbers or booleans (they become columns, e.g. a group to compare)"
+                    )
             extras.append(extra)
             ids.append(f"line-{i}" if tid is None else str(tid))
             texts.append(text)
@@ -126,8 +138,13 @@ def load_texts(path: str | os.PathLike, *, field: str = "text", max_chars: int =
         if tid in seen:
             raise DataError(f"{path}, line {line}: id {tid!r} was already used on line {seen[tid]}; ids must be unique")
         seen[tid] = line
-    frame = pd.DataFrame({"id": pd.array(ids, dtype="string"), "text": pd.array(texts, dtype="string"),
-                          "line": np.asarray(starts, dtype=np.int64)})
+    frame = pd.DataFrame(
+        {
+            "id": pd.array(ids, dtype="string"),
+            "text": pd.array(texts, dtype="string"),
+            "line": np.asarray(starts, dtype=np.int64),
+        }
+    )
     if any(extras):
         more = pd.DataFrame(extras, index=frame.index).convert_dtypes()
         more = more.drop(columns=[c for c in more.columns if c in frame.columns])
@@ -135,8 +152,12 @@ def load_texts(path: str | os.PathLike, *, field: str = "text", max_chars: int =
     return frame
 
 
-def write_texts(path: str | os.PathLike, texts: Sequence[str], ids: Sequence[str] | None = None,
-                extra: dict[str, Sequence] | None = None) -> Path:
+def write_texts(
+    path: str | os.PathLike,
+    texts: Sequence[str],
+    ids: Sequence[str] | None = None,
+    extra: dict[str, Sequence] | None = None,
+) -> Path:
     """Write texts as JSONL (atomically), one {"id", "text", **extra} object per line; the inverse of load_texts."""
     from rote.core.runs import atomic_write_text
 
@@ -160,9 +181,11 @@ KJV_FILES: tuple[str, ...] = ("/usr/share/bible-kjv/kjv.txt", "/usr/share/bible-
 missing; also any file passed to `load_kjv(path=...)`."""
 
 KJV_RANGE = "Gen1:1-Rev22:21"
-_KJV_MISSING = ("the King James Bible is not installed: install Debian's bible-kjv package "
-                "(`apt-get install -y bible-kjv`, which provides the `bible` command), or pass a text file of "
-                "verses (`corpus` FILE)")
+_KJV_MISSING = (
+    "the King James Bible is not installed: install Debian's bible-kjv package "
+    "(`apt-get install -y bible-kjv`, which provides the `bible` command), or pass a text file of "
+    "verses (`corpus` FILE)"
+)
 
 
 def _parse_verses(text: str, source: str) -> pd.DataFrame:

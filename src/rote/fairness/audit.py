@@ -26,8 +26,16 @@ from rote.core.results import Result, table_field
 from rote.fairness.bounds import min_mass_from_counts
 from rote.fairness.memorization import as_mask
 from rote.fairness.metrics import (
-    AGGS, METHODS, METRIC_NAMES, METRICS, Encoded, _check_choice, aggregate, class_gaps_from_counts,
-    confusion_counts, encode,
+    AGGS,
+    METHODS,
+    METRIC_NAMES,
+    METRICS,
+    Encoded,
+    _check_choice,
+    aggregate,
+    class_gaps_from_counts,
+    confusion_counts,
+    encode,
 )
 
 
@@ -54,21 +62,24 @@ class GamingAudit(Result):
     metrics: pd.DataFrame = table_field("metrics")
 
     def summary(self) -> str:
-        lines = [f"memorized {self.n_memorized:,} of {self.n_rows:,} rows (p = {self.p_memorized:.4f}); "
-                 f"flag when >= {self.threshold:.0%} of a reduction is explained by them"]
+        lines = [
+            f"memorized {self.n_memorized:,} of {self.n_rows:,} rows (p = {self.p_memorized:.4f}); "
+            f"flag when >= {self.threshold:.0%} of a reduction is explained by them"
+        ]
         for m, v in self.values.items():
             expl = "n/a" if not np.isfinite(v["explained"]) else f"{v['explained']:.0%}"
             hold = ""
             if np.isfinite(v.get("holdout_reduction", np.nan)):
                 hold = f"; held-out reduction {v['holdout_reduction']:+.4f}"
             tag = "  FLAGGED" if m in self.flagged else ""
-            lines.append(f"{METRIC_NAMES[m]:<20} {v['before']:.4f} -> {v['after']:.4f} "
-                         f"(without memorized rows' gains {v['counterfactual']:.4f}; explained {expl}{hold}){tag}")
+            lines.append(
+                f"{METRIC_NAMES[m]:<20} {v['before']:.4f} -> {v['after']:.4f} "
+                f"(without memorized rows' gains {v['counterfactual']:.4f}; explained {expl}{hold}){tag}"
+            )
         return "\n".join(lines)
 
 
-def _agg(enc: Encoded, yhat: np.ndarray, metric: str, method: str, agg: str, keep: np.ndarray | None = None
-         ) -> float:
+def _agg(enc: Encoded, yhat: np.ndarray, metric: str, method: str, agg: str, keep: np.ndarray | None = None) -> float:
     G, C = enc.n_groups, enc.n_classes
     sel = slice(None) if keep is None else keep
     flat = (enc.g[sel] * C + enc.y[sel]) * C + yhat[sel]
@@ -77,8 +88,9 @@ def _agg(enc: Encoded, yhat: np.ndarray, metric: str, method: str, agg: str, kee
     return aggregate(*class_gaps_from_counts(counts, metric, method), agg)
 
 
-def _encode_pair(y_true: Any, before: Any, after: Any, groups: Any, weight: Any, labels: Sequence[Any] | None,
-                 role: str) -> tuple[Encoded, np.ndarray]:
+def _encode_pair(
+    y_true: Any, before: Any, after: Any, groups: Any, weight: Any, labels: Sequence[Any] | None, role: str
+) -> tuple[Encoded, np.ndarray]:
     enc = encode(y_true, before, groups, weight, labels)
     try:
         enc_b = encode(y_true, after, groups, weight, enc.labels)
@@ -89,12 +101,22 @@ def _encode_pair(y_true: Any, before: Any, after: Any, groups: Any, weight: Any,
     return enc, enc_b.yhat
 
 
-def memorization_gaming_audit(y_true: Any, pred_before: Any, pred_after: Any, *, sensitive_features: Any,
-                              memorized: Any, sample_weight: Any = None, metrics: Sequence[str] = METRICS,
-                              method: str = "between_groups", agg: str = "sum",
-                              labels: Sequence[Any] | None = None, threshold: float = 0.5,
-                              min_reduction: float = 0.0, holdout: dict[str, Any] | None = None
-                              ) -> GamingAudit:
+def memorization_gaming_audit(
+    y_true: Any,
+    pred_before: Any,
+    pred_after: Any,
+    *,
+    sensitive_features: Any,
+    memorized: Any,
+    sample_weight: Any = None,
+    metrics: Sequence[str] = METRICS,
+    method: str = "between_groups",
+    agg: str = "sum",
+    labels: Sequence[Any] | None = None,
+    threshold: float = 0.5,
+    min_reduction: float = 0.0,
+    holdout: dict[str, Any] | None = None,
+) -> GamingAudit:
     """Flag bias reductions from model A (`pred_before`) to model B (`pred_after`) explained by memorized rows.
 
     y_true, pred_before, pred_after, sensitive_features, sample_weight: (n,) arrays on the same rows.
@@ -120,9 +142,15 @@ def memorization_gaming_audit(y_true: Any, pred_before: Any, pred_after: Any, *,
         missing = {"y_true", "pred_before", "pred_after", "sensitive_features"} - set(holdout)
         if missing:
             raise ConfigError(f"holdout: missing {', '.join(sorted(missing))}")
-        hold = _encode_pair(holdout["y_true"], holdout["pred_before"], holdout["pred_after"],
-                            holdout["sensitive_features"], holdout.get("sample_weight"), list(enc.labels),
-                            "holdout")
+        hold = _encode_pair(
+            holdout["y_true"],
+            holdout["pred_before"],
+            holdout["pred_after"],
+            holdout["sensitive_features"],
+            holdout.get("sample_weight"),
+            list(enc.labels),
+            "holdout",
+        )
     w = enc.w if enc.w is not None else np.ones(len(enc.y))
     base_counts = confusion_counts(enc)
     rows, values, flagged = [], {}, []
@@ -134,8 +162,15 @@ def memorization_gaming_audit(y_true: Any, pred_before: Any, pred_after: Any, *,
         explained = (c - a) / red if red > 0 else float("nan")
         unmem = _agg(enc, after, m, method, agg, keep=~mask) if (~mask).any() else float("nan")
         mm = min_mass_from_counts(base_counts, m, model="rows")
-        v = {"before": b, "after": a, "counterfactual": c, "reduction": red, "explained": explained,
-             "after_unmemorized": unmem, "min_mass_p": mm.p_memorized}
+        v = {
+            "before": b,
+            "after": a,
+            "counterfactual": c,
+            "reduction": red,
+            "explained": explained,
+            "after_unmemorized": unmem,
+            "min_mass_p": mm.p_memorized,
+        }
         if hold is not None:
             he, ha = hold
             hb, haf = _agg(he, he.yhat, m, method, agg), _agg(he, ha, m, method, agg)
@@ -147,7 +182,14 @@ def memorization_gaming_audit(y_true: Any, pred_before: Any, pred_after: Any, *,
         values[m] = v
         rows.append({"metric": m, **v})
     return GamingAudit(
-        flagged=flagged, p_memorized=float(w[mask].sum() / w.sum()), n_memorized=int(mask.sum()),
-        n_rows=len(mask), threshold=float(threshold), min_reduction=float(min_reduction), method=method, agg=agg,
-        values=values, metrics=pd.DataFrame(rows),
+        flagged=flagged,
+        p_memorized=float(w[mask].sum() / w.sum()),
+        n_memorized=int(mask.sum()),
+        n_rows=len(mask),
+        threshold=float(threshold),
+        min_reduction=float(min_reduction),
+        method=method,
+        agg=agg,
+        values=values,
+        metrics=pd.DataFrame(rows),
     )

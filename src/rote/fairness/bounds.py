@@ -44,7 +44,14 @@ from rote.core.errors import ConfigError
 from rote.core.results import Result, table_field
 from rote.fairness.metrics import (
     _fmt,
-    METRIC_NAMES, METRICS, Encoded, _check_choice, aggregate, class_gaps_from_counts, confusion_counts, encode,
+    METRIC_NAMES,
+    METRICS,
+    Encoded,
+    _check_choice,
+    aggregate,
+    class_gaps_from_counts,
+    confusion_counts,
+    encode,
 )
 
 MODELS: tuple[str, ...] = ("rows", "paper")
@@ -109,9 +116,9 @@ def sp_upper_bound_rows(counts: np.ndarray) -> tuple[float, int | None]:
         for a in range(G):
             if a == b:
                 continue
-            need = np.maximum(P[b] - P[a], 0.0) * n[a]    # (C,) mass class k must gain
-            spare = np.maximum(P[a] - P[b], 0.0) * n[a]   # (C,) mass class j must lose
-            err = counts[a].copy()                          # err[k, j]: label k predicted j
+            need = np.maximum(P[b] - P[a], 0.0) * n[a]  # (C,) mass class k must gain
+            spare = np.maximum(P[a] - P[b], 0.0) * n[a]  # (C,) mass class j must lose
+            err = counts[a].copy()  # err[k, j]: label k predicted j
             np.fill_diagonal(err, 0.0)
             for k in np.argsort(-need, kind="stable"):
                 for j in np.argsort(-spare, kind="stable"):
@@ -189,7 +196,7 @@ def eodds_exact(counts: np.ndarray, model: str = "rows") -> np.ndarray:
         d = n[:, y] > 0
         if d.sum() < 2:
             continue
-        e = np.delete(counts[d, y], y, axis=1) / n[d, y][:, None]   # (D, C-1) error rates
+        e = np.delete(counts[d, y], y, axis=1) / n[d, y][:, None]  # (D, C-1) error rates
         if model == "rows":
             out[y] = float((n[d, y][:, None] * (e - e.min(axis=0))).sum())
         elif ratio[y]:
@@ -201,8 +208,9 @@ def eodds_exact(counts: np.ndarray, model: str = "rows") -> np.ndarray:
     return out
 
 
-def closed_form_bounds(counts: np.ndarray, metric: str, model: str = "rows", max_rate: float = 1.0
-                       ) -> tuple[float, float]:
+def closed_form_bounds(
+    counts: np.ndarray, metric: str, model: str = "rows", max_rate: float = 1.0
+) -> tuple[float, float]:
     """(lower, upper) closed-form bounds on the minimum memorized mass for zero bias (tol = 0); upper is inf
     where the SP construction fails (or max_rate < 1 caps the rows-model one)."""
     if metric == "sp":
@@ -227,7 +235,7 @@ class _LP:
     """Columns: memorization variables (with bounds and cost) then free level variables; rows: constraints
     base + A x - den * L (= 0, or in [0, den * tol])."""
 
-    var_cells: list[tuple[int, int, int]]   # (group, class, predicted) — predicted -1 for paper-model cells
+    var_cells: list[tuple[int, int, int]]  # (group, class, predicted) — predicted -1 for paper-model cells
     var_upper: list[float]
     rows: list[dict[int, float]]
     base: list[float]
@@ -273,7 +281,7 @@ def _build_rows(counts: np.ndarray, metric: str, max_rate: float) -> tuple[_LP, 
                 for yhat in range(C):  # memorized rows of label k predicted yhat move into class k
                     if (a, k, yhat) in var:
                         coefs[var[(a, k, yhat)]] = coefs.get(var[(a, k, yhat)], 0.0) + 1.0
-                for y in range(C):     # memorized rows predicted k with another label leave class k
+                for y in range(C):  # memorized rows predicted k with another label leave class k
                     if (a, y, k) in var:
                         coefs[var[(a, y, k)]] = coefs.get(var[(a, y, k)], 0.0) - 1.0
                 add(lvl, a, coefs, float(S[a, k]), float(n_a[a]))
@@ -353,8 +361,12 @@ def _build_paper(counts: np.ndarray, metric: str, max_rate: float) -> tuple[_LP,
                 for a in groups:
                     R = counts[a, y, k] / n_ay[a, y]
                     # n P'(k|y) = n R(k) + m ([k = y] - R(k))
-                    add(lvl, {var[(a, y)]: (1.0 if k == y else 0.0) - float(R)}, float(counts[a, y, k]),
-                        float(n_ay[a, y]))
+                    add(
+                        lvl,
+                        {var[(a, y)]: (1.0 if k == y else 0.0) - float(R)},
+                        float(counts[a, y, k]),
+                        float(n_ay[a, y]),
+                    )
     return lp, keys
 
 
@@ -377,8 +389,8 @@ def _matrix(lp: _LP, tol: float, slack: bool):
             A[r, nv + lvl] = -den
         if slack:
             A[nr + i, nv + nl + lvl] = -den
-            lo[i], hi[i] = -base, np.inf               # base + A x - den L >= 0
-            lo[nr + i], hi[nr + i] = -np.inf, -base    # base + A x - den L - den s <= 0
+            lo[i], hi[i] = -base, np.inf  # base + A x - den L >= 0
+            lo[nr + i], hi[nr + i] = -np.inf, -base  # base + A x - den L - den s <= 0
         else:
             lo[i], hi[i] = -base, -base + den * tol
     for i, (coefs, cap) in enumerate(lp.caps, start=n_rows - len(lp.caps)):
@@ -396,8 +408,12 @@ def _run(cost, A, lo, hi, lb, ub, integrality=None):
     from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
     if integrality is not None:
-        res = milp(cost, constraints=LinearConstraint(A, lo, hi) if A.shape[0] else None, integrality=integrality,
-                   bounds=Bounds(lb, ub))
+        res = milp(
+            cost,
+            constraints=LinearConstraint(A, lo, hi) if A.shape[0] else None,
+            integrality=integrality,
+            bounds=Bounds(lb, ub),
+        )
         return res.status == 0, res.x, str(res.message)
     eq = lo == hi
     up, down = np.isfinite(hi) & ~eq, np.isfinite(lo) & ~eq
@@ -405,9 +421,15 @@ def _run(cost, A, lo, hi, lb, ub, integrality=None):
 
     A_ub = vstack([A[up], -A[down]]).tocsr()
     b_ub = np.concatenate([hi[up], -lo[down]])
-    res = linprog(cost, A_ub=A_ub if A_ub.shape[0] else None, b_ub=b_ub if b_ub.size else None,
-                  A_eq=A[eq] if eq.any() else None, b_eq=lo[eq] if eq.any() else None,
-                  bounds=list(zip(lb, ub)), method="highs")
+    res = linprog(
+        cost,
+        A_ub=A_ub if A_ub.shape[0] else None,
+        b_ub=b_ub if b_ub.size else None,
+        A_eq=A[eq] if eq.any() else None,
+        b_eq=lo[eq] if eq.any() else None,
+        bounds=list(zip(lb, ub)),
+        method="highs",
+    )
     return res.status == 0, res.x, str(res.message)
 
 
@@ -433,7 +455,7 @@ def _reachable(lp: _LP) -> tuple[float, float, np.ndarray]:
     ok, x, msg = _run(np.concatenate([np.zeros(nv + nl), np.ones(nl)]), A, lo, hi, lb, ub)
     if not ok:  # pragma: no cover - always feasible (x = 0 with large slacks)
         raise RuntimeError(f"HiGHS failed on the reachable-bias LP: {msg}")
-    best = float(x[nv + nl:].sum())
+    best = float(x[nv + nl :].sum())
     row = csr_matrix(np.concatenate([np.zeros(nv + nl), np.ones(nl)])[None])
     A2 = vstack([A, row]).tocsr()
     lo2, hi2 = np.append(lo, -np.inf), np.append(hi, best * (1 + 1e-9) + 1e-12)
@@ -442,8 +464,9 @@ def _reachable(lp: _LP) -> tuple[float, float, np.ndarray]:
     return best, float(np.clip(x[:nv], 0, None).sum()), np.clip(x[:nv], 0, None)
 
 
-def lowest_reachable_bias(counts: np.ndarray, metric: str, *, model: str = "rows", max_rate: float = 1.0
-                          ) -> tuple[float, float]:
+def lowest_reachable_bias(
+    counts: np.ndarray, metric: str, *, model: str = "rows", max_rate: float = 1.0
+) -> tuple[float, float]:
     """(lowest `metric` (agg="sum", between_groups) that any memorized set reaches, the least mass reaching it),
     in the given model; (0, minimum mass) when the bias can be removed. For EOdds the sum runs over every entry
     of the confusion rows, as the metric does."""
@@ -490,42 +513,67 @@ class MinimumMass(Result):
     def summary(self) -> str:
         head = f"{METRIC_NAMES[self.metric]} ({self.model} model): "
         if not self.feasible:
-            low = "" if self.reachable_bias is None else (
-                f" (the lowest bias memorization reaches is {self.reachable_bias:.4f} of {self.bias_before:.4f}, "
-                f"with p_D = {self.reachable_mass / self.total_weight:.4f})")
+            low = (
+                ""
+                if self.reachable_bias is None
+                else (
+                    f" (the lowest bias memorization reaches is {self.reachable_bias:.4f} of {self.bias_before:.4f}, "
+                    f"with p_D = {self.reachable_mass / self.total_weight:.4f})"
+                )
+            )
             return head + f"no memorized set removes the bias{low}: {self.reason}"
         b = ""
         if self.lower_bound is not None:
-            up = "inf" if self.upper_bound is None or not np.isfinite(self.upper_bound) else \
-                f"{self.upper_bound / self.total_weight:.4f}"
+            up = (
+                "inf"
+                if self.upper_bound is None or not np.isfinite(self.upper_bound)
+                else f"{self.upper_bound / self.total_weight:.4f}"
+            )
             b = f"; closed-form bounds [{self.lower_bound / self.total_weight:.4f}, {up}]"
-        return (head + f"minimum memorized mass {self.mass:.6g} of {self.total_weight:.6g} "
-                f"(p_D = {self.p_memorized:.4f}){b}; bias before {self.bias_before:.4f}")
+        return (
+            head + f"minimum memorized mass {self.mass:.6g} of {self.total_weight:.6g} "
+            f"(p_D = {self.p_memorized:.4f}){b}; bias before {self.bias_before:.4f}"
+        )
 
 
-def _reason(counts: np.ndarray, metric: str, model: str, max_rate: float, labels: np.ndarray,
-            groups: np.ndarray, message: str) -> str:
+def _reason(
+    counts: np.ndarray, metric: str, model: str, max_rate: float, labels: np.ndarray, groups: np.ndarray, message: str
+) -> str:
     if metric == "eodds" and model == "paper":
         bad = np.flatnonzero(~eodds_ratio_condition(counts))
         if len(bad) and max_rate < 1:
             y = int(bad[0])
-            return (f"the equalized-odds ratio condition fails for class {_fmt(labels[y])} (the groups' error "
-                    "vectors P(g=k | Y, A), k != Y, are not proportional), so only memorizing all of that class in "
-                    f"every group that errs on it removes the gap, but max_rate={max_rate} allows at most that "
-                    "share of a cell; raise max_rate to 1")
+            return (
+                f"the equalized-odds ratio condition fails for class {_fmt(labels[y])} (the groups' error "
+                "vectors P(g=k | Y, A), k != Y, are not proportional), so only memorizing all of that class in "
+                f"every group that errs on it removes the gap, but max_rate={max_rate} allows at most that "
+                "share of a cell; raise max_rate to 1"
+            )
     if metric in ("eopp", "eodds") and max_rate < 1:
-        return (f"removing the gap needs more than max_rate={max_rate} of some (group, class) cell to be "
-                "memorized; raise max_rate")
+        return (
+            f"removing the gap needs more than max_rate={max_rate} of some (group, class) cell to be "
+            "memorized; raise max_rate"
+        )
     if metric == "sp":
-        return ("no memorized set gives every group the same prediction distribution: memorizing rows of group a "
-                "can only move its predictions towards its true label distribution (limited by its misclassified "
-                f"rows{'' if max_rate >= 1 else f' and max_rate={max_rate}'}); HiGHS: {message}")
+        return (
+            "no memorized set gives every group the same prediction distribution: memorizing rows of group a "
+            "can only move its predictions towards its true label distribution (limited by its misclassified "
+            f"rows{'' if max_rate >= 1 else f' and max_rate={max_rate}'}); HiGHS: {message}"
+        )
     return f"infeasible (HiGHS: {message})"
 
 
-def min_mass_from_counts(counts: np.ndarray, metric: str, *, model: str = "rows", tol: float = 0.0,
-                         max_rate: float = 1.0, integral: bool = False, labels: Sequence[Any] | None = None,
-                         groups: Sequence[Any] | None = None) -> MinimumMass:
+def min_mass_from_counts(
+    counts: np.ndarray,
+    metric: str,
+    *,
+    model: str = "rows",
+    tol: float = 0.0,
+    max_rate: float = 1.0,
+    integral: bool = False,
+    labels: Sequence[Any] | None = None,
+    groups: Sequence[Any] | None = None,
+) -> MinimumMass:
     """`minimum_memorized_mass` on a (G, C, C) weighted count tensor [group, true, base prediction]."""
     _check_choice("metric", metric, METRICS)
     _check_choice("model", model, MODELS)
@@ -556,29 +604,52 @@ def min_mass_from_counts(counts: np.ndarray, metric: str, *, model: str = "rows"
         reach = _reachable(lp)[:2]
     nv = len(lp.var_cells)
     mem = np.zeros(nv) if x is None else np.clip(np.asarray(x[:nv]), 0.0, None)
-    plan = pd.DataFrame({
-        "group": [str(groups[a]) for a, _, _ in lp.var_cells],
-        "class": [str(labels[y]) for _, y, _ in lp.var_cells],
-        "predicted": [str(labels[k]) if k >= 0 else "*" for _, _, k in lp.var_cells],
-        "available": [float(counts[a, y, k]) if k >= 0 else float(counts[a, y].sum()) for a, y, k in lp.var_cells],
-        "memorized": mem if ok else np.full(nv, np.nan),
-    })
+    plan = pd.DataFrame(
+        {
+            "group": [str(groups[a]) for a, _, _ in lp.var_cells],
+            "class": [str(labels[y]) for _, y, _ in lp.var_cells],
+            "predicted": [str(labels[k]) if k >= 0 else "*" for _, _, k in lp.var_cells],
+            "available": [float(counts[a, y, k]) if k >= 0 else float(counts[a, y].sum()) for a, y, k in lp.var_cells],
+            "memorized": mem if ok else np.full(nv, np.nan),
+        }
+    )
     plan["rate"] = plan["memorized"] / plan["available"]
     mass = float(mem.sum()) if ok else float("nan")
     return MinimumMass(
-        metric=metric, model=model, feasible=bool(ok), mass=mass, p_memorized=mass / total if ok else float("nan"),
-        total_weight=total, lower_bound=lo, upper_bound=hi, tol=float(tol), max_rate=float(max_rate),
+        metric=metric,
+        model=model,
+        feasible=bool(ok),
+        mass=mass,
+        p_memorized=mass / total if ok else float("nan"),
+        total_weight=total,
+        lower_bound=lo,
+        upper_bound=hi,
+        tol=float(tol),
+        max_rate=float(max_rate),
         integral=bool(integral),
         reason=None if ok else _reason(counts, metric, model, max_rate, labels, groups, str(message)),
-        ratio_condition=ratio, bias_before=float(bias), reachable_bias=reach[0], reachable_mass=reach[1],
+        ratio_condition=ratio,
+        bias_before=float(bias),
+        reachable_bias=reach[0],
+        reachable_mass=reach[1],
         solver_status=str(message),
         plan=plan[plan["memorized"].fillna(0) > 0].reset_index(drop=True) if ok else plan,
     )
 
 
-def minimum_memorized_mass(y_true: Any, y_pred: Any, *, sensitive_features: Any, metric: str = "sp",
-                           model: str = "rows", sample_weight: Any = None, labels: Sequence[Any] | None = None,
-                           tol: float = 0.0, max_rate: float = 1.0, integral: bool = False) -> MinimumMass:
+def minimum_memorized_mass(
+    y_true: Any,
+    y_pred: Any,
+    *,
+    sensitive_features: Any,
+    metric: str = "sp",
+    model: str = "rows",
+    sample_weight: Any = None,
+    labels: Sequence[Any] | None = None,
+    tol: float = 0.0,
+    max_rate: float = 1.0,
+    integral: bool = False,
+) -> MinimumMass:
     """The smallest memorized mass after which `metric` ("sp", "eopp" or "eodds") is zero (every class entry's
     gap <= tol), from scipy's HiGHS LP (or MILP with integral=True), with closed-form bounds.
 
@@ -590,8 +661,16 @@ def minimum_memorized_mass(y_true: Any, y_pred: Any, *, sensitive_features: Any,
     enc = encode(y_true, y_pred, sensitive_features, sample_weight, labels)
     if integral and enc.w is not None and not np.all(enc.w == 1.0):
         raise ConfigError("integral=True counts whole rows and needs unit weights; drop sample_weight or use the LP")
-    return min_mass_from_counts(confusion_counts(enc), metric, model=model, tol=tol, max_rate=max_rate,
-                                integral=integral, labels=enc.labels, groups=enc.groups)
+    return min_mass_from_counts(
+        confusion_counts(enc),
+        metric,
+        model=model,
+        tol=tol,
+        max_rate=max_rate,
+        integral=integral,
+        labels=enc.labels,
+        groups=enc.groups,
+    )
 
 
 def select_rows(enc: Encoded, result: MinimumMass, seed: int = 0) -> np.ndarray:
@@ -605,8 +684,9 @@ def select_rows(enc: Encoded, result: MinimumMass, seed: int = 0) -> np.ndarray:
     grp = {str(v): i for i, v in enumerate(enc.groups)}
     w = enc.w if enc.w is not None else np.ones(len(enc.y))
     mask = np.zeros(len(enc.y), bool)
-    for g, y, k, mass in zip(result.plan["group"], result.plan["class"], result.plan["predicted"],
-                             result.plan["memorized"]):
+    for g, y, k, mass in zip(
+        result.plan["group"], result.plan["class"], result.plan["predicted"], result.plan["memorized"]
+    ):
         sel = (enc.g == grp[g]) & (enc.y == lab[y])
         if k != "*":
             sel &= enc.yhat == lab[k]
@@ -616,18 +696,36 @@ def select_rows(enc: Encoded, result: MinimumMass, seed: int = 0) -> np.ndarray:
             take = int(round(mass))
         else:
             take = int(np.searchsorted(cum, mass - 1e-9 * max(1.0, mass))) + 1
-        mask[idx[:min(take, len(idx))]] = True
+        mask[idx[: min(take, len(idx))]] = True
     return mask
 
 
-def memorized_set(y_true: Any, y_pred: Any, *, sensitive_features: Any, metric: str = "sp", model: str = "rows",
-                  sample_weight: Any = None, labels: Sequence[Any] | None = None, tol: float = 0.0,
-                  max_rate: float = 1.0, integral: bool = False, seed: int = 0
-                  ) -> tuple[MinimumMass, np.ndarray]:
+def memorized_set(
+    y_true: Any,
+    y_pred: Any,
+    *,
+    sensitive_features: Any,
+    metric: str = "sp",
+    model: str = "rows",
+    sample_weight: Any = None,
+    labels: Sequence[Any] | None = None,
+    tol: float = 0.0,
+    max_rate: float = 1.0,
+    integral: bool = False,
+    seed: int = 0,
+) -> tuple[MinimumMass, np.ndarray]:
     """`minimum_memorized_mass` plus a concrete (n,) bool mask of rows that achieves it (see `select_rows`)."""
     enc = encode(y_true, y_pred, sensitive_features, sample_weight, labels)
     if integral and enc.w is not None and not np.all(enc.w == 1.0):
         raise ConfigError("integral=True counts whole rows and needs unit weights; drop sample_weight or use the LP")
-    res = min_mass_from_counts(confusion_counts(enc), metric, model=model, tol=tol, max_rate=max_rate,
-                               integral=integral, labels=enc.labels, groups=enc.groups)
+    res = min_mass_from_counts(
+        confusion_counts(enc),
+        metric,
+        model=model,
+        tol=tol,
+        max_rate=max_rate,
+        integral=integral,
+        labels=enc.labels,
+        groups=enc.groups,
+    )
     return res, select_rows(enc, res, seed=seed)

@@ -40,8 +40,9 @@ EDUCATION_BUCKETS = {
 TASKS = ("income", "education")
 
 
-def load_task(task: str, rows: int | None = None, seed: int = 0, test_rows: int | None = None
-              ) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, pd.Series]:
+def load_task(
+    task: str, rows: int | None = None, seed: int = 0, test_rows: int | None = None
+) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, pd.Series]:
     """(X_train, y_train, X_test, y_test) of Adult for `task`; `rows` / `test_rows` subsample the training / test
     split (seeded)."""
     from rote.data import load_dataset
@@ -94,8 +95,9 @@ class _Classifier:
 
         self.categorical_ = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
         self.categories_ = {c: sorted(X[c].astype(str).unique()) for c in self.categorical_}
-        self.model_ = HistGradientBoostingClassifier(max_iter=self.max_iter, categorical_features="from_dtype",
-                                                     early_stopping=False, random_state=self.seed)
+        self.model_ = HistGradientBoostingClassifier(
+            max_iter=self.max_iter, categorical_features="from_dtype", early_stopping=False, random_state=self.seed
+        )
         with self._threads():
             self.model_.fit(self._frame(X), y.to_numpy(), sample_weight=sample_weight)
         return self
@@ -116,9 +118,18 @@ def _lookup(X_mem: pd.DataFrame, y_mem: pd.Series, X: pd.DataFrame, pred: np.nda
     return out, int(hit.sum())
 
 
-def worked_example(task: str = "income", group: str = "sex", *, rows: int | None = None, tol: float = 0.002,
-                   weight: float = 5.0, seed: int = 0, max_iter: int = 200, test_rows: int | None = None,
-                   n_threads: int | None = None) -> dict[str, Any]:
+def worked_example(
+    task: str = "income",
+    group: str = "sex",
+    *,
+    rows: int | None = None,
+    tol: float = 0.002,
+    weight: float = 5.0,
+    seed: int = 0,
+    max_iter: int = 200,
+    test_rows: int | None = None,
+    n_threads: int | None = None,
+) -> dict[str, Any]:
     """Run the worked example for one task and group column; returns {"summary": {...}, "table": DataFrame}.
 
     table: one row per metric: min_p (rows-model LP minimum memorized share of the training split), lower/upper
@@ -137,16 +148,21 @@ def worked_example(task: str = "income", group: str = "sex", *, rows: int | None
     records = []
     for m in METRICS:
         lp = minimum_memorized_mass(y_tr, p_tr, sensitive_features=g_tr, metric=m, labels=labels)
-        res, S = memorized_set(y_tr, p_tr, sensitive_features=g_tr, metric=m, labels=labels, integral=True, tol=tol,
-                               seed=seed)
+        res, S = memorized_set(
+            y_tr, p_tr, sensitive_features=g_tr, metric=m, labels=labels, integral=True, tol=tol, seed=seed
+        )
         rec: dict[str, Any] = {
-            "metric": m, "min_p": lp.p_memorized,
+            "metric": m,
+            "min_p": lp.p_memorized,
             "lower": None if lp.lower_bound is None else lp.lower_bound / lp.total_weight,
-            "upper": None if lp.upper_bound is None or not np.isfinite(lp.upper_bound)
+            "upper": None
+            if lp.upper_bound is None or not np.isfinite(lp.upper_bound)
             else lp.upper_bound / lp.total_weight,
-            "feasible": lp.feasible, "n_memorized": int(S.sum()),
+            "feasible": lp.feasible,
+            "n_memorized": int(S.sum()),
             "reachable": lp.reachable_bias if not lp.feasible else 0.0,
-            "train_before": before_tr.values[m], "test_before": before_te.values[m],
+            "train_before": before_tr.values[m],
+            "test_before": before_te.values[m],
             "test_acc_before": before_te.accuracy,
         }
         if res.feasible and S.any():
@@ -155,19 +171,35 @@ def worked_example(task: str = "income", group: str = "sex", *, rows: int | None
             w = np.where(S, weight, 1.0)
             up = _Classifier(seed, max_iter, n_threads).fit(X_tr, y_tr, sample_weight=w)
             u_tr, u_te = up.predict(X_tr), up.predict(X_te)
-            ft = lambda yy, pp, gg: fairness_metrics(yy, pp, sensitive_features=gg, metrics=[m], **kw)  # noqa: E731
+            ft = lambda yy, pp, gg, m=m: fairness_metrics(yy, pp, sensitive_features=gg, metrics=[m], **kw)  # noqa: E731
             lt, le = ft(y_tr, look_tr, g_tr), ft(y_te, look_te, g_te)
             ut, ue = ft(y_tr, u_tr, g_tr), ft(y_te, u_te, g_te)
-            rec.update({
-                "train_lookup": lt.values[m], "test_lookup": le.values[m], "test_rows_overridden": n_hit,
-                "train_upweighted": ut.values[m], "test_upweighted": ue.values[m],
-                "test_acc_lookup": le.accuracy, "test_acc_upweighted": ue.accuracy,
-                "fitted_S": float(np.mean(u_tr[S] == y_tr.to_numpy()[S])),
-            })
+            rec.update(
+                {
+                    "train_lookup": lt.values[m],
+                    "test_lookup": le.values[m],
+                    "test_rows_overridden": n_hit,
+                    "train_upweighted": ut.values[m],
+                    "test_upweighted": ue.values[m],
+                    "test_acc_lookup": le.accuracy,
+                    "test_acc_upweighted": ue.accuracy,
+                    "fitted_S": float(np.mean(u_tr[S] == y_tr.to_numpy()[S])),
+                }
+            )
         records.append(rec)
-    summary = {"task": task, "group": group, "classes": labels, "groups": before_tr.groups,
-               "n_train": len(y_tr), "n_test": len(y_te), "train_accuracy": before_tr.accuracy,
-               "test_accuracy": before_te.accuracy, "tol": tol, "weight": weight, "seed": seed}
+    summary = {
+        "task": task,
+        "group": group,
+        "classes": labels,
+        "groups": before_tr.groups,
+        "n_train": len(y_tr),
+        "n_test": len(y_te),
+        "train_accuracy": before_tr.accuracy,
+        "test_accuracy": before_te.accuracy,
+        "tol": tol,
+        "weight": weight,
+        "seed": seed,
+    }
     return {"summary": summary, "table": pd.DataFrame(records)}
 
 
@@ -183,16 +215,38 @@ def write_predictions(path: str, task: str = "income", seed: int = 0, max_iter: 
         raise ConfigError(f"{path}: exists; choose another path (rote never overwrites files it did not make)")
     X_tr, y_tr, X_te, y_te = load_task(task, None, seed)
     pred = _Classifier(seed, max_iter).fit(X_tr, y_tr).predict(X_te)
-    frame = pd.DataFrame({"label": y_te.to_numpy(), "prediction": pred, "sex": X_te["sex"].astype(str).to_numpy(),
-                          "race": X_te["race"].astype(str).to_numpy()})
+    frame = pd.DataFrame(
+        {
+            "label": y_te.to_numpy(),
+            "prediction": pred,
+            "sex": X_te["sex"].astype(str).to_numpy(),
+            "race": X_te["race"].astype(str).to_numpy(),
+        }
+    )
     atomic_write_text(path, frame.to_csv(index=False))
     return frame
 
 
 def _markdown(table: pd.DataFrame) -> str:
-    cols = ["metric", "min_p", "lower", "upper", "reachable", "n_memorized", "train_before", "train_lookup",
-            "train_upweighted", "test_before", "test_lookup", "test_upweighted", "test_rows_overridden",
-            "test_acc_before", "test_acc_lookup", "test_acc_upweighted", "fitted_S"]
+    cols = [
+        "metric",
+        "min_p",
+        "lower",
+        "upper",
+        "reachable",
+        "n_memorized",
+        "train_before",
+        "train_lookup",
+        "train_upweighted",
+        "test_before",
+        "test_lookup",
+        "test_upweighted",
+        "test_rows_overridden",
+        "test_acc_before",
+        "test_acc_lookup",
+        "test_acc_upweighted",
+        "fitted_S",
+    ]
     cols = [c for c in cols if c in table.columns]
     counts = {"n_memorized", "test_rows_overridden"}
 
@@ -218,8 +272,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--weight", type=float, default=5.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="OpenMP threads of the classifier (default: all)")
-    ap.add_argument("--csv", help="only write the base classifier's test-split predictions (label, prediction, "
-                                  "sex, race) to this CSV for `rote fairness ...` and stop")
+    ap.add_argument(
+        "--csv",
+        help="only write the base classifier's test-split predictions (label, prediction, "
+        "sex, race) to this CSV for `rote fairness ...` and stop",
+    )
     args = ap.parse_args(argv)
     if args.csv:
         for task in args.task or ["income"]:
@@ -229,12 +286,15 @@ def main(argv: list[str] | None = None) -> None:
         return
     for task in args.task or list(TASKS):
         for group in args.group or ["sex", "race"]:
-            out = worked_example(task, group, rows=args.rows, tol=args.tol, weight=args.weight, seed=args.seed,
-                                 n_threads=args.threads)
+            out = worked_example(
+                task, group, rows=args.rows, tol=args.tol, weight=args.weight, seed=args.seed, n_threads=args.threads
+            )
             s = out["summary"]
-            print(f"\n### {task} by {group}: {s['n_train']:,} train / {s['n_test']:,} test rows, "
-                  f"{len(s['classes'])} classes, groups {', '.join(map(str, s['groups']))}; "
-                  f"accuracy train {s['train_accuracy']:.4f}, test {s['test_accuracy']:.4f}\n")
+            print(
+                f"\n### {task} by {group}: {s['n_train']:,} train / {s['n_test']:,} test rows, "
+                f"{len(s['classes'])} classes, groups {', '.join(map(str, s['groups']))}; "
+                f"accuracy train {s['train_accuracy']:.4f}, test {s['test_accuracy']:.4f}\n"
+            )
             print(_markdown(out["table"]))
 
 

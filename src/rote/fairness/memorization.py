@@ -29,8 +29,16 @@ from rote.core.errors import DataError
 from rote.core.results import Result, table_field
 from rote.fairness.metrics import (
     _fmt,
-    METRIC_NAMES, METRICS, Encoded, _py, check_options, _raise_undefined, aggregate,
-    class_gaps_from_counts, confusion_counts, encode,
+    METRIC_NAMES,
+    METRICS,
+    Encoded,
+    _py,
+    check_options,
+    _raise_undefined,
+    aggregate,
+    class_gaps_from_counts,
+    confusion_counts,
+    encode,
 )
 
 
@@ -38,8 +46,11 @@ def as_mask(memorized: Any, n: int, name: str = "memorized") -> np.ndarray:
     """(n,) bool from booleans, 0/1 numbers or the strings true/false/yes/no/1/0 (any case); other values are an
     error naming the first bad row."""
     if isinstance(memorized, pd.Series):
-        arr = memorized.to_numpy(dtype=object, na_value=None) if not (
-            isinstance(memorized.dtype, np.dtype) and memorized.dtype.kind in "biuf") else memorized.to_numpy()
+        arr = (
+            memorized.to_numpy(dtype=object, na_value=None)
+            if not (isinstance(memorized.dtype, np.dtype) and memorized.dtype.kind in "biuf")
+            else memorized.to_numpy()
+        )
     else:
         arr = np.asarray(memorized)
     if arr.ndim != 1 or len(arr) != n:
@@ -55,16 +66,17 @@ def as_mask(memorized: Any, n: int, name: str = "memorized") -> np.ndarray:
         bad, out = ~(yes | no), yes
     if bad.any():
         i = int(np.argmax(bad))
-        raise DataError(f"{name}: value {_fmt(arr[i])} at row {i + 1} is not a boolean ({int(bad.sum())} such rows); "
-                        "use true/false or 1/0")
+        raise DataError(
+            f"{name}: value {_fmt(arr[i])} at row {i + 1} is not a boolean ({int(bad.sum())} such rows); "
+            "use true/false or 1/0"
+        )
     return np.asarray(out, bool)
 
 
 # ---------------------------------------------------------------------------------------------- closed form
 
 
-def decomposition(counts_mem: np.ndarray, counts_unmem: np.ndarray, metric: str
-                  ) -> dict[str, np.ndarray]:
+def decomposition(counts_mem: np.ndarray, counts_unmem: np.ndarray, metric: str) -> dict[str, np.ndarray]:
     """The factors of the closed form for one metric, for every group and (last row) the whole population.
 
     counts_mem, counts_unmem: (G, C, C) weighted counts [group, true, base prediction] on M and M^c.
@@ -74,23 +86,23 @@ def decomposition(counts_mem: np.ndarray, counts_unmem: np.ndarray, metric: str
     - "mem_term" = share * mem_rate, "unmem_term" = (1 - share) * unmem_rate (0 where the factor is 0),
     - "rate" = mem_term + unmem_term, "defined": where the rate itself is defined.
     """
-    cm = np.concatenate([counts_mem, counts_mem.sum(axis=0, keepdims=True)])     # (G+1, C, C)
+    cm = np.concatenate([counts_mem, counts_mem.sum(axis=0, keepdims=True)])  # (G+1, C, C)
     cu = np.concatenate([counts_unmem, counts_unmem.sum(axis=0, keepdims=True)])
     C = cm.shape[1]
     if metric == "sp":
-        m_ay = cm.sum(axis=2)                              # (G+1, C) memorized mass by true label
+        m_ay = cm.sum(axis=2)  # (G+1, C) memorized mass by true label
         pi_a = (cm.sum(axis=(1, 2)) + cu.sum(axis=(1, 2)))[:, None]
-        mem_mass, unmem_by_pred = m_ay.sum(axis=1, keepdims=True), cu.sum(axis=1)   # (G+1,1), (G+1,C)
-        share = _div(mem_mass, pi_a)                       # mu_a
-        mem_rate = _div(m_ay, mem_mass)                    # q_a(k): label mix of the memorized rows
+        mem_mass, unmem_by_pred = m_ay.sum(axis=1, keepdims=True), cu.sum(axis=1)  # (G+1,1), (G+1,C)
+        share = _div(mem_mass, pi_a)  # mu_a
+        mem_rate = _div(m_ay, mem_mass)  # q_a(k): label mix of the memorized rows
         unmem_rate = _div(unmem_by_pred, unmem_by_pred.sum(axis=1, keepdims=True))  # r_a(k)
         defined = np.broadcast_to(pi_a > 0, m_ay.shape)
     else:
-        m_ay = cm.sum(axis=2)                              # (G+1, C)
+        m_ay = cm.sum(axis=2)  # (G+1, C)
         u_ay = cu.sum(axis=2)
         pi_ay = m_ay + u_ay
-        share = _div(m_ay, pi_ay)                          # rho_{a,y}
-        R = _div(cu, u_ay[:, :, None])                     # R_{a,y}(k) on M^c
+        share = _div(m_ay, pi_ay)  # rho_{a,y}
+        R = _div(cu, u_ay[:, :, None])  # R_{a,y}(k) on M^c
         if metric == "eopp":
             mem_rate = np.ones_like(share)
             unmem_rate = np.diagonal(R, axis1=1, axis2=2).copy()  # t_{a,y}
@@ -104,8 +116,15 @@ def decomposition(counts_mem: np.ndarray, counts_unmem: np.ndarray, metric: str
     comp = 1.0 - np.nan_to_num(share)
     unmem_term = np.where(comp > 0, comp * np.nan_to_num(unmem_rate), 0.0)
     rate = np.where(defined, mem_term + unmem_term, np.nan)
-    return {"share": share, "mem_rate": mem_rate, "unmem_rate": unmem_rate, "mem_term": mem_term,
-            "unmem_term": unmem_term, "rate": rate, "defined": np.asarray(defined)}
+    return {
+        "share": share,
+        "mem_rate": mem_rate,
+        "unmem_rate": unmem_rate,
+        "mem_term": mem_term,
+        "unmem_term": unmem_term,
+        "rate": rate,
+        "defined": np.asarray(defined),
+    }
 
 
 def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -113,8 +132,9 @@ def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(a, b, out=np.full(b.shape, np.nan), where=b > 0)
 
 
-def closed_form_gaps(dec: dict[str, np.ndarray], metric: str, method: str
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def closed_form_gaps(
+    dec: dict[str, np.ndarray], metric: str, method: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(C,) per-class gaps after memorization from the closed form, their defined mask, and each gap split into
     the memorized set's part and the unmemorized set's part (the two parts add up to the gap).
 
@@ -130,7 +150,7 @@ def closed_form_gaps(dec: dict[str, np.ndarray], metric: str, method: str
         sign = np.ones(hi.shape)
     else:
         hi = np.argmax(np.where(defined, np.abs(rate - overall), -np.inf), axis=0)
-        lo = np.full(hi.shape, rate.shape[0])              # index of the overall row
+        lo = np.full(hi.shape, rate.shape[0])  # index of the overall row
         sign = np.sign(np.take_along_axis(rate, hi[None], 0)[0] - overall)
     take = lambda arr, idx: np.take_along_axis(arr, idx[None], 0)[0]  # noqa: E731
     mem_part = sign * (take(mt, hi) - take(mt, lo))
@@ -178,18 +198,29 @@ class MemorizationEffect(Result):
     terms: pd.DataFrame = table_field("terms")
 
     def summary(self) -> str:
-        lines = [f"memorized {self.n_memorized:,} of {self.n_rows:,} rows (p_D = {self.p_memorized:.4f}); "
-                 f"accuracy {self.accuracy_before:.4f} -> {self.accuracy_after:.4f}",
-                 f"{'metric':<20} {'before':>8} {'after':>8}  (closed form agrees to {self.max_abs_difference:.1e})"]
+        lines = [
+            f"memorized {self.n_memorized:,} of {self.n_rows:,} rows (p_D = {self.p_memorized:.4f}); "
+            f"accuracy {self.accuracy_before:.4f} -> {self.accuracy_after:.4f}",
+            f"{'metric':<20} {'before':>8} {'after':>8}  (closed form agrees to {self.max_abs_difference:.1e})",
+        ]
         for m in self.before:
             lines.append(f"{METRIC_NAMES[m]:<20} {self.before[m]:>8.4f} {self.after[m]:>8.4f}")
         return "\n".join(lines)
 
 
-def memorization_effect(y_true: Any, y_pred: Any, *, sensitive_features: Any, memorized: Any,
-                        sample_weight: Any = None, metrics: Sequence[str] = METRICS,
-                        method: str = "between_groups", agg: str = "sum", labels: Sequence[Any] | None = None,
-                        undefined: str = "raise") -> MemorizationEffect:
+def memorization_effect(
+    y_true: Any,
+    y_pred: Any,
+    *,
+    sensitive_features: Any,
+    memorized: Any,
+    sample_weight: Any = None,
+    metrics: Sequence[str] = METRICS,
+    method: str = "between_groups",
+    agg: str = "sum",
+    labels: Sequence[Any] | None = None,
+    undefined: str = "raise",
+) -> MemorizationEffect:
     """Fairness of the base predictions `y_pred` before and after memorizing the rows where `memorized` is true.
 
     y_true, y_pred, sensitive_features, sample_weight: as in `rote.fairness.metrics` ((n,) arrays).
@@ -212,9 +243,15 @@ def _split_counts(enc: Encoded, mask: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return cm, cu
 
 
-def effect_from_encoded(enc: Encoded, mask: np.ndarray, *, metrics: Sequence[str] = METRICS,
-                        method: str = "between_groups", agg: str = "sum", undefined: str = "raise"
-                        ) -> MemorizationEffect:
+def effect_from_encoded(
+    enc: Encoded,
+    mask: np.ndarray,
+    *,
+    metrics: Sequence[str] = METRICS,
+    method: str = "between_groups",
+    agg: str = "sum",
+    undefined: str = "raise",
+) -> MemorizationEffect:
     """`memorization_effect` on already validated inputs."""
     before_counts = confusion_counts(enc)
     h = Encoded(enc.y, np.where(mask, enc.y, enc.yhat), enc.g, enc.w, enc.labels, enc.groups)
@@ -238,9 +275,18 @@ def effect_from_encoded(enc: Encoded, mask: np.ndarray, *, metrics: Sequence[str
         if oka.any():
             diffs.append(float(np.max(np.abs(ga[oka] - gc[oka]))))
         max_diff = max(max_diff, *diffs)
-        class_rows.append(pd.DataFrame({"metric": m, "class": [str(v) for v in enc.labels], "gap_before": gb,
-                                        "gap_after": ga, "memorized_part": mem_part,
-                                        "unmemorized_part": unmem_part}))
+        class_rows.append(
+            pd.DataFrame(
+                {
+                    "metric": m,
+                    "class": [str(v) for v in enc.labels],
+                    "gap_before": gb,
+                    "gap_after": ga,
+                    "memorized_part": mem_part,
+                    "unmemorized_part": unmem_part,
+                }
+            )
+        )
         # per-group terms, flattened to one row per (group, class[, predicted])
         rate_before = _rates_with_overall(before_counts, m)
         shape = dec["rate"].shape
@@ -249,22 +295,43 @@ def effect_from_encoded(enc: Encoded, mask: np.ndarray, *, metrics: Sequence[str
         cls = [str(enc.labels[i]) for i in idx[1]]
         pred = [str(enc.labels[i]) for i in (idx[2] if m == "eodds" else idx[1])]
         share = np.broadcast_to(dec["share"], shape).ravel()
-        term_rows.append(pd.DataFrame({
-            "metric": m, "group": grp, "class": cls, "predicted": pred, "share": share,
-            "memorized_rate": np.broadcast_to(dec["mem_rate"], shape).ravel(),
-            "unmemorized_rate": np.broadcast_to(dec["unmem_rate"], shape).ravel(),
-            "memorized_term": dec["mem_term"].ravel(), "unmemorized_term": dec["unmem_term"].ravel(),
-            "rate_after": dec["rate"].ravel(), "rate_before": rate_before.ravel()}))
+        term_rows.append(
+            pd.DataFrame(
+                {
+                    "metric": m,
+                    "group": grp,
+                    "class": cls,
+                    "predicted": pred,
+                    "share": share,
+                    "memorized_rate": np.broadcast_to(dec["mem_rate"], shape).ravel(),
+                    "unmemorized_rate": np.broadcast_to(dec["unmem_rate"], shape).ravel(),
+                    "memorized_term": dec["mem_term"].ravel(),
+                    "unmemorized_term": dec["unmem_term"].ravel(),
+                    "rate_after": dec["rate"].ravel(),
+                    "rate_before": rate_before.ravel(),
+                }
+            )
+        )
     total = before_counts.sum()
     mass_g = cm.sum(axis=(1, 2))
     return MemorizationEffect(
-        before=before, after=after, after_closed_form=closed, max_abs_difference=float(max_diff),
-        memorized_mass=float(cm.sum()), p_memorized=float(cm.sum() / total), n_memorized=int(mask.sum()),
-        n_rows=len(mask), mu={str(enc.groups[a]): float(mass_g[a] / before_counts[a].sum()) for a in range(G)},
+        before=before,
+        after=after,
+        after_closed_form=closed,
+        max_abs_difference=float(max_diff),
+        memorized_mass=float(cm.sum()),
+        p_memorized=float(cm.sum() / total),
+        n_memorized=int(mask.sum()),
+        n_rows=len(mask),
+        mu={str(enc.groups[a]): float(mass_g[a] / before_counts[a].sum()) for a in range(G)},
         accuracy_before=float(np.trace(before_counts.sum(0)) / total),
-        accuracy_after=float(np.trace(after_counts.sum(0)) / total), method=method, agg=agg,
-        labels=[_py(v) for v in enc.labels], groups=[_py(v) for v in enc.groups],
-        classes=pd.concat(class_rows, ignore_index=True), terms=pd.concat(term_rows, ignore_index=True),
+        accuracy_after=float(np.trace(after_counts.sum(0)) / total),
+        method=method,
+        agg=agg,
+        labels=[_py(v) for v in enc.labels],
+        groups=[_py(v) for v in enc.groups],
+        classes=pd.concat(class_rows, ignore_index=True),
+        terms=pd.concat(term_rows, ignore_index=True),
     )
 
 

@@ -149,8 +149,15 @@ class Encoded:
         return len(self.groups)
 
 
-def encode(y_true: Any, y_pred: Any, sensitive_features: Any, sample_weight: Any = None,
-           labels: Sequence[Any] | None = None, *, min_groups: int = 2) -> Encoded:
+def encode(
+    y_true: Any,
+    y_pred: Any,
+    sensitive_features: Any,
+    sample_weight: Any = None,
+    labels: Sequence[Any] | None = None,
+    *,
+    min_groups: int = 2,
+) -> Encoded:
     """Check and encode the inputs once (the rest of the module trusts them).
 
     y_true, y_pred: (n,) class labels of any hashable type; the label set is `labels` when given, else the
@@ -176,8 +183,10 @@ def encode(y_true: Any, y_pred: Any, sensitive_features: Any, sample_weight: Any
         bad = ~np.isfinite(w) | (w < 0)
         if bad.any():
             i = int(np.argmax(bad))
-            raise DataError(f"sample_weight: value {_fmt(w[i])} at row {i + 1} is negative or not finite "
-                            f"({int(bad.sum())} such rows); weights must be finite and >= 0")
+            raise DataError(
+                f"sample_weight: value {_fmt(w[i])} at row {i + 1} is negative or not finite "
+                f"({int(bad.sum())} such rows); weights must be finite and >= 0"
+            )
         if not (w > 0).any():
             raise DataError("sample_weight: all weights are zero; at least one row needs a positive weight")
 
@@ -204,27 +213,34 @@ def encode(y_true: Any, y_pred: Any, sensitive_features: Any, sample_weight: Any
         y = index.get_indexer(pd.Index(yt.astype(object)))
         if (y < 0).any():
             i = int(np.argmax(y < 0))
-            raise DataError(f"y_true: label {_fmt(yt[i])} at row {i + 1} is not in labels={_short_list(lab)}; "
-                            "add it to labels")
+            raise DataError(
+                f"y_true: label {_fmt(yt[i])} at row {i + 1} is not in labels={_short_list(lab)}; add it to labels"
+            )
         yhat = index.get_indexer(pd.Index(yp.astype(object)))
         outside = yhat < 0
     if outside.any():
         i = int(np.argmax(outside))
         where = "a class of y_true" if labels is None else "in labels"
-        raise DataError(f"y_pred: prediction {_fmt(yp[i])} at row {i + 1} is not {where} "
-                        f"({int(outside.sum())} such rows; classes: {_short_list(lab)}); "
-                        "pass labels=[...] listing every class, or fix the predictions")
+        raise DataError(
+            f"y_pred: prediction {_fmt(yp[i])} at row {i + 1} is not {where} "
+            f"({int(outside.sum())} such rows; classes: {_short_list(lab)}); "
+            "pass labels=[...] listing every class, or fix the predictions"
+        )
     g, groups = _codes(gr, "sensitive_features")
     if len(groups) < min_groups:
-        raise DataError(f"sensitive_features: a single group {_fmt(groups[0])}; fairness gaps compare two or more "
-                        "groups, pass a column with at least two distinct values")
+        raise DataError(
+            f"sensitive_features: a single group {_fmt(groups[0])}; fairness gaps compare two or more "
+            "groups, pass a column with at least two distinct values"
+        )
     enc = Encoded(y.astype(np.int64, copy=False), np.asarray(yhat, np.int64), g, w, lab, groups)
     if w is not None:
         gw = np.bincount(g, weights=w, minlength=len(groups))
         if (gw <= 0).any():
             j = int(np.argmax(gw <= 0))
-            raise DataError(f"sample_weight: every row of group {_fmt(groups[j])} has weight 0; drop the group or "
-                            "give its rows positive weights")
+            raise DataError(
+                f"sample_weight: every row of group {_fmt(groups[j])} has weight 0; drop the group or "
+                "give its rows positive weights"
+            )
     return enc
 
 
@@ -259,11 +275,11 @@ def group_rates(counts: np.ndarray, metric: str) -> tuple[np.ndarray, np.ndarray
     overall: the same with A marginalised, shape without the leading G axis.
     """
     if metric == "sp":
-        num = counts.sum(axis=1)                                   # (G, C): predicted-class totals
+        num = counts.sum(axis=1)  # (G, C): predicted-class totals
         den = counts.sum(axis=(1, 2))[:, None] * np.ones_like(num)  # (G, C): group totals
     elif metric == "eopp":
-        num = np.diagonal(counts, axis1=1, axis2=2).copy()         # (G, C): correct predictions per class
-        den = counts.sum(axis=2)                                   # (G, C): class supports
+        num = np.diagonal(counts, axis1=1, axis2=2).copy()  # (G, C): correct predictions per class
+        den = counts.sum(axis=2)  # (G, C): class supports
     elif metric == "eodds":
         num = counts
         den = np.broadcast_to(counts.sum(axis=2, keepdims=True), counts.shape)
@@ -277,8 +293,9 @@ def group_rates(counts: np.ndarray, metric: str) -> tuple[np.ndarray, np.ndarray
     return rates, defined, overall, odef
 
 
-def rate_gaps(rates: np.ndarray, defined: np.ndarray, overall: np.ndarray, method: str
-              ) -> tuple[np.ndarray, np.ndarray]:
+def rate_gaps(
+    rates: np.ndarray, defined: np.ndarray, overall: np.ndarray, method: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Gap over groups of each rate (axis 0 is the group): (gaps, gap_defined) with the trailing shape.
 
     between_groups: max - min over the groups that define the rate; to_overall: max |rate_a - overall|.
@@ -296,8 +313,9 @@ def rate_gaps(rates: np.ndarray, defined: np.ndarray, overall: np.ndarray, metho
     return np.where(ok, gaps, np.nan), ok
 
 
-def class_gaps_from_counts(counts: np.ndarray, metric: str, method: str = "between_groups"
-                           ) -> tuple[np.ndarray, np.ndarray]:
+def class_gaps_from_counts(
+    counts: np.ndarray, metric: str, method: str = "between_groups"
+) -> tuple[np.ndarray, np.ndarray]:
     """(C,) per-class gaps and their defined mask. SP: per predicted class; EOpp: per true class;
     EOdds: per true class, the L1 gap of the confusion row (undefined if any entry of the row is)."""
     rates, defined, overall, _ = group_rates(counts, metric)
@@ -322,8 +340,9 @@ def aggregate(gaps: np.ndarray, ok: np.ndarray, agg: str) -> float:
     raise ConfigError(f"agg={agg!r}: unknown; choose one of {', '.join(AGGS)}")
 
 
-def undefined_reasons(counts: np.ndarray, metric: str, enc_labels: np.ndarray, enc_groups: np.ndarray
-                      ) -> dict[str, str]:
+def undefined_reasons(
+    counts: np.ndarray, metric: str, enc_labels: np.ndarray, enc_groups: np.ndarray
+) -> dict[str, str]:
     """{class label: reason} for each class whose gap is undefined (EOpp/EOdds: fewer than two groups have it)."""
     if metric == "sp":
         return {}
@@ -331,9 +350,11 @@ def undefined_reasons(counts: np.ndarray, metric: str, enc_labels: np.ndarray, e
     out: dict[str, str] = {}
     for c in np.flatnonzero((support > 0).sum(axis=0) < 2):
         missing = [str(enc_groups[a]) for a in np.flatnonzero(support[:, c] <= 0)]
-        out[str(enc_labels[c])] = (f"class {_fmt(enc_labels[c])} has no rows (or zero weight) in group(s) "
-                                   f"{', '.join(missing)}; its rate P(h | Y={_fmt(enc_labels[c])}, A) is defined in "
-                                   "fewer than two groups")
+        out[str(enc_labels[c])] = (
+            f"class {_fmt(enc_labels[c])} has no rows (or zero weight) in group(s) "
+            f"{', '.join(missing)}; its rate P(h | Y={_fmt(enc_labels[c])}, A) is defined in "
+            "fewer than two groups"
+        )
     return out
 
 
@@ -346,14 +367,24 @@ def _raise_undefined(counts: np.ndarray, metric: str, enc: Encoded) -> None:
             f"{METRIC_NAMES[metric]}: group {_fmt(enc.groups[a])} has no rows of class {_fmt(enc.labels[c])} "
             f"({len(empty)} empty group/class cells), so P(h | Y={_fmt(enc.labels[c])}, A={_fmt(enc.groups[a])}) is "
             "undefined; pass `undefined` skip to compare only the groups that have each "
-            "class, or merge rare classes/groups")
+            "class, or merge rare classes/groups"
+        )
 
 
 # ---------------------------------------------------------------------------------------------- public functions
 
 
-def _metric(metric: str, y_true: Any, y_pred: Any, sensitive_features: Any, method: str, agg: str,
-            sample_weight: Any, labels: Sequence[Any] | None, undefined: str) -> float:
+def _metric(
+    metric: str,
+    y_true: Any,
+    y_pred: Any,
+    sensitive_features: Any,
+    method: str,
+    agg: str,
+    sample_weight: Any,
+    labels: Sequence[Any] | None,
+    undefined: str,
+) -> float:
     _check_choice("method", method, METHODS)
     _check_choice("agg", agg, AGGS)
     _check_choice("undefined", undefined, UNDEFINED)
@@ -365,9 +396,17 @@ def _metric(metric: str, y_true: Any, y_pred: Any, sensitive_features: Any, meth
     return aggregate(gaps, ok, agg)
 
 
-def statistical_parity(y_true: Any, y_pred: Any, *, sensitive_features: Any, method: str = "between_groups",
-                       agg: str = "sum", sample_weight: Any = None, labels: Sequence[Any] | None = None,
-                       undefined: str = "raise") -> float:
+def statistical_parity(
+    y_true: Any,
+    y_pred: Any,
+    *,
+    sensitive_features: Any,
+    method: str = "between_groups",
+    agg: str = "sum",
+    sample_weight: Any = None,
+    labels: Sequence[Any] | None = None,
+    undefined: str = "raise",
+) -> float:
     """Additive multi-class statistical parity: agg over predicted classes k of the gap of P(h=k | A=a).
 
     With agg="sum" and two groups it is sum_k |P(h=k|a) - P(h=k|b)| = 2 x total variation between the groups'
@@ -377,9 +416,17 @@ def statistical_parity(y_true: Any, y_pred: Any, *, sensitive_features: Any, met
     return _metric("sp", y_true, y_pred, sensitive_features, method, agg, sample_weight, labels, undefined)
 
 
-def equal_opportunity(y_true: Any, y_pred: Any, *, sensitive_features: Any, method: str = "between_groups",
-                      agg: str = "sum", sample_weight: Any = None, labels: Sequence[Any] | None = None,
-                      undefined: str = "raise") -> float:
+def equal_opportunity(
+    y_true: Any,
+    y_pred: Any,
+    *,
+    sensitive_features: Any,
+    method: str = "between_groups",
+    agg: str = "sum",
+    sample_weight: Any = None,
+    labels: Sequence[Any] | None = None,
+    undefined: str = "raise",
+) -> float:
     """Additive multi-class equal opportunity: agg over true classes y of the gap of P(h=y | Y=y, A=a).
 
     In [0, C] with agg="sum". Binary labels: the class gaps are |dTPR| and |dFPR|, so agg="max" is fairlearn's
@@ -388,9 +435,17 @@ def equal_opportunity(y_true: Any, y_pred: Any, *, sensitive_features: Any, meth
     return _metric("eopp", y_true, y_pred, sensitive_features, method, agg, sample_weight, labels, undefined)
 
 
-def equalized_odds(y_true: Any, y_pred: Any, *, sensitive_features: Any, method: str = "between_groups",
-                   agg: str = "sum", sample_weight: Any = None, labels: Sequence[Any] | None = None,
-                   undefined: str = "raise") -> float:
+def equalized_odds(
+    y_true: Any,
+    y_pred: Any,
+    *,
+    sensitive_features: Any,
+    method: str = "between_groups",
+    agg: str = "sum",
+    sample_weight: Any = None,
+    labels: Sequence[Any] | None = None,
+    undefined: str = "raise",
+) -> float:
     """Additive multi-class equalized odds: agg over true classes y of sum_k gap of P(h=k | Y=y, A=a).
 
     In [0, 2C] with agg="sum"; binary labels give 2 (|dTPR| + |dFPR|).
@@ -401,9 +456,16 @@ def equalized_odds(y_true: Any, y_pred: Any, *, sensitive_features: Any, method:
 METRIC_FUNCTIONS = {"sp": statistical_parity, "eopp": equal_opportunity, "eodds": equalized_odds}
 
 
-def class_gaps(y_true: Any, y_pred: Any, *, sensitive_features: Any, metric: str = "sp",
-               method: str = "between_groups", sample_weight: Any = None,
-               labels: Sequence[Any] | None = None) -> pd.Series:
+def class_gaps(
+    y_true: Any,
+    y_pred: Any,
+    *,
+    sensitive_features: Any,
+    metric: str = "sp",
+    method: str = "between_groups",
+    sample_weight: Any = None,
+    labels: Sequence[Any] | None = None,
+) -> pd.Series:
     """The per-class gap vector of one metric as a Series indexed by class label (NaN only where undefined;
     `fairness_metrics(...).undefined` gives the reason)."""
     _check_choice("metric", metric, METRICS)
@@ -441,8 +503,10 @@ class FairnessMetrics(Result):
     rates: pd.DataFrame = table_field("rates")
 
     def summary(self) -> str:
-        lines = [f"{self.n_rows:,} rows, {len(self.labels)} classes, {len(self.groups)} groups "
-                 f"(method {self.method}, agg {self.agg}); accuracy {self.accuracy:.4f}"]
+        lines = [
+            f"{self.n_rows:,} rows, {len(self.labels)} classes, {len(self.groups)} groups "
+            f"(method {self.method}, agg {self.agg}); accuracy {self.accuracy:.4f}"
+        ]
         for m in METRICS:
             if m not in self.values:
                 continue
@@ -459,10 +523,21 @@ def _py(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
 
-def fairness_metrics(y_true: Any, y_pred: Any, *, sensitive_features: Any, sample_weight: Any = None,
-                     metrics: Sequence[str] = METRICS, method: str = "between_groups", agg: str = "sum",
-                     labels: Sequence[Any] | None = None, undefined: str = "raise", n_boot: int = 0,
-                     level: float = 0.95, seed: int = 0) -> FairnessMetrics:
+def fairness_metrics(
+    y_true: Any,
+    y_pred: Any,
+    *,
+    sensitive_features: Any,
+    sample_weight: Any = None,
+    metrics: Sequence[str] = METRICS,
+    method: str = "between_groups",
+    agg: str = "sum",
+    labels: Sequence[Any] | None = None,
+    undefined: str = "raise",
+    n_boot: int = 0,
+    level: float = 0.95,
+    seed: int = 0,
+) -> FairnessMetrics:
     """The additive metrics with per-class gaps, per-group rates and (n_boot > 0) percentile bootstrap intervals.
 
     Bootstrap: rows are resampled with `rote.core.stats.bootstrap_ci` (weights travel with their rows); a
@@ -478,26 +553,42 @@ def fairness_metrics(y_true: Any, y_pred: Any, *, sensitive_features: Any, sampl
         gaps, ok = class_gaps_from_counts(counts, m, method)
         values[m] = aggregate(gaps, ok, agg)
         und[m] = undefined_reasons(counts, m, enc.labels, enc.groups)
-        per_class.append(pd.DataFrame({"metric": m, "class": [str(x) for x in enc.labels], "gap": gaps,
-                                       "defined": ok}))
+        per_class.append(pd.DataFrame({"metric": m, "class": [str(x) for x in enc.labels], "gap": gaps, "defined": ok}))
         rates, defined, _, _ = group_rates(counts, m)
-        support = counts.sum(axis=2) if m != "sp" else np.repeat(counts.sum(axis=(1, 2))[:, None],
-                                                                  enc.n_classes, axis=1)
+        support = (
+            counts.sum(axis=2) if m != "sp" else np.repeat(counts.sum(axis=(1, 2))[:, None], enc.n_classes, axis=1)
+        )
         G, C = enc.n_groups, enc.n_classes
         if m == "eodds":
             a, y, k = np.meshgrid(np.arange(G), np.arange(C), np.arange(C), indexing="ij")
             a, y, k = a.ravel(), y.ravel(), k.ravel()
-            rate_rows.append(pd.DataFrame({"metric": m, "group": [str(enc.groups[i]) for i in a],
-                                           "class": [str(enc.labels[i]) for i in y],
-                                           "predicted": [str(enc.labels[i]) for i in k],
-                                           "rate": rates.ravel(), "support": support[a, y]}))
+            rate_rows.append(
+                pd.DataFrame(
+                    {
+                        "metric": m,
+                        "group": [str(enc.groups[i]) for i in a],
+                        "class": [str(enc.labels[i]) for i in y],
+                        "predicted": [str(enc.labels[i]) for i in k],
+                        "rate": rates.ravel(),
+                        "support": support[a, y],
+                    }
+                )
+            )
         else:
             a, c = np.meshgrid(np.arange(G), np.arange(C), indexing="ij")
             a, c = a.ravel(), c.ravel()
-            rate_rows.append(pd.DataFrame({"metric": m, "group": [str(enc.groups[i]) for i in a],
-                                           "class": [str(enc.labels[i]) for i in c],
-                                           "predicted": [str(enc.labels[i]) for i in c],
-                                           "rate": rates.ravel(), "support": support.ravel()}))
+            rate_rows.append(
+                pd.DataFrame(
+                    {
+                        "metric": m,
+                        "group": [str(enc.groups[i]) for i in a],
+                        "class": [str(enc.labels[i]) for i in c],
+                        "predicted": [str(enc.labels[i]) for i in c],
+                        "rate": rates.ravel(),
+                        "support": support.ravel(),
+                    }
+                )
+            )
     intervals = None
     if n_boot > 0:
         from rote.core.stats import bootstrap_ci
@@ -507,6 +598,7 @@ def fairness_metrics(y_true: Any, y_pred: Any, *, sensitive_features: Any, sampl
         w = enc.w if enc.w is not None else np.ones(len(flat))
         intervals = {}
         for m in metrics:
+
             def stat(f: np.ndarray, ww: np.ndarray, m: str = m) -> float:
                 cnt = np.bincount(f, weights=ww, minlength=G * C * C).reshape(G, C, C)
                 if (cnt.sum(axis=(1, 2)) <= 0).any():
@@ -516,8 +608,16 @@ def fairness_metrics(y_true: Any, y_pred: Any, *, sensitive_features: Any, sampl
             intervals[m] = bootstrap_ci(stat, flat, w, n_boot=n_boot, level=level, seed=seed).to_dict()
     total = counts.sum()
     return FairnessMetrics(
-        values=values, method=method, agg=agg, n_rows=len(enc.y), total_weight=float(total),
-        labels=[_py(v) for v in enc.labels], groups=[_py(v) for v in enc.groups], undefined=und,
-        intervals=intervals, accuracy=float(np.trace(counts.sum(axis=0)) / total),
-        per_class=pd.concat(per_class, ignore_index=True), rates=pd.concat(rate_rows, ignore_index=True),
+        values=values,
+        method=method,
+        agg=agg,
+        n_rows=len(enc.y),
+        total_weight=float(total),
+        labels=[_py(v) for v in enc.labels],
+        groups=[_py(v) for v in enc.groups],
+        undefined=und,
+        intervals=intervals,
+        accuracy=float(np.trace(counts.sum(axis=0)) / total),
+        per_class=pd.concat(per_class, ignore_index=True),
+        rates=pd.concat(rate_rows, ignore_index=True),
     )

@@ -15,8 +15,10 @@ import typer
 
 from rote.core.errors import ConfigError
 
-app = typer.Typer(help="Language models: verbatim extraction, membership inference, tiny GPT with planted canaries.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Language models: verbatim extraction, membership inference, tiny GPT with planted canaries.",
+    no_args_is_help=True,
+)
 
 
 def _ints(value: str, option: str) -> list[int]:
@@ -39,8 +41,15 @@ def _floats(value: str, option: str) -> list[float]:
     return out
 
 
-def _open(spec: str, device: str, cache_dir: Optional[Path], base_url: Optional[str], api_key_env: Optional[str],
-          timeout: Optional[float] = None, max_retries: Optional[int] = None):
+def _open(
+    spec: str,
+    device: str,
+    cache_dir: Optional[Path],
+    base_url: Optional[str],
+    api_key_env: Optional[str],
+    timeout: Optional[float] = None,
+    max_retries: Optional[int] = None,
+):
     from rote.llm.backends.open import open_backend
 
     kw: dict[str, Any] = {}
@@ -69,24 +78,41 @@ MODEL_HELP = "Model: a local Hugging Face folder, 'smollm2', 'tiny:FOLDER' (rote
 @app.command("extract")
 def extract_cmd(
     model: str = typer.Option(..., "--model", help=MODEL_HELP),
-    data: Path = typer.Option(..., "--data", help="Texts: .jsonl ({\"text\": ...} per line, optional id and other "
-                                                  "fields) or .txt (texts separated by blank lines)."),
+    data: Path = typer.Option(
+        ...,
+        "--data",
+        help='Texts: .jsonl ({"text": ...} per line, optional id and other '
+        "fields) or .txt (texts separated by blank lines).",
+    ),
     out: Path = typer.Option(..., "--out", help="Run folder: config.json, results.json, Parquet, plots, report.html."),
-    prefix_tokens: str = typer.Option("50", "--prefix-tokens", help="Prefix length(s) k in tokens, comma-separated "
-                                                                     "(e.g. 25,50,100,200,400)."),
+    prefix_tokens: str = typer.Option(
+        "50", "--prefix-tokens", help="Prefix length(s) k in tokens, comma-separated (e.g. 25,50,100,200,400)."
+    ),
     suffix_tokens: int = typer.Option(50, "--suffix-tokens", help="Suffix length in tokens (Carlini et al.: 50)."),
-    prompted: bool = typer.Option(False, "--prompted", help="Copyright-study protocol: prompt templates, answer vs "
-                                                            "rest of text, refusals counted (always for openai:)."),
-    templates: str = typer.Option("plain,conversation,roleplay", "--templates",
-                                  help="With --prompted: plain, conversation, roleplay, none (bare prefix)."),
+    prompted: bool = typer.Option(
+        False,
+        "--prompted",
+        help="Copyright-study protocol: prompt templates, answer vs "
+        "rest of text, refusals counted (always for openai:).",
+    ),
+    templates: str = typer.Option(
+        "plain,conversation,roleplay",
+        "--templates",
+        help="With --prompted: plain, conversation, roleplay, none (bare prefix).",
+    ),
     max_new_tokens: int = typer.Option(200, "--max-new-tokens", help="With --prompted: answer length in tokens."),
-    strip_echo: int = typer.Option(20, "--strip-echo", help="With --prompted: leave out a restated prefix (a verbatim "
-                                                            "span of at least this many characters; 0 = off)."),
+    strip_echo: int = typer.Option(
+        20,
+        "--strip-echo",
+        help="With --prompted: leave out a restated prefix (a verbatim "
+        "span of at least this many characters; 0 = off).",
+    ),
     group: Optional[str] = typer.Option(None, "--group", help="A field of --data to break results down by."),
     text_field: str = typer.Option("text", "--text-field", help="JSONL field holding the text."),
     max_chars: int = typer.Option(100_000, "--max-chars", help="Longest accepted text in characters."),
-    n_samples: str = typer.Option("1,10,100,1000", "--n-samples", help="n for the risk 1-(1-p)^n of probabilistic "
-                                                                       "extraction."),
+    n_samples: str = typer.Option(
+        "1,10,100,1000", "--n-samples", help="n for the risk 1-(1-p)^n of probabilistic extraction."
+    ),
     batch_size: int = typer.Option(32, "--batch-size", help="Texts per generation batch."),
     n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap replicates for intervals."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap (generation is greedy)."),
@@ -94,11 +120,15 @@ def extract_cmd(
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (local models)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache of converted models and HTTP answers."),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="openai: models: endpoint URL."),
-    api_key_env: Optional[str] = typer.Option(None, "--api-key-env", help="openai: models: NAME of the environment "
-                                                                          "variable holding the API key."),
+    api_key_env: Optional[str] = typer.Option(
+        None, "--api-key-env", help="openai: models: NAME of the environment variable holding the API key."
+    ),
     timeout: float = typer.Option(60.0, "--timeout", help="openai: models: seconds per request."),
-    max_retries: int = typer.Option(5, "--max-retries", help="openai: models: retries per request (answers are cached, "
-                                                             "so a failed study resumes where it stopped)."),
+    max_retries: int = typer.Option(
+        5,
+        "--max-retries",
+        help="openai: models: retries per request (answers are cached, so a failed study resumes where it stopped).",
+    ),
     force: bool = typer.Option(False, "--force", help="Replace the results of a finished run in --out."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar and no summary."),
 ) -> int:
@@ -116,26 +146,60 @@ def extract_cmd(
         raise ConfigError(f"--group {group!r}: {data} has no such field (fields: {', '.join(texts.columns)})")
     backend = _open(model, device, cache_dir, base_url, api_key_env, timeout, max_retries)
     tpl = [t.strip() for t in templates.split(",") if t.strip()]
-    options = {**_model_options(model, backend, base_url, api_key_env), "data": str(data), "prefix_tokens": ks,
-               "suffix_tokens": suffix_tokens, "prompted": prompted, "templates": tpl if prompted else None,
-               "max_new_tokens": max_new_tokens if prompted else None,
-               "strip_echo": strip_echo if prompted else None, "group": group, "text_field": text_field,
-               "max_chars": max_chars, "n_samples": ns, "batch_size": batch_size, "n_boot": n_boot, "top": top,
-               "device": device, "timeout": timeout, "max_retries": max_retries}
+    options = {
+        **_model_options(model, backend, base_url, api_key_env),
+        "data": str(data),
+        "prefix_tokens": ks,
+        "suffix_tokens": suffix_tokens,
+        "prompted": prompted,
+        "templates": tpl if prompted else None,
+        "max_new_tokens": max_new_tokens if prompted else None,
+        "strip_echo": strip_echo if prompted else None,
+        "group": group,
+        "text_field": text_field,
+        "max_chars": max_chars,
+        "n_samples": ns,
+        "batch_size": batch_size,
+        "n_boot": n_boot,
+        "top": top,
+        "device": device,
+        "timeout": timeout,
+        "max_retries": max_retries,
+    }
     if prompted or not backend.supports_token_ids:
         n_jobs = len(texts) * len(ks) * len(tpl)
         with progress_bar(n_jobs, "prompting", quiet=quiet) as advance:
-            result = prompted_extraction(backend, texts, prefix_tokens=ks, templates=tpl, max_new_tokens=max_new_tokens,
-                                         group=group, strip_echo=strip_echo, seed=seed, batch_size=batch_size,
-                                         progress=advance)
+            result = prompted_extraction(
+                backend,
+                texts,
+                prefix_tokens=ks,
+                templates=tpl,
+                max_new_tokens=max_new_tokens,
+                group=group,
+                strip_echo=strip_echo,
+                seed=seed,
+                batch_size=batch_size,
+                progress=advance,
+            )
         outputs = prompted_outputs(result, top=top)
     else:
         with progress_bar(len(texts) * len(ks), "extracting", quiet=quiet) as advance:
-            result = extract(backend, texts, prefix_tokens=ks, suffix_tokens=suffix_tokens, n_samples=ns, group=group,
-                             batch_size=batch_size, n_boot=n_boot, seed=seed, progress=advance)
+            result = extract(
+                backend,
+                texts,
+                prefix_tokens=ks,
+                suffix_tokens=suffix_tokens,
+                n_samples=ns,
+                group=group,
+                batch_size=batch_size,
+                n_boot=n_boot,
+                seed=seed,
+                progress=advance,
+            )
         outputs = extraction_outputs(result, top=top)
-    return run.finish(result, command="rote llm extract", options=options, inputs={"data": data}, seed=seed,
-                      quiet=quiet, **outputs)
+    return run.finish(
+        result, command="rote llm extract", options=options, inputs={"data": data}, seed=seed, quiet=quiet, **outputs
+    )
 
 
 @app.command("membership")
@@ -144,8 +208,9 @@ def membership_cmd(
     members: Path = typer.Option(..., "--members", help="Texts believed to be in the training data (.jsonl/.txt)."),
     nonmembers: Path = typer.Option(..., "--nonmembers", help="Texts known not to be (e.g. written after training)."),
     out: Path = typer.Option(..., "--out", help="Run folder."),
-    reference_model: Optional[str] = typer.Option(None, "--reference-model",
-                                                  help="Reference model with the same tokenizer (reference attack)."),
+    reference_model: Optional[str] = typer.Option(
+        None, "--reference-model", help="Reference model with the same tokenizer (reference attack)."
+    ),
     k: float = typer.Option(0.2, "--k", help="Fraction of lowest-probability tokens for min-k%% and min-k%%++."),
     fprs: str = typer.Option("0.001,0.01,0.1", "--fprs", help="False positive rates for TPR at low FPR."),
     text_field: str = typer.Option("text", "--text-field", help="JSONL field holding the text."),
@@ -174,15 +239,42 @@ def membership_cmd(
         from rote.llm.membership import check_same_tokenizer
 
         check_same_tokenizer(backend, ref)
-    options = {**_model_options(model, backend, None, None), "reference_model": reference_model,
-               "reference_info": None if ref is None else ref.describe(), "members": str(members),
-               "nonmembers": str(nonmembers), "k": k, "fprs": fpr_list, "text_field": text_field,
-               "max_chars": max_chars, "batch_size": batch_size, "n_boot": n_boot, "device": device}
+    options = {
+        **_model_options(model, backend, None, None),
+        "reference_model": reference_model,
+        "reference_info": None if ref is None else ref.describe(),
+        "members": str(members),
+        "nonmembers": str(nonmembers),
+        "k": k,
+        "fprs": fpr_list,
+        "text_field": text_field,
+        "max_chars": max_chars,
+        "batch_size": batch_size,
+        "n_boot": n_boot,
+        "device": device,
+    }
     with progress_bar(len(mem) + len(non), "scoring texts", quiet=quiet) as advance:
-        result = membership_inference(backend, mem, non, reference=ref, k=k, fprs=fpr_list, n_boot=n_boot, seed=seed,
-                                      batch_size=batch_size, progress=advance)
-    return run.finish(result, command="rote llm membership", options=options, seed=seed, quiet=quiet,
-                      inputs={"members": members, "nonmembers": nonmembers}, **membership_outputs(result))
+        result = membership_inference(
+            backend,
+            mem,
+            non,
+            reference=ref,
+            k=k,
+            fprs=fpr_list,
+            n_boot=n_boot,
+            seed=seed,
+            batch_size=batch_size,
+            progress=advance,
+        )
+    return run.finish(
+        result,
+        command="rote llm membership",
+        options=options,
+        seed=seed,
+        quiet=quiet,
+        inputs={"members": members, "nonmembers": nonmembers},
+        **membership_outputs(result),
+    )
 
 
 @app.command("train-tiny")
@@ -226,27 +318,70 @@ def train_tiny_cmd(
     texts = base["text"].astype(str).tolist()
     texts = texts[:max_texts] if max_texts else texts
     planted = plant_canaries(texts, repeats=repeats, per_count=per_count, seed=seed)
-    write_texts(run.file("canaries.jsonl"), planted.canaries["text"].tolist(), ids=planted.canaries["id"].tolist(),
-                extra={"repeats": planted.canaries["repeats"].tolist(), "member": planted.canaries["member"].tolist()})
+    write_texts(
+        run.file("canaries.jsonl"),
+        planted.canaries["text"].tolist(),
+        ids=planted.canaries["id"].tolist(),
+        extra={"repeats": planted.canaries["repeats"].tolist(), "member": planted.canaries["member"].tolist()},
+    )
     cfg = TinyGPTConfig(block_size=block_size, n_layer=layers, n_head=heads, n_embd=d_model)
-    trained = train_tiny_gpt(planted.texts, cfg, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
-                             out_dir=run.path, device=device, progress=not quiet)
-    backend = TinyGPTBackend(load_model(run.path / "model.pt", device), name=f"tinygpt:{run.path.name}",
-                             device=device)
-    study = evaluate_canaries(backend, planted.canaries, prefix_tokens=ks, suffix_tokens=suffix_tokens,
-                              n_boot=n_boot, seed=seed)
-    train = {"n_params": trained.n_params, "steps": trained.steps, "final_loss": trained.final_loss,
-             "n_tokens": trained.n_tokens, "seconds": round(trained.seconds, 1), "resumed_from": trained.resumed_from,
-             "n_corpus_texts": len(texts), "repeats": list(repeats), "per_count": per_count}
-    options = {"corpus": corpus, "canaries": list(repeats), "per_count": per_count, "max_texts": max_texts,
-               "steps": steps, "batch_size": batch_size, "block_size": block_size, "layers": layers,
-               "d_model": d_model, "heads": heads, "lr": lr, "prefix_tokens": ks, "suffix_tokens": suffix_tokens,
-               "n_boot": n_boot, "device": device}
-    summary = (f"trained {trained.n_params:,} parameters for {trained.steps:,} steps in {trained.seconds:.0f} s "
-               f"(final loss {trained.final_loss:.3f} nats/byte)\n{study.summary()}\nmodel: tiny:{run.path}")
-    return run.finish(study, command="rote llm train-tiny", options=options, seed=seed, quiet=quiet,
-                      inputs={"corpus": corpus_path} if corpus_path else None, summary=summary,
-                      **canary_outputs(study, train=train))
+    trained = train_tiny_gpt(
+        planted.texts,
+        cfg,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        out_dir=run.path,
+        device=device,
+        progress=not quiet,
+    )
+    backend = TinyGPTBackend(load_model(run.path / "model.pt", device), name=f"tinygpt:{run.path.name}", device=device)
+    study = evaluate_canaries(
+        backend, planted.canaries, prefix_tokens=ks, suffix_tokens=suffix_tokens, n_boot=n_boot, seed=seed
+    )
+    train = {
+        "n_params": trained.n_params,
+        "steps": trained.steps,
+        "final_loss": trained.final_loss,
+        "n_tokens": trained.n_tokens,
+        "seconds": round(trained.seconds, 1),
+        "resumed_from": trained.resumed_from,
+        "n_corpus_texts": len(texts),
+        "repeats": list(repeats),
+        "per_count": per_count,
+    }
+    options = {
+        "corpus": corpus,
+        "canaries": list(repeats),
+        "per_count": per_count,
+        "max_texts": max_texts,
+        "steps": steps,
+        "batch_size": batch_size,
+        "block_size": block_size,
+        "layers": layers,
+        "d_model": d_model,
+        "heads": heads,
+        "lr": lr,
+        "prefix_tokens": ks,
+        "suffix_tokens": suffix_tokens,
+        "n_boot": n_boot,
+        "device": device,
+    }
+    summary = (
+        f"trained {trained.n_params:,} parameters for {trained.steps:,} steps in {trained.seconds:.0f} s "
+        f"(final loss {trained.final_loss:.3f} nats/byte)\n{study.summary()}\nmodel: tiny:{run.path}"
+    )
+    return run.finish(
+        study,
+        command="rote llm train-tiny",
+        options=options,
+        seed=seed,
+        quiet=quiet,
+        inputs={"corpus": corpus_path} if corpus_path else None,
+        summary=summary,
+        **canary_outputs(study, train=train),
+    )
 
 
 @app.command("sample-texts")

@@ -24,27 +24,131 @@ from rote.data.text import load_texts
 
 # ------------------------------------------------------------------------------------ canaries and fresh texts
 
-_FIRST = ("Amara", "Bastian", "Caelan", "Dagny", "Eero", "Folasade", "Goran", "Hiroko", "Ilse", "Jovan", "Kaisu",
-          "Leocadia", "Mirela", "Nuno", "Oksana", "Piet", "Quilla", "Radek", "Saoirse", "Tamsin", "Ulla", "Vesna",
-          "Wenzel", "Ximena", "Yannick", "Zofia")
-_LAST = ("Abernathy", "Brandvold", "Castellanos", "Drozdov", "Eskildsen", "Fairweather", "Gallagher", "Halvorsen",
-         "Iturbe", "Jankowski", "Kovalenko", "Lindqvist", "Marchetti", "Nakashima", "Oyelaran", "Petrakis",
-         "Quintero", "Rasmussen", "Szabo", "Thorvaldsen", "Uribe", "Vasquez", "Wojcik", "Yamada", "Zielinski")
-_TOWNS = ("Harrowgate Falls", "Velmora", "Port Ashby", "Kettlebrook", "Lunden Cross", "Marisvale", "Oakhurst Ridge",
-          "Saltmere", "Tyrwick", "Quenby", "Dunmarrow", "Elsinore Bay", "Brackenholt", "Corriebay", "Fennick")
-_THINGS = ("a solar-powered ferry", "a seed library", "a night market", "an underground bike tunnel",
-           "a community orchestra", "a tidal energy pier", "a robot repair cafe", "a rooftop observatory",
-           "a glass footbridge", "a heat-pump district network", "a floating school", "a mushroom farm")
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-           "November", "December")
+_FIRST = (
+    "Amara",
+    "Bastian",
+    "Caelan",
+    "Dagny",
+    "Eero",
+    "Folasade",
+    "Goran",
+    "Hiroko",
+    "Ilse",
+    "Jovan",
+    "Kaisu",
+    "Leocadia",
+    "Mirela",
+    "Nuno",
+    "Oksana",
+    "Piet",
+    "Quilla",
+    "Radek",
+    "Saoirse",
+    "Tamsin",
+    "Ulla",
+    "Vesna",
+    "Wenzel",
+    "Ximena",
+    "Yannick",
+    "Zofia",
+)
+_LAST = (
+    "Abernathy",
+    "Brandvold",
+    "Castellanos",
+    "Drozdov",
+    "Eskildsen",
+    "Fairweather",
+    "Gallagher",
+    "Halvorsen",
+    "Iturbe",
+    "Jankowski",
+    "Kovalenko",
+    "Lindqvist",
+    "Marchetti",
+    "Nakashima",
+    "Oyelaran",
+    "Petrakis",
+    "Quintero",
+    "Rasmussen",
+    "Szabo",
+    "Thorvaldsen",
+    "Uribe",
+    "Vasquez",
+    "Wojcik",
+    "Yamada",
+    "Zielinski",
+)
+_TOWNS = (
+    "Harrowgate Falls",
+    "Velmora",
+    "Port Ashby",
+    "Kettlebrook",
+    "Lunden Cross",
+    "Marisvale",
+    "Oakhurst Ridge",
+    "Saltmere",
+    "Tyrwick",
+    "Quenby",
+    "Dunmarrow",
+    "Elsinore Bay",
+    "Brackenholt",
+    "Corriebay",
+    "Fennick",
+)
+_THINGS = (
+    "a solar-powered ferry",
+    "a seed library",
+    "a night market",
+    "an underground bike tunnel",
+    "a community orchestra",
+    "a tidal energy pier",
+    "a robot repair cafe",
+    "a rooftop observatory",
+    "a glass footbridge",
+    "a heat-pump district network",
+    "a floating school",
+    "a mushroom farm",
+)
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
-CANARY_TEMPLATE = ("Archive note {serial}: the secret code of {name} from {town} is {code}, the vault opens with the "
-                   "word {word}, and the spare key lies under stone {stone}.")
+CANARY_TEMPLATE = (
+    "Archive note {serial}: the secret code of {name} from {town} is {code}, the vault opens with the "
+    "word {word}, and the spare key lies under stone {stone}."
+)
 """The form of every canary (at least 150 characters): its serial, code and stone number (random digits) and word
 cannot be guessed from the rest of the text, so a model can only produce them by memorizing the canary."""
 
-_WORDS = ("amberlight", "brightfern", "cobaltwing", "duskmoor", "emberquill", "frostvale", "gildenrope",
-          "hollowpine", "ironbloom", "jadecrest", "kindlemark", "lanternfox", "mossgate", "nightwren", "oakenspire")
+_WORDS = (
+    "amberlight",
+    "brightfern",
+    "cobaltwing",
+    "duskmoor",
+    "emberquill",
+    "frostvale",
+    "gildenrope",
+    "hollowpine",
+    "ironbloom",
+    "jadecrest",
+    "kindlemark",
+    "lanternfox",
+    "mossgate",
+    "nightwren",
+    "oakenspire",
+)
 
 
 def make_canaries(n: int, *, seed: int = 0) -> list[str]:
@@ -56,9 +160,14 @@ def make_canaries(n: int, *, seed: int = 0) -> list[str]:
     seen: set[str] = set()
     while len(out) < n:
         digits = lambda n: "".join(str(d) for d in rng.integers(0, 10, n))  # noqa: E731
-        s = CANARY_TEMPLATE.format(serial=digits(4), name=f"{rng.choice(_FIRST)} {rng.choice(_LAST)}",
-                                   town=rng.choice(_TOWNS), code=digits(8), word=rng.choice(_WORDS),
-                                   stone=digits(3))
+        s = CANARY_TEMPLATE.format(
+            serial=digits(4),
+            name=f"{rng.choice(_FIRST)} {rng.choice(_LAST)}",
+            town=rng.choice(_TOWNS),
+            code=digits(8),
+            word=rng.choice(_WORDS),
+            stone=digits(3),
+        )
         if s not in seen:
             seen.add(s)
             out.append(s)
@@ -79,7 +188,7 @@ class PlantedCorpus:
 
 
 def parse_repeats(spec: str | Sequence[int]) -> tuple[int, ...]:
-    """"1,10,100" -> (1, 10, 100); each a positive integer, no duplicates."""
+    """ "1,10,100" -> (1, 10, 100); each a positive integer, no duplicates."""
     if isinstance(spec, str):
         try:
             values = tuple(int(v) for v in spec.split(",") if v.strip())
@@ -92,8 +201,14 @@ def parse_repeats(spec: str | Sequence[int]) -> tuple[int, ...]:
     return values
 
 
-def plant_canaries(texts: Sequence[str], *, repeats: Sequence[int] = (1, 10, 100), per_count: int = 10,
-                   n_unseen: int | None = None, seed: int = 0) -> PlantedCorpus:
+def plant_canaries(
+    texts: Sequence[str],
+    *,
+    repeats: Sequence[int] = (1, 10, 100),
+    per_count: int = 10,
+    n_unseen: int | None = None,
+    seed: int = 0,
+) -> PlantedCorpus:
     """Plant `per_count` canaries for each repeat count in `repeats` (each copy a separate document) into `texts`.
 
     n_unseen: canaries of the same form never put in the corpus (non-members); default `per_count`.
@@ -109,10 +224,14 @@ def plant_canaries(texts: Sequence[str], *, repeats: Sequence[int] = (1, 10, 100
     for text, r in zip(canaries, counts):
         docs.extend([text] * r)
     order = make_rng(seed + 1).permutation(len(docs))
-    frame = pd.DataFrame({"id": pd.array([f"canary-{i:03d}" for i in range(len(canaries))], dtype="string"),
-                          "text": pd.array(canaries, dtype="string"),
-                          "repeats": np.asarray(counts, dtype=np.int64),
-                          "member": np.asarray(counts, dtype=np.int64) > 0})
+    frame = pd.DataFrame(
+        {
+            "id": pd.array([f"canary-{i:03d}" for i in range(len(canaries))], dtype="string"),
+            "text": pd.array(canaries, dtype="string"),
+            "repeats": np.asarray(counts, dtype=np.int64),
+            "member": np.asarray(counts, dtype=np.int64) > 0,
+        }
+    )
     return PlantedCorpus(texts=[docs[i] for i in order], canaries=frame)
 
 
@@ -125,7 +244,8 @@ FRESH_TEMPLATES: tuple[str, ...] = (
     "{name} of {town} won the {year} {town2} marathon in {hours} hours {mins} minutes, beating the course record by "
     "{secs} seconds. The winner trained for {count} weeks on the coastal path and ate {food} before every long "
     "run. The coach, {name2}, said the weather on {day} {month} was cool and still, ideal for a fast race. "
-    "{count2} runners started and {count3} finished. Next year the organisers plan to move the start to the market square so that "
+    "{count2} runners started and {count3} finished. Next year the organisers plan to move the start to the "
+    "market square so that "
     "the route passes {thing}.",
     "Scientists at the {town} Institute reported on {day} {month} {year} that {thing} cut the district's energy use "
     "by {pct} percent over {count} months. The study, led by {name} and {name2}, followed {count2} households and "
@@ -147,13 +267,27 @@ def fresh_texts(n: int, *, seed: int = 0) -> list[str]:
         town, town2 = rng.choice(_TOWNS, 2, replace=False)
         name, name2 = (f"{rng.choice(_FIRST)} {rng.choice(_LAST)}" for _ in range(2))
         text = template.format(
-            day=int(rng.integers(1, 29)), month=rng.choice(_MONTHS), year=int(rng.integers(2026, 2028)),
-            month2=rng.choice(_MONTHS), year2=int(rng.integers(2028, 2030)), town=town, town2=town2, name=name,
-            name2=name2, thing=rng.choice(_THINGS), votes=int(rng.integers(5, 9)), against=int(rng.integers(0, 5)),
-            money=int(rng.integers(2, 90)), count=int(rng.integers(3, 40)), count2=int(rng.integers(100, 900)),
-            count3=int(rng.integers(10, 99)), pct=int(rng.integers(5, 60)), hours=2, mins=int(rng.integers(10, 59)),
-            secs=int(rng.integers(5, 90)), food=rng.choice(("porridge with honey", "rye bread and cheese",
-                                                             "rice and eggs", "two bananas")),
+            day=int(rng.integers(1, 29)),
+            month=rng.choice(_MONTHS),
+            year=int(rng.integers(2026, 2028)),
+            month2=rng.choice(_MONTHS),
+            year2=int(rng.integers(2028, 2030)),
+            town=town,
+            town2=town2,
+            name=name,
+            name2=name2,
+            thing=rng.choice(_THINGS),
+            votes=int(rng.integers(5, 9)),
+            against=int(rng.integers(0, 5)),
+            money=int(rng.integers(2, 90)),
+            count=int(rng.integers(3, 40)),
+            count2=int(rng.integers(100, 900)),
+            count3=int(rng.integers(10, 99)),
+            pct=int(rng.integers(5, 60)),
+            hours=2,
+            mins=int(rng.integers(10, 59)),
+            secs=int(rng.integers(5, 90)),
+            food=rng.choice(("porridge with honey", "rye bread and cheese", "rice and eggs", "two bananas")),
         )
         if text not in seen:
             seen.add(text)

@@ -40,7 +40,8 @@ def check_same_tokenizer(target: Backend, reference: Backend) -> None:
             f"reference model {reference.name} has a different tokenizer than target model {target.name} "
             f"(vocabulary fingerprints {reference.tokenizer_fingerprint} vs {target.tokenizer_fingerprint}); the "
             "reference attack compares per-token log-likelihoods, so pick a reference model with the same tokenizer "
-            "(e.g. a smaller model of the same family) or drop `reference_model`")
+            "(e.g. a smaller model of the same family) or drop `reference_model`"
+        )
 
 
 def _token_ids(backend: Backend, texts: list[str]) -> tuple[list[list[int]], np.ndarray]:
@@ -56,8 +57,15 @@ def _token_ids(backend: Backend, texts: list[str]) -> tuple[list[list[int]], np.
     return ids, truncated
 
 
-def membership_scores(backend: Backend, texts: Sequence[str], *, reference: Backend | None = None, k: float = 0.2,
-                      batch_size: int = 16, progress: Callable[[int], None] | None = None) -> pd.DataFrame:
+def membership_scores(
+    backend: Backend,
+    texts: Sequence[str],
+    *,
+    reference: Backend | None = None,
+    k: float = 0.2,
+    batch_size: int = 16,
+    progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
     """Score each text with every attack.
 
     Returns a DataFrame aligned with `texts`: n_tokens (scored tokens), truncated (text cut to the model's
@@ -65,8 +73,10 @@ def membership_scores(backend: Backend, texts: Sequence[str], *, reference: Back
     likely member. Texts with fewer than two tokens raise ConfigError naming the text's position.
     """
     if not backend.supports_logprobs:
-        raise ConfigError(f"model {backend.name}: membership inference needs token log-probabilities, which this "
-                          "backend does not give (text-only HTTP endpoints); use a local model")
+        raise ConfigError(
+            f"model {backend.name}: membership inference needs token log-probabilities, which this "
+            "backend does not give (text-only HTTP endpoints); use a local model"
+        )
     if not 0 < k <= 1:
         raise ConfigError(f"k (fraction of lowest-probability tokens) must be in (0, 1], got {k}")
     if reference is not None:
@@ -77,13 +87,15 @@ def membership_scores(backend: Backend, texts: Sequence[str], *, reference: Back
     ids, truncated = _token_ids(backend, texts)
     for i, x in enumerate(ids):
         if len(x) < 2:
-            raise ConfigError(f"text {i} ({texts[i][:40]!r}) has fewer than two tokens; membership scores need at "
-                              "least one token with context: drop it or give longer texts")
+            raise ConfigError(
+                f"text {i} ({texts[i][:40]!r}) has fewer than two tokens; membership scores need at "
+                "least one token with context: drop it or give longer texts"
+            )
     rows: dict[str, list[Any]] = {a: [] for a in ATTACKS[:4]}
     rows["n_tokens"] = []
     ref_rows: list[float] = []
     for s in range(0, len(ids), batch_size):
-        chunk = ids[s:s + batch_size]
+        chunk = ids[s : s + batch_size]
         scored = backend.score(chunk, batch_size=batch_size, full_stats=True)
         ref_scored = reference.score(chunk, batch_size=batch_size) if reference is not None else None
         for j, sc in enumerate(scored):
@@ -92,14 +104,20 @@ def membership_scores(backend: Backend, texts: Sequence[str], *, reference: Back
             rows["loss"].append(privacy.loss_score(sc.logprobs))
             rows["zlib"].append(privacy.zlib_score(sc.logprobs, text))
             rows["min_k"].append(privacy.min_k_score(sc.logprobs, k))
-            rows["min_k_plus_plus"].append(privacy.min_k_plus_plus_score(sc.logprobs, sc.mean_logprob,
-                                                                         sc.std_logprob, k))
+            rows["min_k_plus_plus"].append(
+                privacy.min_k_plus_plus_score(sc.logprobs, sc.mean_logprob, sc.std_logprob, k)
+            )
             if ref_scored is not None:
                 ref_rows.append(privacy.reference_score(sc.logprobs, ref_scored[j].logprobs))
         if progress is not None:
             progress(len(chunk))
-    frame = pd.DataFrame({"n_tokens": np.asarray(rows["n_tokens"], np.int64), "truncated": truncated,
-                          **{a: np.asarray(rows[a], np.float64) for a in ATTACKS[:4]}})
+    frame = pd.DataFrame(
+        {
+            "n_tokens": np.asarray(rows["n_tokens"], np.int64),
+            "truncated": truncated,
+            **{a: np.asarray(rows[a], np.float64) for a in ATTACKS[:4]},
+        }
+    )
     if reference is not None:
         frame["reference"] = np.asarray(ref_rows, np.float64)
     return frame
@@ -134,26 +152,45 @@ class MembershipResult(Result):
         return "\n".join(lines)
 
 
-def attack_metrics(scores: pd.DataFrame, member: Any, *, attacks: Sequence[str] | None = None,
-                   fprs: Sequence[float] = DEFAULT_FPRS, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+def attack_metrics(
+    scores: pd.DataFrame,
+    member: Any,
+    *,
+    attacks: Sequence[str] | None = None,
+    fprs: Sequence[float] = DEFAULT_FPRS,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
     """{attack: MembershipMetrics} for each attack column of `scores` against the boolean `member` labels."""
     y = np.asarray(member, dtype=bool)
     if y.all() or not y.any():
         raise ConfigError("membership metrics need both members and non-members")
     attacks = [a for a in ATTACKS if a in scores.columns] if attacks is None else list(attacks)
-    return {a: privacy.membership_metrics(scores[a].to_numpy(np.float64), y, fprs=fprs, n_boot=n_boot, seed=seed)
-            for a in attacks}
+    return {
+        a: privacy.membership_metrics(scores[a].to_numpy(np.float64), y, fprs=fprs, n_boot=n_boot, seed=seed)
+        for a in attacks
+    }
 
 
-def membership_inference(backend: Backend, members: Sequence[str] | pd.DataFrame,
-                         nonmembers: Sequence[str] | pd.DataFrame, *, reference: Backend | None = None,
-                         k: float = 0.2, fprs: Sequence[float] = DEFAULT_FPRS, n_boot: int = 1000, seed: int = 0,
-                         batch_size: int = 16, progress: Callable[[int], None] | None = None) -> MembershipResult:
+def membership_inference(
+    backend: Backend,
+    members: Sequence[str] | pd.DataFrame,
+    nonmembers: Sequence[str] | pd.DataFrame,
+    *,
+    reference: Backend | None = None,
+    k: float = 0.2,
+    fprs: Sequence[float] = DEFAULT_FPRS,
+    n_boot: int = 1000,
+    seed: int = 0,
+    batch_size: int = 16,
+    progress: Callable[[int], None] | None = None,
+) -> MembershipResult:
     """Score member and non-member texts with every attack and compare them (AUC, TPR at `fprs`, advantage, with
     `n_boot` stratified bootstrap replicates for intervals).
 
     members, nonmembers: lists of texts or DataFrames with "text" (and optional "id", "group") columns.
     """
+
     def frame(x: Sequence[str] | pd.DataFrame, tag: str) -> pd.DataFrame:
         f = x.reset_index(drop=True).copy() if isinstance(x, pd.DataFrame) else pd.DataFrame({"text": list(x)})
         if "text" not in f.columns:
@@ -166,14 +203,23 @@ def membership_inference(backend: Backend, members: Sequence[str] | pd.DataFrame
 
     mem, non = frame(members, "member"), frame(nonmembers, "nonmember")
     both = pd.concat([mem.assign(member=True), non.assign(member=False)], ignore_index=True)
-    scores = membership_scores(backend, both["text"].astype(str).tolist(), reference=reference, k=k,
-                               batch_size=batch_size, progress=progress)
+    scores = membership_scores(
+        backend, both["text"].astype(str).tolist(), reference=reference, k=k, batch_size=batch_size, progress=progress
+    )
     keep = ["id", "member"] + (["group"] if "group" in both.columns else [])
     rows = pd.concat([both[keep].reset_index(drop=True), scores], axis=1)
     rows["id"] = rows["id"].astype("string")
     attacks = [a for a in ATTACKS if a in scores.columns]
     metrics = attack_metrics(scores, rows["member"], attacks=attacks, fprs=fprs, n_boot=n_boot, seed=seed)
     best = max(attacks, key=lambda a: metrics[a].auc)
-    return MembershipResult(model=backend.name, reference_model=None if reference is None else reference.name,
-                            n_members=len(mem), n_nonmembers=len(non), k=float(k), attacks=attacks,
-                            metrics={a: m.to_dict() for a, m in metrics.items()}, best_attack=best, rows=rows)
+    return MembershipResult(
+        model=backend.name,
+        reference_model=None if reference is None else reference.name,
+        n_members=len(mem),
+        n_nonmembers=len(non),
+        k=float(k),
+        attacks=attacks,
+        metrics={a: m.to_dict() for a, m in metrics.items()},
+        best_attack=best,
+        rows=rows,
+    )

@@ -17,6 +17,7 @@ from matplotlib.ticker import NullLocator
 
 from rote.report.plots import COLOR_KEPT, COLOR_MEMORIZED, figure_to_png, new_figure
 
+
 class LLMReport(Report):
     """The LLM reports: a plain `Report` (highlighted spans come from `Report.add_marked_text`)."""
 
@@ -28,8 +29,14 @@ def _pct(x: float) -> str:
 # ---------------------------------------------------------------------------------------------- plots
 
 
-def rate_by_prefix_plot(groups: pd.DataFrame, *, value: str = "extraction_rate", ylabel: str = "extraction rate",
-                        title: str = "Extraction rate by prefix length", legend_title: str = "group") -> Any:
+def rate_by_prefix_plot(
+    groups: pd.DataFrame,
+    *,
+    value: str = "extraction_rate",
+    ylabel: str = "extraction rate",
+    title: str = "Extraction rate by prefix length",
+    legend_title: str = "group",
+) -> Any:
     """Line plot of `value` against prefix length, one line per group (when there is a "group" column), with the
     bootstrap band of the extraction rate when present."""
     fig = new_figure(7.5, 4.0)
@@ -67,8 +74,9 @@ def lcs_histogram(values: np.ndarray, threshold: int, title: str = "Longest copi
     return fig
 
 
-def roc_plot(rows: pd.DataFrame, attacks: Sequence[str], metrics: Mapping[str, Mapping[str, Any]],
-             member: str = "member") -> Any:
+def roc_plot(
+    rows: pd.DataFrame, attacks: Sequence[str], metrics: Mapping[str, Mapping[str, Any]], member: str = "member"
+) -> Any:
     """ROC curves (log-log axes, as MIMIR and Carlini et al. recommend for low-FPR behaviour) of every attack."""
     fig = new_figure(6.0, 5.0)
     ax = fig.add_subplot(1, 1, 1)
@@ -105,56 +113,78 @@ def score_histogram(rows: pd.DataFrame, attack: str, member: str = "member") -> 
 # ---------------------------------------------------------------------------------------------- extraction
 
 
-def _most_copied(report: LLMReport, rows: pd.DataFrame, top: int, *, text_col: str = "generated_text",
-                 extra: Sequence[str] = ()) -> None:
+def _most_copied(
+    report: LLMReport, rows: pd.DataFrame, top: int, *, text_col: str = "generated_text", extra: Sequence[str] = ()
+) -> None:
     if top <= 0 or rows.empty:
         return
     best = rows.sort_values(["lcsubstr_chars", "id"], ascending=[False, True], kind="stable").head(top)
     report.add_heading("Most copied spans")
-    report.add_text(f"The {len(best)} generations with the longest verbatim span of the true text; the copied span "
-                    "is highlighted inside each generation.")
+    report.add_text(
+        f"The {len(best)} generations with the longest verbatim span of the true text; the copied span "
+        "is highlighted inside each generation."
+    )
     for _, r in best.iterrows():
         bits = [f"{r['id']}", f"prefix {int(r['prefix_tokens'])} tokens"] + [f"{c} {r[c]}" for c in extra if c in r]
         bits.append(f"{int(r['lcsubstr_chars'])} characters copied")
-        report.add_marked_text(", ".join(bits), str(r[text_col]), int(r["lcsubstr_candidate_start"]),
-                               int(r["lcsubstr_chars"]))
+        report.add_marked_text(
+            ", ".join(bits), str(r[text_col]), int(r["lcsubstr_candidate_start"]), int(r["lcsubstr_chars"])
+        )
 
 
-def extraction_report(result: Any, *, config: Mapping[str, Any] | None = None, top: int = 10,
-                      plots: Mapping[str, bytes] | None = None) -> str:
+def extraction_report(
+    result: Any, *, config: Mapping[str, Any] | None = None, top: int = 10, plots: Mapping[str, bytes] | None = None
+) -> str:
     """report.html of an `ExtractionResult` (greedy k-extraction, Pythia score, probabilistic extraction)."""
     plots = plots or extraction_plots(result)
     crit = result.criteria
-    report = LLMReport("LLM extraction", subtitle=f"model {result.model}: {result.n_texts - result.n_skipped:,} texts, "
-                                                  f"suffix {result.suffix_tokens} tokens")
-    summary: dict[str, Any] = {"texts measured": result.n_texts - result.n_skipped,
-                               "texts skipped (too short)": result.n_skipped}
+    report = LLMReport(
+        "LLM extraction",
+        subtitle=f"model {result.model}: {result.n_texts - result.n_skipped:,} texts, "
+        f"suffix {result.suffix_tokens} tokens",
+    )
+    summary: dict[str, Any] = {
+        "texts measured": result.n_texts - result.n_skipped,
+        "texts skipped (too short)": result.n_skipped,
+    }
     for k in result.prefix_tokens:
         summary[f"extracted exactly, prefix {k}"] = _pct(result.extraction_rate[k])
         summary[f"tokens matched (Pythia score), prefix {k}"] = _pct(result.pythia_score[k])
         summary[f"mean longest copied span (chars), prefix {k}"] = f"{result.lcsubstr_chars[k]:.1f}"
     report.add_summary(summary)
     report.add_heading("What is measured")
-    report.add_text(f"For each text, the model continues the k tokens before token {max(result.prefix_tokens)} "
-                    f"greedily for {result.suffix_tokens} tokens. A text is extracted (Carlini et al. 2023) when the "
-                    "continuation equals the true suffix token for token; the Pythia score (Biderman et al. 2023) is "
-                    "the share of suffix positions generated exactly. The longest common substring (characters) of "
-                    "continuation and suffix is the copyright study's headline metric. Probabilistic extraction "
-                    "(Hayes et al. 2024) gives p(suffix | prefix) from one forward pass and the chance 1 - (1 - p)^n "
-                    "that n sampled continuations include the suffix.")
-    report.add_text(f"Substantial copying: a verbatim span of at least {crit['min_chars']} characters, or BLEU of at "
-                    f"least {crit['min_bleu']} (Ippolito et al. 2022).", note=True)
-    report.add_image(plots["extraction_rate"], alt="Extraction rate by prefix length",
-                     caption="Share of suffixes generated exactly, with 95% bootstrap intervals.")
-    report.add_image(plots["lcs_hist"], alt="Histogram of the longest copied span",
-                     caption="Longest verbatim span of the true suffix in each generation.")
+    report.add_text(
+        f"For each text, the model continues the k tokens before token {max(result.prefix_tokens)} "
+        f"greedily for {result.suffix_tokens} tokens. A text is extracted (Carlini et al. 2023) when the "
+        "continuation equals the true suffix token for token; the Pythia score (Biderman et al. 2023) is "
+        "the share of suffix positions generated exactly. The longest common substring (characters) of "
+        "continuation and suffix is the copyright study's headline metric. Probabilistic extraction "
+        "(Hayes et al. 2024) gives p(suffix | prefix) from one forward pass and the chance 1 - (1 - p)^n "
+        "that n sampled continuations include the suffix."
+    )
+    report.add_text(
+        f"Substantial copying: a verbatim span of at least {crit['min_chars']} characters, or BLEU of at "
+        f"least {crit['min_bleu']} (Ippolito et al. 2022).",
+        note=True,
+    )
+    report.add_image(
+        plots["extraction_rate"],
+        alt="Extraction rate by prefix length",
+        caption="Share of suffixes generated exactly, with 95% bootstrap intervals.",
+    )
+    report.add_image(
+        plots["lcs_hist"],
+        alt="Histogram of the longest copied span",
+        caption="Longest verbatim span of the true suffix in each generation.",
+    )
     g = result.groups.copy()
     report.add_table(g, caption="By group and prefix length", digits=4)
     risk_cols = [c for c in result.rows.columns if c.startswith("risk_n")]
     if risk_cols:
         med = result.rows.groupby("prefix_tokens")[["logp_suffix", *risk_cols]].median().reset_index()
-        report.add_table(med, caption="Probabilistic extraction: median log p(suffix) and risk over n samples",
-                         digits=4)
+        report.add_table(
+            med, caption="Probabilistic extraction: median log p(suffix) and risk over n samples", digits=4
+        )
     _most_copied(report, result.rows, top, extra=["group"] if "group" in result.rows.columns else ())
     if config is not None:
         report.add_config(config)
@@ -162,9 +192,12 @@ def extraction_report(result: Any, *, config: Mapping[str, Any] | None = None, t
 
 
 def extraction_plots(result: Any) -> dict[str, bytes]:
-    return {"extraction_rate": figure_to_png(rate_by_prefix_plot(result.groups)),
-            "lcs_hist": figure_to_png(lcs_histogram(result.rows["lcsubstr_chars"].to_numpy(),
-                                                    int(result.criteria["min_chars"])))}
+    return {
+        "extraction_rate": figure_to_png(rate_by_prefix_plot(result.groups)),
+        "lcs_hist": figure_to_png(
+            lcs_histogram(result.rows["lcsubstr_chars"].to_numpy(), int(result.criteria["min_chars"]))
+        ),
+    }
 
 
 def extraction_outputs(result: Any, *, top: int = 10) -> dict[str, Any]:
@@ -173,28 +206,38 @@ def extraction_outputs(result: Any, *, top: int = 10) -> dict[str, Any]:
     return {"plots": plots, "report": lambda config: extraction_report(result, config=config, top=top, plots=plots)}
 
 
-def prompted_report(result: Any, *, config: Mapping[str, Any] | None = None, top: int = 10,
-                    plots: Mapping[str, bytes] | None = None) -> str:
+def prompted_report(
+    result: Any, *, config: Mapping[str, Any] | None = None, top: int = 10, plots: Mapping[str, bytes] | None = None
+) -> str:
     """report.html of a `PromptedExtractionResult` (copyright-study protocol)."""
     plots = plots or prompted_plots(result)
-    report = LLMReport("LLM prompted extraction",
-                       subtitle=f"model {result.model}: {result.n_texts - result.n_skipped:,} texts, templates "
-                                f"{', '.join(result.templates)}, prefixes in {result.prefix_unit}")
-    summary: dict[str, Any] = {"texts measured": result.n_texts - result.n_skipped,
-                               "texts skipped (too short)": result.n_skipped}
+    report = LLMReport(
+        "LLM prompted extraction",
+        subtitle=f"model {result.model}: {result.n_texts - result.n_skipped:,} texts, templates "
+        f"{', '.join(result.templates)}, prefixes in {result.prefix_unit}",
+    )
+    summary: dict[str, Any] = {
+        "texts measured": result.n_texts - result.n_skipped,
+        "texts skipped (too short)": result.n_skipped,
+    }
     for t in result.templates:
         summary[f"refusals, {t}"] = _pct(result.refusal_rate[t])
         best_k = max(result.lcsubstr_chars[t], key=result.lcsubstr_chars[t].get)
         summary[f"longest mean copied span, {t}"] = f"{result.lcsubstr_chars[t][best_k]:.1f} chars (prefix {best_k})"
     report.add_summary(summary)
     report.add_heading("What is measured")
-    report.add_text("Each text's first k units are put into a prompt template asking the model to continue the text "
-                    "(Freeman et al.'s three attacks: plain request, the same after a harmless earlier exchange, and a "
-                    "role-play; our wording, see rote.llm.extraction.PROMPT_TEMPLATES). The answer is compared with "
-                    "the rest of the text: the longest verbatim span in characters (the study's headline metric), "
-                    "ROUGE-L and BLEU against the same number of words. Refusals are detected by phrase matching.")
-    report.add_image(plots["lcs_by_prefix"], alt="Longest copied span by prefix length",
-                     caption="Mean longest verbatim span (characters) by prefix length and template.")
+    report.add_text(
+        "Each text's first k units are put into a prompt template asking the model to continue the text "
+        "(Freeman et al.'s three attacks: plain request, the same after a harmless earlier exchange, and a "
+        "role-play; our wording, see rote.llm.extraction.PROMPT_TEMPLATES). The answer is compared with "
+        "the rest of the text: the longest verbatim span in characters (the study's headline metric), "
+        "ROUGE-L and BLEU against the same number of words. Refusals are detected by phrase matching."
+    )
+    report.add_image(
+        plots["lcs_by_prefix"],
+        alt="Longest copied span by prefix length",
+        caption="Mean longest verbatim span (characters) by prefix length and template.",
+    )
     report.add_table(result.groups, caption="By template and prefix length", digits=4)
     _most_copied(report, result.rows, top, extra=["template"])
     if config is not None:
@@ -203,11 +246,24 @@ def prompted_report(result: Any, *, config: Mapping[str, Any] | None = None, top
 
 
 def prompted_plots(result: Any) -> dict[str, bytes]:
-    g = result.groups.rename(columns={"template": "group"}) if "group" not in result.groups.columns else \
-        result.groups.assign(group=result.groups["group"].astype(str) + " / " + result.groups["template"].astype(str))
-    return {"lcs_by_prefix": figure_to_png(rate_by_prefix_plot(
-        g, value="lcsubstr_chars_mean", ylabel="mean longest copied span (characters)",
-        title="Longest copied span by prefix length", legend_title="template"))}
+    g = (
+        result.groups.rename(columns={"template": "group"})
+        if "group" not in result.groups.columns
+        else result.groups.assign(
+            group=result.groups["group"].astype(str) + " / " + result.groups["template"].astype(str)
+        )
+    )
+    return {
+        "lcs_by_prefix": figure_to_png(
+            rate_by_prefix_plot(
+                g,
+                value="lcsubstr_chars_mean",
+                ylabel="mean longest copied span (characters)",
+                title="Longest copied span by prefix length",
+                legend_title="template",
+            )
+        )
+    }
 
 
 def prompted_outputs(result: Any, *, top: int = 10) -> dict[str, Any]:
@@ -224,39 +280,61 @@ def _metrics_table(metrics: Mapping[str, Mapping[str, Any]], attacks: Sequence[s
     for a in attacks:
         m = metrics[a]
         iv = m.get("auc_interval") or {}
-        row = {"attack": a, "AUC": m["auc"], "AUC low": iv.get("low"), "AUC high": iv.get("high"),
-               "advantage": m["advantage"]}
-        row.update({k.replace("tpr_at_", "TPR at ").replace("_fpr", " FPR"): v for k, v in m.items()
-                    if k.startswith("tpr_at_") and not k.endswith("interval")})
+        row = {
+            "attack": a,
+            "AUC": m["auc"],
+            "AUC low": iv.get("low"),
+            "AUC high": iv.get("high"),
+            "advantage": m["advantage"],
+        }
+        row.update(
+            {
+                k.replace("tpr_at_", "TPR at ").replace("_fpr", " FPR"): v
+                for k, v in m.items()
+                if k.startswith("tpr_at_") and not k.endswith("interval")
+            }
+        )
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def membership_plots(result: Any) -> dict[str, bytes]:
-    return {"roc": figure_to_png(roc_plot(result.rows, result.attacks, result.metrics)),
-            "scores": figure_to_png(score_histogram(result.rows, result.best_attack))}
+    return {
+        "roc": figure_to_png(roc_plot(result.rows, result.attacks, result.metrics)),
+        "scores": figure_to_png(score_histogram(result.rows, result.best_attack)),
+    }
 
 
-def membership_report(result: Any, *, config: Mapping[str, Any] | None = None,
-                      plots: Mapping[str, bytes] | None = None) -> str:
+def membership_report(
+    result: Any, *, config: Mapping[str, Any] | None = None, plots: Mapping[str, bytes] | None = None
+) -> str:
     """report.html of a `MembershipResult`."""
     plots = plots or membership_plots(result)
-    report = LLMReport("LLM membership inference",
-                       subtitle=f"model {result.model}: {result.n_members} members vs {result.n_nonmembers} "
-                                "non-members" + (f", reference {result.reference_model}" if result.reference_model
-                                                 else ""))
+    report = LLMReport(
+        "LLM membership inference",
+        subtitle=f"model {result.model}: {result.n_members} members vs {result.n_nonmembers} "
+        "non-members" + (f", reference {result.reference_model}" if result.reference_model else ""),
+    )
     best = result.metrics[result.best_attack]
     iv = best.get("auc_interval") or {}
     ci = f" [{iv['low']:.3f}, {iv['high']:.3f}]" if iv.get("low") is not None else ""
-    report.add_summary({"members": result.n_members, "non-members": result.n_nonmembers,
-                        "best attack": result.best_attack, "best AUC (95% interval)": f"{best['auc']:.3f}{ci}"})
+    report.add_summary(
+        {
+            "members": result.n_members,
+            "non-members": result.n_nonmembers,
+            "best attack": result.best_attack,
+            "best AUC (95% interval)": f"{best['auc']:.3f}{ci}",
+        }
+    )
     report.add_heading("What is measured")
-    report.add_text("Each text is scored from the model's token log-probabilities; higher scores mean the text is "
-                    "more likely a training member. loss: mean log-likelihood; zlib: the same over the zlib-"
-                    f"compressed length; min_k: mean of the lowest {result.k:.0%} token log-probs; min_k_plus_plus: "
-                    "the same after standardizing each token by the model's next-token distribution; reference: "
-                    "target minus reference-model log-likelihood. AUC 0.5 is chance; intervals are stratified "
-                    "bootstrap percentiles.")
+    report.add_text(
+        "Each text is scored from the model's token log-probabilities; higher scores mean the text is "
+        "more likely a training member. loss: mean log-likelihood; zlib: the same over the zlib-"
+        f"compressed length; min_k: mean of the lowest {result.k:.0%} token log-probs; min_k_plus_plus: "
+        "the same after standardizing each token by the model's next-token distribution; reference: "
+        "target minus reference-model log-likelihood. AUC 0.5 is chance; intervals are stratified "
+        "bootstrap percentiles."
+    )
     report.add_table(_metrics_table(result.metrics, result.attacks), caption="Attacks", digits=4)
     report.add_image(plots["roc"], alt="Membership inference ROC curves")
     report.add_image(plots["scores"], alt="Score histograms of the best attack")
@@ -274,14 +352,22 @@ def membership_outputs(result: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- canary study
 
 
-def canary_report(study: Any, *, train: Mapping[str, Any], config: Mapping[str, Any] | None = None,
-                  plots: Mapping[str, bytes] | None = None, top: int = 10) -> str:
+def canary_report(
+    study: Any,
+    *,
+    train: Mapping[str, Any],
+    config: Mapping[str, Any] | None = None,
+    plots: Mapping[str, bytes] | None = None,
+    top: int = 10,
+) -> str:
     """report.html of `rote llm train-tiny` (a `CanaryStudyResult`): extraction of planted canaries by repeat count
     and prefix length, and membership AUC of the canaries of each repeat count against unseen canaries."""
     plots = plots or canary_plots(study)
-    report = LLMReport("Tiny GPT with planted canaries",
-                       subtitle=f"{int(train.get('n_params', 0)):,} parameters, {int(train.get('steps', 0)):,} steps, "
-                                f"final training loss {float(train.get('final_loss', float('nan'))):.3f} nats/byte")
+    report = LLMReport(
+        "Tiny GPT with planted canaries",
+        subtitle=f"{int(train.get('n_params', 0)):,} parameters, {int(train.get('steps', 0)):,} steps, "
+        f"final training loss {float(train.get('final_loss', float('nan'))):.3f} nats/byte",
+    )
     summary: dict[str, Any] = {}
     kmax = max(study.prefix_tokens)
     for r, per_k in sorted(study.extraction_rate.items()):
@@ -290,16 +376,22 @@ def canary_report(study: Any, *, train: Mapping[str, Any], config: Mapping[str, 
         summary[f"membership AUC x{r} vs unseen (loss)"] = f"{aucs['loss']:.3f}"
     report.add_summary(summary)
     report.add_heading("What is measured")
-    report.add_text("Canaries (sentences with random digits and words) were planted in the training corpus a given "
-                    "number of times each (group = number of copies; 0 = never seen, a non-member of the same form). "
-                    f"Extraction: greedy continuation of the k bytes before byte {kmax} of a canary reproduces the "
-                    f"next {study.suffix_tokens} bytes exactly. Membership: AUC of the canaries of each repeat count "
-                    "against the unseen ones, per attack.")
-    report.add_image(plots["extraction_rate"], alt="Canary extraction rate by prefix length",
-                     caption="Share of canary suffixes extracted exactly, by number of copies (95% bootstrap bands).")
+    report.add_text(
+        "Canaries (sentences with random digits and words) were planted in the training corpus a given "
+        "number of times each (group = number of copies; 0 = never seen, a non-member of the same form). "
+        f"Extraction: greedy continuation of the k bytes before byte {kmax} of a canary reproduces the "
+        f"next {study.suffix_tokens} bytes exactly. Membership: AUC of the canaries of each repeat count "
+        "against the unseen ones, per attack."
+    )
+    report.add_image(
+        plots["extraction_rate"],
+        alt="Canary extraction rate by prefix length",
+        caption="Share of canary suffixes extracted exactly, by number of copies (95% bootstrap bands).",
+    )
     report.add_table(study.extraction_groups, caption="Extraction by repeat count and prefix length", digits=4)
-    report.add_table(study.membership_by_repeats, caption="Membership AUC by repeat count (vs unseen canaries)",
-                     digits=4)
+    report.add_table(
+        study.membership_by_repeats, caption="Membership AUC by repeat count (vs unseen canaries)", digits=4
+    )
     _most_copied(report, study.extraction, top, extra=["group"])
     if config is not None:
         report.add_config(config)
@@ -307,14 +399,23 @@ def canary_report(study: Any, *, train: Mapping[str, Any], config: Mapping[str, 
 
 
 def canary_plots(study: Any) -> dict[str, bytes]:
-    return {"extraction_rate": figure_to_png(rate_by_prefix_plot(
-        study.extraction_groups, title="Canary extraction by number of copies and prefix length",
-        legend_title="copies in training"))}
+    return {
+        "extraction_rate": figure_to_png(
+            rate_by_prefix_plot(
+                study.extraction_groups,
+                title="Canary extraction by number of copies and prefix length",
+                legend_title="copies in training",
+            )
+        )
+    }
 
 
 def canary_outputs(study: Any, *, train: Mapping[str, Any], top: int = 10) -> dict[str, Any]:
     """`plots` (extraction_rate), `report` and `extra` (the training record) for `RunFolder.finish` of
     `rote llm train-tiny`."""
     plots = canary_plots(study)
-    return {"plots": plots, "extra": {"train": dict(train)},
-            "report": lambda config: canary_report(study, train=train, config=config, plots=plots, top=top)}
+    return {
+        "plots": plots,
+        "extra": {"train": dict(train)},
+        "report": lambda config: canary_report(study, train=train, config=config, plots=plots, top=top),
+    }

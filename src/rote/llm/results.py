@@ -55,9 +55,17 @@ class CanaryStudyResult(Result):
         return "\n".join(lines)
 
 
-def evaluate_canaries(backend: Backend, canaries: pd.DataFrame, *, prefix_tokens: Sequence[int] = (10, 25, 50),
-                      suffix_tokens: int = 50, n_boot: int = 1000, seed: int = 0, batch_size: int = 32,
-                      progress: Callable[[int], None] | None = None) -> CanaryStudyResult:
+def evaluate_canaries(
+    backend: Backend,
+    canaries: pd.DataFrame,
+    *,
+    prefix_tokens: Sequence[int] = (10, 25, 50),
+    suffix_tokens: int = 50,
+    n_boot: int = 1000,
+    seed: int = 0,
+    batch_size: int = 32,
+    progress: Callable[[int], None] | None = None,
+) -> CanaryStudyResult:
     """Extraction by repeat count and prefix length, and membership AUC of each repeat count vs unseen canaries.
 
     canaries: DataFrame with id, text and repeats (0 = never in the training data), e.g. `PlantedCorpus.canaries`.
@@ -68,8 +76,17 @@ def evaluate_canaries(backend: Backend, canaries: pd.DataFrame, *, prefix_tokens
     frame = canaries.reset_index(drop=True)
     if not (frame["repeats"] == 0).any():
         raise ConfigError("no unseen canaries (repeats 0): membership needs non-members of the same form")
-    ext = extract(backend, frame, prefix_tokens=prefix_tokens, suffix_tokens=suffix_tokens, group="repeats",
-                  n_boot=n_boot, seed=seed, batch_size=batch_size, progress=progress)
+    ext = extract(
+        backend,
+        frame,
+        prefix_tokens=prefix_tokens,
+        suffix_tokens=suffix_tokens,
+        group="repeats",
+        n_boot=n_boot,
+        seed=seed,
+        batch_size=batch_size,
+        progress=progress,
+    )
     scores = membership_scores(backend, frame["text"].astype(str).tolist(), batch_size=batch_size)
     mem = pd.concat([frame[["id", "repeats"]].assign(member=frame["repeats"].to_numpy() > 0), scores], axis=1)
     unseen = mem["repeats"] == 0
@@ -81,12 +98,31 @@ def evaluate_canaries(backend: Backend, canaries: pd.DataFrame, *, prefix_tokens
         auc[r] = {a: float(m.auc) for a, m in ms.items()}
         for a, m in ms.items():
             iv = m.auc_interval
-            by_rep.append({"repeats": r, "attack": a, "auc": m.auc, "auc_low": iv.low if iv else float("nan"),
-                           "auc_high": iv.high if iv else float("nan"), "tpr_at_0.01": m.tpr_at[0.01]})
+            by_rep.append(
+                {
+                    "repeats": r,
+                    "attack": a,
+                    "auc": m.auc,
+                    "auc_low": iv.low if iv else float("nan"),
+                    "auc_high": iv.high if iv else float("nan"),
+                    "tpr_at_0.01": m.tpr_at[0.01],
+                }
+            )
     g = ext.groups
-    rates = {int(r): {int(k): float(v) for k, v in zip(gg["prefix_tokens"], gg["extraction_rate"])}
-             for r, gg in g.groupby("group")}
-    return CanaryStudyResult(model=backend.name, n_canaries=len(frame), prefix_tokens=ext.prefix_tokens,
-                             suffix_tokens=ext.suffix_tokens, extraction_rate=rates, membership_auc=auc,
-                             extraction=ext.rows, extraction_groups=g, membership=mem,
-                             membership_by_repeats=pd.DataFrame(by_rep), extraction_result=ext)
+    rates = {
+        int(r): {int(k): float(v) for k, v in zip(gg["prefix_tokens"], gg["extraction_rate"])}
+        for r, gg in g.groupby("group")
+    }
+    return CanaryStudyResult(
+        model=backend.name,
+        n_canaries=len(frame),
+        prefix_tokens=ext.prefix_tokens,
+        suffix_tokens=ext.suffix_tokens,
+        extraction_rate=rates,
+        membership_auc=auc,
+        extraction=ext.rows,
+        extraction_groups=g,
+        membership=mem,
+        membership_by_repeats=pd.DataFrame(by_rep),
+        extraction_result=ext,
+    )

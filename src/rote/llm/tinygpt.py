@@ -132,8 +132,14 @@ class TinyGPT(nn.Module):
             x = blk(x)
         return self.head(self.ln_f(x))
 
-    def step(self, idx: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
-             cache: KVCache | None, last_only: bool = False) -> tuple[torch.Tensor, KVCache]:
+    def step(
+        self,
+        idx: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor,
+        cache: KVCache | None,
+        last_only: bool = False,
+    ) -> tuple[torch.Tensor, KVCache]:
         """Decoding forward with padding and a KV cache.
 
         idx: (B, T) new tokens; attention_mask: (B, S) 1 = real token, 0 = padding, over cached + new tokens;
@@ -195,11 +201,25 @@ def _token_stream(data: Any, tokenizer: ByteTokenizer, separator: str) -> np.nda
     raise DataError("training data: pass a text, a list of texts or a 1-D array of token ids")
 
 
-def train_tiny_gpt(data: str | list[str] | np.ndarray, config: TinyGPTConfig | None = None, *, steps: int = 2000,
-                   batch_size: int = 32, lr: float = 3e-3, seed: int = 0, out_dir: str | os.PathLike,
-                   checkpoint_every: int = 500, resume: bool = True, warmup: int = 100, weight_decay: float = 0.0,
-                   separator: str = "\n", device: str = "cpu", log_every: int = 50, keep_checkpoints: int = 2,
-                   progress: bool | Callable[[int], None] = False) -> TrainResult:
+def train_tiny_gpt(
+    data: str | list[str] | np.ndarray,
+    config: TinyGPTConfig | None = None,
+    *,
+    steps: int = 2000,
+    batch_size: int = 32,
+    lr: float = 3e-3,
+    seed: int = 0,
+    out_dir: str | os.PathLike,
+    checkpoint_every: int = 500,
+    resume: bool = True,
+    warmup: int = 100,
+    weight_decay: float = 0.0,
+    separator: str = "\n",
+    device: str = "cpu",
+    log_every: int = 50,
+    keep_checkpoints: int = 2,
+    progress: bool | Callable[[int], None] = False,
+) -> TrainResult:
     """Train a tiny GPT on random windows of a token stream; writes `out_dir/model.pt` and checkpoints.
 
     data: one text, a list of texts (joined with `separator`, so a text repeated 100 times in the list is seen as
@@ -226,15 +246,20 @@ def train_tiny_gpt(data: str | list[str] | np.ndarray, config: TinyGPTConfig | N
     if stream.size and (stream.min() < 0 or stream.max() >= cfg.vocab_size):
         raise DataError(f"token stream: ids must lie in 0..{cfg.vocab_size - 1}")
     if stream.size < cfg.block_size + 1:
-        raise DataError(f"training data: {stream.size} tokens, fewer than one window of block_size+1 = "
-                        f"{cfg.block_size + 1}; give more text or a smaller block_size")
+        raise DataError(
+            f"training data: {stream.size} tokens, fewer than one window of block_size+1 = "
+            f"{cfg.block_size + 1}; give more text or a smaller block_size"
+        )
     out = Path(out_dir)
     dev = resolve_device(device)
     model = build_model(cfg, seed).to(dev)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95))
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=lr,
+        betas=(0.9, 0.95),
+    )
     data_t = torch.from_numpy(stream)
     span = torch.arange(cfg.block_size + 1)
     n_windows = stream.size - cfg.block_size
@@ -258,25 +283,51 @@ def train_tiny_gpt(data: str | list[str] | np.ndarray, config: TinyGPTConfig | N
         if state.get("config") != dataclasses.asdict(cfg) or state.get("seed") != int(seed):
             raise ConfigError(f"{path}: was trained with another config or seed; pass resume=False or another out_dir")
         if int(state.get("stream_len", -1)) != int(stream.size):
-            raise ConfigError(f"{path}: was trained on {state.get('stream_len')} tokens, this data has {stream.size}; "
-                              "pass the same data, resume=False, or another out_dir")
+            raise ConfigError(
+                f"{path}: was trained on {state.get('stream_len')} tokens, this data has {stream.size}; "
+                "pass the same data, resume=False, or another out_dir"
+            )
 
     steplog = _StepLog(log_every, steps)
     t0 = time.perf_counter()
     state = Trainer(
-        {"model": model}, step_fn, optimizers={"optimizer": opt}, data=None, steps=steps, seed=int(seed),
+        {"model": model},
+        step_fn,
+        optimizers={"optimizer": opt},
+        data=None,
+        steps=steps,
+        seed=int(seed),
         generator=torch.Generator().manual_seed(int(seed)),  # draws the training windows; saved in checkpoints
-        device=dev, grad_clip=1.0, callbacks=[steplog], checkpoint_dir=out / "checkpoints",
-        checkpoint_every=checkpoint_every, checkpoint_unit="step", keep_checkpoints=keep_checkpoints, resume=resume,
-        kind=TRAIN_KIND, payload=lambda st: {"config": dataclasses.asdict(cfg), "seed": int(seed),
-                                             "stream_len": int(stream.size)},
-        check_resume=check_resume, progress=progress, description="training tiny GPT").fit()
+        device=dev,
+        grad_clip=1.0,
+        callbacks=[steplog],
+        checkpoint_dir=out / "checkpoints",
+        checkpoint_every=checkpoint_every,
+        checkpoint_unit="step",
+        keep_checkpoints=keep_checkpoints,
+        resume=resume,
+        kind=TRAIN_KIND,
+        payload=lambda st: {"config": dataclasses.asdict(cfg), "seed": int(seed), "stream_len": int(stream.size)},
+        check_resume=check_resume,
+        progress=progress,
+        description="training tiny GPT",
+    ).fit()
     resumed_from = state.start_step if state.resumed_from is not None else None
     save_model(model, out / "model.pt")
     log, recent = steplog.log, steplog.recent
-    atomic_write_json(out / "train_log.json", {"step_loss": log, "config": dataclasses.asdict(cfg), "seed": seed,
-                                               "steps": steps, "batch_size": batch_size, "lr": lr,
-                                               "n_params": model.n_params(), "n_tokens": int(stream.size)})
+    atomic_write_json(
+        out / "train_log.json",
+        {
+            "step_loss": log,
+            "config": dataclasses.asdict(cfg),
+            "seed": seed,
+            "steps": steps,
+            "batch_size": batch_size,
+            "lr": lr,
+            "n_params": model.n_params(),
+            "n_tokens": int(stream.size),
+        },
+    )
     final = float(np.mean(recent)) if recent else (float(log[-1][1]) if log else float("nan"))
     return TrainResult(out, steps, final, model.n_params(), int(stream.size), time.perf_counter() - t0, resumed_from)
 
@@ -313,8 +364,11 @@ def build_model(cfg: TinyGPTConfig, seed: int) -> TinyGPT:
 
 def save_model(model: TinyGPT, path: str | os.PathLike) -> Path:
     """Write final weights, config and tokenizer as one checkpoint of kind "tinygpt"."""
-    return save_checkpoint(path, {"config": dataclasses.asdict(model.cfg), "tokenizer": ByteTokenizer().to_dict(),
-                                  "model": model.state_dict()}, MODEL_KIND)
+    return save_checkpoint(
+        path,
+        {"config": dataclasses.asdict(model.cfg), "tokenizer": ByteTokenizer().to_dict(), "model": model.state_dict()},
+        MODEL_KIND,
+    )
 
 
 def load_model(path: str | os.PathLike, device: str = "cpu") -> TinyGPT:
@@ -362,8 +416,10 @@ class TinyGPTBackend(TorchLMBackend):
             if not f.is_file():
                 f = latest_checkpoint(p / "checkpoints", prefix=CKPT_PREFIX) or f
             if not f.is_file():
-                raise BackendError(f"{p}: holds no tiny GPT (no model.pt, no checkpoints/); train one with "
-                                   "`rote llm train-tiny` or pass the folder it wrote")
+                raise BackendError(
+                    f"{p}: holds no tiny GPT (no model.pt, no checkpoints/); train one with "
+                    "`rote llm train-tiny` or pass the folder it wrote"
+                )
         elif p.is_file():
             f = p
         else:

@@ -14,6 +14,24 @@ from rote.nets.resnet import BasicBlock, ConvBNReLU, Residual, ResNet9, ResNet18
 from rote.nets.transformer import Block, BlockConfig, CausalSelfAttention, block_config
 from rote.nets.vit import PatchEmbed, ViT
 
-__all__ = ["Net", "ProjectionHead", "make_head", "seeded", "unit_layers", "prune_units", "MLP", "SmallCNN",
-           "ConvBNReLU", "Residual", "BasicBlock", "ResNet9", "ResNet18", "PatchEmbed", "ViT", "Block",
-           "BlockConfig", "CausalSelfAttention", "block_config"]
+__all__ = [
+    "Net",
+    "ProjectionHead",
+    "make_head",
+    "seeded",
+    "unit_layers",
+    "prune_units",
+    "MLP",
+    "SmallCNN",
+    "ConvBNReLU",
+    "Residual",
+    "BasicBlock",
+    "ResNet9",
+    "ResNet18",
+    "PatchEmbed",
+    "ViT",
+    "Block",
+    "BlockConfig",
+    "CausalSelfAttention",
+    "block_config",
+]

@@ -26,20 +26,34 @@ class SmallCNN(Net):
     No BatchNorm: adversarial training is cleaner without it (no train/eval statistics gap under attack).
     """
 
-    def __init__(self, in_channels: int = 1, num_classes: int | None = 10, *, image_size: int = 28, width: int = 32,
-                 hidden: int = 256, kernel_size: int = 3, projection_dim: int | None = None, seed: int | None = 0):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int | None = 10,
+        *,
+        image_size: int = 28,
+        width: int = 32,
+        hidden: int = 256,
+        kernel_size: int = 3,
+        projection_dim: int | None = None,
+        seed: int | None = 0,
+    ):
         super().__init__()
         if image_size < 4 or min(in_channels, width, hidden) < 1 or kernel_size % 2 == 0:
-            raise ConfigError(f"SmallCNN: image_size={image_size} (>= 4), in_channels={in_channels}, width={width}, "
-                              f"hidden={hidden} (>= 1) and an odd kernel_size ({kernel_size}) expected")
+            raise ConfigError(
+                f"SmallCNN: image_size={image_size} (>= 4), in_channels={in_channels}, width={width}, "
+                f"hidden={hidden} (>= 1) and an odd kernel_size ({kernel_size}) expected"
+            )
         self.image_size, self.in_channels = int(image_size), int(in_channels)
         pad = kernel_size // 2  # 'same' convolutions: only the pools shrink the image
         s = image_size // 2 // 2
         with seeded(seed):
-            self.conv1 = nn.Sequential(nn.Conv2d(in_channels, width, kernel_size, padding=pad), nn.ReLU(),
-                                       nn.MaxPool2d(2))
-            self.conv2 = nn.Sequential(nn.Conv2d(width, 2 * width, kernel_size, padding=pad), nn.ReLU(),
-                                       nn.MaxPool2d(2))
+            self.conv1 = nn.Sequential(
+                nn.Conv2d(in_channels, width, kernel_size, padding=pad), nn.ReLU(), nn.MaxPool2d(2)
+            )
+            self.conv2 = nn.Sequential(
+                nn.Conv2d(width, 2 * width, kernel_size, padding=pad), nn.ReLU(), nn.MaxPool2d(2)
+            )
             self.fc = nn.Sequential(nn.Flatten(), nn.Linear(2 * width * s * s, hidden), nn.ReLU())
             self.head = make_head(hidden, num_classes, projection_dim)
         self.feature_dim = int(hidden)

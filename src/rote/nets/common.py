@@ -51,13 +51,16 @@ class ProjectionHead(nn.Module):
         return self.fc2(self.relu(self.bn(self.fc1(h))))
 
 
-def make_head(feature_dim: int, num_classes: int | None, projection_dim: int | None,
-              projection_hidden: int | None = None) -> nn.Module:
+def make_head(
+    feature_dim: int, num_classes: int | None, projection_dim: int | None, projection_hidden: int | None = None
+) -> nn.Module:
     """The head of a net: Linear(feature_dim, num_classes), a SimCLR `ProjectionHead` (projection_dim), or the
     identity when both are None (forward then returns the features)."""
     if num_classes is not None and projection_dim is not None:
-        raise ConfigError(f"num_classes={num_classes} and projection_dim={projection_dim}: a net has one head; pass "
-                          "num_classes=None for a SimCLR encoder with a projection head")
+        raise ConfigError(
+            f"num_classes={num_classes} and projection_dim={projection_dim}: a net has one head; pass "
+            "num_classes=None for a SimCLR encoder with a projection head"
+        )
     if num_classes is not None:
         if int(num_classes) < 1:
             raise ConfigError(f"num_classes={num_classes}: must be at least 1 (or None for no classifier)")

@@ -28,9 +28,17 @@ class MLP(Net):
     after the activation; units = neurons.
     """
 
-    def __init__(self, in_features: int, hidden: Sequence[int] = (256, 256), num_classes: int | None = 10, *,
-                 activation: str = "relu", dropout: float = 0.0, projection_dim: int | None = None,
-                 seed: int | None = 0):
+    def __init__(
+        self,
+        in_features: int,
+        hidden: Sequence[int] = (256, 256),
+        num_classes: int | None = 10,
+        *,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        projection_dim: int | None = None,
+        seed: int | None = 0,
+    ):
         super().__init__()
         if int(in_features) < 1 or any(int(h) < 1 for h in hidden):
             raise ConfigError(f"MLP: in_features={in_features} and hidden={tuple(hidden)} must be positive")

@@ -60,8 +60,15 @@ class ResNet9(Net):
     At S = 28 the maps are 28, 14, 7, 3.
     """
 
-    def __init__(self, in_channels: int = 3, num_classes: int | None = 10, *, width: int = 64,
-                 projection_dim: int | None = None, seed: int | None = 0):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int | None = 10,
+        *,
+        width: int = 64,
+        projection_dim: int | None = None,
+        seed: int | None = 0,
+    ):
         super().__init__()
         if min(in_channels, width) < 1:
             raise ConfigError(f"ResNet9: in_channels={in_channels} and width={width} must be at least 1")
@@ -121,8 +128,15 @@ class ResNet18(Net):
     Units of a block are the filters of its conv2/bn2 (what `prune_units` zeroes). `pool` (B, 8w) = features.
     """
 
-    def __init__(self, in_channels: int = 3, num_classes: int | None = 10, *, width: int = 64,
-                 projection_dim: int | None = None, seed: int | None = 0):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int | None = 10,
+        *,
+        width: int = 64,
+        projection_dim: int | None = None,
+        seed: int | None = 0,
+    ):
         super().__init__()
         if min(in_channels, width) < 1:
             raise ConfigError(f"ResNet18: in_channels={in_channels} and width={width} must be at least 1")

@@ -80,8 +80,9 @@ def block_config(cfg: BlockConfig | _HasShape) -> BlockConfig:
     try:
         return BlockConfig(n_embd=int(cfg.n_embd), n_head=int(cfg.n_head))
     except AttributeError as exc:
-        raise ConfigError(f"{type(cfg).__name__}: a block needs a BlockConfig or a config with n_embd and n_head") \
-            from exc
+        raise ConfigError(
+            f"{type(cfg).__name__}: a block needs a BlockConfig or a config with n_embd and n_head"
+        ) from exc
 
 
 class CausalSelfAttention(nn.Module):
@@ -100,8 +101,12 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self.qkv(x).split(c, dim=2)  # each (B, T, C)
         return tuple(z.view(b, t, self.n_head, self.head_dim).transpose(1, 2) for z in (q, k, v))  # (B, H, T, D)
 
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor | None = None,
-                kv: tuple[torch.Tensor, torch.Tensor, int] | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        allowed: torch.Tensor | None = None,
+        kv: tuple[torch.Tensor, torch.Tensor, int] | None = None,
+    ) -> torch.Tensor:
         """x: (B, T, C); allowed: bool (B, 1, T, S) (or broadcastable), True where a query may attend a key, None for
         plain causal (or full, with causal=False) attention; kv: this layer's cache buffers k, v (B, H, L, D) and
         the number of columns already filled; the T new keys/values are written after them, S = filled + T."""
@@ -110,9 +115,9 @@ class CausalSelfAttention(nn.Module):
         start = 0
         if kv is not None:
             kbuf, vbuf, start = kv
-            kbuf[:, :, start:start + t] = k
-            vbuf[:, :, start:start + t] = v
-            k, v = kbuf[:, :, :start + t], vbuf[:, :, :start + t]  # (B, H, S, D), S = cached + T
+            kbuf[:, :, start : start + t] = k
+            vbuf[:, :, start : start + t] = v
+            k, v = kbuf[:, :, : start + t], vbuf[:, :, : start + t]  # (B, H, S, D), S = cached + T
         if allowed is None and self.causal and start > 0:
             # is_causal aligns the mask top-left, wrong once cached keys precede the queries: build it bottom-right
             allowed = torch.ones(t, start + t, dtype=torch.bool, device=x.device).tril(diagonal=start)

@@ -37,9 +37,21 @@ class ViT(Net):
     block `attn`, `mlp`, `mlp.1` (hidden units, (B, N + 1, mlp_ratio * dim)).
     """
 
-    def __init__(self, in_channels: int = 3, num_classes: int | None = 10, *, image_size: int = 32,
-                 patch_size: int = 4, dim: int = 192, depth: int = 6, heads: int = 3, mlp_ratio: float = 2,
-                 pool: str = "cls", projection_dim: int | None = None, seed: int | None = 0):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int | None = 10,
+        *,
+        image_size: int = 32,
+        patch_size: int = 4,
+        dim: int = 192,
+        depth: int = 6,
+        heads: int = 3,
+        mlp_ratio: float = 2,
+        pool: str = "cls",
+        projection_dim: int | None = None,
+        seed: int | None = 0,
+    ):
         super().__init__()
         if image_size < 1 or patch_size < 1 or image_size % patch_size:
             raise ConfigError(f"ViT: image_size={image_size} must be a positive multiple of patch_size={patch_size}")

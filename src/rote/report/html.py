@@ -152,12 +152,11 @@ class Report:
     def add_summary(self, items: Mapping[str, Any], caption: str = "") -> None:
         """A two-column table of headline numbers: label, value (see `format_summary_value`)."""
         rows = "".join(
-            f"<tr><th scope=\"row\">{escape(k)}</th><td>{escape(format_summary_value(v))}</td></tr>"
+            f'<tr><th scope="row">{escape(k)}</th><td>{escape(format_summary_value(v))}</td></tr>'
             for k, v in items.items()
         )
         cap = f"<caption>{escape(caption)}</caption>" if caption else ""
-        self._blocks.append(f"<div class=\"table-wrap\"><table class=\"summary\">{cap}<tbody>{rows}</tbody>"
-                            "</table></div>")
+        self._blocks.append(f'<div class="table-wrap"><table class="summary">{cap}<tbody>{rows}</tbody></table></div>')
 
     def add_heading(self, text: str, level: int = 2) -> None:
         """A heading, `level` 2 to 6 (level 1 is the report title)."""
@@ -167,7 +166,7 @@ class Report:
 
     def add_text(self, text: str, *, note: bool = False) -> None:
         """A paragraph of plain text (escaped); `note=True` sets it in smaller, muted type."""
-        cls = " class=\"note\"" if note else ""
+        cls = ' class="note"' if note else ""
         self._blocks.append(f"<p{cls}>{escape(text)}</p>")
 
     def add_marked_text(self, label: str, text: str, start: int, length: int) -> None:
@@ -176,10 +175,17 @@ class Report:
         start = max(0, min(int(start), len(text)))
         end = max(start, min(start + int(length), len(text)))
         body = f"{escape(text[:start])}<mark>{escape(text[start:end])}</mark>{escape(text[end:])}"
-        self._blocks.append(f"<p class=\"note\">{escape(label)}</p><div class=\"span-block\">{body}</div>")
+        self._blocks.append(f'<p class="note">{escape(label)}</p><div class="span-block">{body}</div>')
 
-    def add_table(self, frame: pd.DataFrame, caption: str = "", max_rows: int = 50,
-                  highlight: Mapping[int, set[str]] | None = None, *, digits: int | None = 6) -> None:
+    def add_table(
+        self,
+        frame: pd.DataFrame,
+        caption: str = "",
+        max_rows: int = 50,
+        highlight: Mapping[int, set[str]] | None = None,
+        *,
+        digits: int | None = 6,
+    ) -> None:
         """A table of `frame`'s columns (its index is not shown; `reset_index()` first to show it).
 
         max_rows: rows beyond this are left out, with a note saying how many.
@@ -193,7 +199,7 @@ class Report:
             raise ValueError(f"max_rows must be >= 0, got {max_rows}")
         highlight = highlight or {}
         names = [str(c) for c in frame.columns]
-        head = "".join(f"<th scope=\"col\">{escape(n)}</th>" for n in names)
+        head = "".join(f'<th scope="col">{escape(n)}</th>' for n in names)
         shown = frame.iloc[:max_rows]
         body = []
         for pos, values in enumerate(shown.itertuples(index=False, name=None)):
@@ -207,23 +213,27 @@ class Report:
                     classes.append("missing")
                 if name in marked:
                     classes.append("diff")
-                cls = f" class=\"{' '.join(classes)}\"" if classes else ""
+                cls = f' class="{" ".join(classes)}"' if classes else ""
                 cells.append(f"<td{cls}>{escape(format_value(value, digits))}</td>")
             body.append("<tr>" + "".join(cells) + "</tr>")
         cap = f"<caption>{escape(caption)}</caption>" if caption else ""
-        block = (f"<div class=\"table-wrap\"><table>{cap}<thead><tr>{head}</tr></thead>"
-                 f"<tbody>{''.join(body)}</tbody></table></div>")
+        block = (
+            f'<div class="table-wrap"><table>{cap}<thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table></div>"
+        )
         if len(frame) > len(shown):
-            block += f"<p class=\"note\">Showing the first {len(shown):,} of {len(frame):,} rows.</p>"
+            block += f'<p class="note">Showing the first {len(shown):,} of {len(frame):,} rows.</p>'
         self._blocks.append(block)
 
     def add_image(self, png: bytes, alt: str, caption: str = "") -> None:
         """A PNG image embedded as a base64 data URI (the file needs nothing beside it)."""
         if not isinstance(png, (bytes, bytearray)) or not bytes(png[:8]) == PNG_SIGNATURE:
-            raise DataError("add_image: expected the bytes of a PNG image (they start with the PNG signature); "
-                            "use figure_to_png(fig) for a matplotlib figure")
+            raise DataError(
+                "add_image: expected the bytes of a PNG image (they start with the PNG signature); "
+                "use figure_to_png(fig) for a matplotlib figure"
+            )
         cap = f"<figcaption>{escape(caption)}</figcaption>" if caption else ""
-        self._blocks.append(f"<figure><img src=\"{png_data_uri(bytes(png))}\" alt=\"{escape(alt)}\">{cap}</figure>")
+        self._blocks.append(f'<figure><img src="{png_data_uri(bytes(png))}" alt="{escape(alt)}">{cap}</figure>')
 
     def add_figure(self, fig: Any, alt: str = "", caption: str = "") -> None:
         """A matplotlib figure, rendered to PNG (and closed) and embedded. `alt` defaults to the figure's
@@ -248,13 +258,13 @@ class Report:
         """The whole report as one HTML document (UTF-8, inline CSS, no scripts, no external resources)."""
         import rote
 
-        sub = f"<p class=\"subtitle\">{escape(self.subtitle)}</p>" if self.subtitle else ""
+        sub = f'<p class="subtitle">{escape(self.subtitle)}</p>' if self.subtitle else ""
         parts = [
             "<!DOCTYPE html>",
-            "<html lang=\"en\">",
+            '<html lang="en">',
             "<head>",
-            "<meta charset=\"utf-8\">",
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+            '<meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
             f"<title>{escape(self.title)}</title>",
             f"<style>\n{CSS}\n</style>",
             "</head>",

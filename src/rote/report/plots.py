@@ -48,8 +48,13 @@ def figure_to_png(fig: Any, dpi: int = DPI) -> bytes:
     return buf.getvalue()
 
 
-def ratio_histogram(edges: Sequence[float], counts: Sequence[int], threshold: float, undefined: int = 0,
-                    title: str = "Distance ratio d1/d2 of synthetic rows") -> Figure:
+def ratio_histogram(
+    edges: Sequence[float],
+    counts: Sequence[int],
+    threshold: float,
+    undefined: int = 0,
+    title: str = "Distance ratio d1/d2 of synthetic rows",
+) -> Figure:
     """Bar histogram of the distance ratio d1/d2 (nearest / second-nearest training row) in [0, 1].
 
     edges: (n_bins + 1,) increasing bin edges; counts: (n_bins,) synthetic rows per bin.
@@ -60,8 +65,10 @@ def ratio_histogram(edges: Sequence[float], counts: Sequence[int], threshold: fl
     e = np.asarray(edges, dtype=np.float64)
     c = np.asarray(counts, dtype=np.float64)
     if e.ndim != 1 or c.ndim != 1 or e.size != c.size + 1 or c.size == 0:
-        raise DataError(f"ratio_histogram: need n_bins + 1 edges for n_bins counts (n_bins >= 1), "
-                        f"got {e.size} edges and {c.size} counts")
+        raise DataError(
+            f"ratio_histogram: need n_bins + 1 edges for n_bins counts (n_bins >= 1), "
+            f"got {e.size} edges and {c.size} counts"
+        )
     if np.any(np.diff(e) <= 0):
         raise DataError("ratio_histogram: edges must be strictly increasing")
     left, right = e[:-1], e[1:]
@@ -72,8 +79,10 @@ def ratio_histogram(edges: Sequence[float], counts: Sequence[int], threshold: fl
     ax.bar(left, c, width=right - left, align="edge", color=list(colors), edgecolor="white", linewidth=0.6)
     ax.axvline(threshold, color="#1f2328", linestyle="--", linewidth=1.3)
 
-    handles = [Patch(color=COLOR_MEMORIZED, label=f"memorized (d1/d2 < {threshold:.3g})"),
-               Patch(color=COLOR_KEPT, label="not memorized")]
+    handles = [
+        Patch(color=COLOR_MEMORIZED, label=f"memorized (d1/d2 < {threshold:.3g})"),
+        Patch(color=COLOR_KEPT, label="not memorized"),
+    ]
     if np.any(colors == COLOR_MIXED):
         handles.append(Patch(color=COLOR_MIXED, label="bin contains the threshold"))
     handles.append(Line2D([], [], color="#1f2328", linestyle="--", label=f"threshold {threshold:.3g}"))

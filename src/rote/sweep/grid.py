@@ -41,8 +41,10 @@ def _check_value(value: Any, where: str) -> Any:
         return {str(k): _check_value(v, where) for k, v in value.items()}
     if hasattr(value, "item") and not hasattr(value, "__len__"):  # numpy scalar
         return _check_value(value.item(), where)
-    raise ConfigError(f"{where}: {value!r} ({type(value).__name__}) is not a JSON scalar; grid values must be "
-                      "numbers, strings, booleans, null, or lists or mappings of them")
+    raise ConfigError(
+        f"{where}: {value!r} ({type(value).__name__}) is not a JSON scalar; grid values must be "
+        "numbers, strings, booleans, null, or lists or mappings of them"
+    )
 
 
 def point_id(params: Mapping[str, Any]) -> str:
@@ -116,8 +118,10 @@ class Grid:
     def from_dict(cls, d: Mapping[str, Any], *, name: str = "grid") -> Grid:
         """Inverse of `to_dict`: {"axes": {...}, "fixed": {...}}; `name` (e.g. the file) prefixes errors."""
         if not isinstance(d, Mapping) or "axes" not in d:
-            raise ConfigError(f"{name}: a grid must be an object with an 'axes' mapping (and optional 'fixed'), "
-                              "e.g. {\"axes\": {\"seed\": [0, 1]}, \"fixed\": {\"epochs\": 50}}")
+            raise ConfigError(
+                f"{name}: a grid must be an object with an 'axes' mapping (and optional 'fixed'), "
+                'e.g. {"axes": {"seed": [0, 1]}, "fixed": {"epochs": 50}}'
+            )
         unknown = [k for k in d if k not in ("axes", "fixed")]
         if unknown:
             raise ConfigError(f"{name}: unknown keys {unknown}; a grid has only 'axes' and 'fixed'")
@@ -164,6 +168,7 @@ def axis_values(values: Sequence[str] | None, cast: type, name: str) -> list[Any
             try:
                 out.append(cast(part))
             except ValueError:
-                raise ConfigError(f"--{name}: {part!r} is not a valid {cast.__name__}; "
-                                  f"give comma-separated values, e.g. --{name} 1,2") from None
+                raise ConfigError(
+                    f"--{name}: {part!r} is not a valid {cast.__name__}; give comma-separated values, e.g. --{name} 1,2"
+                ) from None
     return out

@@ -67,12 +67,15 @@ def execute_point(fn: PointFn, params: dict[str, Any], work_dir: str, seed_axis:
             raise TypeError(f"the point function returned {type(out).__name__}; it must return a mapping of results")
         scalars = {str(k): v for k, v in out.items() if not isinstance(v, pd.DataFrame)}
         tables = {str(k): v for k, v in out.items() if isinstance(v, pd.DataFrame)}
-        return {"status": STATUS_DONE, "scalars": scalars, "tables": tables,
-                "seconds": time.perf_counter() - start}
+        return {"status": STATUS_DONE, "scalars": scalars, "tables": tables, "seconds": time.perf_counter() - start}
     except Exception as exc:  # recorded, the grid goes on
-        return {"status": STATUS_FAILED, "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}",
-                "user_error": isinstance(exc, RoteError), "traceback": traceback.format_exc(),
-                "seconds": time.perf_counter() - start}
+        return {
+            "status": STATUS_FAILED,
+            "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}",
+            "user_error": isinstance(exc, RoteError),
+            "traceback": traceback.format_exc(),
+            "seconds": time.perf_counter() - start,
+        }
 
 
 # ---------------------------------------------------------------------------------------------- driver side
@@ -105,8 +108,12 @@ def _record(out_dir: Path, point: Point, payload: dict[str, Any]) -> dict[str, A
         atomic_write_json(folder / "result.json", record)  # last: marks the point finished
         (folder / "error.json").unlink(missing_ok=True)
     else:
-        record = {**base, "error": payload["error"], "user_error": payload.get("user_error", False),
-                  "traceback": payload["traceback"]}
+        record = {
+            **base,
+            "error": payload["error"],
+            "user_error": payload.get("user_error", False),
+            "traceback": payload["traceback"],
+        }
         atomic_write_json(folder / "error.json", record)
     return record
 
@@ -166,11 +173,15 @@ class SweepResult:
         if len(bad):
             first = bad.iloc[0]
             more = f" (and {len(bad) - 1} more; see results.json)" if len(bad) > 1 else ""
-            return 2, (f"{len(bad)} of {len(self.table)} grid points failed on bad input: point {first['point_id']}: "
-                       f"{first['error']}{more}")
+            return 2, (
+                f"{len(bad)} of {len(self.table)} grid points failed on bad input: point {first['point_id']}: "
+                f"{first['error']}{more}"
+            )
         first = failed.iloc[0]
-        return 1, (f"{len(failed)} of {len(self.table)} grid points failed on an internal error: point "
-                   f"{first['point_id']}: {first['error']} (traceback in its error.json)")
+        return 1, (
+            f"{len(failed)} of {len(self.table)} grid points failed on an internal error: point "
+            f"{first['point_id']}: {first['error']} (traceback in its error.json)"
+        )
 
     def point_table(self, name: str) -> pd.DataFrame:
         """The per-point tables called `name` of every finished point, stacked, with `point_id` and the axis
@@ -181,8 +192,9 @@ class SweepResult:
             if rec is None or rec["status"] != STATUS_DONE or name not in rec.get("tables", ()):
                 continue
             frame = pd.read_parquet(point_dir(self.out_dir, p) / f"{name}.parquet")
-            lead = pd.DataFrame({"point_id": p.id, **{a: [p.params[a]] * len(frame) for a in self.grid.axes}},
-                                index=frame.index)
+            lead = pd.DataFrame(
+                {"point_id": p.id, **{a: [p.params[a]] * len(frame) for a in self.grid.axes}}, index=frame.index
+            )
             frames.append(pd.concat([lead, frame], axis=1))
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -212,17 +224,33 @@ def _table(grid: Grid, records: dict[str, dict[str, Any]], reused: set[str]) -> 
     rows = []
     for p in grid.points():
         rec = records.get(p.id, {})
-        row = {"point_id": p.id, **{a: p.params[a] for a in grid.axes}, "status": rec.get("status", "missing"),
-               "reused": p.id in reused, "seconds": rec.get("seconds", float("nan")), "error": rec.get("error"),
-               "user_error": bool(rec.get("user_error", False))}
+        row = {
+            "point_id": p.id,
+            **{a: p.params[a] for a in grid.axes},
+            "status": rec.get("status", "missing"),
+            "reused": p.id in reused,
+            "seconds": rec.get("seconds", float("nan")),
+            "error": rec.get("error"),
+            "user_error": bool(rec.get("user_error", False)),
+        }
         row.update(_flat(rec.get("scalars", {})))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def run_grid(fn: PointFn, grid: Grid, out_dir: str | os.PathLike, *, workers: int = 1, ray: str | None = None,
-             seed_axis: str | None = "seed", retry_failed: bool = True, quiet: bool = False,
-             progress: Callable[[int], None] | None = None, ray_num_cpus: int = 2) -> SweepResult:
+def run_grid(
+    fn: PointFn,
+    grid: Grid,
+    out_dir: str | os.PathLike,
+    *,
+    workers: int = 1,
+    ray: str | None = None,
+    seed_axis: str | None = "seed",
+    retry_failed: bool = True,
+    quiet: bool = False,
+    progress: Callable[[int], None] | None = None,
+    ray_num_cpus: int = 2,
+) -> SweepResult:
     """Run `fn(params, work_dir)` on every point of `grid` not finished yet in `out_dir`; returns a SweepResult.
 
     workers: worker processes (spawn context) on this machine; 0 runs the points in this process (debugging).
@@ -264,8 +292,10 @@ def run_grid(fn: PointFn, grid: Grid, out_dir: str | os.PathLike, *, workers: in
         try:
             pickle.dumps(fn)
         except Exception as exc:
-            raise ConfigError(f"the point function {getattr(fn, '__qualname__', fn)!r} cannot be sent to worker "
-                              f"processes ({exc}); define it at module level, or run with workers=0") from None
+            raise ConfigError(
+                f"the point function {getattr(fn, '__qualname__', fn)!r} cannot be sent to worker "
+                f"processes ({exc}); define it at module level, or run with workers=0"
+            ) from None
 
     def done(p: Point, payload: dict[str, Any]) -> None:
         records[p.id] = _record(out, p, payload)
@@ -276,8 +306,16 @@ def run_grid(fn: PointFn, grid: Grid, out_dir: str | os.PathLike, *, workers: in
         if ray is not None:
             from rote.sweep.ray_backend import run_ray
 
-            run_ray(fn, tasks, execute=execute_point, address=ray, seed_axis=seed_axis, on_result=done, advance=advance,
-                    num_cpus=ray_num_cpus)
+            run_ray(
+                fn,
+                tasks,
+                execute=execute_point,
+                address=ray,
+                seed_axis=seed_axis,
+                on_result=done,
+                advance=advance,
+                num_cpus=ray_num_cpus,
+            )
         elif workers == 0:
             for p, work in tasks:
                 done(p, execute_point(fn, p.params, work, seed_axis))
@@ -290,15 +328,23 @@ def run_grid(fn: PointFn, grid: Grid, out_dir: str | os.PathLike, *, workers: in
     return SweepResult(grid, out, seed_axis, table, records)
 
 
-def _run_processes(fn: PointFn, tasks: list[tuple[Point, str]], *, workers: int, seed_axis: str | None,
-                   on_result: Callable[[Point, dict[str, Any]], None], advance: Callable[[int], None]) -> None:
+def _run_processes(
+    fn: PointFn,
+    tasks: list[tuple[Point, str]],
+    *,
+    workers: int,
+    seed_axis: str | None,
+    on_result: Callable[[Point, dict[str, Any]], None],
+    advance: Callable[[int], None],
+) -> None:
     """Each task in a spawned worker process; results are recorded by this process as they complete."""
     if not tasks:
         return
     threads = max(1, (os.cpu_count() or 1) // max(1, min(workers, len(tasks))))
     ctx = multiprocessing.get_context("spawn")  # fork is unsafe with torch/BLAS threads already running
-    pool = cf.ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx, initializer=_init_worker,
-                                  initargs=(threads,))
+    pool = cf.ProcessPoolExecutor(
+        max_workers=min(workers, len(tasks)), mp_context=ctx, initializer=_init_worker, initargs=(threads,)
+    )
     try:
         futures = {pool.submit(execute_point, fn, p.params, work, seed_axis): p for p, work in tasks}
         for fut in cf.as_completed(futures):
@@ -306,8 +352,12 @@ def _run_processes(fn: PointFn, tasks: list[tuple[Point, str]], *, workers: int,
             try:
                 payload = fut.result()
             except Exception as exc:  # the worker died (killed, out of memory, unpicklable result)
-                payload = {"status": STATUS_FAILED, "error": f"worker process failed: {type(exc).__name__}: {exc}",
-                           "traceback": traceback.format_exc(), "seconds": float("nan")}
+                payload = {
+                    "status": STATUS_FAILED,
+                    "error": f"worker process failed: {type(exc).__name__}: {exc}",
+                    "traceback": traceback.format_exc(),
+                    "seconds": float("nan"),
+                }
             on_result(p, payload)
             advance(1)
     except BaseException:

@@ -20,20 +20,31 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise BackendError("`ray` needs the Ray package, which is not installed; install it with "
-                           "pip install 'rote[ray]' (or run without it to use local processes)") from None
+        raise BackendError(
+            "`ray` needs the Ray package, which is not installed; install it with "
+            "pip install 'rote[ray]' (or run without it to use local processes)"
+        ) from None
     return ray
 
 
-def run_ray(fn: Callable, tasks: list, *, execute: Callable, address: str, seed_axis: str | None,
-            on_result: Callable[[Any, dict[str, Any]], None], advance: Callable[[int], None],
-            num_cpus: int = 2) -> None:
+def run_ray(
+    fn: Callable,
+    tasks: list,
+    *,
+    execute: Callable,
+    address: str,
+    seed_axis: str | None,
+    on_result: Callable[[Any, dict[str, Any]], None],
+    advance: Callable[[int], None],
+    num_cpus: int = 2,
+) -> None:
     """Run `tasks` [(Point, work_dir)] as Ray tasks, each `execute(fn, params, work_dir, seed_axis)` (the caller's
     point runner, passed in so this module needs nothing from `rote.sweep.local`); calls `on_result(point, payload)`
     as each finishes."""
     if not isinstance(address, str) or not address:
-        raise ConfigError("`ray`: give 'local' to start Ray on this machine, or a cluster address such as "
-                          "ray://head:10001")
+        raise ConfigError(
+            "`ray`: give 'local' to start Ray on this machine, or a cluster address such as ray://head:10001"
+        )
     ray = import_ray()
     if not tasks:
         return
@@ -41,14 +52,15 @@ def run_ray(fn: Callable, tasks: list, *, execute: Callable, address: str, seed_
     if not ray.is_initialized():
         try:
             if address == "local":
-                ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-                         configure_logging=False)
+                ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
             else:
                 ray.init(address=address, log_to_driver=False, configure_logging=False)
         except Exception as exc:
             reason = " ".join(str(exc).split())[:300]
-            raise BackendError(f"`ray` {address}: cannot start or reach Ray ({type(exc).__name__}: {reason}); "
-                               "check the address, or run without it") from None
+            raise BackendError(
+                f"`ray` {address}: cannot start or reach Ray ({type(exc).__name__}: {reason}); "
+                "check the address, or run without it"
+            ) from None
         started = True
     try:
         remote = ray.remote(num_cpus=1, max_retries=0)(execute)
@@ -61,8 +73,12 @@ def run_ray(fn: Callable, tasks: list, *, execute: Callable, address: str, seed_
                 try:
                     payload = ray.get(ref)
                 except Exception as exc:  # the task's worker died (execute_point itself never raises)
-                    payload = {"status": "failed", "error": f"Ray task failed: {type(exc).__name__}: {exc}",
-                               "traceback": "", "seconds": float("nan")}
+                    payload = {
+                        "status": "failed",
+                        "error": f"Ray task failed: {type(exc).__name__}: {exc}",
+                        "traceback": "",
+                        "seconds": float("nan"),
+                    }
                 on_result(p, payload)
                 advance(1)
     finally:

@@ -21,12 +21,19 @@ from rote.tabular.encode import encode_tables
 
 # The generators import torch (seconds); they load on first use so `rote tabular audit` starts fast.
 _LAZY = {
-    "TabDDPM": "rote.tabular.models", "TabSyn": "rote.tabular.models", "MemorizationHook": "rote.tabular.models",
+    "TabDDPM": "rote.tabular.models",
+    "TabSyn": "rote.tabular.models",
+    "MemorizationHook": "rote.tabular.models",
     "EarlyStopping": "rote.tabular.models",
-    "TabCutMix": "rote.tabular.augment", "TabCutMixPlus": "rote.tabular.augment", "Mixup": "rote.tabular.augment",
-    "SMOTEAugmenter": "rote.tabular.augment", "IJFAugmenter": "rote.tabular.augment",
-    "ood_rate": "rote.tabular.augment", "association_matrix": "rote.tabular.association",
-    "cluster_columns": "rote.tabular.association", "quality_report": "rote.tabular.quality",
+    "TabCutMix": "rote.tabular.augment",
+    "TabCutMixPlus": "rote.tabular.augment",
+    "Mixup": "rote.tabular.augment",
+    "SMOTEAugmenter": "rote.tabular.augment",
+    "IJFAugmenter": "rote.tabular.augment",
+    "ood_rate": "rote.tabular.augment",
+    "association_matrix": "rote.tabular.association",
+    "cluster_columns": "rote.tabular.association",
+    "quality_report": "rote.tabular.quality",
 }
 
 
@@ -37,7 +44,16 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "DEFAULT_THRESHOLD", "AuditResult", "audit", "distance_ratio", "mem_auc_exact", "mem_auc_grid",
-    "memorization_ratio", "memorization_ratio_at", "IndependentColumnSampler", "plant_copies", "encode_tables",
+    "DEFAULT_THRESHOLD",
+    "AuditResult",
+    "audit",
+    "distance_ratio",
+    "mem_auc_exact",
+    "mem_auc_grid",
+    "memorization_ratio",
+    "memorization_ratio_at",
+    "IndependentColumnSampler",
+    "plant_copies",
+    "encode_tables",
     *_LAZY,
 ]

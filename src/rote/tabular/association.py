@@ -142,7 +142,7 @@ def association_matrix(table: pd.DataFrame, schema: TableSchema) -> pd.DataFrame
             out[pos[c], pos[x]] = out[pos[x], pos[c]] = eta
     cats = list(schema.categorical)
     for i, a in enumerate(cats):
-        for b in cats[i + 1:]:
+        for b in cats[i + 1 :]:
             out[pos[a], pos[b]] = out[pos[b], pos[a]] = cramers_v_corrected(codes[a], codes[b])
     np.fill_diagonal(out, 1.0)
     return pd.DataFrame(out, index=cols, columns=cols)

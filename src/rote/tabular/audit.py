@@ -96,13 +96,17 @@ class AuditResult(Result):
 
     def summary(self) -> str:
         lines = [
-            f"memorization ratio  {self.memorization_ratio:.2%}  (ratio d1/d2 < {self.threshold:.4g}, distance {self.distance})",
+            f"memorization ratio  {self.memorization_ratio:.2%}  "
+            f"(ratio d1/d2 < {self.threshold:.4g}, distance {self.distance})",
             f"Mem-AUC             {self.mem_auc:.4f} exact, {self.mem_auc_grid:.4f} on the paper's 10-point grid",
             f"exact copies        {self.exact_copies} of {self.n_synthetic} synthetic rows",
-            f"training rows       {self.n_train}; copied (nearest of a memorized row): {int((self.train_rows['n_memorized'] > 0).sum())}",
+            f"training rows       {self.n_train}; copied (nearest of a memorized row): "
+            f"{int((self.train_rows['n_memorized'] > 0).sum())}",
         ]
         if self.n_undefined_ratio:
-            lines.append(f"0/0 ratios          {self.n_undefined_ratio} (equal to duplicated training rows; not memorized)")
+            lines.append(
+                f"0/0 ratios          {self.n_undefined_ratio} (equal to duplicated training rows; not memorized)"
+            )
         if self.unseen_categories:
             lines.append("unseen categories   " + ", ".join(f"{k}: {v}" for k, v in self.unseen_categories.items()))
         if self.dcr:
@@ -119,9 +123,15 @@ def _name(table: TableLike, role: str) -> str | None:
     return table.attrs.get("source", role) if isinstance(table, pd.DataFrame) else None
 
 
-def prepare_audit_tables(train: TableLike, synthetic: TableLike, holdout: TableLike | None = None, *,
-                         schema: TableSchema | None = None, target: str | None = None, missing: str = "error"
-                         ) -> tuple[TableSchema, pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+def prepare_audit_tables(
+    train: TableLike,
+    synthetic: TableLike,
+    holdout: TableLike | None = None,
+    *,
+    schema: TableSchema | None = None,
+    target: str | None = None,
+    missing: str = "error",
+) -> tuple[TableSchema, pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
     """Load, infer the schema from the training table (unless given), and validate all tables against it."""
     tr = load_table(train, name=_name(train, "train"))
     sy = load_table(synthetic, name=_name(synthetic, "synthetic"))
@@ -134,7 +144,9 @@ def prepare_audit_tables(train: TableLike, synthetic: TableLike, holdout: TableL
     syv = validate_table(sy, schema, missing=missing)
     hov = None if ho is None else validate_table(ho, schema, missing=missing)
     if len(trv) < 2:
-        raise DataError(f"{tr.attrs.get('source', 'train')}: has {len(trv)} row; the distance ratio needs at least 2 training rows")
+        raise DataError(
+            f"{tr.attrs.get('source', 'train')}: has {len(trv)} row; the distance ratio needs at least 2 training rows"
+        )
     return schema, trv, syv, hov
 
 
@@ -192,7 +204,9 @@ def audit(
         raise ConfigError(f"`threshold` must be in (0, 1], got {threshold}")
     if distance not in DISTANCES:
         raise ConfigError(f"unknown distance {distance!r}; choose one of {', '.join(DISTANCES)}")
-    schema, trv, syv, hov = prepare_audit_tables(train, synthetic, holdout, schema=schema, target=target, missing=missing)
+    schema, trv, syv, hov = prepare_audit_tables(
+        train, synthetic, holdout, schema=schema, target=target, missing=missing
+    )
     tables = [trv, syv] + ([hov] if hov is not None else [])
     mats, _ = encode_tables(tables, schema, include_target=include_target)
     tr_m, sy_m = mats[0], mats[1]
@@ -204,21 +218,27 @@ def audit(
     memorized = memorized_at(ratio, threshold)
     copy_of = _exact_copy_of(trv, syv)
 
-    rows = pd.DataFrame({
-        "synthetic_row": np.arange(len(syv)),
-        "nearest_train_row": nb.indices[:, 0],
-        "second_train_row": nb.indices[:, 1],
-        "d1": d1, "d2": d2, "ratio": ratio,
-        "memorized": memorized,
-        "exact_copy_of": copy_of,
-    })
+    rows = pd.DataFrame(
+        {
+            "synthetic_row": np.arange(len(syv)),
+            "nearest_train_row": nb.indices[:, 0],
+            "second_train_row": nb.indices[:, 1],
+            "d1": d1,
+            "d2": d2,
+            "ratio": ratio,
+            "memorized": memorized,
+            "exact_copy_of": copy_of,
+        }
+    )
     n_tr = len(trv)
-    train_rows = pd.DataFrame({
-        "train_row": np.arange(n_tr),
-        "n_nearest": np.bincount(nb.indices[:, 0], minlength=n_tr),
-        "n_memorized": np.bincount(nb.indices[memorized, 0], minlength=n_tr),
-        "n_exact_copies": np.bincount(copy_of[copy_of >= 0], minlength=n_tr),
-    })
+    train_rows = pd.DataFrame(
+        {
+            "train_row": np.arange(n_tr),
+            "n_nearest": np.bincount(nb.indices[:, 0], minlength=n_tr),
+            "n_memorized": np.bincount(nb.indices[memorized, 0], minlength=n_tr),
+            "n_exact_copies": np.bincount(copy_of[copy_of >= 0], minlength=n_tr),
+        }
+    )
     finite = ratio[~np.isnan(ratio)]
     counts, edges = np.histogram(finite, bins=HIST_BINS, range=(0.0, 1.0))
 
@@ -227,12 +247,14 @@ def audit(
         ho_m = mats[2]
         dcr_dist = get_distance("gower").fit(tr_m) if dist.relative else dist  # fitted on train either way
         if dist.relative:
-            dcr_train = knn(sy_m, tr_m, k=1, distance=dcr_dist, device=device, block_bytes=block_bytes,
-                            progress=progress).distances[:, 0]
+            dcr_train = knn(
+                sy_m, tr_m, k=1, distance=dcr_dist, device=device, block_bytes=block_bytes, progress=progress
+            ).distances[:, 0]
         else:
             dcr_train = d1
-        dcr_hold = knn(sy_m, ho_m, k=1, distance=dcr_dist, device=device, block_bytes=block_bytes,
-                       progress=progress).distances[:, 0]
+        dcr_hold = knn(
+            sy_m, ho_m, k=1, distance=dcr_dist, device=device, block_bytes=block_bytes, progress=progress
+        ).distances[:, 0]
         rows["dcr_train"], rows["dcr_holdout"] = dcr_train, dcr_hold
         dcr = {
             "distance": dcr_dist.name,
@@ -266,8 +288,17 @@ def audit(
     )
 
 
-def memorization_ratio(train: TableLike, synthetic: TableLike, *, schema: TableSchema | None = None,
-                       target: str | None = None, distance: str = "tabcutmix", threshold: float = DEFAULT_THRESHOLD,
-                       **kwargs: Any) -> float:
+def memorization_ratio(
+    train: TableLike,
+    synthetic: TableLike,
+    *,
+    schema: TableSchema | None = None,
+    target: str | None = None,
+    distance: str = "tabcutmix",
+    threshold: float = DEFAULT_THRESHOLD,
+    **kwargs: Any,
+) -> float:
     """Fraction of synthetic rows with d1/d2 < threshold (see `audit`)."""
-    return audit(train, synthetic, schema=schema, target=target, distance=distance, threshold=threshold, **kwargs).memorization_ratio
+    return audit(
+        train, synthetic, schema=schema, target=target, distance=distance, threshold=threshold, **kwargs
+    ).memorization_ratio

@@ -33,16 +33,29 @@ from rote.tabular.association import DEFAULT_CUT, association_matrix, cluster_co
 from rote.tabular.baseline import IndependentColumnSampler
 
 __all__ = [
-    "TabCutMix", "TabCutMixPlus", "Mixup", "SMOTEAugmenter", "IJFAugmenter", "OODDetector", "OODResult", "ood_rate",
-    "association_matrix", "cluster_columns", "AUGMENTERS",
+    "TabCutMix",
+    "TabCutMixPlus",
+    "Mixup",
+    "SMOTEAugmenter",
+    "IJFAugmenter",
+    "OODDetector",
+    "OODResult",
+    "ood_rate",
+    "association_matrix",
+    "cluster_columns",
+    "AUGMENTERS",
 ]
 
 MODES = ("paper", "code")
 
 
 def _check_ratio(ratio: Any, who: str) -> float:
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(ratio) or ratio < 0:
+    if (
+        isinstance(ratio, bool)
+        or not isinstance(ratio, (int, float, np.integer, np.floating))
+        or not np.isfinite(ratio)
+        or ratio < 0
+    ):
         raise ConfigError(f"{who}: ratio={ratio!r} must be a number >= 0 (new rows per training row, e.g. 0.3)")
     return float(ratio)
 
@@ -68,8 +81,10 @@ class _Augmenter:
         name = str(table.attrs.get("source", "train"))
         clean = validate_table(table, schema, name=name)  # the one place input is checked
         if schema.target is not None and schema.target not in schema.categorical:
-            raise ConfigError(f"{who}: target '{schema.target}' is numeric; mixing needs class labels. Declare it "
-                              f"categorical (`categorical` {schema.target}) or fit without a target")
+            raise ConfigError(
+                f"{who}: target '{schema.target}' is numeric; mixing needs class labels. Declare it "
+                f"categorical (`categorical` {schema.target}) or fit without a target"
+            )
         self.schema_ = schema
         self.columns_ = [c for c in table.columns if c in set(schema.columns)]  # the table's own order
         self.table_ = table[self.columns_].reset_index(drop=True)
@@ -116,8 +131,9 @@ class _Augmenter:
             return self.table_.iloc[:0].copy()
         return self._sample(n, rng)
 
-    def augment(self, table: pd.DataFrame, ratio: float | None = None, *, schema: TableSchema | None = None
-                ) -> pd.DataFrame:
+    def augment(
+        self, table: pd.DataFrame, ratio: float | None = None, *, schema: TableSchema | None = None
+    ) -> pd.DataFrame:
         """`table`'s rows (first, unchanged) then round(ratio * len(table)) new rows mixed from them.
 
         Fits on `table` with `schema` (default: the schema of the last `fit`), unless `fit` was last called on
@@ -175,8 +191,9 @@ class _CutMixBase(_Augmenter):
 
 def _check_lam(lam: Any, who: str) -> None:
     if lam is not None and (isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0.0 <= lam <= 1.0):
-        raise ConfigError(f"{who}: lam={lam!r} must be None (drawn from U(0, 1) per new row, as the paper) or a "
-                          "number in [0, 1]")
+        raise ConfigError(
+            f"{who}: lam={lam!r} must be None (drawn from U(0, 1) per new row, as the paper) or a number in [0, 1]"
+        )
 
 
 class TabCutMix(_CutMixBase):
@@ -215,8 +232,9 @@ class TabCutMixPlus(_CutMixBase):
     The label always stays the first row's (the same class as the partner's).
     """
 
-    def __init__(self, ratio: float = 0.3, cut: float = DEFAULT_CUT, lam: float | None = None,
-                 mode: str = "paper", seed: int = 0) -> None:
+    def __init__(
+        self, ratio: float = 0.3, cut: float = DEFAULT_CUT, lam: float | None = None, mode: str = "paper", seed: int = 0
+    ) -> None:
         self.ratio, self.cut, self.lam, self.mode, self.seed = ratio, cut, lam, mode, seed
 
     def _fit_more(self, clean: pd.DataFrame) -> None:
@@ -291,8 +309,10 @@ class SMOTEAugmenter(_Augmenter):
         else:
             hit = np.flatnonzero(self.classes_.astype(str) == str(self.target_class))
             if not hit.size:
-                raise ConfigError(f"SMOTEAugmenter: target_class={self.target_class!r} is not a class of "
-                                  f"'{self.schema_.target}' (classes: {', '.join(map(str, self.classes_))})")
+                raise ConfigError(
+                    f"SMOTEAugmenter: target_class={self.target_class!r} is not a class of "
+                    f"'{self.schema_.target}' (classes: {', '.join(map(str, self.classes_))})"
+                )
             cls = int(hit[0])
         self.minority_ = self.classes_[cls]
         rows = np.flatnonzero(self.class_codes_ == cls)
@@ -342,7 +362,10 @@ class IJFAugmenter(_Augmenter):
 
 
 AUGMENTERS: dict[str, type[_Augmenter]] = {
-    "tabcutmix": TabCutMix, "tabcutmixplus": TabCutMixPlus, "mixup": Mixup, "smote": SMOTEAugmenter,
+    "tabcutmix": TabCutMix,
+    "tabcutmixplus": TabCutMixPlus,
+    "mixup": Mixup,
+    "smote": SMOTEAugmenter,
     "ijf": IJFAugmenter,
 }
 """Augmenter classes by the short name the CLI and experiment grids use."""
@@ -368,16 +391,24 @@ class OODResult(Result):
     rows: pd.DataFrame = table_field("ood_rows")
 
     def summary(self) -> str:
-        return (f"OOD rate {self.ood_rate:.2%} of {self.n_rows} rows (detector accuracy "
-                f"{self.detector_accuracy:.2%}; held-out real rows flagged {self.real_flag_rate:.2%})")
+        return (
+            f"OOD rate {self.ood_rate:.2%} of {self.n_rows} rows (detector accuracy "
+            f"{self.detector_accuracy:.2%}; held-out real rows flagged {self.real_flag_rate:.2%})"
+        )
 
 
 UNKNOWN_CATEGORY = "unknown"
 """The category the TabCutMix code's OOD helper writes into a perturbed categorical cell."""
 
 
-def _perturb(clean: pd.DataFrame, schema: TableSchema, columns: list[str], factor: float,
-             rng: np.random.Generator, categorical: str = "other") -> pd.DataFrame:
+def _perturb(
+    clean: pd.DataFrame,
+    schema: TableSchema,
+    columns: list[str],
+    factor: float,
+    rng: np.random.Generator,
+    categorical: str = "other",
+) -> pd.DataFrame:
     """A copy of `clean` with one column per row changed: numeric value x factor; categorical value -> a
     different category of that column, uniformly ("other"; columns with one category are never picked), or
     -> `UNKNOWN_CATEGORY` ("unknown")."""
@@ -409,8 +440,9 @@ def _perturb(clean: pd.DataFrame, schema: TableSchema, columns: list[str], facto
     return out
 
 
-def _design(frames: list[pd.DataFrame], reference: pd.DataFrame, schema: TableSchema, columns: list[str]
-            ) -> list[np.ndarray]:
+def _design(
+    frames: list[pd.DataFrame], reference: pd.DataFrame, schema: TableSchema, columns: list[str]
+) -> list[np.ndarray]:
     """Numeric columns standardised with `reference`'s mean/std (after a signed log, so x100 stays finite and
     visible), categorical one-hot on `reference`'s categories (unseen -> all zeros)."""
     num = [c for c in schema.numeric if c in columns]
@@ -450,10 +482,23 @@ class OODDetector:
     flag unusual combinations of values, which cut-mixed rows are.
     """
 
-    def __init__(self, factor: float = 100.0, categorical: str = "other", max_real: int = 10_000,
-                 hidden: tuple[int, ...] = (64, 64), include_target: bool = False, seed: int = 0) -> None:
+    def __init__(
+        self,
+        factor: float = 100.0,
+        categorical: str = "other",
+        max_real: int = 10_000,
+        hidden: tuple[int, ...] = (64, 64),
+        include_target: bool = False,
+        seed: int = 0,
+    ) -> None:
         self.factor, self.categorical, self.max_real, self.hidden, self.include_target, self.seed = (
-            factor, categorical, max_real, hidden, include_target, seed)
+            factor,
+            categorical,
+            max_real,
+            hidden,
+            include_target,
+            seed,
+        )
 
     def fit(self, real: pd.DataFrame, schema: TableSchema) -> "OODDetector":
         from sklearn.neural_network import MLPClassifier
@@ -461,11 +506,14 @@ class OODDetector:
         from rote.tabular.quality import single_thread
 
         if not self.factor > 0 or self.factor == 1:
-            raise ConfigError(f"ood_rate: factor={self.factor!r} must be > 0 and not 1 (numeric values are "
-                              "multiplied by it)")
+            raise ConfigError(
+                f"ood_rate: factor={self.factor!r} must be > 0 and not 1 (numeric values are multiplied by it)"
+            )
         if self.categorical not in ("other", "unknown"):
-            raise ConfigError(f"ood_rate: categorical={self.categorical!r}; choose 'other' (the paper) or "
-                              "'unknown' (the code's helper)")
+            raise ConfigError(
+                f"ood_rate: categorical={self.categorical!r}; choose 'other' (the paper) or "
+                "'unknown' (the code's helper)"
+            )
         real_c = validate_table(real, schema, name=str(real.attrs.get("source", "real")), allow_extra=True)
         if len(real_c) < 5:
             raise DataError(f"ood_rate: the real table has {len(real_c)} rows; the detector needs at least 5")
@@ -483,8 +531,12 @@ class OODDetector:
         tr, te = perm[:n_tr], perm[n_tr:]
         x = np.vstack([x_real[tr], x_pert[tr]])
         y = np.r_[np.zeros(len(tr)), np.ones(len(tr))]
-        self.model_ = MLPClassifier(hidden_layer_sizes=self.hidden, max_iter=200, early_stopping=len(tr) >= 50,
-                                    random_state=int(rng.integers(0, 2**31 - 1)))
+        self.model_ = MLPClassifier(
+            hidden_layer_sizes=self.hidden,
+            max_iter=200,
+            early_stopping=len(tr) >= 50,
+            random_state=int(rng.integers(0, 2**31 - 1)),
+        )
         with single_thread():  # small model; OpenMP/BLAS spin-waiting on a busy machine costs more than it gains
             self.model_.fit(x, y)
             p_te = self.model_.predict_proba(np.vstack([x_real[te], x_pert[te]]))[:, 1]
@@ -508,16 +560,39 @@ class OODDetector:
         with single_thread():
             p = self.model_.predict_proba(x_rows)[:, 1]
         return OODResult(
-            ood_rate=float(np.mean(p > 0.5)), n_rows=len(rows_c), n_train_real=self.n_train_real_,
-            detector_accuracy=self.detector_accuracy_, real_flag_rate=self.real_flag_rate_, factor=float(self.factor),
+            ood_rate=float(np.mean(p > 0.5)),
+            n_rows=len(rows_c),
+            n_train_real=self.n_train_real_,
+            detector_accuracy=self.detector_accuracy_,
+            real_flag_rate=self.real_flag_rate_,
+            factor=float(self.factor),
             rows=pd.DataFrame({"row": np.arange(len(rows_c)), "p_ood": p, "ood": p > 0.5}),
         )
 
 
-def ood_rate(real: pd.DataFrame, rows: pd.DataFrame, schema: TableSchema, *, factor: float = 100.0,
-             categorical: str = "other", max_real: int = 10_000, hidden: tuple[int, ...] = (64, 64),
-             include_target: bool = False, seed: int = 0) -> OODResult:
+def ood_rate(
+    real: pd.DataFrame,
+    rows: pd.DataFrame,
+    schema: TableSchema,
+    *,
+    factor: float = 100.0,
+    categorical: str = "other",
+    max_real: int = 10_000,
+    hidden: tuple[int, ...] = (64, 64),
+    include_target: bool = False,
+    seed: int = 0,
+) -> OODResult:
     """Fraction of `rows` (e.g. the new rows of an augmenter) that look out of distribution (App. D.4.6):
     `OODDetector(...).fit(real, schema).rate(rows)`; see `OODDetector` for the procedure."""
-    return OODDetector(factor=factor, categorical=categorical, max_real=max_real, hidden=hidden,
-                       include_target=include_target, seed=seed).fit(real, schema).rate(rows)
+    return (
+        OODDetector(
+            factor=factor,
+            categorical=categorical,
+            max_real=max_real,
+            hidden=hidden,
+            include_target=include_target,
+            seed=seed,
+        )
+        .fit(real, schema)
+        .rate(rows)
+    )

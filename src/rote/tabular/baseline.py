@@ -29,9 +29,17 @@ class IndependentColumnSampler:
     def __init__(self, numeric: str = "empirical", seed: int = 0) -> None:
         self.numeric, self.seed = numeric, seed
 
-    def fit(self, table: pd.DataFrame, schema: TableSchema, *, callbacks: Sequence[Any] = (),
-            checkpoint_dir: str | Path | None = None, checkpoint_every: int | None = None, resume: bool = True,
-            progress: Any = True) -> "IndependentColumnSampler":
+    def fit(
+        self,
+        table: pd.DataFrame,
+        schema: TableSchema,
+        *,
+        callbacks: Sequence[Any] = (),
+        checkpoint_dir: str | Path | None = None,
+        checkpoint_every: int | None = None,
+        resume: bool = True,
+        progress: Any = True,
+    ) -> "IndependentColumnSampler":
         """Learn the per-column distributions. The keyword options exist so that this baseline drops in wherever
         a `rote.tabular.models.TabularGenerator` is used; it has no training epochs, so callbacks are never called
         and nothing is checkpointed (`history_` stays empty)."""
@@ -57,14 +65,24 @@ class IndependentColumnSampler:
             if c in self.schema_.numeric and self.numeric == "gaussian":
                 x = col.to_numpy(np.float64)
                 draw = rng.normal(x.mean(), x.std(), n)
-                out[c] = pd.Series(np.round(draw) if pd.api.types.is_integer_dtype(col.dtype) else draw).astype(col.dtype)
+                out[c] = pd.Series(np.round(draw) if pd.api.types.is_integer_dtype(col.dtype) else draw).astype(
+                    col.dtype
+                )
             else:
                 out[c] = col.iloc[rng.integers(0, len(col), n)].reset_index(drop=True)
         return pd.DataFrame(out)
 
 
-def plant_copies(synthetic: pd.DataFrame, train: pd.DataFrame, n_exact: int, n_near: int = 0, *,
-                 schema: TableSchema, seed: int = 0, near_scale: float = 0.01) -> tuple[pd.DataFrame, pd.DataFrame]:
+def plant_copies(
+    synthetic: pd.DataFrame,
+    train: pd.DataFrame,
+    n_exact: int,
+    n_near: int = 0,
+    *,
+    schema: TableSchema,
+    seed: int = 0,
+    near_scale: float = 0.01,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Overwrite random synthetic rows with copies of random training rows (ground truth for an audit).
 
     n_exact rows become exact copies; n_near rows become copies with one numeric column moved by

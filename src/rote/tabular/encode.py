@@ -9,8 +9,9 @@ from rote.core.neighbors import MixedMatrix
 from rote.data import TableSchema
 
 
-def encode_tables(tables: list[pd.DataFrame], schema: TableSchema, *, include_target: bool = True
-                  ) -> tuple[list[MixedMatrix], dict[str, list[str]]]:
+def encode_tables(
+    tables: list[pd.DataFrame], schema: TableSchema, *, include_target: bool = True
+) -> tuple[list[MixedMatrix], dict[str, list[str]]]:
     """Encode validated tables (as from `rote.data.validate_table`) with one shared category coding.
 
     Categories are the sorted union over all `tables`, so equal values get equal codes in every table and a

@@ -37,15 +37,32 @@ from rote.core.runs import make_rng
 from rote.data import TableSchema
 
 from rote.tabular.pipeline import AUGMENTATIONS, GENERATORS
+
 AXES = ("dataset", "generator", "augmentation", "epochs", "train_fraction", "feature_fraction", "seed")
 """Axis names of an experiment grid, in table order; any of them may instead be a fixed parameter."""
 
 DEFAULTS: dict[str, Any] = {
-    "dataset": "adult", "generator": "tabddpm", "augmentation": "none", "epochs": 50, "train_fraction": 1.0,
-    "feature_fraction": 1.0, "seed": 0,
-    "preset": "small", "aug_ratio": 0.3, "rows": None, "test_rows": None, "target": None, "test": None,
-    "every": 10, "hook_samples": None, "distance": "tabcutmix", "data_seed": 0, "device": "cpu", "quality": True,
-    "ood": True, "generator_options": None,
+    "dataset": "adult",
+    "generator": "tabddpm",
+    "augmentation": "none",
+    "epochs": 50,
+    "train_fraction": 1.0,
+    "feature_fraction": 1.0,
+    "seed": 0,
+    "preset": "small",
+    "aug_ratio": 0.3,
+    "rows": None,
+    "test_rows": None,
+    "target": None,
+    "test": None,
+    "every": 10,
+    "hook_samples": None,
+    "distance": "tabcutmix",
+    "data_seed": 0,
+    "device": "cpu",
+    "quality": True,
+    "ood": True,
+    "generator_options": None,
 }
 """Every point parameter and its default. `rows`/`test_rows` cap the training/test rows (None = all); `target`
 and `test` are for a dataset given as a file path; `hook_samples` = synthetic rows per hook evaluation (None =
@@ -54,9 +71,16 @@ keyword arguments of the generator (e.g. {"num_timesteps": 100}) on top of its p
 
 METRICS = ("mem_ratio", "mle", "alpha_precision", "beta_recall", "shape", "trend", "c2st", "dcr_share")
 """The paper-table columns (fractions in [0, 1]; the table shows them in %)."""
-METRIC_LABELS = {"mem_ratio": "Mem. ratio %", "mle": "MLE (AUC) %", "alpha_precision": "α-precision %",
-                 "beta_recall": "β-recall %", "shape": "Shape %", "trend": "Trend %", "c2st": "C2ST %",
-                 "dcr_share": "DCR %"}
+METRIC_LABELS = {
+    "mem_ratio": "Mem. ratio %",
+    "mle": "MLE (AUC) %",
+    "alpha_precision": "α-precision %",
+    "beta_recall": "β-recall %",
+    "shape": "Shape %",
+    "trend": "Trend %",
+    "c2st": "C2ST %",
+    "dcr_share": "DCR %",
+}
 
 
 # ---------------------------------------------------------------------------------------------- grid
@@ -117,13 +141,22 @@ def load_experiment_data(p: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.DataFra
         schema = infer_schema(train, target=p.get("target"))
         test = load_table(p["test"]) if p.get("test") else None
     else:
-        raise ConfigError(f"dataset {name!r}: neither a shipped dataset ({', '.join(shipped)}) nor a table file; "
-                          "pass a name from `rote datasets list` or the path of a CSV/Parquet file")
+        raise ConfigError(
+            f"dataset {name!r}: neither a shipped dataset ({', '.join(shipped)}) nor a table file; "
+            "pass a name from `rote datasets list` or the path of a CSV/Parquet file"
+        )
     return train, test, schema
 
 
-def subsample(train: pd.DataFrame, schema: TableSchema, *, rows: int | None, train_fraction: float,
-              feature_fraction: float, data_seed: int = 0) -> tuple[pd.DataFrame, TableSchema]:
+def subsample(
+    train: pd.DataFrame,
+    schema: TableSchema,
+    *,
+    rows: int | None,
+    train_fraction: float,
+    feature_fraction: float,
+    data_seed: int = 0,
+) -> tuple[pd.DataFrame, TableSchema]:
     """The training rows and columns of a point (see the module docstring). Subsets are nested: the rows of
     fraction 0.1 are among those of 0.5, the features kept at 0.3 among those kept at 0.7."""
     rng = make_rng(data_seed)
@@ -131,14 +164,17 @@ def subsample(train: pd.DataFrame, schema: TableSchema, *, rows: int | None, tra
     n = len(train) if rows is None else min(int(rows), len(train))
     n = int(round(train_fraction * n))
     if n < 2:
-        raise ConfigError(f"train_fraction {train_fraction} of {len(train)} rows leaves {n} row(s); the "
-                          "memorization audit needs at least 2 training rows, raise rows or train_fraction")
+        raise ConfigError(
+            f"train_fraction {train_fraction} of {len(train)} rows leaves {n} row(s); the "
+            "memorization audit needs at least 2 training rows, raise rows or train_fraction"
+        )
     features = [c for c in schema.columns if c != schema.target]
     keep_order = rng.permutation(len(features))
     k = max(1, int(round(feature_fraction * len(features))))
     kept = {features[i] for i in keep_order[:k]} | ({schema.target} if schema.target else set())
-    sub_schema = TableSchema(tuple(c for c in schema.numeric if c in kept),
-                             tuple(c for c in schema.categorical if c in kept), schema.target)
+    sub_schema = TableSchema(
+        tuple(c for c in schema.numeric if c in kept), tuple(c for c in schema.categorical if c in kept), schema.target
+    )
     cols = [c for c in train.columns if c in kept]
     out = train.iloc[np.sort(order[:n])][cols].reset_index(drop=True)
     out.attrs["source"] = train.attrs.get("source", "train")
@@ -149,26 +185,44 @@ def make_generator(p: Mapping[str, Any]):
     """The point's generator object (not fitted)."""
     from rote.tabular.pipeline import make_generator as make
 
-    return make(p["generator"], preset=p["preset"], epochs=p["epochs"], seed=p["seed"], device=p["device"],
-                options=p.get("generator_options"))
+    return make(
+        p["generator"],
+        preset=p["preset"],
+        epochs=p["epochs"],
+        seed=p["seed"],
+        device=p["device"],
+        options=p.get("generator_options"),
+    )
 
 
 def _quality_scalars(q: Any) -> dict[str, float]:
     """The paper-table quality metrics of a `QualityResult` (NaN where it computed none, e.g. no test split)."""
-    values = {"mle": q.mle_auc, "alpha_precision": q.alpha_precision, "beta_recall": q.beta_recall,
-              "shape": q.shape, "trend": q.trend, "c2st": q.c2st, "dcr_share": q.dcr_share}
+    values = {
+        "mle": q.mle_auc,
+        "alpha_precision": q.alpha_precision,
+        "beta_recall": q.beta_recall,
+        "shape": q.shape,
+        "trend": q.trend,
+        "c2st": q.c2st,
+        "dcr_share": q.dcr_share,
+    }
     return {k: float("nan") if v is None else float(v) for k, v in values.items()}
 
 
 def experiment_point(params: dict[str, Any], work_dir: Path) -> dict[str, Any]:
     """One grid point (a `rote.sweep` point function): train, sample, audit, score. Returns scalars plus the
     tables `curve` (epoch, memorization_ratio, n_samples), `history` (per-epoch loss) and `synthetic`."""
-    from rote.tabular.audit import audit
 
     p = point_params(params)
     full_train, test, schema = load_experiment_data(p)
-    train, sch = subsample(full_train, schema, rows=p["rows"], train_fraction=p["train_fraction"],
-                           feature_fraction=p["feature_fraction"], data_seed=p["data_seed"])
+    train, sch = subsample(
+        full_train,
+        schema,
+        rows=p["rows"],
+        train_fraction=p["train_fraction"],
+        feature_fraction=p["feature_fraction"],
+        data_seed=p["data_seed"],
+    )
     if test is not None:
         test = test[[c for c in test.columns if c in set(sch.columns)]]
         if p["test_rows"] is not None and len(test) > p["test_rows"]:
@@ -183,13 +237,22 @@ def experiment_point(params: dict[str, Any], work_dir: Path) -> dict[str, Any]:
     if aug is not None and p["ood"]:
         from rote.tabular.augment import ood_rate
 
-        ood = ood_rate(train, fit_table.iloc[len(train):], sch, seed=p["seed"]).ood_rate
+        ood = ood_rate(train, fit_table.iloc[len(train) :], sch, seed=p["seed"]).ood_rate
     out["n_augmented"] = len(fit_table) - len(train)
     out["ood_rate"] = ood if ood is not None else float("nan")
 
-    trained = train_generator(train, sch, make_generator(p), fit_table=fit_table, every=p["every"],
-                              hook_samples=p["hook_samples"], distance=p["distance"], seed=p["seed"],
-                              checkpoint_dir=Path(work_dir) / "checkpoints", checkpoint_every=p["every"])
+    trained = train_generator(
+        train,
+        sch,
+        make_generator(p),
+        fit_table=fit_table,
+        every=p["every"],
+        hook_samples=p["hook_samples"],
+        distance=p["distance"],
+        seed=p["seed"],
+        checkpoint_dir=Path(work_dir) / "checkpoints",
+        checkpoint_every=p["every"],
+    )
     out["train_seconds"] = trained.train_seconds
 
     start = time.perf_counter()
@@ -220,12 +283,16 @@ def paper_table(sweep) -> pd.DataFrame:
     if agg.empty or "augmentation" not in agg.columns:
         return agg
     keys = [a for a in sweep.grid.axes if a not in (sweep.seed_axis, "augmentation")]
-    base = agg.loc[agg["augmentation"] == "none", [*keys, "mem_ratio_mean"]].rename(
-        columns={"mem_ratio_mean": "_base"})
-    merged = agg.merge(base, on=keys, how="left") if keys else agg.assign(
-        _base=base["_base"].iloc[0] if len(base) else float("nan"))
-    agg["improvement"] = [float("nan") if aug == "none" else -relative_change(m, b)
-                          for aug, m, b in zip(merged["augmentation"], merged["mem_ratio_mean"], merged["_base"])]
+    base = agg.loc[agg["augmentation"] == "none", [*keys, "mem_ratio_mean"]].rename(columns={"mem_ratio_mean": "_base"})
+    merged = (
+        agg.merge(base, on=keys, how="left")
+        if keys
+        else agg.assign(_base=base["_base"].iloc[0] if len(base) else float("nan"))
+    )
+    agg["improvement"] = [
+        float("nan") if aug == "none" else -relative_change(m, b)
+        for aug, m, b in zip(merged["augmentation"], merged["mem_ratio_mean"], merged["_base"])
+    ]
     return agg
 
 
@@ -260,8 +327,14 @@ def curve_table(sweep) -> pd.DataFrame:
     rows = []
     for key, g in curves.groupby(keys, sort=True, dropna=False):
         m, s = mean_std(g["memorization_ratio"].to_numpy(float))
-        rows.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,))), "mem_mean": m, "mem_std": s,
-                     "n_seeds": len(g)})
+        rows.append(
+            {
+                **dict(zip(keys, key if isinstance(key, tuple) else (key,))),
+                "mem_mean": m,
+                "mem_std": s,
+                "n_seeds": len(g),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -292,8 +365,10 @@ class ExperimentResult(Result):
         return format_paper_table(self.paper_table, self.axes())
 
     def summary(self) -> str:
-        lines = [f"grid points: {self.n_points} ({self.n_done} done, {self.n_reused} reused from an earlier run, "
-                 f"{self.n_failed} failed)"]
+        lines = [
+            f"grid points: {self.n_points} ({self.n_done} done, {self.n_reused} reused from an earlier run, "
+            f"{self.n_failed} failed)"
+        ]
         if not self.paper_table.empty:
             lines.append(self.formatted_table().to_string(index=False))
         for _, f in self.failures.iterrows():
@@ -301,20 +376,33 @@ class ExperimentResult(Result):
         return "\n".join(lines)
 
 
-def run_experiment(grid, out: str | os.PathLike, *, workers: int = 1, ray: str | None = None,
-                   quiet: bool = False) -> ExperimentResult:
+def run_experiment(
+    grid, out: str | os.PathLike, *, workers: int = 1, ray: str | None = None, quiet: bool = False
+) -> ExperimentResult:
     """Run (or resume) an experiment grid into `out/grid/points/<id>/` and aggregate it; see the module
     docstring. Finished points of an earlier run into the same `out` are reused, not recomputed."""
     from rote.sweep import run_grid
 
-    sweep = run_grid(experiment_point, grid, Path(out) / "grid", workers=workers, ray=ray, seed_axis="seed",
-                     quiet=quiet)
+    sweep = run_grid(
+        experiment_point, grid, Path(out) / "grid", workers=workers, ray=ray, seed_axis="seed", quiet=quiet
+    )
     status, reason = sweep.exit_status()
     failures = sweep.failures()
-    return ExperimentResult(grid=grid.to_dict(), n_points=len(grid), n_done=sweep.n_done, n_failed=sweep.n_failed,
-                            n_reused=sweep.n_reused, seed_axis=sweep.seed_axis,
-                            n_bad_input=int(failures["user_error"].sum()), status=status, status_reason=reason, paper_table=paper_table(sweep),
-                            curves=curve_table(sweep), points=sweep.table, failures=failures)
+    return ExperimentResult(
+        grid=grid.to_dict(),
+        n_points=len(grid),
+        n_done=sweep.n_done,
+        n_failed=sweep.n_failed,
+        n_reused=sweep.n_reused,
+        seed_axis=sweep.seed_axis,
+        n_bad_input=int(failures["user_error"].sum()),
+        status=status,
+        status_reason=reason,
+        paper_table=paper_table(sweep),
+        curves=curve_table(sweep),
+        points=sweep.table,
+        failures=failures,
+    )
 
 
 def experiment_outputs(result: ExperimentResult) -> dict[str, Any]:
@@ -325,5 +413,8 @@ def experiment_outputs(result: ExperimentResult) -> dict[str, Any]:
 
     text = markdown_table(result.formatted_table()) if not result.paper_table.empty else "no finished points\n"
     plots = experiment_plots(result)
-    return {"files": {"paper_table.md": text}, "plots": plots,
-            "report": lambda config: experiment_report(result, plots=plots, config=config)}
+    return {
+        "files": {"paper_table.md": text},
+        "plots": plots,
+        "report": lambda config: experiment_report(result, plots=plots, config=config),
+    }

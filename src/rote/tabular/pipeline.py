@@ -32,8 +32,15 @@ def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"`{name}` {value!r} is unknown; choose among {', '.join(allowed)}")
 
 
-def augment_table(table: pd.DataFrame, schema: TableSchema, augmentation: str, *, ratio: float = 0.3, seed: int = 0,
-                  mode: str | None = None) -> tuple[pd.DataFrame, Any]:
+def augment_table(
+    table: pd.DataFrame,
+    schema: TableSchema,
+    augmentation: str,
+    *,
+    ratio: float = 0.3,
+    seed: int = 0,
+    mode: str | None = None,
+) -> tuple[pd.DataFrame, Any]:
     """(table with round(ratio x n) augmented rows appended after the originals, fitted augmenter or None).
     `augmentation` is one of `AUGMENTATIONS`; `mode` (paper | code) applies to tabcutmix and tabcutmixplus."""
     check_choice("augmentation", augmentation, AUGMENTATIONS)
@@ -50,8 +57,15 @@ def augment_table(table: pd.DataFrame, schema: TableSchema, augmentation: str, *
     return aug.augment(table), aug
 
 
-def make_generator(generator: str, *, preset: str = "small", epochs: int | None = None, seed: int = 0,
-                   device: str = "cpu", options: Mapping[str, Any] | None = None):
+def make_generator(
+    generator: str,
+    *,
+    preset: str = "small",
+    epochs: int | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    options: Mapping[str, Any] | None = None,
+):
     """An unfitted generator: TabDDPM, TabSyn (with `preset`, `epochs` and extra constructor `options`) or the
     independent-column baseline (`ijf`)."""
     check_choice("generator", generator, GENERATORS)
@@ -67,8 +81,9 @@ def make_generator(generator: str, *, preset: str = "small", epochs: int | None 
     try:
         return cls(preset=preset, epochs=epochs, seed=seed, device=device, **opts)
     except TypeError as exc:
-        raise ConfigError(f"generator options {sorted(opts)}: not all are parameters of {cls.__name__} "
-                          f"({exc})") from None
+        raise ConfigError(
+            f"generator options {sorted(opts)}: not all are parameters of {cls.__name__} ({exc})"
+        ) from None
 
 
 @dataclass
@@ -89,17 +104,29 @@ class TrainedGenerator:
 
 def _curve(history: list[dict[str, Any]], n_default: int) -> pd.DataFrame:
     marks = [h for h in history if h.get("memorization_ratio") is not None]
-    return pd.DataFrame({"epoch": pd.Series([int(h["epoch"]) for h in marks], dtype="int64"),
-                         "memorization_ratio": pd.Series([float(h["memorization_ratio"]) for h in marks],
-                                                         dtype="float64"),
-                         "n_samples": pd.Series([int(h.get("memorization_n_samples", n_default)) for h in marks],
-                                                dtype="int64")})
+    return pd.DataFrame(
+        {
+            "epoch": pd.Series([int(h["epoch"]) for h in marks], dtype="int64"),
+            "memorization_ratio": pd.Series([float(h["memorization_ratio"]) for h in marks], dtype="float64"),
+            "n_samples": pd.Series([int(h.get("memorization_n_samples", n_default)) for h in marks], dtype="int64"),
+        }
+    )
 
 
-def train_generator(train: pd.DataFrame, schema: TableSchema, generator: Any, *, fit_table: pd.DataFrame | None = None,
-                    every: int = 0, hook_samples: int | None = None, distance: str = "tabcutmix", seed: int = 0,
-                    checkpoint_dir: str | Path | None = None, checkpoint_every: int | None = None,
-                    progress: bool | Callable[[int], None] = False) -> TrainedGenerator:
+def train_generator(
+    train: pd.DataFrame,
+    schema: TableSchema,
+    generator: Any,
+    *,
+    fit_table: pd.DataFrame | None = None,
+    every: int = 0,
+    hook_samples: int | None = None,
+    distance: str = "tabcutmix",
+    seed: int = 0,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int | None = None,
+    progress: bool | Callable[[int], None] = False,
+) -> TrainedGenerator:
     """Fit `generator` (from `make_generator`) on `fit_table` (default: `train`), checking memorization of
     `hook_samples` sampled rows against the original `train` rows every `every` epochs (0: no checks).
     Checkpoints go to `checkpoint_dir` every `checkpoint_every` epochs (default: `every`); a rerun resumes."""
@@ -115,27 +142,51 @@ def train_generator(train: pd.DataFrame, schema: TableSchema, generator: Any, *,
     else:
         from rote.tabular.models import MemorizationHook
 
-        hooks = [MemorizationHook(train, schema, every=every, n_samples=hook_samples, distance=distance,
-                                  seed=seed)] if every else []
-        generator.fit(fit_table, schema, callbacks=hooks, checkpoint_dir=checkpoint_dir,
-                      checkpoint_every=checkpoint_every if checkpoint_every is not None else (every or None),
-                      progress=progress)
+        hooks = (
+            [MemorizationHook(train, schema, every=every, n_samples=hook_samples, distance=distance, seed=seed)]
+            if every
+            else []
+        )
+        generator.fit(
+            fit_table,
+            schema,
+            callbacks=hooks,
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_every=checkpoint_every if checkpoint_every is not None else (every or None),
+            progress=progress,
+        )
         history = list(getattr(generator, "history_", []) or [])
     seconds = time.perf_counter() - start
     frame = pd.DataFrame(history)
     keep = [c for c in frame.columns if frame[c].map(lambda v: v is None or isinstance(v, (int, float))).all()]
-    return TrainedGenerator(generator=generator, fit_table=fit_table, n_original=len(train),
-                            curve=_curve(history, len(train)), history=frame[keep], train_seconds=seconds)
+    return TrainedGenerator(
+        generator=generator,
+        fit_table=fit_table,
+        n_original=len(train),
+        curve=_curve(history, len(train)),
+        history=frame[keep],
+        train_seconds=seconds,
+    )
 
 
-def sample_and_audit(trained: TrainedGenerator | Any, train: pd.DataFrame, schema: TableSchema, n: int, *,
-                     seed: int = 0, distance: str = "tabcutmix", holdout: pd.DataFrame | None = None,
-                     device: str = "cpu", progress: Callable[[int], None] | None = None):
+def sample_and_audit(
+    trained: TrainedGenerator | Any,
+    train: pd.DataFrame,
+    schema: TableSchema,
+    n: int,
+    *,
+    seed: int = 0,
+    distance: str = "tabcutmix",
+    holdout: pd.DataFrame | None = None,
+    device: str = "cpu",
+    progress: Callable[[int], None] | None = None,
+):
     """(synthetic rows, `AuditResult`): `n` rows sampled with `seed`, audited against the original `train`."""
     from rote.tabular.audit import audit
 
     gen = trained.generator if isinstance(trained, TrainedGenerator) else trained
     synthetic = gen.sample(n, seed=seed)
     kwargs: dict[str, Any] = {"progress": progress} if progress is not None else {}
-    return synthetic, audit(train, synthetic, holdout=holdout, schema=schema, distance=distance, device=device,
-                            **kwargs)
+    return synthetic, audit(
+        train, synthetic, holdout=holdout, schema=schema, distance=distance, device=device, **kwargs
+    )

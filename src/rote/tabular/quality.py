@@ -61,7 +61,7 @@ def _both(real: pd.DataFrame, synth: pd.DataFrame, schema: TableSchema) -> tuple
 def _codes(real: pd.Series, synth: pd.Series) -> tuple[np.ndarray, np.ndarray, int]:
     """Shared integer codes of two categorical columns (categories: union of both)."""
     codes, uniques = pd.factorize(pd.concat([real, synth], ignore_index=True))
-    return codes[: len(real)], codes[len(real):], len(uniques)
+    return codes[: len(real)], codes[len(real) :], len(uniques)
 
 
 def tv_distance(p_counts: np.ndarray, q_counts: np.ndarray) -> float:
@@ -139,8 +139,15 @@ def _cramers_v_plain(counts: np.ndarray) -> float:
     return float(np.sqrt(chi2_statistic(counts, yates=False) / (counts.sum() * (min(counts.shape) - 1))))
 
 
-def trend_score(real: pd.DataFrame, synth: pd.DataFrame, schema: TableSchema, *, binning: str = "sdmetrics",
-                correlation_threshold: float = 0.0, association_threshold: float = 0.0) -> TrendScore:
+def trend_score(
+    real: pd.DataFrame,
+    synth: pd.DataFrame,
+    schema: TableSchema,
+    *,
+    binning: str = "sdmetrics",
+    correlation_threshold: float = 0.0,
+    association_threshold: float = 0.0,
+) -> TrendScore:
     """Column-pair trend similarity, as SDMetrics' QualityReport "Column Pair Trends" (the paper's Trend).
 
     numeric-numeric: CorrelationSimilarity = 1 - |rho_R - rho_S| / 2 (Pearson); undefined (left out, as SDMetrics
@@ -175,14 +182,25 @@ def trend_score(real: pd.DataFrame, synth: pd.DataFrame, schema: TableSchema, *,
     for a, b in combinations(schema.columns, 2):
         if a in schema.numeric and b in schema.numeric:
             xr, yr, xs, ys = (t[c].to_numpy(np.float64) for t, c in ((r, a), (r, b), (s, a), (s, b)))
-            const = [f"{c} in {role}" for c, v, role in ((a, xr, "real"), (b, yr, "real"), (a, xs, "synthetic"),
-                                                           (b, ys, "synthetic")) if np.ptp(v) == 0]
+            const = [
+                f"{c} in {role}"
+                for c, v, role in ((a, xr, "real"), (b, yr, "real"), (a, xs, "synthetic"), (b, ys, "synthetic"))
+                if np.ptp(v) == 0
+            ]
             if const:
                 rows.append((a, b, "CorrelationSimilarity", np.nan, f"constant column: {', '.join(const)}", False))
                 continue
             rho_r, rho_s = pearson(xr, yr), pearson(xs, ys)
-            rows.append((a, b, "CorrelationSimilarity", 1.0 - abs(rho_r - rho_s) / 2, "",
-                         abs(rho_r) > correlation_threshold or correlation_threshold <= 0))
+            rows.append(
+                (
+                    a,
+                    b,
+                    "CorrelationSimilarity",
+                    1.0 - abs(rho_r - rho_s) / 2,
+                    "",
+                    abs(rho_r) > correlation_threshold or correlation_threshold <= 0,
+                )
+            )
         else:
             ar, as_, ka = disc[a]
             br, bs, kb = disc[b]
@@ -194,15 +212,17 @@ def trend_score(real: pd.DataFrame, synth: pd.DataFrame, schema: TableSchema, *,
     frame = pd.DataFrame(rows, columns=["column_1", "column_2", "metric", "score", "note", "meets_threshold"])
     defined = frame["score"].notna() & frame["meets_threshold"]
     score = float(frame.loc[defined, "score"].mean()) if defined.any() else float("nan")
-    return TrendScore(score=score, n_pairs=len(frame), n_undefined=int(frame["score"].isna().sum()), binning=binning,
-                      pairs=frame)
+    return TrendScore(
+        score=score, n_pairs=len(frame), n_undefined=int(frame["score"].isna().sum()), binning=binning, pairs=frame
+    )
 
 
 # ---------------------------------------------------------------------------------------------- alpha / beta
 
 
-def _design(frames: list[pd.DataFrame], reference: pd.DataFrame, schema: TableSchema, columns: list[str]
-            ) -> list[np.ndarray]:
+def _design(
+    frames: list[pd.DataFrame], reference: pd.DataFrame, schema: TableSchema, columns: list[str]
+) -> list[np.ndarray]:
     """[raw numeric | one-hot categorical] with `reference`'s categories (an unseen category -> all zeros)."""
     num = [c for c in schema.numeric if c in columns]
     cat = [c for c in schema.categorical if c in columns]
@@ -241,8 +261,9 @@ def _nearest(query: np.ndarray, reference: np.ndarray, k: int) -> tuple[np.ndarr
     return nb.distances, nb.indices
 
 
-def alpha_precision_beta_recall(real: pd.DataFrame, synth: pd.DataFrame, schema: TableSchema, *, seed: int = 0,
-                                max_rows: int | None = None) -> AlphaBetaScore:
+def alpha_precision_beta_recall(
+    real: pd.DataFrame, synth: pd.DataFrame, schema: TableSchema, *, seed: int = 0, max_rows: int | None = None
+) -> AlphaBetaScore:
     """alpha-precision and beta-recall (Alaa et al. 2022), the "naive" variants of synthcity's `AlphaPrecision`
     (`delta_precision_alpha_naive`, `delta_coverage_beta_naive`, `authenticity_naive`) as the paper reports them.
 
@@ -264,8 +285,10 @@ def alpha_precision_beta_recall(real: pd.DataFrame, synth: pd.DataFrame, schema:
             raise ConfigError(f"max_rows={max_rows!r} must be a whole number >= 2 (or None for all rows)")
         n = min(n, int(max_rows))
     if n < 2:
-        raise DataError(f"alpha_precision_beta_recall: needs at least 2 rows in each table, got {len(r)} real and "
-                        f"{len(s)} synthetic")
+        raise DataError(
+            f"alpha_precision_beta_recall: needs at least 2 rows in each table, got {len(r)} real and "
+            f"{len(s)} synthetic"
+        )
     rng = make_rng(seed)
     if len(r) > n:  # subsample (sorted positions keep the table's order)
         r = r.iloc[np.sort(rng.choice(len(r), n, replace=False))].reset_index(drop=True)
@@ -292,7 +315,8 @@ def alpha_precision_beta_recall(real: pd.DataFrame, synth: pd.DataFrame, schema:
     return AlphaBetaScore(
         alpha_precision=float(1 - np.abs(alphas - precision).sum() / total),
         beta_recall=float(1 - np.abs(alphas - coverage).sum() / total),
-        authenticity=authenticity, n=n,
+        authenticity=authenticity,
+        n=n,
         curves=pd.DataFrame({"alpha": alphas, "alpha_precision": precision, "beta_coverage": coverage}),
     )
 
@@ -300,8 +324,9 @@ def alpha_precision_beta_recall(real: pd.DataFrame, synth: pd.DataFrame, schema:
 # ---------------------------------------------------------------------------------------------- C2ST
 
 
-def c2st_score(real: pd.DataFrame, synth: pd.DataFrame, schema: TableSchema, *, n_folds: int = 3,
-               seed: int = 0) -> float:
+def c2st_score(
+    real: pd.DataFrame, synth: pd.DataFrame, schema: TableSchema, *, n_folds: int = 3, seed: int = 0
+) -> float:
     """Classifier two-sample test score, SDMetrics' `LogisticDetection` (the paper's C2ST): in [0, 1], 1 = the
     classifier cannot tell synthetic from real rows.
 
@@ -316,8 +341,10 @@ def c2st_score(real: pd.DataFrame, synth: pd.DataFrame, schema: TableSchema, *, 
 
     r, s = _both(real, synth, schema)
     if min(len(r), len(s)) < n_folds:
-        raise DataError(f"c2st_score: each table needs at least {n_folds} rows for {n_folds}-fold "
-                        f"cross-validation, got {len(r)} real and {len(s)} synthetic")
+        raise DataError(
+            f"c2st_score: each table needs at least {n_folds} rows for {n_folds}-fold "
+            f"cross-validation, got {len(r)} real and {len(s)} synthetic"
+        )
     xr, xs = _design([r, s], r, schema, list(schema.columns))
     x = np.vstack([xr, xs])
     y = np.r_[np.ones(len(xr)), np.zeros(len(xs))]
@@ -348,8 +375,9 @@ class MLEScore(Result):
     note: str
 
 
-def _ordinal(frames: list[pd.DataFrame], reference: pd.DataFrame, schema: TableSchema, columns: list[str]
-             ) -> tuple[list[np.ndarray], np.ndarray]:
+def _ordinal(
+    frames: list[pd.DataFrame], reference: pd.DataFrame, schema: TableSchema, columns: list[str]
+) -> tuple[list[np.ndarray], np.ndarray]:
     """Numerics as they are, categoricals as codes of `reference`'s categories (unseen -> NaN)."""
     out = []
     cats = [c for c in columns if c in schema.categorical]
@@ -368,8 +396,9 @@ def _ordinal(frames: list[pd.DataFrame], reference: pd.DataFrame, schema: TableS
     return out, is_cat
 
 
-def mle_score(train_synth: pd.DataFrame, test_real: pd.DataFrame, schema: TableSchema, target: str | None = None,
-              *, seed: int = 0) -> MLEScore:
+def mle_score(
+    train_synth: pd.DataFrame, test_real: pd.DataFrame, schema: TableSchema, target: str | None = None, *, seed: int = 0
+) -> MLEScore:
     """Machine-learning efficacy: fit scikit-learn's HistGradientBoostingClassifier (seeded, default settings;
     categoricals native) on the synthetic table, report ROC AUC on the real test table.
 
@@ -393,16 +422,18 @@ def mle_score(train_synth: pd.DataFrame, test_real: pd.DataFrame, schema: TableS
         return MLEScore(auc=float("nan"), note="the synthetic table has one class; no classifier to score", **base)
     if len(np.unique(test_labels)) < 2:
         return MLEScore(auc=float("nan"), note="the test table has one class; AUC is undefined", **base)
-    model = HistGradientBoostingClassifier(categorical_features=is_cat if is_cat.any() else None,
-                                           random_state=seed)
+    model = HistGradientBoostingClassifier(categorical_features=is_cat if is_cat.any() else None, random_state=seed)
     with single_thread():
         model.fit(xtr, ytr)
         proba = model.predict_proba(xte)
     if len(classes) == 2:
         auc = roc_auc(proba[:, 1], test_labels == classes[1])
     else:  # macro one-vs-rest over classes present in the test table
-        aucs = [roc_auc(proba[:, j], test_labels == c) for j, c in enumerate(classes)
-                if 0 < np.sum(test_labels == c) < len(test_labels)]
+        aucs = [
+            roc_auc(proba[:, j], test_labels == c)
+            for j, c in enumerate(classes)
+            if 0 < np.sum(test_labels == c) < len(test_labels)
+        ]
         auc = float(np.mean(aucs))
     return MLEScore(auc=float(auc), note="", **base)
 
@@ -410,8 +441,9 @@ def mle_score(train_synth: pd.DataFrame, test_real: pd.DataFrame, schema: TableS
 # ---------------------------------------------------------------------------------------------- DCR
 
 
-def dcr_share(real_train: pd.DataFrame, synth: pd.DataFrame, real_holdout: pd.DataFrame, schema: TableSchema
-              ) -> dict[str, Any]:
+def dcr_share(
+    real_train: pd.DataFrame, synth: pd.DataFrame, real_holdout: pd.DataFrame, schema: TableSchema
+) -> dict[str, Any]:
     """Share of synthetic rows strictly closer to a training row than to any holdout row (TabSyn's DCR score;
     ideal about n_train / (n_train + n_holdout)), from `rote.tabular.audit.audit`'s holdout DCR with the Gower
     distance (range-scaled L1 on numerics + categorical mismatches; the paper's L1 on one-hot counts a mismatch
@@ -451,6 +483,7 @@ class QualityResult(Result):
     def summary(self) -> str:
         def pct(v: float | None) -> str:
             return "n/a" if v is None or v != v else f"{v:.2%}"
+
         lines = [
             f"shape            {pct(self.shape)}   trend {pct(self.trend)}",
             f"alpha-precision  {pct(self.alpha_precision)}   beta-recall {pct(self.beta_recall)}",
@@ -461,9 +494,16 @@ class QualityResult(Result):
         return "\n".join(lines + [f"note: {n}" for n in self.notes])
 
 
-def quality_report(real_train: pd.DataFrame, synth: pd.DataFrame, schema: TableSchema,
-                   real_test: pd.DataFrame | None = None, *, seed: int = 0, dcr: bool = True,
-                   alpha_beta_max_rows: int | None = None) -> QualityResult:
+def quality_report(
+    real_train: pd.DataFrame,
+    synth: pd.DataFrame,
+    schema: TableSchema,
+    real_test: pd.DataFrame | None = None,
+    *,
+    seed: int = 0,
+    dcr: bool = True,
+    alpha_beta_max_rows: int | None = None,
+) -> QualityResult:
     """All quality metrics of `synth` against `real_train` (and `real_test` for MLE and DCR) in one call.
 
     Shape, trend, alpha/beta and C2ST compare `synth` with `real_train` (the paper compares with the training
@@ -494,8 +534,19 @@ def quality_report(real_train: pd.DataFrame, synth: pd.DataFrame, schema: TableS
             dcr_info = dcr_share(real_train, synth, real_test, schema)
             share = dcr_info["share_closer_to_train"]
     return QualityResult(
-        shape=sh.score, trend=tr.score, alpha_precision=ab.alpha_precision, beta_recall=ab.beta_recall,
-        authenticity=ab.authenticity, c2st=c2, mle_auc=mle, dcr_share=share, dcr=dcr_info,
-        n_real=len(real_train), n_synthetic=len(synth), notes=notes,
-        shape_columns=sh.columns, trend_pairs=tr.pairs, alpha_beta_curves=ab.curves,
+        shape=sh.score,
+        trend=tr.score,
+        alpha_precision=ab.alpha_precision,
+        beta_recall=ab.beta_recall,
+        authenticity=ab.authenticity,
+        c2st=c2,
+        mle_auc=mle,
+        dcr_share=share,
+        dcr=dcr_info,
+        n_real=len(real_train),
+        n_synthetic=len(synth),
+        notes=notes,
+        shape_columns=sh.columns,
+        trend_pairs=tr.pairs,
+        alpha_beta_curves=ab.curves,
     )

@@ -20,18 +20,21 @@ from matplotlib.figure import Figure
 
 from rote.core.errors import ConfigError
 from rote.report import Report, figure_to_png, ratio_histogram
-from rote.report.html import format_value
 from rote.report.plots import new_figure
 from rote.tabular.audit import AuditResult
 
 COPIES_PER_ROW = 3  # memorized synthetic rows shown under each most-copied training row
 
 _DISTANCE_WORDS = {
-    "tabcutmix": ("the TabCutMix code's distance: Euclidean distance on the raw numeric values, min-max rescaled "
-                  "per synthetic row across all training rows, plus the number of categorical mismatches, divided "
-                  "by the number of columns"),
-    "gower": ("a Gower-style distance: the mean over columns of |a - b| / range (capped at 1) for numeric columns "
-              "and 0/1 mismatch for categorical ones"),
+    "tabcutmix": (
+        "the TabCutMix code's distance: Euclidean distance on the raw numeric values, min-max rescaled "
+        "per synthetic row across all training rows, plus the number of categorical mismatches, divided "
+        "by the number of columns"
+    ),
+    "gower": (
+        "a Gower-style distance: the mean over columns of |a - b| / range (capped at 1) for numeric columns "
+        "and 0/1 mismatch for categorical ones"
+    ),
     "l2": "Euclidean distance on standardized numeric columns and one-hot encoded categorical columns",
 }
 
@@ -59,18 +62,24 @@ def _summary(result: AuditResult) -> dict[str, Any]:
         "distance": result.distance,
         "label column in distance": (result.include_target if result.schema.target is not None else "no label column"),
         "undefined ratios (0/0)": result.n_undefined_ratio,
-        "unseen categories": (", ".join(f"{k}: {v:,}" for k, v in result.unseen_categories.items())
-                              if result.unseen_categories else "none"),
+        "unseen categories": (
+            ", ".join(f"{k}: {v:,}" for k, v in result.unseen_categories.items())
+            if result.unseen_categories
+            else "none"
+        ),
     }
     if result.dcr:
         d = result.dcr
-        items.update({
-            "DCR: closer to train than holdout": (f"{_pct(d['share_closer_to_train'])} "
-                                                  f"(ideal about {_pct(d['ideal_share'])})"),
-            "DCR: ties": _pct(d["share_ties"]),
-            "DCR: median to train / holdout": f"{d['median_dcr_train']:.4g} / {d['median_dcr_holdout']:.4g}",
-            "DCR: distance, holdout rows": f"{d['distance']}, {d['n_holdout']:,}",
-        })
+        items.update(
+            {
+                "DCR: closer to train than holdout": (
+                    f"{_pct(d['share_closer_to_train'])} (ideal about {_pct(d['ideal_share'])})"
+                ),
+                "DCR: ties": _pct(d["share_ties"]),
+                "DCR: median to train / holdout": f"{d['median_dcr_train']:.4g} / {d['median_dcr_holdout']:.4g}",
+                "DCR: distance, holdout rows": f"{d['distance']}, {d['n_holdout']:,}",
+            }
+        )
     return items
 
 
@@ -87,9 +96,11 @@ def _explanation(result: AuditResult) -> list[str]:
         f"Distances are measured with {words}.",
     ]
     if result.n_undefined_ratio:
-        text.append(f"{result.n_undefined_ratio:,} synthetic rows have distance 0 to two training rows (the "
-                    "training table holds duplicates); their ratio 0/0 is undefined and they are not counted as "
-                    "memorized.")
+        text.append(
+            f"{result.n_undefined_ratio:,} synthetic rows have distance 0 to two training rows (the "
+            "training table holds duplicates); their ratio 0/0 is undefined and they are not counted as "
+            "memorized."
+        )
     return text
 
 
@@ -97,8 +108,9 @@ def _most_copied(result: AuditResult, top: int) -> pd.DataFrame:
     """Training rows with at least one memorized copy, most copied first (ties: more often nearest, then lower
     index), at most `top` of them."""
     tr = result.train_rows[result.train_rows["n_memorized"] > 0]
-    return tr.sort_values(["n_memorized", "n_nearest", "train_row"], ascending=[False, False, True],
-                          kind="stable").head(top)
+    return tr.sort_values(
+        ["n_memorized", "n_nearest", "train_row"], ascending=[False, False, True], kind="stable"
+    ).head(top)
 
 
 def _differs(a: Any, b: Any) -> bool:
@@ -111,8 +123,9 @@ def _differs(a: Any, b: Any) -> bool:
         return str(a) != str(b)
 
 
-def copies_table(result: AuditResult, train_row: int, n_copies: int = COPIES_PER_ROW
-                 ) -> tuple[pd.DataFrame, dict[int, set[str]]]:
+def copies_table(
+    result: AuditResult, train_row: int, n_copies: int = COPIES_PER_ROW
+) -> tuple[pd.DataFrame, dict[int, set[str]]]:
     """One training row and up to `n_copies` of its memorized synthetic copies (lowest ratio first), as rows of
     one frame with a first column "row"; and {row position: columns where the copy differs from the training
     row}."""
@@ -142,12 +155,16 @@ def _histogram_png(result: AuditResult) -> bytes:
     return figure_to_png(fig)
 
 
-def _build_report(result: AuditResult, *, config: Mapping[str, Any] | None, top: int, title: str,
-                  hist_png: bytes) -> str:
+def _build_report(
+    result: AuditResult, *, config: Mapping[str, Any] | None, top: int, title: str, hist_png: bytes
+) -> str:
     if not isinstance(top, int) or top < 0:
         raise ConfigError(f"top must be a non-negative integer, got {top!r}")
-    report = Report(title, subtitle=f"{result.n_synthetic:,} synthetic rows audited against {result.n_train:,} "
-                                    f"training rows, distance {result.distance}")
+    report = Report(
+        title,
+        subtitle=f"{result.n_synthetic:,} synthetic rows audited against {result.n_train:,} "
+        f"training rows, distance {result.distance}",
+    )
     report.add_summary(_summary(result))
 
     report.add_heading("What is measured")
@@ -155,30 +172,47 @@ def _build_report(result: AuditResult, *, config: Mapping[str, Any] | None, top:
         report.add_text(paragraph)
 
     report.add_heading("Distance ratios")
-    report.add_image(hist_png, alt="Histogram of the distance ratio d1/d2 of synthetic rows",
-                     caption=f"Synthetic rows left of the dashed line (d1/d2 < {result.threshold:.3g}) are "
-                             "memorized. Ratios near 1 mean a row is about as close to its second-nearest training "
-                             "row as to its nearest: no single row is copied.")
+    report.add_image(
+        hist_png,
+        alt="Histogram of the distance ratio d1/d2 of synthetic rows",
+        caption=f"Synthetic rows left of the dashed line (d1/d2 < {result.threshold:.3g}) are "
+        "memorized. Ratios near 1 mean a row is about as close to its second-nearest training "
+        "row as to its nearest: no single row is copied.",
+    )
 
     report.add_heading("Most-copied training rows")
     most = _most_copied(result, top)
     if most.empty:
-        report.add_text(f"No synthetic row is memorized at threshold {result.threshold:.3g}: no training row is "
-                        "copied.")
+        report.add_text(
+            f"No synthetic row is memorized at threshold {result.threshold:.3g}: no training row is copied."
+        )
     else:
         n_copied = int((result.train_rows["n_memorized"] > 0).sum())
-        report.add_text(f"{n_copied:,} training rows are the nearest row of at least one memorized synthetic row; "
-                        f"the {len(most):,} most copied are shown, each with up to {COPIES_PER_ROW} of its memorized "
-                        "copies (closest first). Highlighted cells differ from the training row.")
-        overview = most.rename(columns={"train_row": "train row", "n_memorized": "memorized copies",
-                                        "n_nearest": "nearest of", "n_exact_copies": "exact copies"})
+        report.add_text(
+            f"{n_copied:,} training rows are the nearest row of at least one memorized synthetic row; "
+            f"the {len(most):,} most copied are shown, each with up to {COPIES_PER_ROW} of its memorized "
+            "copies (closest first). Highlighted cells differ from the training row."
+        )
+        overview = most.rename(
+            columns={
+                "train_row": "train row",
+                "n_memorized": "memorized copies",
+                "n_nearest": "nearest of",
+                "n_exact_copies": "exact copies",
+            }
+        )
         overview = overview[["train row", "memorized copies", "exact copies", "nearest of"]].reset_index(drop=True)
-        report.add_table(overview, caption="Synthetic rows per training row (nearest of: synthetic rows whose "
-                                           "nearest training row it is, memorized or not)")
+        report.add_table(
+            overview,
+            caption="Synthetic rows per training row (nearest of: synthetic rows whose "
+            "nearest training row it is, memorized or not)",
+        )
         for i, n_mem, n_exact in zip(most["train_row"], most["n_memorized"], most["n_exact_copies"]):
             frame, highlight = copies_table(result, int(i))
-            report.add_heading(f"train #{int(i)}: {_count(int(n_mem), 'memorized copy', 'memorized copies')}, "
-                               f"{int(n_exact):,} exact", level=3)
+            report.add_heading(
+                f"train #{int(i)}: {_count(int(n_mem), 'memorized copy', 'memorized copies')}, {int(n_exact):,} exact",
+                level=3,
+            )
             report.add_table(frame, highlight=highlight, digits=None)
 
     if config is not None:
@@ -186,8 +220,13 @@ def _build_report(result: AuditResult, *, config: Mapping[str, Any] | None, top:
     return report.render()
 
 
-def audit_report(result: AuditResult, *, config: Mapping[str, Any] | None = None, top: int = 10,
-                 title: str = "Tabular memorization audit") -> str:
+def audit_report(
+    result: AuditResult,
+    *,
+    config: Mapping[str, Any] | None = None,
+    top: int = 10,
+    title: str = "Tabular memorization audit",
+) -> str:
     """report.html of an audit as one self-contained HTML string.
 
     Holds the headline numbers, a plain-language statement of the criterion, the histogram of d1/d2, and the
@@ -198,22 +237,29 @@ def audit_report(result: AuditResult, *, config: Mapping[str, Any] | None = None
     return _build_report(result, config=config, top=top, title=title, hist_png=_histogram_png(result))
 
 
-def audit_outputs(result: AuditResult, *, top: int = 10, title: str = "Tabular memorization audit"
-                  ) -> dict[str, Any]:
+def audit_outputs(result: AuditResult, *, top: int = 10, title: str = "Tabular memorization audit") -> dict[str, Any]:
     """What `RunFolder.finish` writes for an audit besides its tables (rows.parquet, train_rows.parquet) and
     results.json: ratio_hist.png and report.html (the `top` most-copied training rows), as keyword arguments
     `plots` and `report` (a function of the run's config)."""
     if not isinstance(top, int) or top < 0:
         raise ConfigError(f"`top` must be a non-negative integer, got {top!r}")
     hist_png = _histogram_png(result)
-    return {"plots": {"ratio_hist": hist_png},
-            "report": lambda config: _build_report(result, config=config, top=top, title=title, hist_png=hist_png)}
+    return {
+        "plots": {"ratio_hist": hist_png},
+        "report": lambda config: _build_report(result, config=config, top=top, title=title, hist_png=hist_png),
+    }
+
 
 # ---------------------------------------------------------------------------------------------- augment
 
 QUALITY_METRICS: tuple[tuple[str, str], ...] = (
-    ("shape", "Shape"), ("trend", "Trend"), ("alpha_precision", "α-precision"), ("beta_recall", "β-recall"),
-    ("c2st", "C2ST"), ("mle_auc", "MLE AUC"), ("dcr_share", "DCR share"),
+    ("shape", "Shape"),
+    ("trend", "Trend"),
+    ("alpha_precision", "α-precision"),
+    ("beta_recall", "β-recall"),
+    ("c2st", "C2ST"),
+    ("mle_auc", "MLE AUC"),
+    ("dcr_share", "DCR share"),
 )
 """(attribute of QualityResult, label) in the order of the paper's tables."""
 
@@ -223,8 +269,11 @@ def _check_square(association: pd.DataFrame) -> None:
         raise ConfigError("association must be a square frame with the same labels on its index and columns")
 
 
-def association_heatmap(association: pd.DataFrame, clusters: Sequence[Sequence[str]] | None = None,
-                        title: str = "Column association (label included)") -> Figure:
+def association_heatmap(
+    association: pd.DataFrame,
+    clusters: Sequence[Sequence[str]] | None = None,
+    title: str = "Column association (label included)",
+) -> Figure:
     """Heat map of a (C, C) association frame in [0, 1]; columns ordered cluster by cluster (when `clusters` is
     given) with each multi-column cluster outlined. Cells show values to two decimals when C <= 20."""
     _check_square(association)
@@ -242,8 +291,15 @@ def association_heatmap(association: pd.DataFrame, clusters: Sequence[Sequence[s
     if n <= 20:
         for i in range(n):
             for j in range(n):
-                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=6,
-                        color="black" if m[i, j] > 0.6 else "white")
+                ax.text(
+                    j,
+                    i,
+                    f"{m[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="black" if m[i, j] > 0.6 else "white",
+                )
     if clusters:
         start = 0
         for cl in clusters:
@@ -262,8 +318,9 @@ def _rect(at: float, k: int) -> Any:
     return Rectangle((at, at), k, k, fill=False, edgecolor="#d1495b", linewidth=2.0)
 
 
-def cluster_dendrogram(association: pd.DataFrame, cut: float = 0.3,
-                       title: str = "Average-linkage clustering on 1 − association") -> Figure:
+def cluster_dendrogram(
+    association: pd.DataFrame, cut: float = 0.3, title: str = "Average-linkage clustering on 1 − association"
+) -> Figure:
     """Dendrogram of the columns (average linkage on 1 - association) with the cut as a dashed line: columns
     joined below the line form one TabCutMixPlus cluster."""
     from scipy.cluster.hierarchy import dendrogram, linkage
@@ -331,9 +388,14 @@ def quality_table(results: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def augment_report(augmenter: Any, *, quality: Mapping[str, Any] | None = None,
-                   ood: Mapping[str, Any] | None = None, config: Mapping[str, Any] | None = None,
-                   title: str = "Training-set augmentation") -> str:
+def augment_report(
+    augmenter: Any,
+    *,
+    quality: Mapping[str, Any] | None = None,
+    ood: Mapping[str, Any] | None = None,
+    config: Mapping[str, Any] | None = None,
+    title: str = "Training-set augmentation",
+) -> str:
     """report.html (one self-contained string) for a fitted augmenter.
 
     augmenter: fitted; for TabCutMixPlus its association heat map, dendrogram and clusters are shown.
@@ -343,10 +405,15 @@ def augment_report(augmenter: Any, *, quality: Mapping[str, Any] | None = None,
     if not hasattr(augmenter, "table_"):
         raise ConfigError("augment_report needs a fitted augmenter (call fit(table, schema) first)")
     name = type(augmenter).__name__
-    report = Report(title, subtitle=f"{name} fitted on {len(augmenter.table_):,} rows x {len(augmenter.columns_)} "
-                                    "columns")
-    summary: dict[str, Any] = {"augmenter": name, "ratio": getattr(augmenter, "ratio", None),
-                               "mode": getattr(augmenter, "mode", None), "seed": getattr(augmenter, "seed", None)}
+    report = Report(
+        title, subtitle=f"{name} fitted on {len(augmenter.table_):,} rows x {len(augmenter.columns_)} columns"
+    )
+    summary: dict[str, Any] = {
+        "augmenter": name,
+        "ratio": getattr(augmenter, "ratio", None),
+        "mode": getattr(augmenter, "mode", None),
+        "seed": getattr(augmenter, "seed", None),
+    }
     clusters = getattr(augmenter, "clusters_", None)
     if clusters is not None:
         summary["clusters"] = len(clusters)
@@ -354,28 +421,45 @@ def augment_report(augmenter: Any, *, quality: Mapping[str, Any] | None = None,
     report.add_summary({k: v for k, v in summary.items() if v is not None})
     if clusters is not None:
         report.add_heading("Column association and clusters")
-        report.add_text("TabCutMixPlus swaps whole clusters of associated columns between two rows of the same "
-                        "class, so values that go together (e.g. education and education-num) stay together. "
-                        "Association: |Pearson r| for two numeric columns, bias-corrected Cramér's V for two "
-                        "categorical ones, correlation ratio η for a mixed pair; clusters: average linkage on "
-                        f"1 − association cut at {augmenter.cut:g}.")
-        report.add_figure(association_heatmap(augmenter.association_, clusters),
-                          alt="association heat map", caption="Columns ordered by cluster; red squares outline "
-                                                              "clusters of more than one column.")
-        report.add_figure(cluster_dendrogram(augmenter.association_, augmenter.cut), alt="dendrogram",
-                          caption="Columns joined below the dashed line form one cluster.")
-        report.add_table(pd.DataFrame({"cluster": range(1, len(clusters) + 1),
-                                       "columns": [", ".join(c) for c in clusters]}), caption="Clusters")
+        report.add_text(
+            "TabCutMixPlus swaps whole clusters of associated columns between two rows of the same "
+            "class, so values that go together (e.g. education and education-num) stay together. "
+            "Association: |Pearson r| for two numeric columns, bias-corrected Cramér's V for two "
+            "categorical ones, correlation ratio η for a mixed pair; clusters: average linkage on "
+            f"1 − association cut at {augmenter.cut:g}."
+        )
+        report.add_figure(
+            association_heatmap(augmenter.association_, clusters),
+            alt="association heat map",
+            caption="Columns ordered by cluster; red squares outline clusters of more than one column.",
+        )
+        report.add_figure(
+            cluster_dendrogram(augmenter.association_, augmenter.cut),
+            alt="dendrogram",
+            caption="Columns joined below the dashed line form one cluster.",
+        )
+        report.add_table(
+            pd.DataFrame({"cluster": range(1, len(clusters) + 1), "columns": [", ".join(c) for c in clusters]}),
+            caption="Clusters",
+        )
     if ood:
         report.add_heading("Out-of-distribution rate of new rows")
         rows = []
         for k, v in ood.items():
             rate = v if isinstance(v, (int, float)) else v.ood_rate
             acc = None if isinstance(v, (int, float)) else v.detector_accuracy
-            rows.append({"method": k, "OOD rate %": round(100 * rate, 2),
-                         "detector accuracy %": None if acc is None else round(100 * acc, 2)})
-        report.add_table(pd.DataFrame(rows), caption="Share of new rows a real-vs-perturbed classifier flags as "
-                                                     "perturbed (Fang et al. 2025, App. D.4.6)")
+            rows.append(
+                {
+                    "method": k,
+                    "OOD rate %": round(100 * rate, 2),
+                    "detector accuracy %": None if acc is None else round(100 * acc, 2),
+                }
+            )
+        report.add_table(
+            pd.DataFrame(rows),
+            caption="Share of new rows a real-vs-perturbed classifier flags as "
+            "perturbed (Fang et al. 2025, App. D.4.6)",
+        )
     if quality:
         report.add_heading("Quality")
         report.add_table(quality_table(quality), caption="Percent; higher is closer to the real data")
@@ -384,15 +468,20 @@ def augment_report(augmenter: Any, *, quality: Mapping[str, Any] | None = None,
         report.add_config(config)
     return report.render()
 
+
 # ---------------------------------------------------------------------------------------------- experiment
 
+
 def _label(row: Mapping[str, Any], keys: Sequence[str]) -> str:
-    return ", ".join(f"{row[k]}" if k in ("generator", "augmentation", "dataset") else f"{k}={row[k]}"
-                     for k in keys) or "all"
+    return (
+        ", ".join(f"{row[k]}" if k in ("generator", "augmentation", "dataset") else f"{k}={row[k]}" for k in keys)
+        or "all"
+    )
 
 
-def _lines_plot(frame: pd.DataFrame, x: str, y: str, err: str, keys: list[str], *, xlabel: str, title: str,
-                logx: bool = False):
+def _lines_plot(
+    frame: pd.DataFrame, x: str, y: str, err: str, keys: list[str], *, xlabel: str, title: str, logx: bool = False
+):
     fig = new_figure(7.5, 4.0)
     ax = fig.add_subplot()
     groups = frame.groupby(keys, sort=False, dropna=False) if keys else [((), frame)]
@@ -401,7 +490,7 @@ def _lines_plot(frame: pd.DataFrame, x: str, y: str, err: str, keys: list[str], 
         key = key if isinstance(key, tuple) else (key,)
         xs, ys = g[x].to_numpy(float), 100 * g[y].to_numpy(float)
         sd = 100 * np.nan_to_num(g[err].to_numpy(float))
-        line, = ax.plot(xs, ys, marker="o", ms=3, label=_label(dict(zip(keys, key)), keys))
+        (line,) = ax.plot(xs, ys, marker="o", ms=3, label=_label(dict(zip(keys, key)), keys))
         ax.fill_between(xs, ys - sd, ys + sd, color=line.get_color(), alpha=0.15, linewidth=0)
     if logx:
         ax.set_xscale("log")
@@ -421,52 +510,96 @@ def experiment_plots(result) -> dict[str, bytes]:
     curves = result.curves
     if not curves.empty:
         keys = [a for a in axes if a in curves.columns and curves[a].nunique() > 1]
-        out["mem_vs_epoch.png"] = figure_to_png(_lines_plot(
-            curves, "epoch", "mem_mean", "mem_std", keys, xlabel="epoch",
-            title="Memorization during training (one run per point)"))
+        out["mem_vs_epoch.png"] = figure_to_png(
+            _lines_plot(
+                curves,
+                "epoch",
+                "mem_mean",
+                "mem_std",
+                keys,
+                xlabel="epoch",
+                title="Memorization during training (one run per point)",
+            )
+        )
     table = result.paper_table
     for axis, name, xlabel, title in (
-            ("train_fraction", "mem_vs_size.png", "fraction of training rows", "Training-set size"),
-            ("feature_fraction", "mem_vs_features.png", "fraction of feature columns kept", "Feature dimension")):
+        ("train_fraction", "mem_vs_size.png", "fraction of training rows", "Training-set size"),
+        ("feature_fraction", "mem_vs_features.png", "fraction of feature columns kept", "Feature dimension"),
+    ):
         if axis in table.columns and table[axis].nunique() > 1:
             keys = [a for a in axes if a != axis and a in table.columns and table[a].nunique() > 1]
-            out[name] = figure_to_png(_lines_plot(table, axis, "mem_ratio_mean", "mem_ratio_std", keys,
-                                                  xlabel=xlabel, title=title, logx=axis == "train_fraction"))
+            out[name] = figure_to_png(
+                _lines_plot(
+                    table,
+                    axis,
+                    "mem_ratio_mean",
+                    "mem_ratio_std",
+                    keys,
+                    xlabel=xlabel,
+                    title=title,
+                    logx=axis == "train_fraction",
+                )
+            )
     return out
 
 
-def experiment_report(result, *, plots: Mapping[str, bytes], config: Mapping[str, Any] | None = None,
-                      title: str = "Tabular memorization experiment") -> str:
+def experiment_report(
+    result,
+    *,
+    plots: Mapping[str, bytes],
+    config: Mapping[str, Any] | None = None,
+    title: str = "Tabular memorization experiment",
+) -> str:
     """report.html of an experiment grid as one self-contained HTML string."""
-    report = Report(title, subtitle="Fang et al., ICML 2025: memorization of tabular diffusion models, "
-                                    "TabCutMix and TabCutMixPlus")
+    report = Report(
+        title, subtitle="Fang et al., ICML 2025: memorization of tabular diffusion models, TabCutMix and TabCutMixPlus"
+    )
     fixed = result.grid.get("fixed", {})
-    report.add_summary({"grid points": result.n_points, "finished": result.n_done,
-                        "reused from an earlier run": result.n_reused, "failed": result.n_failed,
-                        **{f"{k}": v for k, v in fixed.items() if k in ("dataset", "generator", "epochs", "rows",
-                                                                         "preset", "distance")}})
+    report.add_summary(
+        {
+            "grid points": result.n_points,
+            "finished": result.n_done,
+            "reused from an earlier run": result.n_reused,
+            "failed": result.n_failed,
+            **{
+                f"{k}": v
+                for k, v in fixed.items()
+                if k in ("dataset", "generator", "epochs", "rows", "preset", "distance")
+            },
+        }
+    )
     report.add_heading("Memorization and quality (mean ± std over seeds)")
     if result.paper_table.empty:
         report.add_text("No grid point finished; see the failures below.")
     else:
-        report.add_table(result.formatted_table(), caption="Memorization ratio (d1/d2 < 1/3, lower is better), its "
-                         "relative reduction against no augmentation, and quality (higher is better; DCR: ~50% "
-                         "is ideal)", max_rows=500)
-    report.add_text("Memorization ratio: the share of synthetic rows whose nearest training row is less than a "
-                    "third as far as the second nearest, against the original (not augmented) training rows. "
-                    "Improv.: (none - method) / none of the mean ratios, same other settings. OOD %: share of the "
-                    "augmented rows a real-versus-perturbed classifier flags.", note=True)
-    captions = {"mem_vs_epoch.png": "Memorization ratio during training, measured by a hook every few epochs "
-                                    "(mean over seeds; band: ± one std).",
-                "mem_vs_size.png": "Final memorization ratio against the share of training rows used.",
-                "mem_vs_features.png": "Final memorization ratio against the share of feature columns kept."}
+        report.add_table(
+            result.formatted_table(),
+            caption="Memorization ratio (d1/d2 < 1/3, lower is better), its "
+            "relative reduction against no augmentation, and quality (higher is better; DCR: ~50% "
+            "is ideal)",
+            max_rows=500,
+        )
+    report.add_text(
+        "Memorization ratio: the share of synthetic rows whose nearest training row is less than a "
+        "third as far as the second nearest, against the original (not augmented) training rows. "
+        "Improv.: (none - method) / none of the mean ratios, same other settings. OOD %: share of the "
+        "augmented rows a real-versus-perturbed classifier flags.",
+        note=True,
+    )
+    captions = {
+        "mem_vs_epoch.png": "Memorization ratio during training, measured by a hook every few epochs "
+        "(mean over seeds; band: ± one std).",
+        "mem_vs_size.png": "Final memorization ratio against the share of training rows used.",
+        "mem_vs_features.png": "Final memorization ratio against the share of feature columns kept.",
+    }
     for name, png in plots.items():
         report.add_heading(captions[name].split(",")[0].split(" against")[0].rstrip("."), level=3)
         report.add_image(png, alt=name, caption=captions[name])
     if not result.failures.empty:
         report.add_heading("Failed points")
-        report.add_table(result.failures, caption="Run the same command again to retry them (finished points "
-                         "are kept).")
+        report.add_table(
+            result.failures, caption="Run the same command again to retry them (finished points are kept)."
+        )
     cols = [c for c in result.points.columns if c not in ("error",)]
     report.add_heading("All points")
     report.add_table(result.points[cols], caption="One row per grid point (points.parquet)", max_rows=500, digits=4)
@@ -477,15 +610,24 @@ def experiment_report(result, *, plots: Mapping[str, bytes], config: Mapping[str
 
 def quality_html(result, *, config: Mapping[str, Any] | None = None) -> str:
     """report.html of `rote tabular quality` (a QualityResult)."""
+
     def pct(v: Any) -> str:
         return "n/a" if v is None or v != v else f"{100 * float(v):.2f}%"
 
     report = Report("Synthetic table quality", subtitle="shape, trend, α-precision, β-recall, C2ST, MLE, DCR")
-    report.add_summary({"shape": pct(result.shape), "trend": pct(result.trend),
-                        "α-precision": pct(result.alpha_precision), "β-recall": pct(result.beta_recall),
-                        "C2ST (logistic detection)": pct(result.c2st), "MLE (AUC on real test)": pct(result.mle_auc),
-                        "DCR share closer to train": pct(result.dcr_share), "real rows": result.n_real,
-                        "synthetic rows": result.n_synthetic})
+    report.add_summary(
+        {
+            "shape": pct(result.shape),
+            "trend": pct(result.trend),
+            "α-precision": pct(result.alpha_precision),
+            "β-recall": pct(result.beta_recall),
+            "C2ST (logistic detection)": pct(result.c2st),
+            "MLE (AUC on real test)": pct(result.mle_auc),
+            "DCR share closer to train": pct(result.dcr_share),
+            "real rows": result.n_real,
+            "synthetic rows": result.n_synthetic,
+        }
+    )
     for note in result.notes:
         report.add_text(note, note=True)
     report.add_heading("Per column: shape")

@@ -29,9 +29,22 @@ Prompt = str | list[dict[str, str]]
 #: Phrases that mark a refusal (matched case-insensitively anywhere in a completion); override per backend with
 #: `refusal_phrases=`. Curly apostrophes are normalized before matching.
 DEFAULT_REFUSAL_PHRASES: tuple[str, ...] = (
-    "i can't", "i cannot", "i can not", "i won't", "i will not", "i'm unable", "i am unable", "i'm not able",
-    "i am not able", "i'm sorry", "i apologize", "cannot provide", "can't provide", "unable to provide",
-    "copyrighted", "copyright",
+    "i can't",
+    "i cannot",
+    "i can not",
+    "i won't",
+    "i will not",
+    "i'm unable",
+    "i am unable",
+    "i'm not able",
+    "i am not able",
+    "i'm sorry",
+    "i apologize",
+    "cannot provide",
+    "can't provide",
+    "unable to provide",
+    "copyrighted",
+    "copyright",
 )
 
 
@@ -99,8 +112,10 @@ def check_chat(prompt: Any, where: str = "prompt") -> None:
         raise BackendError(f"{where}: a chat must be a non-empty list of {{'role', 'content'}} dicts")
     for i, m in enumerate(prompt):
         if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
-            raise BackendError(f"{where}, message {i}: each chat message must be a dict with string 'role' and "
-                               f"'content', got {m!r:.80}")
+            raise BackendError(
+                f"{where}, message {i}: each chat message must be a dict with string 'role' and "
+                f"'content', got {m!r:.80}"
+            )
 
 
 class Backend(ABC):
@@ -134,17 +149,27 @@ class Backend(ABC):
         """Text of each id sequence (special tokens kept as they are)."""
 
     @abstractmethod
-    def score(self, ids: list[list[int]], *, batch_size: int = 16, full_stats: bool = False,
-              progress: bool = False) -> list[TokenScores]:
+    def score(
+        self, ids: list[list[int]], *, batch_size: int = 16, full_stats: bool = False, progress: bool = False
+    ) -> list[TokenScores]:
         """Log-probability of every token given the ones before it, one `TokenScores` per sequence (in order).
 
         Each sequence needs at least one token; the first token is not scored (prepend `bos_token_id` to score it).
         """
 
     @abstractmethod
-    def generate(self, prompts: list[list[int]], max_new_tokens: int, *, greedy: bool = True,
-                 temperature: float = 1.0, top_k: int | None = None, seed: int = 0, batch_size: int = 32,
-                 progress: bool = False) -> list[list[int]]:
+    def generate(
+        self,
+        prompts: list[list[int]],
+        max_new_tokens: int,
+        *,
+        greedy: bool = True,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        seed: int = 0,
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> list[list[int]]:
         """Continue each prompt; returns only the new tokens: exactly `max_new_tokens` of them unless the model
         emits `eos_token_id` (then fewer; the EOS itself is not returned).
 
@@ -153,8 +178,9 @@ class Backend(ABC):
         the same seed gives the same output whatever the batch size.
         """
 
-    def complete(self, prompts: list[Prompt], max_new_tokens: int, *, greedy: bool = True, seed: int = 0,
-                 progress: bool = False) -> list[Completion]:
+    def complete(
+        self, prompts: list[Prompt], max_new_tokens: int, *, greedy: bool = True, seed: int = 0, progress: bool = False
+    ) -> list[Completion]:
         """Text-level completion: a `str` prompt is continued as plain text; a list of {"role", "content"} dicts is
         a chat (rendered with the model's chat template when it has one). `max_new_tokens` counts model tokens."""
         texts = [self._prompt_text(p, i) for i, p in enumerate(prompts)]
@@ -168,8 +194,11 @@ class Backend(ABC):
         out = []
         for toks, text in zip(new, self.decode(new)):
             finish = "length" if len(toks) >= max_new_tokens else "stop"
-            out.append(Completion(text=text, refused=detect_refusal(text, self.refusal_phrases),
-                                  finish_reason=finish, cached=False))
+            out.append(
+                Completion(
+                    text=text, refused=detect_refusal(text, self.refusal_phrases), finish_reason=finish, cached=False
+                )
+            )
         return out
 
     def _prompt_text(self, prompt: Prompt, index: int) -> str:
@@ -180,8 +209,7 @@ class Backend(ABC):
 
     def describe(self) -> dict[str, Any]:
         """What a run's config.json records about the model (no secrets)."""
-        return {"name": self.name, "tokenizer_fingerprint": self.tokenizer_fingerprint,
-                "max_length": self.max_length}
+        return {"name": self.name, "tokenizer_fingerprint": self.tokenizer_fingerprint, "max_length": self.max_length}
 
 
 def check_ids(ids: Any, what: str = "sequence", *, vocab_size: int | None = None, allow_empty: bool = False) -> None:
@@ -197,8 +225,10 @@ def check_ids(ids: Any, what: str = "sequence", *, vocab_size: int | None = None
             raise BackendError(f"{what} {i}: is empty; give at least one token")
         for t in seq:
             if not isinstance(t, (int, np.integer)) or t < 0 or (vocab_size is not None and t >= vocab_size):
-                raise BackendError(f"{what} {i}: token id {t!r} is not an id of this model's vocabulary "
-                                   f"(0..{(vocab_size or 0) - 1}); were the ids made by another tokenizer?")
+                raise BackendError(
+                    f"{what} {i}: token id {t!r} is not an id of this model's vocabulary "
+                    f"(0..{(vocab_size or 0) - 1}); were the ids made by another tokenizer?"
+                )
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:

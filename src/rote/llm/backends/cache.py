@@ -26,18 +26,25 @@ class ResponseCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-            self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT, "
-                             "endpoint TEXT, response TEXT NOT NULL, created REAL)")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT, "
+                "endpoint TEXT, response TEXT NOT NULL, created REAL)"
+            )
             self._db.commit()
         except sqlite3.DatabaseError as exc:
-            raise BackendError(f"{self.path}: not a usable response cache ({exc}); delete it or pass another "
-                               "cache folder") from None
+            raise BackendError(
+                f"{self.path}: not a usable response cache ({exc}); delete it or pass another cache folder"
+            ) from None
         self._lock = threading.Lock()
 
     @staticmethod
     def key(model: str, endpoint: str, params: dict[str, Any]) -> str:
-        blob = json.dumps({"model": model, "endpoint": endpoint, "params": params}, sort_keys=True,
-                          ensure_ascii=False, separators=(",", ":"))
+        blob = json.dumps(
+            {"model": model, "endpoint": endpoint, "params": params},
+            sort_keys=True,
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
     def get(self, key: str) -> dict[str, Any] | None:
@@ -47,8 +54,10 @@ class ResponseCache:
 
     def put(self, key: str, model: str, endpoint: str, response: dict[str, Any]) -> None:
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
-                             (key, model, endpoint, json.dumps(response, ensure_ascii=False), time.time()))
+            self._db.execute(
+                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
+                (key, model, endpoint, json.dumps(response, ensure_ascii=False), time.time()),
+            )
             self._db.commit()
 
     def __len__(self) -> int:

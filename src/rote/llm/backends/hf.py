@@ -41,8 +41,15 @@ class HFBackend(TorchLMBackend):
     dtype: "float32" (default; reproducible on CPU), "bfloat16" or "float16" (GPU).
     """
 
-    def __init__(self, path: str | os.PathLike, *, device: str = "cpu", name: str | None = None,
-                 dtype: str = "float32", refusal_phrases: tuple[str, ...] | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        device: str = "cpu",
+        name: str | None = None,
+        dtype: str = "float32",
+        refusal_phrases: tuple[str, ...] | None = None,
+    ):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.path = Path(path).expanduser()
@@ -52,12 +59,15 @@ class HFBackend(TorchLMBackend):
         try:
             with quiet_transformers():
                 self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
-                self.model = AutoModelForCausalLM.from_pretrained(self.path, local_files_only=True,
-                                                                  dtype=getattr(torch, dtype))
+                self.model = AutoModelForCausalLM.from_pretrained(
+                    self.path, local_files_only=True, dtype=getattr(torch, dtype)
+                )
         except (OSError, ValueError, KeyError) as exc:
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise BackendError(f"{self.path}: cannot load a causal language model and tokenizer from this folder "
-                               f"({first}); pass a folder saved with save_pretrained") from None
+            raise BackendError(
+                f"{self.path}: cannot load a causal language model and tokenizer from this folder "
+                f"({first}); pass a folder saved with save_pretrained"
+            ) from None
         self.model.to(self.device).eval()
         self.name = name or self.path.name
         cfg = self.model.config
@@ -83,8 +93,10 @@ class HFBackend(TorchLMBackend):
         return [list(x) for x in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
 
     def decode(self, ids: list[list[int]]) -> list[str]:
-        return [self.tokenizer.decode([int(t) for t in s], skip_special_tokens=False,
-                                      clean_up_tokenization_spaces=False) for s in ids]
+        return [
+            self.tokenizer.decode([int(t) for t in s], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+            for s in ids
+        ]
 
     def _prompt_text(self, prompt: Prompt, index: int) -> str:
         if isinstance(prompt, str):
@@ -94,13 +106,29 @@ class HFBackend(TorchLMBackend):
             return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
         return super()._prompt_text(prompt, index)
 
-    def _forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
-                 cache: Any, last_only: bool) -> tuple[torch.Tensor, Any]:
+    def _forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor,
+        cache: Any,
+        last_only: bool,
+    ) -> tuple[torch.Tensor, Any]:
         # transformers 5 names the KV cache `cache` (formerly `past_key_values`)
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                         cache=cache, use_cache=last_only, logits_to_keep=1 if last_only else 0)
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            use_cache=last_only,
+            logits_to_keep=1 if last_only else 0,
+        )
         return out.logits.float(), out.cache
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "path": str(self.path), "device": str(self.device),
-                "n_params": sum(p.numel() for p in self.model.parameters())}
+        return {
+            **super().describe(),
+            "path": str(self.path),
+            "device": str(self.device),
+            "n_params": sum(p.numel() for p in self.model.parameters()),
+        }

@@ -29,14 +29,14 @@ def open_backend(spec: str, *, device: str = "cpu", cache_dir: str | None = None
     if spec.startswith("openai:"):
         from rote.llm.backends.openai import OpenAIBackend
 
-        model = spec[len("openai:"):]
+        model = spec[len("openai:") :]
         if not model:
             raise BackendError("model spec 'openai:' names no model; write e.g. 'openai:gpt-4o-mini'")
         return OpenAIBackend(model, cache_dir=cache_dir, **kw)
     if spec.startswith("tiny:"):
         from rote.llm.tinygpt import TinyGPTBackend
 
-        return TinyGPTBackend.load(spec[len("tiny:"):], device=device, **kw)
+        return TinyGPTBackend.load(spec[len("tiny:") :], device=device, **kw)
     if spec == "smollm2":
         from rote.llm.smollm2 import smollm2_path
         from rote.llm.backends.hf import HFBackend
@@ -45,16 +45,23 @@ def open_backend(spec: str, *, device: str = "cpu", cache_dir: str | None = None
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise BackendError(f"{path}: not a Hugging Face model folder (no config.json); pass the folder that "
-                               "holds config.json and the weights")
+            raise BackendError(
+                f"{path}: not a Hugging Face model folder (no config.json); pass the folder that "
+                "holds config.json and the weights"
+            )
         from rote.llm.backends.hf import HFBackend
 
         return HFBackend(path, device=device, **kw)
     if path.exists():
-        raise BackendError(f"{spec}: is a file, not a model folder; pass the folder holding config.json, or "
-                           f"'tiny:{spec}' for a rote tiny-GPT checkpoint")
+        raise BackendError(
+            f"{spec}: is a file, not a model folder; pass the folder holding config.json, or "
+            f"'tiny:{spec}' for a rote tiny-GPT checkpoint"
+        )
     if "/" in spec and not spec.startswith((".", "/", "~")) and spec.count("/") == 1:
-        raise BackendError(f"{spec}: looks like a Hugging Face hub id, which cannot be reached offline; download the "
-                           "model once and pass its local folder (or use 'smollm2', the model shipped with rote)")
-    raise BackendError(f"{spec}: no such model folder; pass a local model folder, 'smollm2', 'tiny:FOLDER' or "
-                       "'openai:MODEL'")
+        raise BackendError(
+            f"{spec}: looks like a Hugging Face hub id, which cannot be reached offline; download the "
+            "model once and pass its local folder (or use 'smollm2', the model shipped with rote)"
+        )
+    raise BackendError(
+        f"{spec}: no such model folder; pass a local model folder, 'smollm2', 'tiny:FOLDER' or 'openai:MODEL'"
+    )

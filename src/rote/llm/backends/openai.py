@@ -66,28 +66,45 @@ class OpenAIBackend(Backend):
     supports_logprobs = False
     supports_token_ids = False
 
-    def __init__(self, model: str, *, base_url: str | None = None, api_key_env: str | None = "OPENAI_API_KEY",
-                 api: str = "auto", temperature: float = 1.0, timeout: float = 60.0, max_retries: int = 5,
-                 backoff: float = 1.0, max_backoff: float = 60.0, requests_per_second: float | None = None,
-                 cache: bool = True, cache_dir: str | os.PathLike | None = None,
-                 cache_path: str | os.PathLike | None = None, logprobs: bool = False,
-                 refusal_phrases: tuple[str, ...] | list[str] | None = None, system_prompt: str | None = None,
-                 tokenizer: Backend | None = None):
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key_env: str | None = "OPENAI_API_KEY",
+        api: str = "auto",
+        temperature: float = 1.0,
+        timeout: float = 60.0,
+        max_retries: int = 5,
+        backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        requests_per_second: float | None = None,
+        cache: bool = True,
+        cache_dir: str | os.PathLike | None = None,
+        cache_path: str | os.PathLike | None = None,
+        logprobs: bool = False,
+        refusal_phrases: tuple[str, ...] | list[str] | None = None,
+        system_prompt: str | None = None,
+        tokenizer: Backend | None = None,
+    ):
         if api not in ("auto", "chat", "completions"):
             raise BackendError(f"api={api!r}: use 'auto', 'chat' or 'completions'")
         self.model = model
         self.base_url = (base_url or os.environ.get("ROTE_OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         if not self.base_url.startswith(("http://", "https://")):
-            raise BackendError(f"base URL {self.base_url!r}: must start with http:// or https:// "
-                               "(e.g. http://127.0.0.1:8000/v1)")
+            raise BackendError(
+                f"base URL {self.base_url!r}: must start with http:// or https:// (e.g. http://127.0.0.1:8000/v1)"
+            )
         self.api_key_env = api_key_env
         self._key: str | None = None
         if api_key_env:
             key = os.environ.get(api_key_env, "")
             if not key.strip():
-                raise BackendError(f"environment variable {api_key_env} is not set; export your API key in it "
-                                   f"(`export {api_key_env}=...`); rote reads keys only from the environment and "
-                                   "never writes them")
+                raise BackendError(
+                    f"environment variable {api_key_env} is not set; export your API key in it "
+                    f"(`export {api_key_env}=...`); rote reads keys only from the environment and "
+                    "never writes them"
+                )
             self._key = key.strip()
         self.api = api
         self.temperature = float(temperature)
@@ -103,8 +120,9 @@ class OpenAIBackend(Backend):
             self.refusal_phrases = tuple(refusal_phrases)
         self.tokenizer = tokenizer
         self.name = f"openai:{model}"
-        self.tokenizer_fingerprint = (tokenizer.tokenizer_fingerprint if tokenizer is not None
-                                      else vocabulary_fingerprint([f"http-text:{model}"]))
+        self.tokenizer_fingerprint = (
+            tokenizer.tokenizer_fingerprint if tokenizer is not None else vocabulary_fingerprint([f"http-text:{model}"])
+        )
         self.max_length = None
         self.cache = None
         if cache:
@@ -116,8 +134,10 @@ class OpenAIBackend(Backend):
 
     def _need_tokenizer(self, what: str) -> Backend:
         if self.tokenizer is None:
-            raise BackendError(f"{self.name}: an HTTP endpoint works on text, so {what} needs a local tokenizer; "
-                               "open it with tokenizer=open_backend('smollm2') (or use complete())")
+            raise BackendError(
+                f"{self.name}: an HTTP endpoint works on text, so {what} needs a local tokenizer; "
+                "open it with tokenizer=open_backend('smollm2') (or use complete())"
+            )
         return self.tokenizer
 
     def encode(self, texts: list[str]) -> list[list[int]]:
@@ -126,14 +146,26 @@ class OpenAIBackend(Backend):
     def decode(self, ids: list[list[int]]) -> list[str]:
         return self._need_tokenizer("decode").decode(ids)
 
-    def score(self, ids: list[list[int]], *, batch_size: int = 16, full_stats: bool = False,
-              progress: bool = False) -> list[TokenScores]:
-        raise BackendError(f"{self.name}: HTTP endpoints do not return log-probabilities of given text; use a local "
-                           "model (a folder, 'smollm2' or 'tiny:FOLDER') for loss-based measurements")
+    def score(
+        self, ids: list[list[int]], *, batch_size: int = 16, full_stats: bool = False, progress: bool = False
+    ) -> list[TokenScores]:
+        raise BackendError(
+            f"{self.name}: HTTP endpoints do not return log-probabilities of given text; use a local "
+            "model (a folder, 'smollm2' or 'tiny:FOLDER') for loss-based measurements"
+        )
 
-    def generate(self, prompts: list[list[int]], max_new_tokens: int, *, greedy: bool = True,
-                 temperature: float = 1.0, top_k: int | None = None, seed: int = 0, batch_size: int = 32,
-                 progress: bool = False) -> list[list[int]]:
+    def generate(
+        self,
+        prompts: list[list[int]],
+        max_new_tokens: int,
+        *,
+        greedy: bool = True,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        seed: int = 0,
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> list[list[int]]:
         """Token-level generation by round trip through text (needs `tokenizer`); the endpoint may tokenize
         differently, so the result is cut to `max_new_tokens` local tokens."""
         tok = self._need_tokenizer("generate")
@@ -143,8 +175,9 @@ class OpenAIBackend(Backend):
 
     # ------------------------------------------------------------------------------------------- text level
 
-    def complete(self, prompts: list[Prompt], max_new_tokens: int, *, greedy: bool = True, seed: int = 0,
-                 progress: bool = False) -> list[Completion]:
+    def complete(
+        self, prompts: list[Prompt], max_new_tokens: int, *, greedy: bool = True, seed: int = 0, progress: bool = False
+    ) -> list[Completion]:
         if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise BackendError(f"max_new_tokens={max_new_tokens!r}: must be a whole number >= 1")
         out = []
@@ -154,13 +187,16 @@ class OpenAIBackend(Backend):
                 advance(1)
         return out
 
-    def request_params(self, prompt: Prompt, index: int, max_new_tokens: int, greedy: bool,
-                       seed: int) -> tuple[str, dict[str, Any]]:
+    def request_params(
+        self, prompt: Prompt, index: int, max_new_tokens: int, greedy: bool, seed: int
+    ) -> tuple[str, dict[str, Any]]:
         """(endpoint, JSON body) for one prompt; the body never holds the key, so it doubles as the cache key."""
         if isinstance(prompt, str):
             if self.api == "chat":
-                endpoint, body = "chat/completions", {"messages": self._with_system([{"role": "user",
-                                                                                     "content": prompt}])}
+                endpoint, body = (
+                    "chat/completions",
+                    {"messages": self._with_system([{"role": "user", "content": prompt}])},
+                )
             else:
                 endpoint, body = "completions", {"prompt": prompt}
         else:
@@ -168,8 +204,12 @@ class OpenAIBackend(Backend):
             if self.api == "completions":
                 raise BackendError(f"prompt {index}: a chat prompt needs api='chat' or 'auto', not 'completions'")
             endpoint, body = "chat/completions", {"messages": self._with_system(prompt)}
-        body.update(model=self.model, max_tokens=int(max_new_tokens), seed=int(seed),
-                    temperature=0.0 if greedy else self.temperature)
+        body.update(
+            model=self.model,
+            max_tokens=int(max_new_tokens),
+            seed=int(seed),
+            temperature=0.0 if greedy else self.temperature,
+        )
         if self.logprobs:
             if endpoint == "completions":
                 body["logprobs"] = 1
@@ -194,9 +234,13 @@ class OpenAIBackend(Backend):
             parsed = cached
         text = parsed["text"]
         lp = parsed.get("logprobs")
-        return Completion(text=text, refused=bool(parsed.get("refused")) or detect_refusal(text, self.refusal_phrases),
-                          finish_reason=str(parsed.get("finish_reason") or "unknown"), cached=cached is not None,
-                          logprobs=None if lp is None else np.asarray(lp, dtype=np.float64))
+        return Completion(
+            text=text,
+            refused=bool(parsed.get("refused")) or detect_refusal(text, self.refusal_phrases),
+            finish_reason=str(parsed.get("finish_reason") or "unknown"),
+            cached=cached is not None,
+            logprobs=None if lp is None else np.asarray(lp, dtype=np.float64),
+        )
 
     def _parse(self, endpoint: str, data: Any) -> dict[str, Any]:
         """The parts of a response rote keeps: text, finish reason, refusal flag, token log-probabilities."""
@@ -215,10 +259,18 @@ class OpenAIBackend(Backend):
             if not isinstance(text, str):
                 raise TypeError("text is not a string")
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise BackendError(self._clean(f"{self._url(endpoint)}: unexpected response shape ({exc!r}); is this "
-                                           "an OpenAI-compatible endpoint?")) from None
-        return {"text": text, "finish_reason": choice.get("finish_reason"), "refused": refused,
-                "logprobs": None if raw is None else [float(x) for x in raw]}
+            raise BackendError(
+                self._clean(
+                    f"{self._url(endpoint)}: unexpected response shape ({exc!r}); is this "
+                    "an OpenAI-compatible endpoint?"
+                )
+            ) from None
+        return {
+            "text": text,
+            "finish_reason": choice.get("finish_reason"),
+            "refused": refused,
+            "logprobs": None if raw is None else [float(x) for x in raw],
+        }
 
     # ------------------------------------------------------------------------------------------- HTTP
 
@@ -247,16 +299,22 @@ class OpenAIBackend(Backend):
                 try:
                     return json.loads(raw.decode("utf-8"))
                 except (UnicodeDecodeError, json.JSONDecodeError):
-                    raise BackendError(f"{url}: the response is not JSON; is this an OpenAI-compatible endpoint?") \
-                        from None
+                    raise BackendError(
+                        f"{url}: the response is not JSON; is this an OpenAI-compatible endpoint?"
+                    ) from None
             except urllib.error.HTTPError as exc:
                 detail = _error_detail(exc)
                 if exc.code not in _RETRY_STATUS:
-                    hint = {401: f"the key in ${self.api_key_env} was rejected; check it",
-                            403: "the key lacks access to this model",
-                            404: f"no such endpoint or model {self.model!r}; check the base URL and model name"}
-                    raise BackendError(self._clean(f"{url}: HTTP {exc.code} {detail}"
-                                                   + (f" ({hint[exc.code]})" if exc.code in hint else ""))) from None
+                    hint = {
+                        401: f"the key in ${self.api_key_env} was rejected; check it",
+                        403: "the key lacks access to this model",
+                        404: f"no such endpoint or model {self.model!r}; check the base URL and model name",
+                    }
+                    raise BackendError(
+                        self._clean(
+                            f"{url}: HTTP {exc.code} {detail}" + (f" ({hint[exc.code]})" if exc.code in hint else "")
+                        )
+                    ) from None
                 last = f"HTTP {exc.code} {detail}"
                 retry_after = _retry_after(exc.headers.get("Retry-After") if exc.headers else None)
             except (TimeoutError, socket.timeout):
@@ -282,8 +340,14 @@ class OpenAIBackend(Backend):
         self._next_request = now + 1.0 / self.requests_per_second
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "base_url": self.base_url, "api": self.api, "api_key_env": self.api_key_env,
-                "temperature": self.temperature, "cache": None if self.cache is None else str(self.cache.path)}
+        return {
+            **super().describe(),
+            "base_url": self.base_url,
+            "api": self.api,
+            "api_key_env": self.api_key_env,
+            "temperature": self.temperature,
+            "cache": None if self.cache is None else str(self.cache.path),
+        }
 
 
 def _error_detail(exc: urllib.error.HTTPError) -> str:

@@ -32,8 +32,14 @@ def prompt_generator(seed: int, index: int, device: torch.device) -> torch.Gener
     return g
 
 
-def sample_next(logits: torch.Tensor, *, greedy: bool, temperature: float, top_k: int | None,
-                generators: list[torch.Generator] | None) -> torch.Tensor:
+def sample_next(
+    logits: torch.Tensor,
+    *,
+    greedy: bool,
+    temperature: float,
+    top_k: int | None,
+    generators: list[torch.Generator] | None,
+) -> torch.Tensor:
     """Next token per row from logits (B, V) -> (B,) int64.
 
     Sampling draws one uniform number per row from that row's generator and inverts the CDF of
@@ -64,15 +70,22 @@ class TorchLMBackend(Backend):
     device: torch.device
 
     @abstractmethod
-    def _forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
-                 cache: Any, last_only: bool) -> tuple[torch.Tensor, Any]:
+    def _forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor,
+        cache: Any,
+        last_only: bool,
+    ) -> tuple[torch.Tensor, Any]:
         """One forward step: input_ids (B, T), attention_mask (B, S = cached + T), position_ids (B, T), the cache
         from the previous step (None at the start) -> logits (B, T, V) or (B, 1, V) when last_only, new cache."""
 
     # ------------------------------------------------------------------------------------------- scoring
 
-    def score(self, ids: list[list[int]], *, batch_size: int = 16, full_stats: bool = False,
-              progress: bool = False) -> list[TokenScores]:
+    def score(
+        self, ids: list[list[int]], *, batch_size: int = 16, full_stats: bool = False, progress: bool = False
+    ) -> list[TokenScores]:
         check_ids(ids, "sequence", vocab_size=self.vocab_size)
         self._check_length(max((len(s) for s in ids), default=0), "sequence")
         if batch_size < 1:
@@ -80,12 +93,15 @@ class TorchLMBackend(Backend):
         seqs = [[int(t) for t in s] for s in ids]
         order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))  # similar lengths share a batch
         out: list[TokenScores | None] = [None] * len(seqs)
-        with progress_bar(len(seqs), f"scoring with {self.name}", quiet=not progress) as advance, torch.inference_mode():
+        with (
+            progress_bar(len(seqs), f"scoring with {self.name}", quiet=not progress) as advance,
+            torch.inference_mode(),
+        ):
             start = 0
             while start < len(order):
                 longest = len(seqs[order[start]])
                 fit = max(1, _LOGIT_BYTES // max(1, longest * self.vocab_size * 4))
-                chunk = order[start:start + min(batch_size, fit)]
+                chunk = order[start : start + min(batch_size, fit)]
                 for i, ts in zip(chunk, self._score_batch([seqs[i] for i in chunk], full_stats)):
                     out[i] = ts
                 advance(len(chunk))
@@ -120,9 +136,18 @@ class TorchLMBackend(Backend):
 
     # ------------------------------------------------------------------------------------------- generation
 
-    def generate(self, prompts: list[list[int]], max_new_tokens: int, *, greedy: bool = True,
-                 temperature: float = 1.0, top_k: int | None = None, seed: int = 0, batch_size: int = 32,
-                 progress: bool = False) -> list[list[int]]:
+    def generate(
+        self,
+        prompts: list[list[int]],
+        max_new_tokens: int,
+        *,
+        greedy: bool = True,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        seed: int = 0,
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> list[list[int]]:
         check_ids(prompts, "prompt", vocab_size=self.vocab_size)
         if not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0:
             raise BackendError(f"max_new_tokens={max_new_tokens!r}: must be a whole number >= 0")
@@ -138,26 +163,42 @@ class TorchLMBackend(Backend):
             return [[] for _ in seqs]
         order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
         out: list[list[int]] = [[] for _ in seqs]
-        with progress_bar(len(seqs), f"generating with {self.name}", quiet=not progress) as advance, \
-                torch.inference_mode():
+        with (
+            progress_bar(len(seqs), f"generating with {self.name}", quiet=not progress) as advance,
+            torch.inference_mode(),
+        ):
             for start in range(0, len(order), batch_size):
-                chunk = order[start:start + batch_size]
+                chunk = order[start : start + batch_size]
                 gens = None if greedy else [prompt_generator(seed, i, self.device) for i in chunk]
-                new = self._generate_batch([seqs[i] for i in chunk], int(max_new_tokens), greedy=greedy,
-                                           temperature=temperature, top_k=top_k, generators=gens)
+                new = self._generate_batch(
+                    [seqs[i] for i in chunk],
+                    int(max_new_tokens),
+                    greedy=greedy,
+                    temperature=temperature,
+                    top_k=top_k,
+                    generators=gens,
+                )
                 for i, toks in zip(chunk, new):
                     out[i] = toks
                 advance(len(chunk))
         return out
 
-    def _generate_batch(self, seqs: list[list[int]], max_new: int, *, greedy: bool, temperature: float,
-                        top_k: int | None, generators: list[torch.Generator] | None) -> list[list[int]]:
+    def _generate_batch(
+        self,
+        seqs: list[list[int]],
+        max_new: int,
+        *,
+        greedy: bool,
+        temperature: float,
+        top_k: int | None,
+        generators: list[torch.Generator] | None,
+    ) -> list[list[int]]:
         b, t = len(seqs), max(len(s) for s in seqs)
         ids = torch.full((b, t), self.pad_token_id, dtype=torch.long)
         mask = torch.zeros((b, t), dtype=torch.long)
         for r, s in enumerate(seqs):  # left padding: every prompt ends at column t-1, so new tokens line up
-            ids[r, t - len(s):] = torch.tensor(s, dtype=torch.long)
-            mask[r, t - len(s):] = 1
+            ids[r, t - len(s) :] = torch.tensor(s, dtype=torch.long)
+            mask[r, t - len(s) :] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
         pos = (mask.cumsum(1) - 1).clamp_min(0)  # (b, t): 0.. over real tokens; padding gets 0 (masked anyway)
         next_pos = pos[:, -1] + 1  # (b,)
@@ -166,8 +207,9 @@ class TorchLMBackend(Backend):
         done = torch.zeros(b, dtype=torch.bool, device=self.device)
         steps = 0
         for step in range(max_new):
-            tok = sample_next(logits[:, -1], greedy=greedy, temperature=temperature, top_k=top_k,
-                              generators=generators)  # (b,)
+            tok = sample_next(
+                logits[:, -1], greedy=greedy, temperature=temperature, top_k=top_k, generators=generators
+            )  # (b,)
             new[:, step] = tok
             steps = step + 1
             if self.eos_token_id is not None:
@@ -186,5 +228,7 @@ class TorchLMBackend(Backend):
 
     def _check_length(self, n: int, what: str) -> None:
         if self.max_length is not None and n > self.max_length:
-            raise BackendError(f"{what}: {n} tokens exceed {self.name}'s context of {self.max_length} tokens; "
-                               "shorten the texts (or the prefix/suffix lengths)")
+            raise BackendError(
+                f"{what}: {n} tokens exceed {self.name}'s context of {self.max_length} tokens; "
+                "shorten the texts (or the prefix/suffix lengths)"
+            )

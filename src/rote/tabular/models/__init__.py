@@ -15,5 +15,14 @@ from rote.tabular.models.preprocess import QuantileNormalizer, TableCodec
 from rote.tabular.models.tabddpm import MixedDiffusion, TabDDPM
 from rote.tabular.models.tabsyn import TabSyn
 
-__all__ = ["Callback", "TabularGenerator", "EarlyStopping", "MemorizationHook", "QuantileNormalizer",
-           "TableCodec", "MixedDiffusion", "TabDDPM", "TabSyn"]
+__all__ = [
+    "Callback",
+    "TabularGenerator",
+    "EarlyStopping",
+    "MemorizationHook",
+    "QuantileNormalizer",
+    "TableCodec",
+    "MixedDiffusion",
+    "TabDDPM",
+    "TabSyn",
+]

@@ -69,15 +69,24 @@ class TabularGenerator(ABC):
         """Hyperparameters in effect: the preset's values, overridden by every parameter not left at None."""
         preset = self.get_params().get("preset")
         if preset not in self.presets:
-            raise ConfigError(f"{type(self).__name__}: preset={preset!r} is unknown; choose one of "
-                              f"{', '.join(map(repr, self.presets))}")
+            raise ConfigError(
+                f"{type(self).__name__}: preset={preset!r} is unknown; choose one of "
+                f"{', '.join(map(repr, self.presets))}"
+            )
         cfg = dict(self.presets[preset])
         cfg.update({k: v for k, v in self.get_params().items() if v is not None})
         for key in ("epochs", "batch_size"):
-            if key in cfg and cfg[key] is not None and (isinstance(cfg[key], bool) or int(cfg[key]) != cfg[key]
-                                                        or cfg[key] < (0 if key == "epochs" else 1)):
-                raise ConfigError(f"{type(self).__name__}: {key}={cfg[key]!r} must be a whole number "
-                                  f"{'>= 0' if key == 'epochs' else '>= 1'}")
+            if (
+                key in cfg
+                and cfg[key] is not None
+                and (
+                    isinstance(cfg[key], bool) or int(cfg[key]) != cfg[key] or cfg[key] < (0 if key == "epochs" else 1)
+                )
+            ):
+                raise ConfigError(
+                    f"{type(self).__name__}: {key}={cfg[key]!r} must be a whole number "
+                    f"{'>= 0' if key == 'epochs' else '>= 1'}"
+                )
         if cfg.get("lr") is not None and not float(cfg["lr"]) > 0:
             raise ConfigError(f"{type(self).__name__}: lr={cfg['lr']!r} must be > 0, e.g. 1e-3")
         return cfg
@@ -139,9 +148,17 @@ class TabularGenerator(ABC):
         return True
 
     # ------------------------------------------------------------------ fit
-    def fit(self, table: pd.DataFrame, schema: TableSchema, *, callbacks: Sequence[Callback] = (),
-            checkpoint_dir: str | Path | None = None, checkpoint_every: int | None = None, resume: bool = True,
-            progress: Progress = True) -> TabularGenerator:
+    def fit(
+        self,
+        table: pd.DataFrame,
+        schema: TableSchema,
+        *,
+        callbacks: Sequence[Callback] = (),
+        checkpoint_dir: str | Path | None = None,
+        checkpoint_every: int | None = None,
+        resume: bool = True,
+        progress: Progress = True,
+    ) -> TabularGenerator:
         """Train on `table` (any dtypes `validate_table` accepts; it is not modified).
 
         callbacks: called after every epoch with (epoch, model, logs); a True return stops training.
@@ -156,8 +173,10 @@ class TabularGenerator(ABC):
         if checkpoint_every is not None and (isinstance(checkpoint_every, bool) or int(checkpoint_every) < 1):
             raise ConfigError(f"checkpoint_every={checkpoint_every!r}: must be a whole number >= 1 (epochs)")
         if not isinstance(schema, TableSchema):
-            raise ConfigError(f"schema must be a TableSchema, got {type(schema).__name__}; "
-                              "build one with rote.data.infer_schema or dataset_schema")
+            raise ConfigError(
+                f"schema must be a TableSchema, got {type(schema).__name__}; "
+                "build one with rote.data.infer_schema or dataset_schema"
+            )
         device = resolve_device(cfg["device"])
         name = str(table.attrs.get("source", "train")) if isinstance(table, pd.DataFrame) else "train"
         codec = TableCodec().fit(table, schema, name=name)
@@ -171,17 +190,32 @@ class TabularGenerator(ABC):
         self.stopped_early_ = False
         self._x_num, self._x_cat = x_num.to(device), x_cat.to(device)
         trainer = Trainer(
-            self._modules(), self._train_step, optimizers=self._optimizers(), schedulers=self._schedulers(),
-            scheduler_interval=None, data=n_rows, batch_size=int(cfg["batch_size"]),
+            self._modules(),
+            self._train_step,
+            optimizers=self._optimizers(),
+            schedulers=self._schedulers(),
+            scheduler_interval=None,
+            data=n_rows,
+            batch_size=int(cfg["batch_size"]),
             epochs=lambda: self._total_epochs(cfg, n_rows),  # TabSyn's shrinks when its VAE phase ends early
-            seed=int(cfg["seed"]), device=device, callbacks=[_TabularLoop(self, cfg, n_rows, callbacks)],
-            checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume, kind=self.kind,
-            payload=lambda st: {**self._payload_extra(), "data_sha256": fingerprint,
-                                "stopped_early": bool(st.stopped_early)},
+            seed=int(cfg["seed"]),
+            device=device,
+            callbacks=[_TabularLoop(self, cfg, n_rows, callbacks)],
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+            kind=self.kind,
+            payload=lambda st: {
+                **self._payload_extra(),
+                "data_sha256": fingerprint,
+                "stopped_early": bool(st.stopped_early),
+            },
             check_resume=lambda path, ck: self._check_resume(path, ck, fingerprint),
             load_payload=lambda path, ck: self._load_extra_state(ck["extra"]),
-            on_stop=lambda st: self._on_stop(st.epoch), progress=progress,
-            description=f"training {type(self).__name__}")
+            on_stop=lambda st: self._on_stop(st.epoch),
+            progress=progress,
+            description=f"training {type(self).__name__}",
+        )
         try:
             state = trainer.fit()
         finally:
@@ -213,15 +247,21 @@ class TabularGenerator(ABC):
             differ = sorted(k for k in set(saved) | set(ours) if k != "device" and saved.get(k) != ours.get(k))
             same_data = state["data_sha256"] == fingerprint
         except (KeyError, TypeError, AttributeError) as exc:
-            raise ConfigError(f"{path}: checkpoint content does not fit {type(self).__name__} ({exc}); "
-                              "pass resume=False or use another checkpoint folder") from None
+            raise ConfigError(
+                f"{path}: checkpoint content does not fit {type(self).__name__} ({exc}); "
+                "pass resume=False or use another checkpoint folder"
+            ) from None
         if differ:
             shown = ", ".join(f"{k}={saved.get(k)!r} there, {ours.get(k)!r} here" for k in differ[:4])
-            raise ConfigError(f"{path}: checkpoint was written with other parameters ({shown}); resume with "
-                              "the same parameters, pass resume=False, or use another checkpoint folder")
+            raise ConfigError(
+                f"{path}: checkpoint was written with other parameters ({shown}); resume with "
+                "the same parameters, pass resume=False, or use another checkpoint folder"
+            )
         if not same_data:
-            raise ConfigError(f"{path}: checkpoint was trained on a different table; resume with the same "
-                              "training table, pass resume=False, or use another checkpoint folder")
+            raise ConfigError(
+                f"{path}: checkpoint was trained on a different table; resume with the same "
+                "training table, pass resume=False, or use another checkpoint folder"
+            )
 
     def _load_payload(self, state: dict[str, Any]) -> None:
         modules = self._modules()
@@ -255,8 +295,10 @@ class TabularGenerator(ABC):
             model._build(cfg, model.codec_, n_rows, resolve_device(cfg["device"]))
             model._load_payload(state)
         except (KeyError, TypeError, RuntimeError, ValueError) as exc:
-            raise ConfigError(f"{path}: checkpoint content does not fit {cls.__name__} ({exc}); pass a file "
-                              f"written by {cls.__name__}.save") from None
+            raise ConfigError(
+                f"{path}: checkpoint content does not fit {cls.__name__} ({exc}); pass a file "
+                f"written by {cls.__name__}.save"
+            ) from None
         for m in model._modules().values():
             m.eval()
         return model
@@ -293,8 +335,9 @@ class _TabularLoop:
     """The Trainer callback that keeps a generator's learned state in step with the loop and calls the tabular
     callbacks `cb(epoch, model, logs)` after the model's own epoch end."""
 
-    def __init__(self, model: TabularGenerator, cfg: dict[str, Any], n_rows: int,
-                 callbacks: Sequence[Callback]) -> None:
+    def __init__(
+        self, model: TabularGenerator, cfg: dict[str, Any], n_rows: int, callbacks: Sequence[Callback]
+    ) -> None:
         self.model, self.cfg, self.n_rows, self.callbacks = model, cfg, n_rows, list(callbacks)
 
     def on_train_begin(self, state: TrainState) -> None:

@@ -33,8 +33,9 @@ class EarlyStopping:
 
     def __call__(self, epoch: int, model: Any, logs: dict) -> bool:
         if self.monitor not in logs:
-            raise ConfigError(f"EarlyStopping: monitor={self.monitor!r} is not logged; logged values are "
-                              f"{', '.join(sorted(logs))}")
+            raise ConfigError(
+                f"EarlyStopping: monitor={self.monitor!r} is not logged; logged values are {', '.join(sorted(logs))}"
+            )
         phase = logs.get("phase")
         values = [h[self.monitor] for h in model.history_ if h.get("phase") == phase and self.monitor in h]
         best, since = math.inf, 0
@@ -56,8 +57,16 @@ class MemorizationHook:
     phase) are skipped. Sampling uses its own seed, so the hook does not change training.
     """
 
-    def __init__(self, train: pd.DataFrame, schema: TableSchema, every: int = 10, n_samples: int | None = None,
-                 distance: str = "tabcutmix", seed: int = 0, threshold: float = DEFAULT_THRESHOLD) -> None:
+    def __init__(
+        self,
+        train: pd.DataFrame,
+        schema: TableSchema,
+        every: int = 10,
+        n_samples: int | None = None,
+        distance: str = "tabcutmix",
+        seed: int = 0,
+        threshold: float = DEFAULT_THRESHOLD,
+    ) -> None:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ConfigError(f"MemorizationHook: every={every!r} must be a whole number >= 1 (epochs)")
         if n_samples is not None and (isinstance(n_samples, bool) or int(n_samples) < 1):

@@ -99,8 +99,10 @@ class TableCodec:
     # ------------------------------------------------------------------ fit
     def fit(self, table: pd.DataFrame, schema: TableSchema, *, name: str = "train") -> TableCodec:
         if len(table) < 2:
-            raise DataError(f"{name}: has {len(table)} row; a generator needs at least 2 training rows "
-                            "(pass the whole training table)")
+            raise DataError(
+                f"{name}: has {len(table)} row; a generator needs at least 2 training rows "
+                "(pass the whole training table)"
+            )
         clean = validate_table(table, schema, name=name, allow_extra=False)
         self.schema = schema
         self.columns = [str(c) for c in table.columns]  # the user's order
@@ -139,8 +141,10 @@ class TableCodec:
             codes = pd.Index(cats).get_indexer(clean[c].to_numpy(object))
             if (codes < 0).any():
                 row = int(np.argmax(codes < 0))
-                raise DataError(f"{name}: column '{c}' holds category {clean[c].iloc[row]!r} at row {row + 1} "
-                                "that the training table does not have; the generator cannot encode it")
+                raise DataError(
+                    f"{name}: column '{c}' holds category {clean[c].iloc[row]!r} at row {row + 1} "
+                    "that the training table does not have; the generator cannot encode it"
+                )
             x_cat[:, j] = codes
         return torch.from_numpy(x_num), torch.from_numpy(x_cat)
 

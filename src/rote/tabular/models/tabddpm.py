@@ -102,8 +102,9 @@ class MixedDiffusion:
         self.valid = k[None, :] < sizes  # (C, K_max)
         self.pad_bias = torch.where(self.valid, 0.0, NEG).float()  # (C, K_max)
         self.log_k = torch.log(sizes.float())  # (C, 1)
-        self.offsets = torch.as_tensor(np.concatenate([[0], np.cumsum(self.n_classes)[:-1]]) if C else [],
-                                       dtype=torch.long, device=self.device)  # (C,) start of each column's one-hot
+        self.offsets = torch.as_tensor(
+            np.concatenate([[0], np.cumsum(self.n_classes)[:-1]]) if C else [], dtype=torch.long, device=self.device
+        )  # (C,) start of each column's one-hot
         self.n_onehot = int(sum(self.n_classes))
         # position of every real class in the flattened padded layout (C * K_max,)
         self.flat_index = torch.nonzero(self.valid.reshape(-1), as_tuple=False).reshape(-1)
@@ -137,8 +138,7 @@ class MixedDiffusion:
         """x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) noise; x0, noise (B, n_num), t (B,)."""
         return self._at(self.sqrt_abar, t, 2) * x0 + self._at(self.sqrt_1m_abar, t, 2) * noise
 
-    def p_sample_num(self, x_t: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, gen: torch.Generator
-                     ) -> torch.Tensor:
+    def p_sample_num(self, x_t: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """One ancestral step x_t -> x_{t-1} from the predicted noise (no clipping, as TabDDPM)."""
         x0 = (x_t - self._at(self.sqrt_1m_abar, t, 2) * eps) / self._at(self.sqrt_abar, t, 2)
         mean = self._at(self.post_coef_x0, t, 2) * x0 + self._at(self.post_coef_xt, t, 2) * x_t
@@ -149,13 +149,15 @@ class MixedDiffusion:
     # ------------------------------------------------------------------ multinomial part (log space)
     def q_pred(self, log_x0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """log q(x_t | x_0) = log(abar_t x_0 + (1 - abar_t)/K); (B, C, K_max) -> (B, C, K_max)."""
-        return torch.logaddexp(log_x0 + self._at(self.log_abar, t, 3),
-                               self._at(self.log_1m_abar, t, 3) - self.log_k + self.pad_bias)
+        return torch.logaddexp(
+            log_x0 + self._at(self.log_abar, t, 3), self._at(self.log_1m_abar, t, 3) - self.log_k + self.pad_bias
+        )
 
     def q_pred_step(self, log_x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """log(alpha_t x_t + (1 - alpha_t)/K): q(x_t | x_{t-1}) as a function of x_{t-1} (the matrix is symmetric)."""
-        return torch.logaddexp(log_x_t + self._at(self.log_alpha, t, 3),
-                               self._at(self.log_1m_alpha, t, 3) - self.log_k + self.pad_bias)
+        return torch.logaddexp(
+            log_x_t + self._at(self.log_alpha, t, 3), self._at(self.log_1m_alpha, t, 3) - self.log_k + self.pad_bias
+        )
 
     def q_posterior(self, log_x0: torch.Tensor, log_x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """log q(x_{t-1} | x_t, x_0) per column: prop. to q(x_{t-1} | x_0) q(x_t | x_{t-1}); at t = 0, with x_0 itself
@@ -191,8 +193,9 @@ class MixedDiffusion:
         uniform = (torch.rand(x_cat.shape, generator=gen, device=x_cat.device) * sizes).long()
         return torch.where(keep, x_cat, torch.minimum(uniform, sizes.long() - 1))
 
-    def multinomial_loss_rows(self, logits: torch.Tensor, x_cat: torch.Tensor, x_cat_t: torch.Tensor,
-                              t: torch.Tensor) -> torch.Tensor:
+    def multinomial_loss_rows(
+        self, logits: torch.Tensor, x_cat: torch.Tensor, x_cat_t: torch.Tensor, t: torch.Tensor
+    ) -> torch.Tensor:
         """(B,) per row: KL(q(x_{t-1} | x_t, x_0) || p(x_{t-1} | x_t)) summed over columns where t > 0, and
         -log p(x_0 | x_1) where t = 0. logits (B, sum K); x_cat, x_cat_t (B, C) codes; t (B,).
 
@@ -226,8 +229,15 @@ class MixedDiffusion:
             total += hi * math.log(hi * k) + ((k - 1) * lo * math.log(lo * k) if lo > 0 else 0.0)
         return total
 
-    def loss_given(self, denoiser: nn.Module, x_num: torch.Tensor, x_cat: torch.Tensor, t: torch.Tensor,
-                   noise: torch.Tensor, x_cat_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def loss_given(
+        self,
+        denoiser: nn.Module,
+        x_num: torch.Tensor,
+        x_cat: torch.Tensor,
+        t: torch.Tensor,
+        noise: torch.Tensor,
+        x_cat_t: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The loss for given draws (timesteps t, Gaussian noise, noisy categories): (total, gaussian, multinomial)."""
         x_num_t = self.q_sample_num(x_num, t, noise)
         inp = torch.cat([x_num_t, self.onehot_flat(x_cat_t)], dim=1) if self.C else x_num_t
@@ -235,14 +245,15 @@ class MixedDiffusion:
         zero = torch.zeros((), device=t.device)
         loss_num = F.mse_loss(out[:, : self.n_num], noise) if self.n_num else zero
         if self.C:
-            rows = self.multinomial_loss_rows(out[:, self.n_num:], x_cat, x_cat_t, t)
+            rows = self.multinomial_loss_rows(out[:, self.n_num :], x_cat, x_cat_t, t)
             loss_cat = (rows * self.T + self.kl_prior_constant()).mean() / self.C
         else:
             loss_cat = zero
         return loss_num + loss_cat, loss_num, loss_cat
 
-    def loss(self, denoiser: nn.Module, x_num: torch.Tensor, x_cat: torch.Tensor, gen: torch.Generator
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def loss(
+        self, denoiser: nn.Module, x_num: torch.Tensor, x_cat: torch.Tensor, gen: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training loss of one batch: (total, gaussian, multinomial) scalars.
 
         gaussian: mean over rows and numeric columns of (epsilon - predicted epsilon)^2.
@@ -298,7 +309,7 @@ class MixedDiffusion:
             if self.n_num:
                 x_num = self.p_sample_num(x_num, out[:, : self.n_num], t, gen)
             if self.C:
-                probs_x0 = self.pad_logits(out[:, self.n_num:], log=False)
+                probs_x0 = self.pad_logits(out[:, self.n_num :], log=False)
                 x_cat = self.sample_from_probs(self.posterior_probs_step(probs_x0, x_cat, i), gen)
         return x_num, x_cat
 
@@ -316,22 +327,56 @@ class TabDDPM(TabularGenerator):
 
     kind = "rote.tabular.TabDDPM"
     presets = {
-        "small": dict(epochs=100, steps=None, batch_size=1024, lr=2e-3, weight_decay=0.0, d_layers=(256, 256, 256),
-                      dim_t=128, dropout=0.0, num_timesteps=100, sample_batch_size=10_000),
-        "paper": dict(epochs=None, steps=100_000, batch_size=4096, lr=0.001809824563637657, weight_decay=0.0,
-                      d_layers=(1024, 2048, 2048, 1024), dim_t=128, dropout=0.0, num_timesteps=1000,
-                      sample_batch_size=10_000),
+        "small": dict(
+            epochs=100,
+            steps=None,
+            batch_size=1024,
+            lr=2e-3,
+            weight_decay=0.0,
+            d_layers=(256, 256, 256),
+            dim_t=128,
+            dropout=0.0,
+            num_timesteps=100,
+            sample_batch_size=10_000,
+        ),
+        "paper": dict(
+            epochs=None,
+            steps=100_000,
+            batch_size=4096,
+            lr=0.001809824563637657,
+            weight_decay=0.0,
+            d_layers=(1024, 2048, 2048, 1024),
+            dim_t=128,
+            dropout=0.0,
+            num_timesteps=1000,
+            sample_batch_size=10_000,
+        ),
     }
 
-    def __init__(self, preset: str = "small", epochs: int | None = None, steps: int | None = None,
-                 batch_size: int | None = None, lr: float | None = None, weight_decay: float | None = None,
-                 d_layers: tuple[int, ...] | None = None, dim_t: int | None = None, dropout: float | None = None,
-                 num_timesteps: int | None = None, sample_batch_size: int | None = None, seed: int = 0,
-                 device: str = "cpu") -> None:
+    def __init__(
+        self,
+        preset: str = "small",
+        epochs: int | None = None,
+        steps: int | None = None,
+        batch_size: int | None = None,
+        lr: float | None = None,
+        weight_decay: float | None = None,
+        d_layers: tuple[int, ...] | None = None,
+        dim_t: int | None = None,
+        dropout: float | None = None,
+        num_timesteps: int | None = None,
+        sample_batch_size: int | None = None,
+        seed: int = 0,
+        device: str = "cpu",
+    ) -> None:
         self.preset, self.epochs, self.steps, self.batch_size, self.lr = preset, epochs, steps, batch_size, lr
         self.weight_decay, self.d_layers, self.dim_t, self.dropout = weight_decay, d_layers, dim_t, dropout
-        self.num_timesteps, self.sample_batch_size, self.seed, self.device = (num_timesteps, sample_batch_size,
-                                                                              seed, device)
+        self.num_timesteps, self.sample_batch_size, self.seed, self.device = (
+            num_timesteps,
+            sample_batch_size,
+            seed,
+            device,
+        )
 
     def _total_epochs(self, cfg: dict[str, Any], n_rows: int) -> int:
         if cfg.get("epochs") is None:
@@ -347,10 +392,12 @@ class TabDDPM(TabularGenerator):
             torch.manual_seed(int(cfg["seed"]))
             self.denoiser_ = MLPDenoiser(d_in, tuple(cfg["d_layers"]), int(cfg["dim_t"]), float(cfg["dropout"]))
         self.denoiser_.to(device)
-        self.optimizer_ = torch.optim.AdamW(self.denoiser_.parameters(), lr=float(cfg["lr"]),
-                                            weight_decay=float(cfg["weight_decay"]))
-        self.total_steps_ = self._total_epochs(cfg, max(n_rows, 1)) * steps_per_epoch(max(n_rows, 1),
-                                                                                       int(cfg["batch_size"]))
+        self.optimizer_ = torch.optim.AdamW(
+            self.denoiser_.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"])
+        )
+        self.total_steps_ = self._total_epochs(cfg, max(n_rows, 1)) * steps_per_epoch(
+            max(n_rows, 1), int(cfg["batch_size"])
+        )
         self.step_ = 0
 
     def _modules(self) -> dict[str, nn.Module]:
@@ -369,8 +416,7 @@ class TabDDPM(TabularGenerator):
         # TabDDPM's schedule: the lr of step k is lr * (1 - k / total_steps), set before the step
         for group in self.optimizer_.param_groups:
             group["lr"] = linear_decay_lr(float(self.cfg_["lr"]), self.step_, self.total_steps_)
-        loss, l_num, l_cat = self.diffusion_.loss(self.denoiser_, self._x_num[idx], self._x_cat[idx],
-                                                  state.generator)
+        loss, l_num, l_cat = self.diffusion_.loss(self.denoiser_, self._x_num[idx], self._x_cat[idx], state.generator)
         self.step_ += 1
         return {"loss": loss, "loss_gaussian": l_num, "loss_multinomial": l_cat}
 

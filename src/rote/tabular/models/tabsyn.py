@@ -46,8 +46,12 @@ class Tokenizer(nn.Module):
         self.b_num = nn.Parameter(torch.zeros(n_num, d))
         self.embed = nn.Embedding(max(1, sum(n_classes)), d)
         self.b_cat = nn.Parameter(torch.zeros(len(n_classes), d))
-        self.register_buffer("offsets", torch.as_tensor(np.concatenate([[0], np.cumsum(n_classes)[:-1]])
-                                                        if n_classes else np.zeros(0), dtype=torch.long))
+        self.register_buffer(
+            "offsets",
+            torch.as_tensor(
+                np.concatenate([[0], np.cumsum(n_classes)[:-1]]) if n_classes else np.zeros(0), dtype=torch.long
+            ),
+        )
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
         num = x_num[:, :, None] * self.w_num + self.b_num  # (B, n_num, d)
@@ -72,7 +76,7 @@ class Reconstructor(nn.Module):
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         num = (h[:, : self.n_num] * self.w_num).sum(-1) + self.b_num_out  # (B, n_num)
-        logits = torch.einsum("bcd,cdk->bck", h[:, self.n_num:], self.w_cat) + self.b_cat_out + self.pad_bias
+        logits = torch.einsum("bcd,cdk->bck", h[:, self.n_num :], self.w_cat) + self.b_cat_out + self.pad_bias
         return num, logits  # logits (B, C, K_max), padding at NEG
 
 
@@ -84,8 +88,9 @@ def _transformer(d: int, n_layers: int, n_heads: int, factor: int) -> nn.Transfo
 class TabularVAE(nn.Module):
     """Tokenizer -> (mu, logvar) transformers -> z -> decoder transformer -> reconstructor."""
 
-    def __init__(self, n_num: int, n_classes: list[int], d_token: int = 4, n_layers: int = 2, n_heads: int = 1,
-                 factor: int = 32) -> None:
+    def __init__(
+        self, n_num: int, n_classes: list[int], d_token: int = 4, n_layers: int = 2, n_heads: int = 1, factor: int = 32
+    ) -> None:
         super().__init__()
         self.tokenizer = Tokenizer(n_num, n_classes, d_token)
         self.encoder_mu = _transformer(d_token, n_layers, n_heads, factor)
@@ -112,8 +117,15 @@ class EDMDenoiser(nn.Module):
         self.dim_t = dim_t
         self.proj = nn.Linear(dim, dim_t)
         self.time_mlp = nn.Sequential(nn.Linear(dim_t, dim_t), nn.SiLU(), nn.Linear(dim_t, dim_t))
-        self.mlp = nn.Sequential(nn.Linear(dim_t, 2 * dim_t), nn.SiLU(), nn.Linear(2 * dim_t, 2 * dim_t), nn.SiLU(),
-                                 nn.Linear(2 * dim_t, dim_t), nn.SiLU(), nn.Linear(dim_t, dim))
+        self.mlp = nn.Sequential(
+            nn.Linear(dim_t, 2 * dim_t),
+            nn.SiLU(),
+            nn.Linear(2 * dim_t, 2 * dim_t),
+            nn.SiLU(),
+            nn.Linear(2 * dim_t, dim_t),
+            nn.SiLU(),
+            nn.Linear(dim_t, dim),
+        )
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         s = sigma.reshape(-1, 1)
@@ -142,8 +154,16 @@ def karras_sigmas(steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0,
 
 
 @torch.no_grad()
-def edm_sample(denoiser: nn.Module, n: int, dim: int, gen: torch.Generator, steps: int = 50, s_churn: float = 1.0,
-               s_noise: float = 1.0, device: torch.device | str = "cpu") -> torch.Tensor:
+def edm_sample(
+    denoiser: nn.Module,
+    n: int,
+    dim: int,
+    gen: torch.Generator,
+    steps: int = 50,
+    s_churn: float = 1.0,
+    s_noise: float = 1.0,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
     """Stochastic Heun sampler (EDM Algorithm 2, S_min = 0, S_max = inf): (n, dim) samples."""
     sigmas = karras_sigmas(steps).to(device)
     x = torch.randn((n, dim), generator=gen, device=device, dtype=torch.float64) * sigmas[0]
@@ -155,8 +175,9 @@ def edm_sample(denoiser: nn.Module, n: int, dim: int, gen: torch.Generator, step
     for i in range(steps):
         s_cur, s_next = sigmas[i], sigmas[i + 1]
         s_hat = s_cur * (1 + gamma)
-        x_hat = x + (s_hat**2 - s_cur**2).sqrt() * s_noise * torch.randn(x.shape, generator=gen, device=device,
-                                                                         dtype=torch.float64)
+        x_hat = x + (s_hat**2 - s_cur**2).sqrt() * s_noise * torch.randn(
+            x.shape, generator=gen, device=device, dtype=torch.float64
+        )
         d = (x_hat - d_of(x_hat, s_hat)) / s_hat
         x_next = x_hat + (s_next - s_hat) * d
         if i < steps - 1:
@@ -175,21 +196,66 @@ class TabSyn(TabularGenerator):
 
     kind = "rote.tabular.TabSyn"
     presets = {
-        "small": dict(vae_epochs=30, epochs=100, batch_size=256, vae_lr=1e-3, lr=1e-3, d_token=4, n_layers=2,
-                      n_heads=1, factor=32, max_beta=1e-2, min_beta=1e-5, beta_decay=0.7, beta_patience=10,
-                      dim_t=256, sample_steps=50, sample_batch_size=10_000),
-        "paper": dict(vae_epochs=4000, epochs=10_000, batch_size=4096, vae_lr=1e-3, lr=1e-3, d_token=4, n_layers=2,
-                      n_heads=1, factor=32, max_beta=1e-2, min_beta=1e-5, beta_decay=0.7, beta_patience=10,
-                      dim_t=1024, sample_steps=50, sample_batch_size=10_000),
+        "small": dict(
+            vae_epochs=30,
+            epochs=100,
+            batch_size=256,
+            vae_lr=1e-3,
+            lr=1e-3,
+            d_token=4,
+            n_layers=2,
+            n_heads=1,
+            factor=32,
+            max_beta=1e-2,
+            min_beta=1e-5,
+            beta_decay=0.7,
+            beta_patience=10,
+            dim_t=256,
+            sample_steps=50,
+            sample_batch_size=10_000,
+        ),
+        "paper": dict(
+            vae_epochs=4000,
+            epochs=10_000,
+            batch_size=4096,
+            vae_lr=1e-3,
+            lr=1e-3,
+            d_token=4,
+            n_layers=2,
+            n_heads=1,
+            factor=32,
+            max_beta=1e-2,
+            min_beta=1e-5,
+            beta_decay=0.7,
+            beta_patience=10,
+            dim_t=1024,
+            sample_steps=50,
+            sample_batch_size=10_000,
+        ),
     }
 
-    def __init__(self, preset: str = "small", vae_epochs: int | None = None, epochs: int | None = None,
-                 batch_size: int | None = None, vae_lr: float | None = None, lr: float | None = None,
-                 d_token: int | None = None, n_layers: int | None = None, n_heads: int | None = None,
-                 factor: int | None = None, max_beta: float | None = None, min_beta: float | None = None,
-                 beta_decay: float | None = None, beta_patience: int | None = None, dim_t: int | None = None,
-                 sample_steps: int | None = None, sample_batch_size: int | None = None, seed: int = 0,
-                 device: str = "cpu") -> None:
+    def __init__(
+        self,
+        preset: str = "small",
+        vae_epochs: int | None = None,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        vae_lr: float | None = None,
+        lr: float | None = None,
+        d_token: int | None = None,
+        n_layers: int | None = None,
+        n_heads: int | None = None,
+        factor: int | None = None,
+        max_beta: float | None = None,
+        min_beta: float | None = None,
+        beta_decay: float | None = None,
+        beta_patience: int | None = None,
+        dim_t: int | None = None,
+        sample_steps: int | None = None,
+        sample_batch_size: int | None = None,
+        seed: int = 0,
+        device: str = "cpu",
+    ) -> None:
         self.preset, self.vae_epochs, self.epochs, self.batch_size = preset, vae_epochs, epochs, batch_size
         self.vae_lr, self.lr, self.d_token, self.n_layers, self.n_heads = vae_lr, lr, d_token, n_layers, n_heads
         self.factor, self.max_beta, self.min_beta, self.beta_decay = factor, max_beta, min_beta, beta_decay
@@ -209,8 +275,9 @@ class TabSyn(TabularGenerator):
         self.latent_dim_ = (n_num + len(n_classes)) * int(cfg["d_token"])
         with torch.random.fork_rng(devices=[]):  # weights from the seed; the global RNG is left as it was
             torch.manual_seed(int(cfg["seed"]))
-            self.vae_ = TabularVAE(n_num, n_classes, int(cfg["d_token"]), int(cfg["n_layers"]), int(cfg["n_heads"]),
-                                   int(cfg["factor"])).to(device)
+            self.vae_ = TabularVAE(
+                n_num, n_classes, int(cfg["d_token"]), int(cfg["n_layers"]), int(cfg["n_heads"]), int(cfg["factor"])
+            ).to(device)
             self.denoiser_ = EDMDenoiser(self.latent_dim_, int(cfg["dim_t"])).to(device)
         self.vae_opt_ = torch.optim.Adam(self.vae_.parameters(), lr=float(cfg["vae_lr"]))
         self.vae_sched_ = torch.optim.lr_scheduler.ReduceLROnPlateau(self.vae_opt_, factor=0.95, patience=10)
@@ -231,9 +298,14 @@ class TabSyn(TabularGenerator):
         return {"vae_sched": self.vae_sched_, "sched": self.sched_}
 
     def _extra_state(self) -> dict[str, Any]:
-        return {"n_rows": int(self.n_rows_), "vae_epochs_run": self.vae_epochs_run_, "beta": float(self.beta_),
-                "best_vae_loss": float(self.best_vae_loss_), "beta_wait": int(self.beta_wait_),
-                "latent_mean": self.latent_mean_}
+        return {
+            "n_rows": int(self.n_rows_),
+            "vae_epochs_run": self.vae_epochs_run_,
+            "beta": float(self.beta_),
+            "best_vae_loss": float(self.best_vae_loss_),
+            "beta_wait": int(self.beta_wait_),
+            "latent_mean": self.latent_mean_,
+        }
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         self.vae_epochs_run_ = state["vae_epochs_run"]
@@ -248,8 +320,11 @@ class TabSyn(TabularGenerator):
         return int(self.cfg_["vae_epochs"]) if self.vae_epochs_run_ is None else int(self.vae_epochs_run_)
 
     def ready_to_sample(self) -> bool:
-        return hasattr(self, "codec_") and self.latent_mean_ is not None and \
-            self.n_epochs_trained_ > self._sampling_epoch_offset
+        return (
+            hasattr(self, "codec_")
+            and self.latent_mean_ is not None
+            and self.n_epochs_trained_ > self._sampling_epoch_offset
+        )
 
     def _in_vae_phase(self, epoch: int) -> bool:
         return self.vae_epochs_run_ is None and epoch <= int(self.cfg_["vae_epochs"])
@@ -288,8 +363,11 @@ class TabSyn(TabularGenerator):
         z = mu + torch.randn(mu.shape, generator=gen, device=mu.device) * (0.5 * logvar).exp()
         rec_num, logits = self.vae_.decode(z)
         mse = F.mse_loss(rec_num, xn) if xn.shape[1] else torch.zeros((), device=mu.device)
-        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), xc.reshape(-1)) if xc.shape[1] \
-            else torch.zeros((), device=mu.device)  # mean over rows and columns
+        ce = (
+            F.cross_entropy(logits.reshape(-1, logits.shape[-1]), xc.reshape(-1))
+            if xc.shape[1]
+            else torch.zeros((), device=mu.device)
+        )  # mean over rows and columns
         kl = -0.5 * (1 + logvar - mu**2 - logvar.exp()).mean()
         return {"loss": mse + ce + self.beta_ * kl, "mse": mse, "ce": ce, "kl": kl}
 
@@ -318,13 +396,14 @@ class TabSyn(TabularGenerator):
         """(n, F * d_token) encoder means of encoded rows (eval mode), in batches."""
         self.vae_.eval()
         bs = int(self.cfg_["sample_batch_size"])
-        out = [self.vae_.encode(x_num[s:s + bs], x_cat[s:s + bs])[0].flatten(1) for s in range(0, len(x_num), bs)]
+        out = [self.vae_.encode(x_num[s : s + bs], x_cat[s : s + bs])[0].flatten(1) for s in range(0, len(x_num), bs)]
         return torch.cat(out)
 
     # ------------------------------------------------------------------ sampling
     def _sample_codes(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        z = edm_sample(self.denoiser_, n, self.latent_dim_, gen, steps=int(self.cfg_["sample_steps"]),
-                       device=self.device_)
+        z = edm_sample(
+            self.denoiser_, n, self.latent_dim_, gen, steps=int(self.cfg_["sample_steps"]), device=self.device_
+        )
         z = z * 2 + self.latent_mean_
         d = int(self.cfg_["d_token"])
         rec_num, logits = self.vae_.decode(z.reshape(n, -1, d))
