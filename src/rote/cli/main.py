@@ -15,7 +15,10 @@ import typer
 import rote
 from rote.core.cli import run_app
 from rote.fairness.cli import app as fairness_app
+from rote.icl.cli import app as icl_app
 from rote.llm.cli import app as llm_app
+from rote.sharpness.cli import app as sharpness_app
+from rote.spurious.cli import app as spurious_app
 from rote.tabular.cli import app as tabular_app
 
 app = typer.Typer(
@@ -33,6 +36,9 @@ app.add_typer(datasets_app, name="datasets")
 app.add_typer(tabular_app, name="tabular")
 app.add_typer(llm_app, name="llm")
 app.add_typer(fairness_app, name="fairness")
+app.add_typer(sharpness_app, name="sharpness")
+app.add_typer(spurious_app, name="spurious")
+app.add_typer(icl_app, name="icl")
 
 
 def _version(value: bool) -> None:
