@@ -260,7 +260,7 @@ def test_concrete_memorized_set_reaches_the_tolerance():
 def test_bad_options():
     with pytest.raises(ConfigError, match="max_rate"):
         minimum_memorized_mass([0, 1], [0, 1], sensitive_features=["a", "b"], max_rate=0)
-    with pytest.raises(ConfigError, match="needs model='rows'"):
+    with pytest.raises(ConfigError, match="needs `model` rows"):
         minimum_memorized_mass([0, 1], [0, 1], sensitive_features=["a", "b"], model="paper", integral=True)
     with pytest.raises(ConfigError, match="unit weights"):
         minimum_memorized_mass([0, 1], [0, 1], sensitive_features=["a", "b"], sample_weight=[1, 2], integral=True)

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from rote.core.errors import ConfigError
-from rote.core.results import Result, table_field
+from rote.core.results import Result, internal_field, table_field
 from rote.fairness.metrics import (
     _fmt,
     METRIC_NAMES,
@@ -51,7 +51,9 @@ from rote.fairness.metrics import (
     aggregate,
     class_gaps_from_counts,
     confusion_counts,
+    empty_cells,
     encode,
+    raise_undefined,
 )
 
 MODELS: tuple[str, ...] = ("rows", "paper")
@@ -485,8 +487,14 @@ class MinimumMass(Result):
     """Minimum memorized mass that brings one additive metric to zero (to `tol` per class entry).
 
     mass: minimum memorized weight (NaN when infeasible); p_memorized: mass / total weight (the paper's p_D).
-    lower_bound, upper_bound: closed-form bounds in mass units (tol = 0 only; inf = no closed form applies).
+    lower_bound, upper_bound: closed-form bounds in mass units (tol = 0 only; inf = no closed form applies,
+    e.g. the greedy SP construction fails). They bound the LP relaxation: with integral=True, lp_mass is the LP
+    relaxation's minimum (lower_bound <= lp_mass <= mass, and the integer minimum can exceed upper_bound).
     reason: why no set works, when infeasible. ratio_condition: {class: bool} (equalized odds, paper model).
+    empty_cells: every (group, class) cell without weight and what was done with it (left out of the class's
+    constraints; the bias is over the groups that have each class).
+    plan_reaches: "zero bias" (feasible) or "lowest reachable bias" (infeasible: the plan is the least mass that
+    reaches `reachable_bias`).
     plan (plan.parquet): group, class, predicted ("*" for all rows of the cell in the paper model), available
     (mass), memorized (mass), rate (memorized / available).
     """
@@ -508,6 +516,9 @@ class MinimumMass(Result):
     reachable_bias: float | None
     reachable_mass: float | None
     solver_status: str
+    lp_mass: float | None
+    empty_cells: list[dict[str, str]]
+    plan_reaches: str
     plan: pd.DataFrame = table_field("plan")
 
     def summary(self) -> str:
@@ -525,14 +536,19 @@ class MinimumMass(Result):
         b = ""
         if self.lower_bound is not None:
             up = (
-                "inf"
+                "none (the construction fails)"
                 if self.upper_bound is None or not np.isfinite(self.upper_bound)
                 else f"{self.upper_bound / self.total_weight:.4f}"
             )
-            b = f"; closed-form bounds [{self.lower_bound / self.total_weight:.4f}, {up}]"
+            on = "on the LP relaxation " if self.integral else ""
+            b = f"; closed-form bounds {on}[{self.lower_bound / self.total_weight:.4f}, {up}]"
+        kind = "integer minimum" if self.integral else "minimum"
+        lp = ""
+        if self.integral and self.lp_mass is not None:
+            lp = f"; LP relaxation minimum {self.lp_mass:.6g} (p_D = {self.lp_mass / self.total_weight:.4f})"
         return (
-            head + f"minimum memorized mass {self.mass:.6g} of {self.total_weight:.6g} "
-            f"(p_D = {self.p_memorized:.4f}){b}; bias before {self.bias_before:.4f}"
+            head + f"{kind} memorized mass {self.mass:.6g} of {self.total_weight:.6g} "
+            f"(p_D = {self.p_memorized:.4f}){lp}{b}; bias before {self.bias_before:.4f}"
         )
 
 
@@ -573,19 +589,30 @@ def min_mass_from_counts(
     integral: bool = False,
     labels: Sequence[Any] | None = None,
     groups: Sequence[Any] | None = None,
+    undefined: str = "skip",
 ) -> MinimumMass:
-    """`minimum_memorized_mass` on a (G, C, C) weighted count tensor [group, true, base prediction]."""
+    """`minimum_memorized_mass` on a (G, C, C) weighted count tensor [group, true, base prediction].
+
+    undefined: "skip" (default here) compares each class over the groups that have it and lists the empty cells;
+    "raise" raises a DataError when some group lacks a class another group has."""
     _check_choice("metric", metric, METRICS)
     _check_choice("model", model, MODELS)
     if not 0.0 <= tol:
-        raise ConfigError(f"tol must be >= 0, got {tol}")
+        raise ConfigError(f"`tol` must be >= 0, got {tol}")
     if not 0.0 < max_rate <= 1.0:
-        raise ConfigError(f"max_rate must be in (0, 1], got {max_rate}")
+        raise ConfigError(f"`max_rate` must be in (0, 1], got {max_rate}")
     if integral and model != "rows":
-        raise ConfigError("integral=True selects whole rows and needs model='rows'")
+        raise ConfigError("`integral` selects whole rows and needs `model` rows")
+    if undefined not in ("raise", "skip"):
+        raise ConfigError(
+            f"`undefined` {undefined!r}: the memorized-mass problems take raise or skip (zero applies to the "
+            "metrics only: a group without a class has no rows to memorize)"
+        )
     G, C, _ = counts.shape
     labels = np.asarray(labels if labels is not None else np.arange(C), dtype=object)
     groups = np.asarray(groups if groups is not None else np.arange(G), dtype=object)
+    if undefined == "raise":
+        raise_undefined(counts, metric, labels, groups)
     build = _build_rows if model == "rows" else _build_paper
     lp, _ = build(counts, metric, max_rate)
     ok, x, message = _solve(lp, tol, integral)
@@ -600,17 +627,24 @@ def min_mass_from_counts(
     if metric == "eodds" and model == "paper":
         ratio = {str(labels[y]): bool(v) for y, v in enumerate(eodds_ratio_condition(counts))}
     reach: tuple[float | None, float | None] = (None, None)
-    if not ok:
-        reach = _reachable(lp)[:2]
     nv = len(lp.var_cells)
+    if not ok:
+        best, rmass, rx = _reachable(lp)
+        reach = (best, rmass)
+    lp_mass = None
+    if integral and ok:
+        ok_lp, x_lp, _ = _solve(lp, tol, False)
+        lp_mass = float(np.clip(np.asarray(x_lp[:nv]), 0.0, None).sum()) if ok_lp else None
     mem = np.zeros(nv) if x is None else np.clip(np.asarray(x[:nv]), 0.0, None)
+    if not ok:
+        mem = rx  # the least mass reaching the lowest bias: the plan a concrete set follows
     plan = pd.DataFrame(
         {
             "group": [str(groups[a]) for a, _, _ in lp.var_cells],
             "class": [str(labels[y]) for _, y, _ in lp.var_cells],
             "predicted": [str(labels[k]) if k >= 0 else "*" for _, _, k in lp.var_cells],
             "available": [float(counts[a, y, k]) if k >= 0 else float(counts[a, y].sum()) for a, y, k in lp.var_cells],
-            "memorized": mem if ok else np.full(nv, np.nan),
+            "memorized": mem,
         }
     )
     plan["rate"] = plan["memorized"] / plan["available"]
@@ -633,7 +667,10 @@ def min_mass_from_counts(
         reachable_bias=reach[0],
         reachable_mass=reach[1],
         solver_status=str(message),
-        plan=plan[plan["memorized"].fillna(0) > 0].reset_index(drop=True) if ok else plan,
+        lp_mass=lp_mass,
+        empty_cells=empty_cells(counts, metric, labels, groups, "skip"),
+        plan_reaches="zero bias" if ok else "lowest reachable bias",
+        plan=plan[plan["memorized"] > 1e-12].reset_index(drop=True),
     )
 
 
@@ -649,6 +686,7 @@ def minimum_memorized_mass(
     tol: float = 0.0,
     max_rate: float = 1.0,
     integral: bool = False,
+    undefined: str = "raise",
 ) -> MinimumMass:
     """The smallest memorized mass after which `metric` ("sp", "eopp" or "eodds") is zero (every class entry's
     gap <= tol), from scipy's HiGHS LP (or MILP with integral=True), with closed-form bounds.
@@ -657,10 +695,12 @@ def minimum_memorized_mass(
     classifier g. model: "rows" (choose rows of this dataset) or "paper" (memorize group/class masses, unmemorized
     statistics fixed). max_rate: largest memorized share of any (group, class) cell. integral: whole rows
     (unit weights) instead of the LP relaxation. An infeasible problem returns feasible=False with the reason.
+    undefined: a group without some class another group has raises ("raise", default) or is left out of that
+    class's constraints ("skip"; `MinimumMass.empty_cells` lists what is left out), as in the metrics.
     """
     enc = encode(y_true, y_pred, sensitive_features, sample_weight, labels)
     if integral and enc.w is not None and not np.all(enc.w == 1.0):
-        raise ConfigError("integral=True counts whole rows and needs unit weights; drop sample_weight or use the LP")
+        raise ConfigError("`integral` counts whole rows and needs unit weights; drop `sample_weight` or use the LP")
     return min_mass_from_counts(
         confusion_counts(enc),
         metric,
@@ -670,15 +710,15 @@ def minimum_memorized_mass(
         integral=integral,
         labels=enc.labels,
         groups=enc.groups,
+        undefined=undefined,
     )
 
 
 def select_rows(enc: Encoded, result: MinimumMass, seed: int = 0) -> np.ndarray:
-    """(n,) bool mask of a concrete memorized set realising `result.plan`: in each planned cell, rows in a seeded
+    """(n,) bool mask of a concrete memorized set realising `result.plan` (when infeasible, the plan that reaches the
+    lowest bias): in each planned cell, rows in a seeded
     random order until their weight reaches the planned mass (rounded to the nearest row for unit weights, so the
     achieved gap can differ from zero by about one row's share; check it with `memorization_effect`)."""
-    if not result.feasible:
-        return np.zeros(len(enc.y), bool)
     rng = np.random.default_rng(seed)
     lab = {str(v): i for i, v in enumerate(enc.labels)}
     grp = {str(v): i for i, v in enumerate(enc.groups)}
@@ -713,11 +753,12 @@ def memorized_set(
     max_rate: float = 1.0,
     integral: bool = False,
     seed: int = 0,
+    undefined: str = "raise",
 ) -> tuple[MinimumMass, np.ndarray]:
     """`minimum_memorized_mass` plus a concrete (n,) bool mask of rows that achieves it (see `select_rows`)."""
     enc = encode(y_true, y_pred, sensitive_features, sample_weight, labels)
     if integral and enc.w is not None and not np.all(enc.w == 1.0):
-        raise ConfigError("integral=True counts whole rows and needs unit weights; drop sample_weight or use the LP")
+        raise ConfigError("`integral` counts whole rows and needs unit weights; drop `sample_weight` or use the LP")
     res = min_mass_from_counts(
         confusion_counts(enc),
         metric,
@@ -727,5 +768,109 @@ def memorized_set(
         integral=integral,
         labels=enc.labels,
         groups=enc.groups,
+        undefined=undefined,
     )
     return res, select_rows(enc, res, seed=seed)
+
+
+@dataclass(frozen=True)
+class MemorizationBounds(Result):
+    """What `rote fairness bound` computes: for each metric the minimum memorized mass (`bounds`, one
+    `MinimumMass.to_dict()` each) and a concrete set of rows that follows its plan, with the bias it leaves.
+
+    concrete_sets: {metric: {n_rows, mass, p_memorized, reaches ("zero bias" or "lowest reachable bias"),
+    bias_before, bias_after (agg="sum", between_groups, as bias_before), largest_entry_gap_after (the largest
+    remaining gap of one class entry, what `tol` bounds)}}. Rounding an LP plan to whole rows, or following a
+    paper-model plan with random rows of each cell, can leave part of the bias; bias_after says how much.
+    results: the MinimumMass objects; rows: {metric: DataFrame of the set's rows (row: 1-based data row, group,
+    label, prediction)}.
+    """
+
+    bounds: list[dict[str, Any]]
+    concrete_sets: dict[str, dict[str, Any]]
+    results: list[MinimumMass] = internal_field()
+    rows: dict[str, pd.DataFrame] = internal_field()
+
+    def summary(self) -> str:
+        lines = [r.summary() for r in self.results]
+        for m, s in self.concrete_sets.items():
+            lines.append(
+                f"  {m}: concrete set of {s['n_rows']:,} rows (rows_{m}.parquet; 1-based data rows; plan reaches "
+                f"{s['reaches']}) leaves bias {s['bias_after']:.4g} of {s['bias_before']:.4g} (largest entry gap "
+                f"{s['largest_entry_gap_after']:.4g})"
+            )
+        return "\n".join(lines)
+
+
+def memorization_bounds(
+    y_true: Any,
+    y_pred: Any,
+    *,
+    sensitive_features: Any,
+    metrics: Sequence[str] = METRICS,
+    model: str = "rows",
+    sample_weight: Any = None,
+    labels: Sequence[Any] | None = None,
+    tol: float = 0.0,
+    max_rate: float = 1.0,
+    integral: bool = False,
+    seed: int = 0,
+    undefined: str = "raise",
+) -> MemorizationBounds:
+    """`memorized_set` for each metric, and what each concrete set of rows leaves of the bias (measured directly
+    on the memorizing classifier's predictions with `rote.fairness.memorization`). Arguments as
+    `memorized_set`; undefined="skip" compares each class over the groups that have it (the empty cells are
+    listed in each bound's `empty_cells`)."""
+    from rote.fairness.memorization import effect_from_encoded
+
+    for m in metrics:
+        _check_choice("metric", m, METRICS)
+    enc = encode(y_true, y_pred, sensitive_features, sample_weight, labels)
+    if integral and enc.w is not None and not np.all(enc.w == 1.0):
+        raise ConfigError("`integral` counts whole rows and needs unit weights; drop `sample_weight` or use the LP")
+    counts = confusion_counts(enc)
+    results, sets, rows = [], {}, {}
+    for m in metrics:
+        res = min_mass_from_counts(
+            counts,
+            m,
+            model=model,
+            tol=tol,
+            max_rate=max_rate,
+            integral=integral,
+            labels=enc.labels,
+            groups=enc.groups,
+            undefined=undefined,
+        )
+        mask = select_rows(enc, res, seed=seed)
+        eff = effect_from_encoded(enc, mask, metrics=[m], undefined="skip")
+        after = eff.classes["gap_after"].to_numpy(float)
+        w = enc.w if enc.w is not None else np.ones(len(mask))
+        h = np.where(mask, enc.y, enc.yhat)
+        G, C = enc.n_groups, enc.n_classes
+        hc = np.bincount((enc.g * C + enc.y) * C + h, weights=w, minlength=G * C * C).reshape(G, C, C)
+        from rote.fairness.metrics import group_rates, rate_gaps
+
+        rates, defined, overall, _ = group_rates(hc, m)
+        entry, ok = rate_gaps(rates, defined, overall, "between_groups")
+        sets[m] = {
+            "n_rows": int(mask.sum()),
+            "mass": float(w[mask].sum()),
+            "p_memorized": float(w[mask].sum() / w.sum()),
+            "reaches": res.plan_reaches,
+            "bias_before": eff.before[m],
+            "bias_after": eff.after[m],
+            "largest_entry_gap_after": float(np.max(entry[ok])) if ok.any() else 0.0,
+            "class_gaps_after": {c: (None if np.isnan(v) else float(v)) for c, v in zip(eff.classes["class"], after)},
+        }
+        idx = np.flatnonzero(mask)
+        rows[m] = pd.DataFrame(
+            {
+                "row": idx + 1,
+                "group": [str(enc.groups[i]) for i in enc.g[idx]],
+                "label": [str(enc.labels[i]) for i in enc.y[idx]],
+                "prediction": [str(enc.labels[i]) for i in enc.yhat[idx]],
+            }
+        )
+        results.append(res)
+    return MemorizationBounds(bounds=[r.to_dict() for r in results], concrete_sets=sets, results=results, rows=rows)

@@ -30,7 +30,18 @@ _WEIGHT = typer.Option(None, "--weight", help="Column of non-negative sample wei
 _LABELS = typer.Option(None, "--labels", help="Every class, comma-separated (default: the label column's values).")
 _METHOD = typer.Option("between_groups", "--method", help="between_groups (max - min) or to_overall.")
 _AGG = typer.Option("sum", "--agg", help="Aggregate of per-class gaps: sum (the paper's), max or mean.")
-_UNDEF = typer.Option("raise", "--undefined", help="A group without some class: raise (default) or skip the class.")
+_UNDEF = typer.Option(
+    "raise",
+    "--undefined",
+    help="A group without some class another group has: raise (default), skip (leave that group out of the "
+    "class's gap; the results list every empty group/class cell) or zero (count its rates as 0, as fairlearn does).",
+)
+_UNDEF_MEM = typer.Option(
+    "raise",
+    "--undefined",
+    help="A group without some class another group has: raise (default) or skip (compare each class over the "
+    "groups that have it; the results list every empty group/class cell).",
+)
 _FORCE = typer.Option(False, "--force", help="Replace the results of a finished run in --out.")
 _QUIET = typer.Option(False, "--quiet", help="No progress output.")
 
@@ -81,6 +92,37 @@ def _labels_arg(labels: Optional[str], frame: Any, col: str) -> Optional[list[An
     return vals
 
 
+def _label_value(value: Optional[str], frame: Any, col: str) -> Any:
+    """A class typed on the command line, converted to the label column's numeric type when it is numeric."""
+    if value is None:
+        return None
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(frame[col].dtype):
+        try:
+            v = float(value)
+        except ValueError:
+            raise ConfigError(f"--pos-label: '{value}' is not a number but column '{col}' is numeric") from None
+        return int(v) if v.is_integer() else v
+    return value
+
+
+def _group_value(value: Optional[str], frame: Any, cols: list[str]) -> Any:
+    """A group typed on the command line: the group column's value (numeric columns converted), or the crossed
+    label "a, b" for several columns."""
+    if value is None or len(cols) != 1:
+        return value
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(frame[cols[0]].dtype):
+        try:
+            v = float(value)
+        except ValueError:
+            raise ConfigError(f"--privileged: '{value}' is not a number but column '{cols[0]}' is numeric") from None
+        return int(v) if v.is_integer() else v
+    return value
+
+
 def _groups(frame: Any, cols: list[str]) -> Any:
     return frame[cols[0]] if len(cols) == 1 else frame[cols]
 
@@ -114,9 +156,8 @@ def _finish(
 ) -> int:
     from rote.fairness.report import fairness_outputs
 
-    scalars = {"bounds": [r.to_dict() for r in result]} if isinstance(result, list) else result
     return run.finish(
-        scalars,
+        result,
         command=command,
         options=options,
         inputs={"data": data},
@@ -139,18 +180,30 @@ def metrics_cmd(
     method: str = _METHOD,
     agg: str = _AGG,
     undefined: str = _UNDEF,
-    n_boot: int = typer.Option(0, "--n-boot", help="Bootstrap replicates for confidence intervals (0: none)."),
+    n_boot: int = typer.Option(
+        0, "--n-boot", help="Bootstrap replicates for intervals on every metric and per-class gap (0: none)."
+    ),
     level: float = typer.Option(0.95, "--level", help="Confidence level of the intervals."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    pos_label: Optional[str] = typer.Option(
+        None, "--pos-label", help="Also fairlearn's binary difference and ratio for this class (one-vs-rest)."
+    ),
+    privileged: Optional[str] = typer.Option(
+        None, "--privileged", help="Group to compare every group against (signed differences and ratios)."
+    ),
+    small_group: int = typer.Option(30, "--small-group", help="Warn about groups with fewer rows than this."),
     force: bool = _FORCE,
     quiet: bool = _QUIET,
 ) -> int:
-    """Statistical parity, equal opportunity and equalized odds (additive, multi-class), per class and overall."""
+    """Statistical parity, equal opportunity and equalized odds (additive, multi-class), per class and overall,
+    with their normalised forms, ratios (80% rule), per-group base rates and per-class bootstrap intervals."""
     from rote.core.runs import RunFolder
     from rote.fairness import fairness_metrics
 
     if n_boot < 0:
         raise ConfigError(f"--n-boot must be >= 0, got {n_boot}")
+    if small_group < 0:
+        raise ConfigError(f"--small-group must be >= 0, got {small_group}")
     groups = _split(group)
     run = RunFolder(out, force=force, inputs=[data])
     frame = _load(
@@ -170,6 +223,9 @@ def metrics_cmd(
             n_boot=n_boot,
             level=level,
             seed=seed,
+            pos_label=_label_value(pos_label, frame, label),
+            privileged=_group_value(privileged, frame, groups),
+            small_group=small_group,
         ),
         data,
         _roles(label, prediction, groups, weight),
@@ -187,6 +243,9 @@ def metrics_cmd(
         n_boot=n_boot,
         level=level,
         seed=seed,
+        pos_label=pos_label,
+        privileged=privileged,
+        small_group=small_group,
     )
     return _finish(
         result, run, "rote fairness metrics", options, data, "Multi-class fairness metrics", result.summary(), quiet
@@ -207,7 +266,7 @@ def memorization_cmd(
     labels: Optional[str] = _LABELS,
     method: str = _METHOD,
     agg: str = _AGG,
-    undefined: str = _UNDEF,
+    undefined: str = _UNDEF_MEM,
     force: bool = _FORCE,
     quiet: bool = _QUIET,
 ) -> int:
@@ -285,18 +344,16 @@ def bound_cmd(
     tol: float = typer.Option(0.0, "--tol", help="Largest remaining gap per class entry."),
     max_rate: float = typer.Option(1.0, "--max-rate", help="Largest memorized share of any (group, class) cell."),
     integral: bool = typer.Option(False, "--integral", help="Whole rows (integer program; unit weights)."),
+    undefined: str = _UNDEF_MEM,
     seed: int = typer.Option(0, "--seed", help="Seed of the choice among interchangeable rows."),
     force: bool = _FORCE,
     quiet: bool = _QUIET,
 ) -> int:
-    """Minimum memorized mass that removes each metric's bias (LP / HiGHS), closed-form bounds, and a concrete set
-    of rows that achieves it (rows_<metric>.parquet)."""
-    import numpy as np
-    import pandas as pd
-
+    """Minimum memorized mass that removes each metric's bias (LP / HiGHS), closed-form bounds, a concrete set of
+    rows that follows the plan (rows_<metric>.parquet) and the bias that set leaves."""
     from rote.core.runs import RunFolder
-    from rote.fairness import memorization_effect
-    from rote.fairness.bounds import MODELS, memorized_set
+    from rote.fairness import memorization_bounds
+    from rote.fairness.bounds import MODELS
     from rote.fairness.metrics import METRICS, _check_choice
 
     metrics = _split(metric)
@@ -309,44 +366,24 @@ def bound_cmd(
         data,
         {"--label": [label], "--prediction": [prediction], "--group": groups, "--weight": [weight] if weight else []},
     )
-    roles = _roles(label, prediction, groups, weight)
-    lab = _labels_arg(labels, frame, label)
-    kw = dict(sensitive_features=_groups(frame, groups), sample_weight=frame[weight] if weight else None, labels=lab)
-    results, sets = [], {}
-    for m in metrics:
-        res, mask = _call(
-            lambda m=m: memorized_set(
-                frame[label],
-                frame[prediction],
-                metric=m,
-                model=model,
-                tol=tol,
-                max_rate=max_rate,
-                integral=integral,
-                seed=seed,
-                **kw,
-            ),
-            data,
-            roles,
-        )
-        results.append(res)
-        if res.feasible:
-            eff = memorization_effect(frame[label], frame[prediction], memorized=mask, metrics=[m], **kw)
-            sets[m] = {"n_rows": int(mask.sum()), "bias_after": eff.after[m]}
-            idx = np.flatnonzero(mask)
-            run.write_parquet(
-                f"rows_{m}.parquet",
-                pd.DataFrame(
-                    {
-                        "row": idx + 1,
-                        "group": _groups(frame, groups).iloc[idx].astype(str).to_numpy()
-                        if len(groups) == 1
-                        else [", ".join(map(str, r)) for r in frame[groups].iloc[idx].to_numpy()],
-                        "label": frame[label].iloc[idx].astype(str).to_numpy(),
-                        "prediction": frame[prediction].iloc[idx].astype(str).to_numpy(),
-                    }
-                ),
-            )
+    result = _call(
+        lambda: memorization_bounds(
+            frame[label],
+            frame[prediction],
+            sensitive_features=_groups(frame, groups),
+            sample_weight=frame[weight] if weight else None,
+            labels=_labels_arg(labels, frame, label),
+            metrics=metrics,
+            model=model,
+            tol=tol,
+            max_rate=max_rate,
+            integral=integral,
+            seed=seed,
+            undefined=undefined,
+        ),
+        data,
+        _roles(label, prediction, groups, weight),
+    )
     options = dict(
         data=str(data),
         label=label,
@@ -359,24 +396,11 @@ def bound_cmd(
         tol=tol,
         max_rate=max_rate,
         integral=integral,
+        undefined=undefined,
         seed=seed,
     )
-    lines = [r.summary() for r in results]
-    for m, s in sets.items():
-        lines.append(
-            f"  {m}: concrete set of {s['n_rows']:,} rows (rows_{m}.parquet; 1-based data rows) leaves "
-            f"bias {s['bias_after']:.4g}"
-        )
     return _finish(
-        results,
-        run,
-        "rote fairness bound",
-        options,
-        data,
-        "Memorized mass that removes bias",
-        "\n".join(lines),
-        quiet,
-        extra={"concrete_sets": sets},
+        result, run, "rote fairness bound", options, data, "Memorized mass that removes bias", result.summary(), quiet
     )
 
 
@@ -463,4 +487,68 @@ def audit_cmd(
     )
     return _finish(
         result, run, "rote fairness audit", options, data, "Fairness by memorization audit", result.summary(), quiet
+    )
+
+
+@app.command("example")
+def example_cmd(
+    out: Path = _OUT,
+    task: str = typer.Option("income", "--task", help="income (binary, >50K) or education (4 classes)."),
+    group: str = typer.Option("sex", "--group", help="Adult's protected attribute: sex or race."),
+    rows: Optional[int] = typer.Option(None, "--rows", help="Subsample the training split (seeded)."),
+    test_rows: Optional[int] = typer.Option(None, "--test-rows", help="Subsample the test split (seeded)."),
+    tol: float = typer.Option(0.002, "--tol", help="Largest remaining gap per class entry of the concrete set."),
+    weight: float = typer.Option(5.0, "--weight", help="Weight of the memorized rows when retraining."),
+    max_iter: int = typer.Option(200, "--max-iter", help="Boosting iterations of the classifier."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="OpenMP threads of the classifier (default: all)."),
+    predictions_only: bool = typer.Option(
+        False,
+        "--predictions-only",
+        help="Only train the classifier and write its test-split predictions (predictions.parquet: label, "
+        "prediction, sex, race) for the other commands.",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the classifier, the subsamples and the row choice."),
+    force: bool = _FORCE,
+    quiet: bool = _QUIET,
+) -> int:
+    """The worked example on UCI Adult (docs/fairness.md): a real classifier, the memorized mass that removes each
+    metric's bias on the training split, and what memorizing that set does on held-out rows."""
+    from rote.core.runs import RunFolder
+    from rote.fairness.examples import run_example
+    from rote.fairness.report import fairness_outputs
+
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {threads}")
+    run = RunFolder(out, force=force)
+    result = run_example(
+        task,
+        group,
+        rows=rows,
+        test_rows=test_rows,
+        tol=tol,
+        weight=weight,
+        seed=seed,
+        max_iter=max_iter,
+        n_threads=threads,
+        predictions_only=predictions_only,
+    )
+    options = dict(
+        task=task,
+        group=group,
+        rows=rows,
+        test_rows=test_rows,
+        tol=tol,
+        weight=weight,
+        max_iter=max_iter,
+        threads=threads,
+        predictions_only=predictions_only,
+        seed=seed,
+    )
+    return run.finish(
+        result,
+        command="rote fairness example",
+        options=options,
+        seed=seed,
+        quiet=quiet,
+        **fairness_outputs(result, title=f"Worked example: Adult {task} by {group}", subtitle="UCI Adult"),
     )

@@ -1,9 +1,9 @@
 """Worked examples on the embedded UCI Adult data (docs/fairness.md): how much memorization removes bias, and what
 a model that actually memorizes that set does on held-out rows.
 
-Run:  python -m rote.fairness.examples                      (both tasks, sex and race, a few minutes on 2 cores)
-      python -m rote.fairness.examples --task income --group sex --rows 5000
-      python -m rote.fairness.examples --task education --csv adult_education.csv   (predictions for the CLI)
+Run:  rote fairness example --task income --group sex --out runs/ex-income-sex     (about a minute on 2 cores)
+      rote fairness example --task education --predictions-only --out runs/adult-edu (predictions for the CLI:
+      runs/adult-edu/predictions.parquet, the test split's label, prediction, sex and race)
 
 For a task (binary `income`, or 4-class `education`: no HS diploma / HS-grad / some college or associate /
 bachelor's or more) and a group column:
@@ -22,12 +22,14 @@ bachelor's or more) and a group column:
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from rote.core.errors import ConfigError
+from rote.core.results import Result, table_field
 from rote.fairness.bounds import memorized_set, minimum_memorized_mass
 from rote.fairness.metrics import METRIC_NAMES, METRICS, fairness_metrics
 
@@ -63,7 +65,7 @@ def load_task(
             y = df["education"].map(EDUCATION_BUCKETS).astype(str)
             X = df.drop(columns=["education", "education-num", "fnlwgt"])
         else:
-            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+            raise ConfigError(f"`task` {task!r}: unknown; choose one of {', '.join(TASKS)}")
         out += [X, y]
     return out[0], out[1], out[2], out[3]
 
@@ -130,7 +132,8 @@ def worked_example(
     test_rows: int | None = None,
     n_threads: int | None = None,
 ) -> dict[str, Any]:
-    """Run the worked example for one task and group column; returns {"summary": {...}, "table": DataFrame}.
+    """Run the worked example for one task and group column; returns {"summary": {...}, "table": DataFrame,
+    "predictions": DataFrame of the base classifier's test-split predictions (label, prediction, sex, race)}.
 
     table: one row per metric: min_p (rows-model LP minimum memorized share of the training split), lower/upper
     (closed-form bounds as shares), n_memorized (|S|, integer program with per-class tolerance `tol`), train and
@@ -200,21 +203,24 @@ def worked_example(
         "weight": weight,
         "seed": seed,
     }
-    return {"summary": summary, "table": pd.DataFrame(records)}
+    predictions = pd.DataFrame(
+        {
+            "label": y_te.to_numpy(),
+            "prediction": p_te,
+            "sex": X_te["sex"].astype(str).to_numpy(),
+            "race": X_te["race"].astype(str).to_numpy(),
+        }
+    )
+    return {"summary": summary, "table": pd.DataFrame(records), "predictions": predictions}
 
 
-def write_predictions(path: str, task: str = "income", seed: int = 0, max_iter: int = 200) -> pd.DataFrame:
-    """Write the base classifier's predictions on Adult's test split as a CSV for the CLI: columns label,
-    prediction, sex, race. Refuses to overwrite an existing file."""
-    from pathlib import Path
-
-    from rote.core.errors import ConfigError
-    from rote.core.runs import atomic_write_text
-
-    if Path(path).exists():
-        raise ConfigError(f"{path}: exists; choose another path (rote never overwrites files it did not make)")
+def adult_predictions(
+    task: str = "income", *, seed: int = 0, max_iter: int = 200, n_threads: int | None = None
+) -> tuple[pd.DataFrame, float]:
+    """The base classifier's predictions on Adult's test split for the other commands: (frame with columns label,
+    prediction, sex, race; its accuracy)."""
     X_tr, y_tr, X_te, y_te = load_task(task, None, seed)
-    pred = _Classifier(seed, max_iter).fit(X_tr, y_tr).predict(X_te)
+    pred = _Classifier(seed, max_iter, n_threads).fit(X_tr, y_tr).predict(X_te)
     frame = pd.DataFrame(
         {
             "label": y_te.to_numpy(),
@@ -223,11 +229,87 @@ def write_predictions(path: str, task: str = "income", seed: int = 0, max_iter: 
             "race": X_te["race"].astype(str).to_numpy(),
         }
     )
-    atomic_write_text(path, frame.to_csv(index=False))
-    return frame
+    return frame, float(np.mean(frame["label"].to_numpy() == frame["prediction"].to_numpy()))
 
 
-def _markdown(table: pd.DataFrame) -> str:
+@dataclass(frozen=True)
+class WorkedExample(Result):
+    """`rote fairness example`: the worked example of docs/fairness.md for one task and group column.
+
+    summary_: task, group, classes, groups, split sizes, accuracies, tol, weight, seed. table (table.parquet):
+    one row per metric (see `worked_example`); empty with predictions_only. predictions (predictions.parquet):
+    the base classifier's test-split predictions (label, prediction, sex, race) for the other commands.
+    """
+
+    task: str
+    group: str
+    predictions_only: bool
+    info: dict[str, Any]
+    table: pd.DataFrame = table_field("table")
+    predictions: pd.DataFrame = table_field("predictions")
+
+    def summary(self) -> str:
+        s = self.info
+        if self.predictions_only:
+            return (
+                f"{self.task}: base classifier's predictions on Adult's test split, {len(self.predictions):,} rows, "
+                f"accuracy {s['test_accuracy']:.4f} (predictions.parquet: label, prediction, sex, race)"
+            )
+        head = (
+            f"{self.task} by {self.group}: {s['n_train']:,} train / {s['n_test']:,} test rows, "
+            f"{len(s['classes'])} classes, groups {', '.join(map(str, s['groups']))}; accuracy train "
+            f"{s['train_accuracy']:.4f}, test {s['test_accuracy']:.4f}"
+        )
+        return head + "\n" + markdown_table(self.table)
+
+
+def run_example(
+    task: str = "income",
+    group: str = "sex",
+    *,
+    rows: int | None = None,
+    test_rows: int | None = None,
+    tol: float = 0.002,
+    weight: float = 5.0,
+    seed: int = 0,
+    max_iter: int = 200,
+    n_threads: int | None = None,
+    predictions_only: bool = False,
+) -> WorkedExample:
+    """The worked example as a Result (what `rote fairness example` writes); predictions_only skips the bounds and
+    retraining and only returns the base classifier's test-split predictions."""
+    if task not in TASKS:
+        raise ConfigError(f"`task` {task!r}: unknown; choose one of {', '.join(TASKS)}")
+    if group not in ("sex", "race"):
+        raise ConfigError(f"`group` {group!r}: unknown; choose sex or race (Adult's protected attributes)")
+    for name, v in (("rows", rows), ("test_rows", test_rows)):
+        if v is not None and v < 10:
+            raise ConfigError(f"`{name}` must be >= 10, got {v}")
+    if not tol >= 0:
+        raise ConfigError(f"`tol` must be >= 0, got {tol}")
+    if not weight > 0:
+        raise ConfigError(f"`weight` must be > 0, got {weight}")
+    if max_iter < 1:
+        raise ConfigError(f"`max_iter` must be >= 1, got {max_iter}")
+    if predictions_only:
+        frame, acc = adult_predictions(task, seed=seed, max_iter=max_iter, n_threads=n_threads)
+        info = {"task": task, "n_test": len(frame), "test_accuracy": acc, "seed": seed, "max_iter": max_iter}
+        return WorkedExample(task, group, True, info, pd.DataFrame({"metric": []}), frame)
+    out = worked_example(
+        task,
+        group,
+        rows=rows,
+        tol=tol,
+        weight=weight,
+        seed=seed,
+        max_iter=max_iter,
+        test_rows=test_rows,
+        n_threads=n_threads,
+    )
+    return WorkedExample(task, group, False, out["summary"], out["table"], out["predictions"])
+
+
+def markdown_table(table: pd.DataFrame) -> str:
     cols = [
         "metric",
         "min_p",
@@ -261,42 +343,3 @@ def _markdown(table: pd.DataFrame) -> str:
     for _, r in table.iterrows():
         lines.append("| " + " | ".join(fmt(r[c], c) if c != "metric" else METRIC_NAMES[r[c]] for c in cols) + " |")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--task", choices=TASKS, action="append")
-    ap.add_argument("--group", action="append", help="sex and/or race (default: both)")
-    ap.add_argument("--rows", type=int, default=None, help="subsample the training split")
-    ap.add_argument("--tol", type=float, default=0.002)
-    ap.add_argument("--weight", type=float, default=5.0)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=None, help="OpenMP threads of the classifier (default: all)")
-    ap.add_argument(
-        "--csv",
-        help="only write the base classifier's test-split predictions (label, prediction, "
-        "sex, race) to this CSV for `rote fairness ...` and stop",
-    )
-    args = ap.parse_args(argv)
-    if args.csv:
-        for task in args.task or ["income"]:
-            path = args.csv if len(args.task or ["income"]) == 1 else args.csv.replace(".csv", f"_{task}.csv")
-            frame = write_predictions(path, task, args.seed)
-            print(f"wrote {path}: {len(frame):,} rows, accuracy {np.mean(frame.label == frame.prediction):.4f}")
-        return
-    for task in args.task or list(TASKS):
-        for group in args.group or ["sex", "race"]:
-            out = worked_example(
-                task, group, rows=args.rows, tol=args.tol, weight=args.weight, seed=args.seed, n_threads=args.threads
-            )
-            s = out["summary"]
-            print(
-                f"\n### {task} by {group}: {s['n_train']:,} train / {s['n_test']:,} test rows, "
-                f"{len(s['classes'])} classes, groups {', '.join(map(str, s['groups']))}; "
-                f"accuracy train {s['train_accuracy']:.4f}, test {s['test_accuracy']:.4f}\n"
-            )
-            print(_markdown(out["table"]))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from rote.core.errors import DataError
+from rote.core.errors import ConfigError, DataError
 from rote.core.results import Result, table_field
 from rote.fairness.metrics import (
     _fmt,
@@ -35,6 +35,7 @@ from rote.fairness.metrics import (
     _py,
     check_options,
     _raise_undefined,
+    empty_cells,
     aggregate,
     class_gaps_from_counts,
     confusion_counts,
@@ -194,6 +195,7 @@ class MemorizationEffect(Result):
     agg: str
     labels: list[Any]
     groups: list[Any]
+    empty_cells: dict[str, list[dict[str, str]]]
     classes: pd.DataFrame = table_field("classes")
     terms: pd.DataFrame = table_field("terms")
 
@@ -205,6 +207,10 @@ class MemorizationEffect(Result):
         ]
         for m in self.before:
             lines.append(f"{METRIC_NAMES[m]:<20} {self.before[m]:>8.4f} {self.after[m]:>8.4f}")
+            cells = self.empty_cells.get(m) or []
+            if cells:
+                shown = "; ".join(f"{c['group']}/{c['class']}" for c in cells[:6]) + ("; ..." if len(cells) > 6 else "")
+                lines.append(f"  {len(cells)} empty group/class cells left out: {shown}")
         return "\n".join(lines)
 
 
@@ -253,6 +259,11 @@ def effect_from_encoded(
     undefined: str = "raise",
 ) -> MemorizationEffect:
     """`memorization_effect` on already validated inputs."""
+    if undefined == "zero":
+        raise ConfigError(
+            "`undefined` zero applies to the metrics only; the closed forms of memorization compare rates that "
+            "exist, so pass raise or skip"
+        )
     before_counts = confusion_counts(enc)
     h = Encoded(enc.y, np.where(mask, enc.y, enc.yhat), enc.g, enc.w, enc.labels, enc.groups)
     after_counts = confusion_counts(h)
@@ -330,6 +341,7 @@ def effect_from_encoded(
         agg=agg,
         labels=[_py(v) for v in enc.labels],
         groups=[_py(v) for v in enc.groups],
+        empty_cells={m: empty_cells(before_counts, m, enc.labels, enc.groups, "skip") for m in metrics},
         classes=pd.concat(class_rows, ignore_index=True),
         terms=pd.concat(term_rows, ignore_index=True),
     )

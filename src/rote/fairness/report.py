@@ -68,6 +68,43 @@ def _metrics_report(r: Any, report: Report) -> bytes:
     for m, reasons in r.undefined.items():
         for cls, why in reasons.items():
             report.add_text(f"{METRIC_NAMES[m]}, class {cls}: undefined, left out of the aggregate: {why}.", note=True)
+    for m, cells in r.empty_cells.items():
+        if cells:
+            shown = ", ".join(f"{c['group']}/{c['class']}" for c in cells[:12])
+            more = f" and {len(cells) - 12} more" if len(cells) > 12 else ""
+            report.add_text(
+                f"{METRIC_NAMES[m]}: {len(cells)} empty group/class cells ({cells[0]['treatment']}): {shown}{more}.",
+                note=True,
+            )
+    for w in r.warnings:
+        report.add_text(f"Warning: {w}.", note=True)
+    report.add_heading("Ranges and ratios")
+    report.add_text(
+        "Each metric sums max - min across groups over classes, rote's generalisation of the paper's two-group "
+        "metric; with G groups and C classes it can reach min(G, C) (SP), C (EOpp) and C min(G, C) (EOdds), not "
+        "2 or 2C. The normalised value divides by that maximum. The ratio is the smallest min / max rate over "
+        "groups of any class (the 80% rule; 1 is parity)."
+    )
+    report.add_table(
+        pd.DataFrame(
+            {
+                "metric": [METRIC_NAMES[m] for m in r.values],
+                "value": list(r.values.values()),
+                "maximum": [r.maximum[m] for m in r.values],
+                "normalized": [r.normalized[m] for m in r.values],
+                "worst ratio": [r.ratios[m] for m in r.values],
+                **(
+                    {
+                        f"difference (pos_label {r.pos_label})": [r.binary[m]["difference"] for m in r.values],
+                        f"ratio (pos_label {r.pos_label})": [r.binary[m]["ratio"] for m in r.values],
+                    }
+                    if r.binary
+                    else {}
+                ),
+            }
+        ),
+        caption="Each metric, its largest possible value, normalised value and ratio",
+    )
     pc = r.per_class
     classes = [str(c) for c in r.labels]
     png = gap_plot(
@@ -83,6 +120,13 @@ def _metrics_report(r: Any, report: Report) -> bytes:
     report.add_table(
         rates, caption="Selection rate (sp) and true-positive rate (eopp) per group and class", max_rows=300
     )
+    report.add_heading("Groups: counts and base rates")
+    report.add_table(
+        r.group_stats,
+        caption="Rows, weight, base rate P(Y=class | A) and selection rate P(h=class | A) per group"
+        + (f"; differences and ratios against the privileged group {r.privileged}" if r.privileged is not None else ""),
+        max_rows=300,
+    )
     return png
 
 
@@ -97,6 +141,14 @@ def _memorization_report(r: Any, report: Report) -> bytes:
         items[f"{METRIC_NAMES[m]} before / after"] = f"{r.before[m]:.4f} / {r.after[m]:.4f}"
     items["closed form vs direct (max |diff|)"] = f"{r.max_abs_difference:.2e}"
     report.add_summary(items)
+    for m, cells in r.empty_cells.items():
+        if cells:
+            shown = ", ".join(f"{c['group']}/{c['class']}" for c in cells[:12])
+            report.add_text(
+                f"{METRIC_NAMES[m]}: {len(cells)} empty group/class cells left out (each class is compared over "
+                f"the groups that have it): {shown}{' and more' if len(cells) > 12 else ''}.",
+                note=True,
+            )
     report.add_heading("What is measured")
     report.add_text(
         "The memorizing classifier predicts the true label on the memorized rows and the base "
@@ -120,53 +172,98 @@ def _memorization_report(r: Any, report: Report) -> bytes:
     return png
 
 
-def _bound_report(results: list[Any], report: Report) -> bytes:
+def _share(mass: float | None, total: float) -> str:
+    if mass is None or not np.isfinite(mass):
+        return "none (the construction fails)"
+    return f"{mass / total:.4f}"
+
+
+def _bound_report(result: Any, report: Report) -> bytes:
     from rote.fairness.metrics import METRIC_NAMES
 
+    results = list(result.results)
+    sets = result.concrete_sets
     rows = []
     for r in results:
-        lo = None if r.lower_bound is None else r.lower_bound / r.total_weight
-        hi = None if r.upper_bound is None or not np.isfinite(r.upper_bound) else r.upper_bound / r.total_weight
+        s = sets.get(r.metric, {})
         rows.append(
             {
                 "metric": METRIC_NAMES[r.metric],
                 "model": r.model,
                 "bias before": r.bias_before,
                 "feasible": r.feasible,
-                "min p_D": r.p_memorized,
-                "lower bound p_D": lo,
-                "upper bound p_D": hi,
+                ("integer minimum p_D" if r.integral else "minimum p_D"): f"{r.p_memorized:.4f}"
+                if r.feasible
+                else "infeasible",
+                "LP relaxation p_D": "infeasible"
+                if not r.feasible
+                else f"{(r.lp_mass if r.lp_mass is not None else r.mass) / r.total_weight:.4f}",
+                ("closed-form lower (LP)" if r.integral else "closed-form lower"): "-"
+                if r.lower_bound is None
+                else _share(r.lower_bound, r.total_weight),
+                ("closed-form upper (LP)" if r.integral else "closed-form upper"): "-"
+                if r.lower_bound is None
+                else _share(r.upper_bound, r.total_weight),
                 "lowest reachable bias": 0.0 if r.feasible else r.reachable_bias,
+                "concrete set rows": s.get("n_rows"),
+                "bias left by the set": s.get("bias_after"),
+                "largest entry gap left": s.get("largest_entry_gap_after"),
                 "reason": r.reason or "",
             }
         )
     table = pd.DataFrame(rows)
-    report.add_summary(
-        {
-            f"{row['metric']}: minimum memorized share": (f"{row['min p_D']:.4f}" if row["feasible"] else "infeasible")
-            for row in rows
-        }
-    )
+    items: dict[str, Any] = {}
+    for r in results:
+        s = sets.get(r.metric, {})
+        head = f"{r.p_memorized:.4f}" if r.feasible else f"infeasible (lowest reachable bias {r.reachable_bias:.4f})"
+        items[f"{METRIC_NAMES[r.metric]}: minimum memorized share"] = head
+        if s:
+            items[f"{METRIC_NAMES[r.metric]}: concrete set"] = (
+                f"{s['n_rows']:,} rows leave bias {s['bias_after']:.4f} of {s['bias_before']:.4f}"
+            )
+    report.add_summary(items)
     report.add_heading("What is measured")
     report.add_text(
         "The smallest share of the population that must be memorized (predicted with its true label) "
         "to bring each metric to zero, from a linear program solved with HiGHS, beside the closed-form "
         "bounds. The rows model chooses rows of this dataset (only misclassified rows help); the paper "
         "model memorizes group/class masses with the base classifier's statistics on the unmemorized "
-        "part held fixed. Derivations: docs/fairness.md."
+        "part held fixed. A concrete set of whole rows follows each plan (when no set removes the bias, the "
+        "plan that reaches the lowest bias); rounding a fractional plan to rows, or following a paper-model "
+        "plan with random rows, can leave part of the bias, which the table reports as measured on the "
+        "memorizing classifier. With --integral the closed-form bounds are bounds on the LP relaxation, not on "
+        "the integer minimum. Derivations: docs/fairness.md."
     )
-    report.add_table(table, caption="Minimum memorized share per metric")
+    for r in results:
+        if r.empty_cells:
+            shown = ", ".join(f"{c['group']}/{c['class']}" for c in r.empty_cells[:12])
+            more = f" and {len(r.empty_cells) - 12} more" if len(r.empty_cells) > 12 else ""
+            report.add_text(
+                f"{METRIC_NAMES[r.metric]}: {len(r.empty_cells)} empty group/class cells left out (each class is "
+                f"compared over the groups that have it): {shown}{more}.",
+                note=True,
+            )
+    report.add_table(table, caption="Minimum memorized share per metric, and what a concrete set of rows leaves")
     png = gap_plot(
         [r["metric"] for r in rows],
-        {"minimum p_D": table["min p_D"].to_numpy(float)},
-        "Minimum memorized share that removes the bias",
-        ylabel="p_D",
+        {
+            "bias before": table["bias before"].to_numpy(float),
+            "bias left by the concrete set": table["bias left by the set"].to_numpy(float),
+        },
+        "Bias before memorization and after memorizing the concrete set",
+        ylabel="metric (agg sum)",
     )
-    report.add_image(png, alt="Minimum memorized share per metric")
+    report.add_image(png, alt="Bias before and after memorizing the concrete set")
     for r in results:
-        if r.feasible and len(r.plan):
-            report.add_heading(f"{METRIC_NAMES[r.metric]}: memorized cells", level=3)
+        if len(r.plan):
+            what = "removes the bias" if r.feasible else "reaches the lowest bias"
+            report.add_heading(f"{METRIC_NAMES[r.metric]}: memorized cells ({what})", level=3)
             report.add_table(r.plan, caption="Mass memorized per (group, class, base prediction)", max_rows=100)
+        rs = result.rows.get(r.metric)
+        if rs is not None and len(rs):
+            report.add_table(
+                rs, caption=f"The concrete set: {len(rs):,} rows (1-based data rows; first 50)", max_rows=50
+            )
     return png
 
 
@@ -203,17 +300,71 @@ def _audit_report(r: Any, report: Report) -> bytes:
     return png
 
 
+def _example_report(r: Any, report: Report) -> bytes:
+    from rote.fairness.metrics import METRIC_NAMES
+
+    s = r.info
+    if r.predictions_only:
+        report.add_summary(
+            {"task": r.task, "test rows": f"{len(r.predictions):,}", "test accuracy": f"{s['test_accuracy']:.4f}"}
+        )
+        report.add_text(
+            "A scikit-learn HistGradientBoostingClassifier trained on Adult's training split; predictions.parquet "
+            "holds its predictions on the test split (label, prediction, sex, race) for `rote fairness metrics`, "
+            "`bound` and `memorization`."
+        )
+        counts = r.predictions.groupby(["label", "prediction"]).size().rename("rows").reset_index()
+        report.add_table(counts, caption="Test-split confusion counts")
+        png = gap_plot(
+            sorted(r.predictions["label"].unique()),
+            {"rows": r.predictions["label"].value_counts().sort_index().to_numpy(float)},
+            "Test rows per class",
+            ylabel="rows",
+        )
+        report.add_image(png, alt="Test rows per class")
+        return png
+    report.add_summary(
+        {
+            "task / group": f"{r.task} / {r.group}",
+            "train / test rows": f"{s['n_train']:,} / {s['n_test']:,}",
+            "accuracy train / test": f"{s['train_accuracy']:.4f} / {s['test_accuracy']:.4f}",
+            "groups": ", ".join(map(str, s["groups"])),
+        }
+    )
+    report.add_heading("What is measured")
+    report.add_text(
+        "For each metric: the rows-model LP minimum memorized share of the training split (min_p) with its "
+        "closed-form bounds, a concrete set S of whole training rows (integer program, every class entry's gap "
+        f"at most {s['tol']}), the bias of the paper's memorizing classifier h on the training split, and on the "
+        "test split of an exact-match lookup of S and of the classifier retrained with S upweighted "
+        f"{s['weight']}x. Details: docs/fairness.md."
+    )
+    t = r.table
+    report.add_table(t, caption="One row per metric")
+    names = [METRIC_NAMES[m] for m in t["metric"]]
+    series = {c: t[c].to_numpy(float) for c in ("train_before", "train_lookup", "test_before", "test_lookup") if c in t}
+    png = gap_plot(names, series, "Bias before and after memorizing S, training and test split", ylabel="metric")
+    report.add_image(png, alt="Bias before and after memorizing S")
+    return png
+
+
 def _builder(result: Any):
     from rote.fairness import FairnessMetrics, GamingAudit, MemorizationEffect
+    from rote.fairness.examples import WorkedExample
 
     for kind, build in (
         (FairnessMetrics, _metrics_report),
         (MemorizationEffect, _memorization_report),
         (GamingAudit, _audit_report),
+        (WorkedExample, _example_report),
     ):
         if isinstance(result, kind):
             return lambda report: build(result, report)
-    return lambda report: _bound_report(list(result), report)  # a list of MinimumMass results
+    if isinstance(result, list):  # MinimumMass results without concrete sets
+        from rote.fairness.bounds import MemorizationBounds
+
+        result = MemorizationBounds([r.to_dict() for r in result], {}, list(result), {})
+    return lambda report: _bound_report(result, report)  # a MemorizationBounds
 
 
 def fairness_report(
@@ -239,6 +390,9 @@ def fairness_outputs(result: Any, *, title: str, subtitle: str = "") -> dict[str
         return report.render()
 
     out: dict[str, Any] = {"plots": {"gaps": png}, "report": render}
-    if isinstance(result, list):
-        out["tables"] = {f"plan_{r.metric}": r.plan for r in result}
+    if hasattr(result, "concrete_sets"):
+        out["tables"] = {
+            **{f"plan_{r.metric}": r.plan for r in result.results},
+            **{f"rows_{m}": frame for m, frame in result.rows.items()},
+        }
     return out
