@@ -86,3 +86,34 @@ def test_audit_bad_input():
         memorization_gaming_audit(y, p, p, sensitive_features=g, memorized=[0, 0, 0, 0], threshold=0)
     with pytest.raises(ConfigError, match="holdout: missing"):
         memorization_gaming_audit(y, p, p, sensitive_features=g, memorized=[0, 0, 0, 0], holdout={"y_true": y})
+
+
+def test_audit_has_one_undefined_semantics_and_lists_what_it_leaves_out():
+    from rote.core.errors import DataError
+    from rote.fairness import memorization_gaming_audit
+
+    # group "m" has no rows of class "c": raise by default (naming it), skip lists the cell it leaves out
+    y = np.array(["a", "b", "c", "a", "b", "c", "a", "b"])
+    g = np.array(["f", "f", "f", "f", "m", "m", "m", "m"])
+    g[5] = "f"  # now class "c" appears only in group f
+    before = np.array(["a", "a", "c", "a", "b", "b", "a", "a"])
+    after = y.copy()
+    mem = np.array([False, True, False, False, True, False, False, True])
+    with pytest.raises(DataError, match="'m'"):
+        memorization_gaming_audit(y, before, after, sensitive_features=g, memorized=mem, metrics=["eopp"])
+    res = memorization_gaming_audit(
+        y, before, after, sensitive_features=g, memorized=mem, metrics=["eopp"], undefined="skip"
+    )
+    assert res.empty_cells["eopp"] == [
+        {"group": "m", "class": "c", "treatment": "class left out of the aggregate (fewer than two groups have it)"}
+    ]
+    assert "empty cell: group m, class c" in res.summary()
+    assert res.to_dict()["empty_cells"]["eopp"][0]["class"] == "c"
+    # the skipped aggregate equals the metric's own skip semantics on the same predictions
+    from rote.fairness import equal_opportunity
+
+    assert res.values["eopp"]["before"] == pytest.approx(
+        equal_opportunity(y, before, sensitive_features=g, undefined="skip")
+    )
+    with pytest.raises(ConfigError, match="`undefined`"):
+        memorization_gaming_audit(y, before, after, sensitive_features=g, memorized=mem, undefined="zero")

@@ -35,7 +35,9 @@ from rote.fairness.metrics import (
     aggregate,
     class_gaps_from_counts,
     confusion_counts,
+    empty_cells,
     encode,
+    raise_undefined,
 )
 
 
@@ -47,7 +49,8 @@ class GamingAudit(Result):
     p_memorized: weight share of the memorized rows. metrics (metrics.parquet): per metric: before, after,
     counterfactual, reduction, explained, after_unmemorized (B's bias on the unmemorized rows only),
     min_mass_p (the rows-model minimum memorized share that would zero A's bias), flagged, and with held-out data
-    holdout_before, holdout_after, holdout_reduction.
+    holdout_before, holdout_after, holdout_reduction. empty_cells: {metric: [{group, class, treatment}]}: every
+    (group, class) cell without rows in the audited data and what was done with it (with `undefined="skip"`).
     """
 
     flagged: list[str]
@@ -59,6 +62,8 @@ class GamingAudit(Result):
     method: str
     agg: str
     values: dict[str, dict[str, float]]
+    undefined: str
+    empty_cells: dict[str, list[dict[str, str]]]
     metrics: pd.DataFrame = table_field("metrics")
 
     def summary(self) -> str:
@@ -76,6 +81,8 @@ class GamingAudit(Result):
                 f"{METRIC_NAMES[m]:<20} {v['before']:.4f} -> {v['after']:.4f} "
                 f"(without memorized rows' gains {v['counterfactual']:.4f}; explained {expl}{hold}){tag}"
             )
+            for cell in self.empty_cells.get(m) or []:
+                lines.append(f"  empty cell: group {cell['group']}, class {cell['class']}: {cell['treatment']}")
         return "\n".join(lines)
 
 
@@ -116,6 +123,7 @@ def memorization_gaming_audit(
     threshold: float = 0.5,
     min_reduction: float = 0.0,
     holdout: dict[str, Any] | None = None,
+    undefined: str = "raise",
 ) -> GamingAudit:
     """Flag bias reductions from model A (`pred_before`) to model B (`pred_after`) explained by memorized rows.
 
@@ -126,12 +134,19 @@ def memorization_gaming_audit(
     min_reduction: reductions at or below this are never flagged.
     holdout: optional {"y_true", "pred_before", "pred_after", "sensitive_features"[, "sample_weight"]} of rows
         neither model trained on; adds the held-out reduction per metric.
-    Undefined class gaps (a group without some class) are left out of every aggregate.
+    undefined: "raise" (default, as every rote fairness entry point): a group without rows of some class is an
+        error naming it; "skip": that group is left out of the class's gap (and a class fewer than two groups have
+        is left out of the aggregate), and `empty_cells` lists exactly what was left out. ("zero" applies to the
+        metrics only: the audit compares rates that exist.)
     """
     for m in metrics:
         _check_choice("metric", m, METRICS)
     _check_choice("method", method, METHODS)
     _check_choice("agg", agg, AGGS)
+    if undefined not in ("raise", "skip"):
+        raise ConfigError(
+            f"`undefined` {undefined!r}: the audit takes raise or skip (zero applies to the metrics only)"
+        )
     if not 0.0 < threshold <= 1.0:
         raise ConfigError(f"threshold must be in (0, 1], got {threshold}")
     enc, after = _encode_pair(y_true, pred_before, pred_after, sensitive_features, sample_weight, labels, "audit")
@@ -153,8 +168,11 @@ def memorization_gaming_audit(
         )
     w = enc.w if enc.w is not None else np.ones(len(enc.y))
     base_counts = confusion_counts(enc)
-    rows, values, flagged = [], {}, []
+    rows, values, flagged, cells = [], {}, [], {}
     for m in metrics:
+        if undefined == "raise":
+            raise_undefined(base_counts, m, enc.labels, enc.groups)
+        cells[m] = empty_cells(base_counts, m, enc.labels, enc.groups, "skip")
         b = _agg(enc, enc.yhat, m, method, agg)
         a = _agg(enc, after, m, method, agg)
         c = _agg(enc, cf, m, method, agg)
@@ -191,5 +209,7 @@ def memorization_gaming_audit(
         method=method,
         agg=agg,
         values=values,
+        undefined=undefined,
+        empty_cells=cells,
         metrics=pd.DataFrame(rows),
     )

@@ -421,6 +421,7 @@ def audit_cmd(
     holdout: Optional[Path] = typer.Option(
         None, "--holdout", help="Held-out table with the same columns (no --memorized needed)."
     ),
+    undefined: str = _UNDEF_MEM,
     force: bool = _FORCE,
     quiet: bool = _QUIET,
 ) -> int:
@@ -467,6 +468,7 @@ def audit_cmd(
             agg=agg,
             threshold=threshold,
             holdout=hold,
+            undefined=undefined,
         ),
         data,
         roles,
@@ -484,6 +486,7 @@ def audit_cmd(
         agg=agg,
         threshold=threshold,
         holdout=None if holdout is None else str(holdout),
+        undefined=undefined,
     )
     return _finish(
         result, run, "rote fairness audit", options, data, "Fairness by memorization audit", result.summary(), quiet

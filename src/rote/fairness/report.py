@@ -285,6 +285,14 @@ def _audit_report(r: Any, report: Report) -> bytes:
         "gaming)."
     )
     report.add_table(r.metrics, caption="Bias before (A), after (B), and after without the memorized rows' gains")
+    for m, cells in r.empty_cells.items():
+        if cells:
+            shown = ", ".join(f"{c['group']}/{c['class']}" for c in cells[:12])
+            report.add_text(
+                f"{METRIC_NAMES[m]}: {len(cells)} empty group/class cells left out (each class is compared over "
+                f"the groups that have it): {shown}{' and more' if len(cells) > 12 else ''}.",
+                note=True,
+            )
     names = [METRIC_NAMES[m] for m in r.values]
     png = gap_plot(
         names,
