@@ -62,6 +62,7 @@ bench: setup
 	$(BIN)/python bench/text_overlap.py
 	$(BIN)/python bench/llm_generate.py --threads 1
 	$(BIN)/python bench/fairness_metrics.py --loop-classes 1
+	$(BIN)/python bench/fairness_bootstrap.py
 
 clean:
 	rm -rf $(VENV) runs build src/*.egg-info

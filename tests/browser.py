@@ -728,6 +728,15 @@ def make_fairness_audit(inp: Inputs) -> Path:
     return out
 
 
+def make_fairness_example(inp: Inputs) -> Path:
+    out = inp.out("fairness_example")
+    cli(
+        ["fairness", "example", "--task", "income", "--group", "sex", "--rows", inp.scale.rows * 5, "--test-rows"]
+        + [inp.scale.test_rows * 5, "--max-iter", 5, "--threads", 1, "--tol", 0.01, "--out", out, "--quiet"]
+    )
+    return out
+
+
 @dataclass(frozen=True)
 class ReportCase:
     kind: str  # names the screenshot: docs/img/report_<kind>.png
@@ -750,4 +759,5 @@ REPORT_CASES: list[ReportCase] = [
     ReportCase("fairness_memorization", "rote fairness memorization", make_fairness_memorization),
     ReportCase("fairness_bound", "rote fairness bound", make_fairness_bound),
     ReportCase("fairness_audit", "rote fairness audit", make_fairness_audit),
+    ReportCase("fairness_example", "rote fairness example", make_fairness_example),
 ]

@@ -49,69 +49,36 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     return {p.stem: p for p in d.iterdir()} | {"dir": d}
 
 
-def _verbs(i: dict[str, Path]) -> dict[str, list[str]]:
-    """The smallest valid argument list of every verb that writes a run folder (without --out)."""
-    t, s, f, x = str(i["train"]), str(i["synthetic"]), str(i["preds"]), str(i["texts"])
-    return {
-        "tabular audit": ["tabular", "audit", "--train", t, "--synthetic", s],
-        "tabular train": ["tabular", "train", "--train", t, "--generator", "ijf"],
-        "tabular augment": ["tabular", "augment", "--train", t, "--target", "label"],
-        "tabular quality": ["tabular", "quality", "--train", t, "--synthetic", s],
-        "tabular experiment": ["tabular", "experiment", "--dataset", t, "--target", "label", "--generator", "ijf"],
-        "llm extract": ["llm", "extract", "--model", "tiny:/nonexistent", "--data", x],
-        "llm membership": ["llm", "membership", "--model", "tiny:/nonexistent", "--members", x, "--nonmembers", x],
-        "llm train-tiny": ["llm", "train-tiny", "--corpus", x],
-        "fairness metrics": ["fairness", "metrics", "--data", f, "--group", "sex"],
-        "fairness memorization": ["fairness", "memorization", "--data", f, "--group", "sex", "--memorized", "mem"],
-        "fairness bound": ["fairness", "bound", "--data", f, "--group", "sex"],
-        "fairness audit": [
-            "fairness",
-            "audit",
-            "--data",
-            f,
-            "--group",
-            "sex",
-            "--before",
-            "prediction",
-            "--after",
-            "after",
-            "--memorized",
-            "mem",
-        ],
-        "demo": ["demo"],
-    }
-
-
-RUN_VERBS = [
-    "tabular audit",
-    "tabular train",
-    "tabular augment",
-    "tabular quality",
-    "tabular experiment",
-    "llm extract",
-    "llm membership",
-    "llm train-tiny",
-    "fairness metrics",
-    "fairness memorization",
-    "fairness bound",
-    "fairness audit",
-    "demo",
+# One row per verb that writes a run folder: (verb, the smallest valid argv without --out, a numeric option or None).
+# "{train}", "{synthetic}", "{preds}", "{texts}" stand for the module's input files. A new verb adds its row here.
+# fmt: off
+VERBS: list[tuple[str, list[str], str | None]] = [
+    ("tabular audit", ["tabular", "audit", "--train", "{train}", "--synthetic", "{synthetic}"], "--block-mb"),
+    ("tabular train", ["tabular", "train", "--train", "{train}", "--generator", "ijf"], "--seed"),
+    ("tabular augment", ["tabular", "augment", "--train", "{train}", "--target", "label"], "--ratio"),
+    ("tabular quality", ["tabular", "quality", "--train", "{train}", "--synthetic", "{synthetic}"], "--seed"),
+    ("tabular experiment", ["tabular", "experiment", "--dataset", "{train}", "--target", "label", "--generator", "ijf"], "--workers"),
+    ("llm extract", ["llm", "extract", "--model", "tiny:/nonexistent", "--data", "{texts}"], "--seed"),
+    ("llm membership", ["llm", "membership", "--model", "tiny:/nonexistent", "--members", "{texts}", "--nonmembers", "{texts}"], "--k"),
+    ("llm train-tiny", ["llm", "train-tiny", "--corpus", "{texts}"], "--steps"),
+    ("fairness metrics", ["fairness", "metrics", "--data", "{preds}", "--group", "sex"], "--n-boot"),
+    ("fairness memorization", ["fairness", "memorization", "--data", "{preds}", "--group", "sex", "--memorized", "mem"], None),
+    ("fairness bound", ["fairness", "bound", "--data", "{preds}", "--group", "sex"], "--tol"),
+    ("fairness audit", ["fairness", "audit", "--data", "{preds}", "--group", "sex", "--before", "prediction", "--after", "after", "--memorized", "mem"], "--threshold"),
+    ("fairness example", ["fairness", "example", "--rows", "50", "--test-rows", "50", "--max-iter", "2"], "--tol"),
+    ("demo", ["demo"], "--epochs"),
 ]
-NUMBER_OPTION = {
-    "tabular audit": "--block-mb",
-    "tabular train": "--seed",
-    "tabular augment": "--ratio",
-    "tabular quality": "--seed",
-    "tabular experiment": "--workers",
-    "llm extract": "--seed",
-    "llm membership": "--k",
-    "llm train-tiny": "--steps",
-    "fairness metrics": "--n-boot",
-    "fairness bound": "--tol",
-    "fairness audit": "--threshold",
-    "demo": "--epochs",
-}
-"""A numeric option of each verb (fairness memorization has none)."""
+# fmt: on
+RUN_VERBS = [v for v, _, _ in VERBS]
+NUMBER_OPTION = {v: opt for v, _, opt in VERBS if opt is not None}
+
+
+def _verbs(i: dict[str, Path]) -> dict[str, list[str]]:
+    """The argv of every verb in VERBS with the input files filled in."""
+    names = {k: str(v) for k, v in i.items()}
+    return {verb: [a.format(**names) if a.startswith("{") else a for a in argv] for verb, argv, _ in VERBS}
+
+
 FILE_VERBS = {
     "tabular schema": lambda i: ["tabular", "schema", "--data", str(i["train"])],
     "llm sample-texts": lambda i: ["llm", "sample-texts"],
