@@ -1,10 +1,15 @@
 """A real OpenAI-compatible HTTP server for tests: serves a local `Backend` on 127.0.0.1 (ephemeral port).
 
-Endpoints: POST /v1/completions and /v1/chat/completions (OpenAI response shapes, with `logprobs` when asked).
+Endpoints: POST /v1/completions and /v1/chat/completions (OpenAI response shapes, with `logprobs` when asked;
+/v1/completions also with `echo` (the prompt's tokens and log-probabilities before the answer's, with
+`text_offset`) and vLLM's `prompt_logprobs`). Each request's `seed` drives its sampling, as llama.cpp and vLLM do.
 Switches inject trouble into the next requests: `fail_next(n, status)` (e.g. 500 or 429 with Retry-After),
 `hang_next(n, seconds)` (answer late, so a client with a shorter timeout gives up), `refuse_when(substring)`
-(answer with a refusal), `require_key(key)` (401 without the right bearer token). Every request is logged (path,
-JSON body, headers) so tests can count calls and check what was sent.
+(answer with a refusal), `filter_when(substring)` (an empty answer with finish_reason "content_filter"),
+`error_when(substring)` (a 200 response carrying an error object), `require_key(key)` (401 without the right bearer
+token), `chat_only(True)` (no /v1/completions: 404), `latency(seconds)` (every answer takes this long, for the
+concurrency benchmark). Every request is logged (path, JSON body, headers) so tests can count calls and check
+what was sent.
 
     with OpenAIServer(backend) as server:
         client = OpenAIBackend("tiny", base_url=server.base_url, api_key_env=None)
@@ -26,6 +31,10 @@ class OpenAIServer:
         self.log: list[dict[str, Any]] = []  # one entry per request received
         self._faults: list[tuple[str, Any]] = []  # queue of ("status", code) / ("hang", seconds)
         self._refuse: str | None = None
+        self._filter: str | None = None
+        self._error: str | None = None
+        self._chat_only = False
+        self._latency = 0.0
         self._key: str | None = None
         self._lock = threading.Lock()
         self._release = threading.Event()  # set on stop so hanging handlers return at once
@@ -47,6 +56,18 @@ class OpenAIServer:
 
     def require_key(self, key: str | None) -> None:
         self._key = key
+
+    def filter_when(self, substring: str | None) -> None:
+        self._filter = substring
+
+    def error_when(self, substring: str | None) -> None:
+        self._error = substring
+
+    def chat_only(self, on: bool = True) -> None:
+        self._chat_only = on
+
+    def latency(self, seconds: float) -> None:
+        self._latency = seconds
 
     @property
     def n_answered(self) -> int:
@@ -76,6 +97,13 @@ class OpenAIServer:
                     return self._send(entry, fault[1], {"error": {"message": f"injected {fault[1]}"}}, extra)
                 if fault and fault[0] == "hang":
                     server._release.wait(fault[1])
+                if server._latency:
+                    server._release.wait(server._latency)
+                text_in = json.dumps(body.get("prompt", body.get("messages", "")))
+                if server._error is not None and server._error in text_in:
+                    return self._send(entry, 200, {"error": {"message": "model overloaded, try again later"}})
+                if self.path == "/v1/completions" and server._chat_only:
+                    return self._send(entry, 404, {"error": {"message": "This is a chat model: use chat/completions"}})
                 if self.path == "/v1/completions":
                     return self._send(entry, 200, server._answer(body, chat=False))
                 if self.path == "/v1/chat/completions":
@@ -123,21 +151,31 @@ class OpenAIServer:
     def _answer(self, body: dict[str, Any], chat: bool) -> dict[str, Any]:
         prompt = messages_to_text(body["messages"]) if chat else body["prompt"]
         greedy = float(body.get("temperature", 1.0)) == 0.0
-        n = int(body.get("max_tokens", 16))
+        n = int(body.get("max_tokens", body.get("max_completion_tokens", 16)))
+        echo = bool(body.get("echo")) and not chat
+        want_lp = body.get("logprobs") is not None and body.get("logprobs") is not False
         with self._lock:  # one generation at a time: the backend is not thread-safe
             ids = self.backend.encode([prompt])[0]
-            new = self.backend.generate(
-                [ids],
-                n,
-                greedy=greedy,
-                temperature=float(body.get("temperature") or 1.0),
-                seed=int(body.get("seed", 0)),
-            )[0]
+            new = (
+                self.backend.generate(
+                    [ids],
+                    n,
+                    greedy=greedy,
+                    temperature=float(body.get("temperature") or 1.0),
+                    seed=int(body.get("seed", 0)),
+                )[0]
+                if n > 0
+                else []
+            )
             text = self.backend.decode([new])[0]
-            lps = self.backend.score([ids + new])[0].logprobs[len(ids) - 1 :].tolist() if body.get("logprobs") else None
+            full = self.backend.score([ids + new])[0].logprobs.tolist() if len(ids + new) > 1 else []
+            lps = full[len(ids) - 1 :] if want_lp else None
+            prompt_lps = [None, *full[: len(ids) - 1]]
         finish = "length" if len(new) >= n else "stop"
         if self._refuse is not None and self._refuse in prompt:
             text, lps = "I'm sorry, but I can't help with reproducing copyrighted text.", None
+        if self._filter is not None and self._filter in prompt:
+            text, lps, finish = "", None, "content_filter"
         if chat:
             choice: dict[str, Any] = {
                 "index": 0,
@@ -148,12 +186,17 @@ class OpenAIServer:
                 choice["logprobs"] = {"content": [{"token": str(i), "logprob": lp} for i, lp in zip(new, lps)]}
             kind = "chat.completion"
         else:
-            choice = {
-                "index": 0,
-                "text": text,
-                "finish_reason": finish,
-                "logprobs": None if lps is None else {"tokens": [str(i) for i in new], "token_logprobs": lps},
-            }
+            choice = {"index": 0, "text": (prompt + text) if echo else text, "finish_reason": finish, "logprobs": None}
+            if want_lp:
+                toks = [chr(i) for i in (ids + new if echo else new)]
+                vals = (prompt_lps + (lps or [])) if echo else lps
+                offsets = list(range(len(toks))) if echo else [len(prompt) + j for j in range(len(toks))]
+                choice["logprobs"] = {"tokens": toks, "token_logprobs": vals, "text_offset": offsets}
+            if body.get("prompt_logprobs") is not None:
+                choice["prompt_logprobs"] = [None] + [
+                    {str(t): {"logprob": lp, "rank": 1, "decoded_token": chr(t)}}
+                    for t, lp in zip(ids[1:], prompt_lps[1:])
+                ]
             kind = "text_completion"
         return {
             "id": f"cmpl-{len(self.log)}",

@@ -4,6 +4,8 @@ forward pass, Hugging Face `generate`, numpy brute force over the vocabulary, an
 from __future__ import annotations
 
 import json
+import pickle
+import shutil
 
 import numpy as np
 import pytest
@@ -11,6 +13,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rote.cli.main import app
+from rote.core.cli import run_app
 from rote.core.errors import BackendError
 from rote.llm import Completion, TokenScores, detect_refusal, open_backend
 from rote.llm.backends.base import messages_to_text
@@ -285,3 +289,33 @@ def test_batched_greedy_equals_one_at_a_time_for_any_lengths(tiny, prompts, batc
     for p, s in zip(prompts, scored):
         # float32 sums reduce in a different order in a padded batch: agree to float32 precision, not bitwise
         np.testing.assert_allclose(s.logprobs, tiny.score([p])[0].logprobs, rtol=1e-5, atol=1e-4)
+
+
+def test_hf_folder_with_a_pickle_payload_is_refused_without_running_it(hf_folder, tmp_path, capsys):
+    folder = tmp_path / "pickled"
+    shutil.copytree(hf_folder, folder)
+    (folder / "model.safetensors").unlink()
+    marker = tmp_path / "PWNED"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    (folder / "pytorch_model.bin").write_bytes(pickle.dumps({"model.embed_tokens.weight": Payload()}))
+    with pytest.raises(BackendError, match="cannot load"):
+        open_backend(str(folder))
+    assert not marker.exists()  # the payload never ran
+    texts = tmp_path / "t.jsonl"
+    texts.write_text('{"text": "In the beginning God created the heaven and the earth."}\n')
+    argv = ["llm", "membership", "--model", str(folder), "--members", str(texts), "--nonmembers", str(texts)]
+    code = run_app(app, [*argv, "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err and not marker.exists()
+
+
+def test_hf_folder_with_garbage_safetensors(hf_folder, tmp_path):
+    folder = tmp_path / "garbage"
+    shutil.copytree(hf_folder, folder)
+    (folder / "model.safetensors").write_bytes(b"\x00\x01garbage" * 100)
+    with pytest.raises(BackendError, match="cannot load"):
+        open_backend(str(folder))

@@ -113,6 +113,8 @@ def test_extract_and_membership_on_the_trained_model(tiny_run, tmp_path, capsys)
             "25",
             "--group",
             "repeats",
+            "--compare",
+            "5,0",
             "--n-boot",
             "20",
         ],
@@ -120,12 +122,25 @@ def test_extract_and_membership_on_the_trained_model(tiny_run, tmp_path, capsys)
     )
     assert code == 0, err
     assert "prefix   40 tokens" in stdout and "report:" in stdout
+    # the group comparison, in results.json, comparisons.parquet and the summary, against scipy on the rows
+    from scipy import stats as sst
+
+    res = json.loads((out / "results.json").read_text())
+    comp = pd.read_parquet(out / "comparisons.parquet")
+    assert len(res["comparison"]) == len(comp) == 4  # 2 prefix lengths x (lcsubstr_chars, logp_suffix)
+    assert "Cliff's delta" in stdout
+    rows_ = pd.read_parquet(out / "rows.parquet")
+    c = comp[(comp["prefix_tokens"] == 40) & (comp["metric"] == "logp_suffix")].iloc[0]
+    x = rows_[(rows_["group"] == 5) & (rows_["prefix_tokens"] == 40)]["logp_suffix"]
+    y = rows_[(rows_["group"] == 0) & (rows_["prefix_tokens"] == 40)]["logp_suffix"]
+    assert c["name_x"] == "5" and c["mann_whitney_p"] == pytest.approx(sst.mannwhitneyu(x, y).pvalue)
     rows = pd.read_parquet(out / "rows.parquet")
     assert len(rows) == 18 and set(rows["group"]) == {0, 1, 5}
     assert rows["suffix_text"].str.len().eq(25).all()  # 25 byte tokens of ASCII text
     groups = pd.read_parquet(out / "groups.parquet")
     assert set(groups["prefix_tokens"]) == {10, 40}
-    assert (out / "report.html").read_text().count("<mark>") == 10  # --top 10 spans
+    # --top 10 spans, and the per-text table marks the copied span in the true continuation and the generation
+    assert (out / "report.html").read_text().count("<mark>") == 10 + 2 * 18
     code, _, err = run(
         ["llm", "extract", "--model", f"tiny:{tiny_run}", "--data", str(data), "--out", str(out)], capsys
     )
@@ -161,6 +176,9 @@ def test_extract_and_membership_on_the_trained_model(tiny_run, tmp_path, capsys)
         and res["n_nonmembers"] == 3
         and set(res["metrics"]) == {"loss", "zlib", "min_k", "min_k_plus_plus"}
     )
+    assert res["bos"] == "auto" and res["start_ids"] == [] and 0 <= res["overlap"]["blind_auc"] <= 1
+    # 3 non-members cannot resolve 10% FPR: flagged, and said so in the summary
+    assert res["metrics"]["loss"]["tpr_at_0.1_fpr_resolved"] is False
     rows = pd.read_parquet(out2 / "rows.parquet")
     assert rows["member"].tolist() == [True] * 6 + [False] * 3
     for name in ("roc.png", "scores.png", "report.html", "config.json"):
@@ -361,7 +379,9 @@ def test_prompted_study_over_http_keeps_the_key_secret_and_resumes(tmp_path, cap
     for f in [*(tmp_path / "r").rglob("*"), *(tmp_path / "cache").rglob("*")]:
         if f.is_file():
             assert secret.encode() not in f.read_bytes(), f
-    assert json.loads((tmp_path / "r" / "config.json").read_text())["options"]["api_key_env"] == "ROTE_TEST_KEY"
+    opts = json.loads((tmp_path / "r" / "config.json").read_text())["options"]
+    assert opts["api_key_env"] == "ROTE_TEST_KEY" and opts["prompted"] is True and opts["protocol"] == "prompted"
+    assert opts["prefix_unit"] == "words" and not rows["filtered"].any()
 
 
 def test_sample_texts_writes_famous_and_fresh_sets(tmp_path, capsys):
@@ -373,3 +393,86 @@ def test_sample_texts_writes_famous_and_fresh_sets(tmp_path, capsys):
     assert rows[-1]["id"] == "fresh-004" and rows[0]["id"] == "kjv-genesis-1"
     code, _, err = run(["llm", "sample-texts", "--out", str(out)], capsys)
     assert code == 2 and "exists" in err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+        (["--timeout", "-1"], "--timeout must be > 0, got -1"),
+        (["--n-boot", "-1"], "--n-boot must be >= 0, got -1"),
+        (["--top", "-1"], "--top must be >= 0, got -1"),
+        (["--bos", "maybe"], "--bos must be one of auto, on, off"),
+        (["--prompted", "--suffix-tokens", "32"], "--suffix-tokens applies only without --prompted"),
+        (["--prompted", "--n-samples", "4"], "--n-samples applies only without --prompted"),
+        (["--templates", "plain"], "--templates applies only with --prompted"),
+        (["--compare", "a,b"], "--compare takes two values of --group"),
+        (["--n-sampled", "2", "--temperature", "0"], "--temperature must be > 0"),
+    ],
+)
+def test_extract_bad_options_are_one_line(tiny_run, tmp_path, capsys, extra, message):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"text": "' + "and the evening and the morning were the first day " * 4 + '"}\n')
+    argv = ["llm", "extract", "--model", f"tiny:{tiny_run}", "--data", str(data), "--out", str(tmp_path / "o")]
+    code, _, err = run([*argv, *extra], capsys)
+    assert code == 2 and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_other_bad_inputs(tiny_run, tmp_path, capsys):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"text": "and the evening and the morning were the first day"}\n')
+    code, _, err = run(
+        ["llm", "extract", "--model", "openai:m", "--data", str(data), "--out", str(tmp_path / "o")], capsys
+    )
+    assert code == 2 and "needs the served model's tokenizer" in err and "--tokenizer" in err
+    argv = ["llm", "membership", "--model", f"tiny:{tiny_run}", "--members", str(data), "--nonmembers", str(data)]
+    for extra, message in (
+        (["--batch-size", "0"], "--batch-size must be >= 1"),
+        (["--n-boot", "-5"], "--n-boot must be >= 0"),
+        (["--recall-shots", "-1"], "--recall-shots must be >= 0"),
+        (["--recall-shots", "1"], "--recall-shots 1 leaves no non-member"),
+        (["--base-url", "http://x/v1"], "--base-url apply to 'openai:MODEL' models only"),
+    ):
+        code, _, err = run([*argv, "--out", str(tmp_path / "m"), *extra], capsys)
+        assert code == 2 and message in err and err.count("\n") == 1, (extra, err)
+        assert not (tmp_path / "m").exists()
+    code, _, err = run(["llm", "train-tiny", "--out", str(tmp_path / "t"), "--block-size", "32"], capsys)
+    assert code == 2 and "exceed --block-size 32" in err and not (tmp_path / "t").exists()
+    code, _, err = run(["llm", "train-tiny", "--out", str(tmp_path / "t"), "--checkpoint-every", "0"], capsys)
+    assert code == 2 and "--checkpoint-every must be >= 1" in err
+    code, _, err = run(["llm", "train-tiny", "--out", str(tmp_path / "t"), "--device", "cuda:7"], capsys)
+    assert code == 2 and err.startswith("error: --device cuda:7") and not (tmp_path / "t").exists()
+
+
+def test_plain_continuation_over_http_from_the_cli(tiny_run, tmp_path, capsys):
+    from rote.llm import open_backend
+
+    from .openai_server import OpenAIServer
+
+    data = tmp_path / "d.jsonl"
+    data.write_text(
+        "\n".join(
+            json.dumps({"text": f"Verse {i}: and the light was good, and the evening and the morning were day {i}."})
+            for i in range(4)
+        )
+        + "\n"
+    )
+    common = ["--data", str(data), "--prefix-tokens", "20", "--suffix-tokens", "12", "--n-boot", "0", "--quiet"]
+    local_out, http_out = tmp_path / "local", tmp_path / "http"
+    code, _, err = run(["llm", "extract", "--model", f"tiny:{tiny_run}", *common, "--out", str(local_out)], capsys)
+    assert code == 0, err
+    with OpenAIServer(open_backend(f"tiny:{tiny_run}")) as server:
+        argv = ["llm", "extract", "--model", "openai:tiny", "--base-url", server.base_url, "--api-key-env", "none"]
+        argv += ["--tokenizer", f"tiny:{tiny_run}", "--cache-dir", str(tmp_path / "cache"), "--n-sampled", "2"]
+        code, _, err = run([*argv, *common, "--out", str(http_out)], capsys)
+        assert code == 0, err
+        assert all("Authorization" not in r["headers"] for r in server.log)
+        assert {r["path"] for r in server.log} == {"/v1/completions"}
+    loc, rem = pd.read_parquet(local_out / "rows.parquet"), pd.read_parquet(http_out / "rows.parquet")
+    assert rem["exact_match"].tolist() == loc["exact_match"].tolist()
+    assert rem["lcsubstr_chars"].tolist() == loc["lcsubstr_chars"].tolist()
+    assert (rem["logp_suffix"] - loc["logp_suffix"]).abs().max() < 1e-6
+    opts = json.loads((http_out / "config.json").read_text())["options"]
+    assert opts["prompted"] is False and opts["protocol"] == "continuation" and opts["n_sampled"] == 2
+    assert opts["bos"] == "auto" and opts["api_key_env"] == "none"

@@ -11,6 +11,7 @@ import pytest
 from rote.core.errors import ConfigError
 from rote.llm.backends.base import Backend, Completion
 from rote.llm.extraction import (
+    restated_prefix_end,
     PROMPT_TEMPLATES,
     extract,
     extraction_risk,
@@ -179,7 +180,10 @@ def test_report_highlights_the_copied_span_escaped():
     res = extract(b, TRAIN, prefix_tokens=(10,), suffix_tokens=40, n_boot=0)
     html = extraction_report(res, top=1)
     # the longest copy is the whole 40-character suffix of the first text (ties broken by id)
-    assert f"<mark>{TRAIN[0][10:50]}</mark>" in html and html.count("<mark>") == 1
+    assert f"<mark>{TRAIN[0][10:50]}</mark>" in html
+    # one most-copied span, and every row of the per-text table marks its span in the true suffix and the generation
+    assert html.count("<mark>") == 1 + 2 * len(res.rows)
+    assert html.count(f"<mark>{TRAIN[0][10:50]}</mark>") == 3
 
 
 class Restater(ChatEcho):
@@ -214,3 +218,83 @@ def test_a_restated_prefix_is_left_out_of_the_comparison():
     )
     whole = prompted_extraction(b, [text], prefix_tokens=(13,), max_new_tokens=3, strip_echo=0).rows.iloc[0]
     assert whole["echo_chars"] == 0 and whole["lcsubstr_chars"] > len(prefix)  # the echo matches the repetition
+
+
+class PerfectRecall(ChatEcho):
+    """An oracle with perfect recall of the 24 famous texts: answers with the true next 60 words after the prefix
+    it is shown, optionally after restating the prefix."""
+
+    def __init__(self, texts, restate: bool):
+        self.texts, self.restate = texts, restate
+
+    def complete(self, prompts, max_new_tokens, *, greedy=True, seed=0):
+        out = []
+        for p in prompts:
+            prefix = p[-1]["content"].split("\n\n")[1]
+            (source,) = [t for t in self.texts if " ".join(t.split()).startswith(prefix)]
+            words = source.split()
+            k = len(prefix.split())
+            answer = " ".join(words[k : k + 60])
+            if self.restate:
+                answer = f"Here is the text:\n\n{prefix} {answer}"
+            out.append(Completion(answer, False, "stop"))
+        return out
+
+
+@pytest.mark.parametrize("restate", [False, True])
+def test_a_perfect_recall_oracle_counts_in_full(restate):
+    from rote.llm.corpus import famous_texts
+
+    texts = famous_texts()["text"].tolist()
+    res = prompted_extraction(PerfectRecall(texts, restate), texts, prefix_tokens=(25, 50), max_new_tokens=60)
+    assert len(res.rows) == 48
+    expected = []
+    for t in texts:
+        w = t.split()
+        expected += [len(" ".join(w[k : k + 60])) for k in (25, 50)]
+    # every answer's whole continuation is a verbatim copy of the rest of the text, and counts in full
+    assert res.rows["lcsubstr_chars"].tolist() == expected
+    assert (res.rows["echo_chars"] > 0).all() if restate else (res.rows["echo_chars"] == 0).all()
+    share = np.mean(np.asarray(expected) >= 160)
+    assert res.rows["substantial_lcs"].mean() == pytest.approx(share) and share > 0.95
+    assert not res.rows["refused"].any() and not res.rows["filtered"].any()
+
+
+def test_restated_prefix_rule_by_hand():
+    prefix = "We the People of the United States, in Order to form"
+    ref = "a more perfect Union, establish Justice"
+    assert restated_prefix_end("Sure! " + prefix + " a more", prefix, ref) == len("Sure! ") + len(prefix)
+    # the continuation itself is never cut, even when it repeats a 20+ character span of the prefix mid-answer
+    rep = "a more perfect Union, of the United States, in Order to grow"  # a text that repeats a clause
+    assert restated_prefix_end("a more perfect Union, of the United States, in Order", prefix, rep) == 0
+    # a shared span far into the answer is copying, not a restatement
+    assert restated_prefix_end("x" * 100 + prefix, prefix, ref) == 0
+    # a span from the middle of the prefix that also occurs in the continuation is not a restatement of it
+    assert restated_prefix_end("People of the United States", prefix, ref + " People of the United States", 20) == 0
+    # a restatement of the middle of the prefix, altered after a while, is one: the span is not continuation text
+    # (SmolLM2's role-play answer to Matthew 5 restates verses 3-5 with "who" for "that")
+    mid = "the People of the United States, in Order to"
+    assert restated_prefix_end("Sure. " + mid + " make", prefix, ref) == len("Sure. ") + len(mid + " ")
+    assert restated_prefix_end("Sure! " + prefix, prefix, ref, 0) == 0
+
+
+def test_bos_option_in_extraction_and_exact_rate_intervals():
+    b = NGramBackend(TRAIN, order=6, lam=0.2)
+    b.bos_token_id = 1
+    on = extract(b, TRAIN, prefix_tokens=(10,), suffix_tokens=12, bos="on", n_boot=0)
+    off = extract(b, TRAIN, prefix_tokens=(10,), suffix_tokens=12, bos="off", n_boot=0)
+    assert on.bos == "on" and on.start_ids == [1] and off.start_ids == []
+    for i, text in enumerate(TRAIN):
+        ids = [ord(c) for c in text]
+        for start, res in (([1], on), ([], off)):
+            seq = start + ids[:22]
+            n0 = len(start) + 10
+            lp = sum(np.log(b.dist(seq[:t])[seq[t]]) for t in range(n0, n0 + 12))
+            assert res.rows["logp_suffix"].iloc[i] == pytest.approx(lp)
+    g = off.groups.iloc[0]
+    k, n = int(off.rows["exact_match"].sum()), len(off.rows)
+    from scipy.stats import binomtest
+
+    ci = binomtest(k, n).proportion_ci(method="exact")
+    assert g["rate_low"] == pytest.approx(ci.low) and g["rate_high"] == pytest.approx(ci.high)
+    assert g["rate_high"] > g["extraction_rate"] or g["extraction_rate"] == 1.0

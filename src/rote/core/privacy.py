@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from rote.core.errors import ConfigError
-from rote.core.stats import Interval, bootstrap_ci
+from rote.core.stats import Interval, auc_ci, bootstrap_ci
 
 
 def _check(scores: Any, labels: Any, sample_weight: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -65,9 +65,23 @@ def roc_auc(scores: Any, labels: Any, sample_weight: Any = None) -> float:
 
 
 def tpr_at_fpr(scores: Any, labels: Any, fpr: float = 0.01, sample_weight: Any = None) -> float:
-    """Highest TPR over thresholds whose FPR is at most `fpr` (the low-FPR metric of LiRA and MIMIR)."""
+    """Highest TPR over thresholds whose FPR is strictly below `fpr` (the low-FPR metric of LiRA and MIMIR, which
+    both take `tpr[np.where(fpr < target)[0][-1]]`; rote used `<=` before, which differs where a threshold lands
+    exactly on the target). Equal to MIMIR's rule on sklearn's `roc_curve(..., drop_intermediate=False)`; with
+    sklearn's default the dropped collinear thresholds can make MIMIR's value lower.
+
+    With n non-members the attainable FPRs are 0, 1/n, 2/n, ...: when 1/n >= `fpr`, only FPR 0 is below the target
+    and the value is the TPR at zero false positives (see `fpr_resolvable`)."""
+    if not 0 < fpr <= 1:
+        raise ConfigError(f"`fpr` must be in (0, 1], got {fpr}")
     f, t, _ = roc_curve(scores, labels, sample_weight)
-    return float(t[f <= fpr + 1e-12].max())
+    return float(t[f < fpr].max())
+
+
+def fpr_resolvable(n_nonmembers: int, fpr: float) -> bool:
+    """Whether `n_nonmembers` non-members can measure a TPR at FPR `fpr`: True when 1 / n_nonmembers < fpr, so at
+    least one false positive is allowed below the target. Otherwise TPR at `fpr` is the TPR at zero false positives."""
+    return n_nonmembers > 0 and 1.0 / n_nonmembers < fpr
 
 
 def attacker_advantage(scores: Any, labels: Any, sample_weight: Any = None) -> float:
@@ -78,7 +92,9 @@ def attacker_advantage(scores: Any, labels: Any, sample_weight: Any = None) -> f
 
 @dataclasses.dataclass(frozen=True)
 class MembershipMetrics:
-    """Summary of one attack: AUC, TPR at each FPR, advantage; intervals when bootstrapped."""
+    """Summary of one attack: AUC with its DeLong interval, TPR at each FPR (strict `< fpr`), advantage; bootstrap
+    intervals of the TPRs when bootstrapped. `tpr_resolved[f]` is False where 1/n_nonmembers >= f: the TPR given is
+    then the TPR at zero false positives, not at f."""
 
     auc: float
     tpr_at: dict[float, float]
@@ -87,6 +103,7 @@ class MembershipMetrics:
     n_nonmembers: int
     auc_interval: Interval | None = None
     tpr_intervals: dict[float, Interval] | None = None
+    tpr_resolved: dict[float, bool] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -97,6 +114,8 @@ class MembershipMetrics:
         }
         for f, v in self.tpr_at.items():
             out[f"tpr_at_{f:g}_fpr"] = v
+        for f, ok in (self.tpr_resolved or {}).items():
+            out[f"tpr_at_{f:g}_fpr_resolved"] = bool(ok)
         if self.auc_interval is not None:
             out["auc_interval"] = self.auc_interval.to_dict()
         for f, iv in (self.tpr_intervals or {}).items():
@@ -112,21 +131,26 @@ def membership_metrics(
     level: float = 0.95,
     seed: int = 0,
 ) -> MembershipMetrics:
-    """AUC, TPR at each of `fprs` and advantage; with `n_boot` > 0, bootstrap intervals resampling members and
-    non-members separately (so every replicate has both)."""
+    """AUC with its DeLong interval (`rote.core.stats.auc_ci`, which stays wide at AUC 1 where a bootstrap gives
+    [1, 1]), TPR at each of `fprs` (strict `<`, as MIMIR and LiRA) and advantage; with `n_boot` > 0, bootstrap
+    intervals of the TPRs resampling members and non-members separately (so every replicate has both)."""
     s, y, _ = _check(scores, labels)
     auc = roc_auc(s, y)
+    if len(s) and (y.all() or not y.any()):
+        raise ConfigError("membership metrics need both members and non-members")
     tprs = {float(f): tpr_at_fpr(s, y, f) for f in fprs}
-    auc_iv = tpr_ivs = None
+    n_non = int((~y).sum())
+    resolved = {f: fpr_resolvable(n_non, f) for f in tprs}
+    auc_iv = auc_ci(s[y], s[~y], level=level)
+    tpr_ivs = None
     if n_boot > 0:
-        auc_iv = bootstrap_ci(roc_auc, s, y, n_boot=n_boot, level=level, seed=seed, strata=y)
         tpr_ivs = {
             f: bootstrap_ci(
                 lambda a, b, f=f: tpr_at_fpr(a, b, f), s, y, n_boot=n_boot, level=level, seed=seed, strata=y
             )
             for f in tprs
         }
-    return MembershipMetrics(auc, tprs, attacker_advantage(s, y), int(y.sum()), int((~y).sum()), auc_iv, tpr_ivs)
+    return MembershipMetrics(auc, tprs, attacker_advantage(s, y), int(y.sum()), n_non, auc_iv, tpr_ivs, resolved)
 
 
 # ------------------------------------------------------------------------------- token log-probability statistics
@@ -175,6 +199,24 @@ def min_k_plus_plus_score(logprobs: Any, mean: Any, std: Any, k: float = 0.2) ->
     return _lowest_k_mean(z, k)
 
 
+def recall_score(logprobs: Any, conditional_logprobs: Any) -> float:
+    """ReCaLL (Xie et al. 2024; MIMIR `recall`): LL(x | P) / LL(x), the mean log-likelihood of the text after a
+    non-member prefix P over its mean log-likelihood alone. Both are negative; members lose more likelihood when
+    conditioned on non-member text, so the ratio is larger for members: higher = member, as MIMIR's value."""
+    ll = float(_lp(logprobs).mean())
+    if ll == 0:
+        return 1.0
+    return float(_lp(conditional_logprobs).mean() / ll)
+
+
+def neighbourhood_score(logprobs: Any, neighbour_logprobs: Sequence[Any]) -> float:
+    """Neighbourhood comparison (Mattern et al. 2023; MIMIR `ne`): mean log-likelihood of the text minus the mean
+    over its neighbours (perturbed copies of the text) of theirs; a member is more likely than texts near it."""
+    if len(neighbour_logprobs) == 0:
+        raise ConfigError("the neighbourhood attack needs at least one neighbour per text")
+    return float(_lp(logprobs).mean() - np.mean([_lp(n).mean() for n in neighbour_logprobs]))
+
+
 def reference_score(logprobs: Any, ref_logprobs: Any) -> float:
     """Target mean log-likelihood minus the reference model's (Carlini et al.'s reference attack; MIMIR `ref`)."""
     return float(_lp(logprobs).mean() - _lp(ref_logprobs).mean())
@@ -218,6 +260,9 @@ __all__ = [
     "min_k_score",
     "min_k_plus_plus_score",
     "reference_score",
+    "recall_score",
+    "neighbourhood_score",
+    "fpr_resolvable",
     "lira_offline_score",
     "logit_confidence",
 ]

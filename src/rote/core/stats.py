@@ -1,4 +1,5 @@
-"""Statistics shared by every domain: bootstrap intervals, mean ± std over seeds, two-sample tests.
+"""Statistics shared by every domain: bootstrap intervals, exact intervals for rates (Clopper-Pearson, Wilson) and
+for AUCs (DeLong), mean ± std over seeds, two-sample tests and a group comparison with effect sizes.
 
 All random functions take a seed; the same seed gives the same interval.
 """
@@ -142,3 +143,163 @@ def welch_t(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
 
     res = stats.ttest_ind(np.asarray(x, float), np.asarray(y, float), equal_var=False)
     return float(res.statistic), float(res.pvalue)
+
+
+# ------------------------------------------------------------------------------------------- exact intervals
+
+
+def _z(level: float) -> float:
+    from scipy import stats
+
+    if not 0 < level < 1:
+        raise ConfigError(f"`level` must be in (0, 1), got {level}")
+    return float(stats.norm.ppf(0.5 + level / 2))
+
+
+def binomial_ci(successes: int, n: int, *, level: float = 0.95, method: str = "clopper-pearson") -> Interval:
+    """Interval for a rate `successes / n` that keeps its meaning at 0/n and n/n (a bootstrap gives [0, 0] there).
+
+    method: "clopper-pearson" (exact: inverts two one-sided binomial tests, coverage >= level; Beta quantiles) or
+    "wilson" (score interval: inverts the normal test with the variance at the hypothesised rate; shorter, coverage
+    close to level on average). Both match `scipy.stats.binomtest(...).proportion_ci` ("exact", "wilson").
+    n = 0 gives (nan, nan, nan).
+    """
+    from scipy import stats
+
+    k, n = int(successes), int(n)
+    if n < 0 or not 0 <= k <= max(n, 0):
+        raise ConfigError(f"`successes` must lie in 0..n, got {k} of {n}")
+    if method not in ("clopper-pearson", "wilson"):
+        raise ConfigError(f"`method` must be 'clopper-pearson' or 'wilson', got {method!r}")
+    if n == 0:
+        return Interval(math.nan, math.nan, math.nan, level)
+    z = _z(level)
+    p = k / n
+    if method == "wilson":
+        denom = 1 + z * z / n
+        centre = (p + z * z / (2 * n)) / denom
+        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+        return Interval(p, max(0.0, centre - half), min(1.0, centre + half), level)
+    a = (1 - level) / 2
+    low = 0.0 if k == 0 else float(stats.beta.ppf(a, k, n - k + 1))
+    high = 1.0 if k == n else float(stats.beta.ppf(1 - a, k + 1, n - k))
+    return Interval(p, low, high, level)
+
+
+def delong_auc_variance(positives: Sequence[float], negatives: Sequence[float]) -> tuple[float, float]:
+    """AUC = P(X > Y) + P(X = Y) / 2 of positive scores X against negative scores Y, and DeLong's (1988) variance
+    S10 / m + S01 / n from the structural components V10(x_i) = mean_j psi(x_i, y_j) and V01(y_j) = mean_i psi(x_i,
+    y_j) (sample variances, ddof 1). O((m + n) log(m + n)) via ranks (Sun & Xu 2014)."""
+    x, y = np.asarray(positives, dtype=float).ravel(), np.asarray(negatives, dtype=float).ravel()
+    m, n = len(x), len(y)
+    if m < 1 or n < 1:
+        raise ConfigError(f"DeLong needs positives and negatives, got {m} and {n}")
+
+    def midranks(v: np.ndarray) -> np.ndarray:
+        order = np.argsort(v, kind="mergesort")
+        sv = v[order]
+        _, first, counts = np.unique(sv, return_index=True, return_counts=True)
+        r = np.empty(len(v))
+        r[order] = np.repeat(first + (counts + 1) / 2.0, counts)
+        return r
+
+    rz = midranks(np.r_[x, y])
+    rx, ry = midranks(x), midranks(y)
+    v10 = (rz[:m] - rx) / n  # share of negatives below each positive (ties half)
+    v01 = 1.0 - (rz[m:] - ry) / m  # share of positives above each negative (ties half)
+    auc = float(v10.mean())
+    s10 = float(v10.var(ddof=1)) if m > 1 else 0.0
+    s01 = float(v01.var(ddof=1)) if n > 1 else 0.0
+    return auc, s10 / m + s01 / n
+
+
+def auc_ci(positives: Sequence[float], negatives: Sequence[float], *, level: float = 0.95) -> Interval:
+    """Interval for the AUC of positive against negative scores that does not collapse at AUC 0 or 1.
+
+    DeLong's normal interval, clipped to [0, 1]. Where the DeLong variance is 0 (complete separation, every pair
+    ordered the same way, so every bootstrap replicate also gives 1 and the percentile interval is [1, 1]), the
+    interval is instead the Wilson score interval with the largest variance any pair of distributions with that AUC
+    can have, A(1 - A) / min(m, n) (Birnbaum & Klose 1957): conservative, never zero-width. For 24 vs 24 texts
+    separated perfectly this gives [0.862, 1]."""
+    auc, var = delong_auc_variance(positives, negatives)
+    z = _z(level)
+    if var > 0:
+        half = z * math.sqrt(var)
+        return Interval(auc, max(0.0, auc - half), min(1.0, auc + half), level)
+    n_eff = min(len(np.ravel(positives)), len(np.ravel(negatives)))
+    w = binomial_ci(round(auc * n_eff), n_eff, level=level, method="wilson")
+    return Interval(auc, w.low, w.high, level)
+
+
+# ------------------------------------------------------------------------------------------- group comparison
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupComparison:
+    """Two groups of per-item values compared: a two-sided Mann-Whitney U test (scipy, exact for small samples
+    without ties), Welch's t-test, and two effect sizes: Cliff's delta P(X > Y) - P(X < Y) (with a DeLong interval,
+    as 2 AUC - 1) and the difference of means."""
+
+    name_x: str
+    name_y: str
+    n_x: int
+    n_y: int
+    mean_x: float
+    mean_y: float
+    median_x: float
+    median_y: float
+    mean_difference: float
+    cliffs_delta: float
+    cliffs_delta_low: float
+    cliffs_delta_high: float
+    mann_whitney_u: float
+    mann_whitney_p: float
+    welch_t: float
+    welch_p: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.name_x} (n={self.n_x}, mean {self.mean_x:.4g}) vs {self.name_y} (n={self.n_y}, mean "
+            f"{self.mean_y:.4g}): Cliff's delta {self.cliffs_delta:+.3f} [{self.cliffs_delta_low:+.3f}, "
+            f"{self.cliffs_delta_high:+.3f}], Mann-Whitney p = {self.mann_whitney_p:.3g}, Welch p = {self.welch_p:.3g}"
+        )
+
+
+def compare_groups(
+    x: Sequence[float], y: Sequence[float], *, name_x: str = "x", name_y: str = "y", level: float = 0.95
+) -> GroupComparison:
+    """Compare the values of group x with those of group y (e.g. longest copied span of a lawsuit's exhibits vs
+    post-cutoff controls). NaNs are dropped; each group needs at least two values."""
+    from scipy import stats
+
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    xs, ys = xs[~np.isnan(xs)], ys[~np.isnan(ys)]
+    if len(xs) < 2 or len(ys) < 2:
+        raise ConfigError(f"a group comparison needs at least two values per group, got {len(xs)} and {len(ys)}")
+    iv = auc_ci(xs, ys, level=level)
+    mw = stats.mannwhitneyu(xs, ys, alternative="two-sided")
+    if np.ptp(np.r_[xs, ys]) == 0 or (xs.std() == 0 and ys.std() == 0):
+        t, tp = math.nan, math.nan
+    else:
+        t, tp = welch_t(xs, ys)
+    return GroupComparison(
+        name_x=str(name_x),
+        name_y=str(name_y),
+        n_x=len(xs),
+        n_y=len(ys),
+        mean_x=float(xs.mean()),
+        mean_y=float(ys.mean()),
+        median_x=float(np.median(xs)),
+        median_y=float(np.median(ys)),
+        mean_difference=float(xs.mean() - ys.mean()),
+        cliffs_delta=2 * iv.estimate - 1,
+        cliffs_delta_low=2 * iv.low - 1,
+        cliffs_delta_high=2 * iv.high - 1,
+        mann_whitney_u=float(mw.statistic),
+        mann_whitney_p=float(mw.pvalue),
+        welch_t=float(t),
+        welch_p=float(tp),
+    )

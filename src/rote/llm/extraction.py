@@ -33,9 +33,9 @@ import pandas as pd
 
 from rote.core.errors import ConfigError
 from rote.core.results import Result, internal_field, table_field
-from rote.core.stats import Interval, bootstrap_ci, mean_std
-from rote.core.text import CopyingCriteria, longest_common_substring, overlap_table
-from rote.llm.backends.base import Backend, messages_to_text
+from rote.core.stats import Interval, binomial_ci, bootstrap_ci, compare_groups, mean_std
+from rote.core.text import CopyingCriteria, overlap_table
+from rote.llm.backends.base import Backend, is_filtered, messages_to_text, start_ids
 
 DEFAULT_N_SAMPLES: tuple[int, ...] = (1, 10, 100, 1000)
 """Numbers of samples n at which the risk 1 - (1 - p_z)^n of probabilistic extraction is reported."""
@@ -84,13 +84,15 @@ def extraction_risk(logp_suffix: np.ndarray | float, n: int) -> np.ndarray:
         return -np.expm1(n * np.log1p(-np.minimum(p, 1.0)))
 
 
-def _check_lengths(prefix_tokens: Sequence[int], suffix_tokens: int, backend: Backend) -> tuple[int, ...]:
+def _check_lengths(
+    prefix_tokens: Sequence[int], suffix_tokens: int, backend: Backend, n_start: int = 0
+) -> tuple[int, ...]:
     ks = tuple(sorted({int(k) for k in prefix_tokens}))
     if not ks or ks[0] < 1:
         raise ConfigError(f"prefix lengths must be positive token counts, got {list(prefix_tokens)}")
     if suffix_tokens < 1:
         raise ConfigError(f"suffix_tokens must be at least 1, got {suffix_tokens}")
-    if backend.max_length is not None and ks[-1] + suffix_tokens > backend.max_length:
+    if backend.max_length is not None and n_start + ks[-1] + suffix_tokens > backend.max_length:
         raise ConfigError(
             f"prefix {ks[-1]} + suffix {suffix_tokens} tokens exceed the model's context of "
             f"{backend.max_length} tokens; use shorter `prefix_tokens`/`suffix_tokens`"
@@ -112,21 +114,78 @@ def _texts_frame(texts: Sequence[str] | pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _rate(values: np.ndarray, n_boot: int, seed: int) -> Interval:
-    """Mean of 0/1 values with a percentile bootstrap interval (NaN bounds without bootstrap)."""
-    if n_boot > 0:
+def _rate(values: np.ndarray) -> Interval:
+    """Share of 0/1 values with its exact (Clopper-Pearson) interval: 0/24 is [0, 0.142], not [0, 0]."""
+    v = np.asarray(values, dtype=np.float64)
+    return binomial_ci(int(v.sum()), len(v))
+
+
+def _mean_ci(values: np.ndarray, n_boot: int, seed: int) -> Interval:
+    """Mean with a percentile bootstrap interval (NaN bounds without bootstrap)."""
+    if n_boot > 0 and len(values) > 1:
         return bootstrap_ci(np.mean, values, n_boot=n_boot, seed=seed)
-    return Interval(float(values.mean()), math.nan, math.nan)
+    return Interval(float(np.mean(values)) if len(values) else math.nan, math.nan, math.nan)
+
+
+def _comparison_line(c: Mapping[str, Any]) -> str:
+    where = ", ".join(f"{k} {c[k]}" for k in ("template", "prefix_tokens") if k in c)
+    return (
+        f"{c['metric']} ({where}): {c['name_x']} mean {c['mean_x']:.4g} vs {c['name_y']} {c['mean_y']:.4g}, "
+        f"Cliff's delta {c['cliffs_delta']:+.3f} [{c['cliffs_delta_low']:+.3f}, {c['cliffs_delta_high']:+.3f}], "
+        f"Mann-Whitney p = {c['mann_whitney_p']:.3g}"
+    )
+
+
+def _compare(
+    rows: pd.DataFrame, group: str | None, compare: Sequence[Any] | None, by: list[str], metrics: Sequence[str]
+) -> pd.DataFrame:
+    """Group comparisons (`rote.core.stats.compare_groups`) of `metrics` between the two `compare` groups, per `by`
+    cell. Empty without groups; by default the two groups when there are exactly two."""
+    cols = [*by, "metric", "name_x", "name_y"]
+    if group is None:
+        if compare is not None:
+            raise ConfigError("`compare` needs `group` (the column whose values it names)")
+        return pd.DataFrame(columns=cols)
+    values = list(pd.unique(rows["group"].dropna()))
+    if compare is None:
+        if len(values) != 2:
+            return pd.DataFrame(columns=cols)
+        pair = sorted(values, key=str)
+    else:
+        pair = list(compare)
+        by_str = {str(v): v for v in values}
+        if len(pair) != 2 or any(str(v) not in by_str for v in pair):
+            raise ConfigError(
+                f"`compare` must name two values of the group column, got {list(compare)}; values: "
+                f"{', '.join(sorted(map(str, values)))}"
+            )
+        pair = [by_str[str(v)] for v in pair]
+    out = []
+    for key, g in rows.groupby(by, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        x, y = g[g["group"] == pair[0]], g[g["group"] == pair[1]]
+        if len(x) < 2 or len(y) < 2:
+            continue
+        for m in metrics:
+            c = compare_groups(
+                x[m].to_numpy(np.float64), y[m].to_numpy(np.float64), name_x=str(pair[0]), name_y=str(pair[1])
+            )
+            out.append({**dict(zip(by, key)), "metric": m, **c.to_dict()})
+    return pd.DataFrame(out) if out else pd.DataFrame(columns=cols)
 
 
 def _group_summary(rows: pd.DataFrame, by: list[str], n_boot: int, seed: int) -> pd.DataFrame:
-    """Per group: count, extraction rate with a bootstrap interval, mean Pythia score, longest common substring
-    (characters) mean and std, share meeting the substantial-copying criteria, median log p(suffix)."""
+    """Per group: count, extraction rate with an exact (Clopper-Pearson) interval, mean Pythia score, longest common
+    substring (characters) mean, std and bootstrap interval of the mean, share meeting the substantial-copying
+    criteria (exact interval), median log p(suffix), and with sampling the share of texts extracted by at least one
+    sample (exact interval)."""
     out = []
     for key, g in rows.groupby(by, sort=True, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
-        iv = _rate(g["exact_match"].to_numpy(dtype=np.float64), n_boot, seed)
+        iv = _rate(g["exact_match"].to_numpy(dtype=np.float64))
         lm, ls = mean_std(g["lcsubstr_chars"].to_numpy(dtype=np.float64))
+        liv = _mean_ci(g["lcsubstr_chars"].to_numpy(dtype=np.float64), n_boot, seed)
+        sub = _rate(g["substantial"].to_numpy(dtype=np.float64))
         row = dict(zip(by, key))
         row.update(
             {
@@ -137,11 +196,21 @@ def _group_summary(rows: pd.DataFrame, by: list[str], n_boot: int, seed: int) ->
                 "pythia_score": float(g["pythia_score"].mean()),
                 "lcsubstr_chars_mean": lm,
                 "lcsubstr_chars_std": ls,
+                "lcsubstr_chars_low": liv.low,
+                "lcsubstr_chars_high": liv.high,
                 "substantial_lcs": float(g["substantial_lcs"].mean()),
                 "substantial_bleu": float(g["substantial_bleu"].mean()),
+                "substantial": sub.estimate,
+                "substantial_low": sub.low,
+                "substantial_high": sub.high,
                 "logp_suffix_median": float(g["logp_suffix"].median()),
             }
         )
+        if "sampled_any" in g.columns:
+            siv = _rate(g["sampled_any"].to_numpy(dtype=np.float64))
+            row.update({"sampled_any_rate": siv.estimate, "sampled_any_low": siv.low, "sampled_any_high": siv.high})
+        for c in [c for c in g.columns if c.startswith("risk_n")]:
+            row[f"{c}_mean"] = float(g[c].mean())
         out.append(row)
     return pd.DataFrame(out)
 
@@ -155,13 +224,21 @@ class ExtractionResult(Result):
     pythia_score: {prefix length: mean fraction of suffix tokens generated exactly (Biderman et al.)}.
     lcsubstr_chars: {prefix length: mean longest common substring of generation and true suffix, characters}.
     substantial: {prefix length: share meeting either substantial-copying criterion (`criteria`)}.
+    bos / start_ids: what was put before each prefix ("auto", "on", "off") and those token ids.
+    n_sampled, temperature: sampled continuations per (text, prefix) (0 = none) and their temperature.
+    sampled_any_rate: {prefix length: share of texts whose suffix at least one of the `n_sampled` samples reproduced
+        exactly (the empirical counterpart of risk_n{n_sampled})}, with sampling.
+    comparison / comparisons (comparisons.parquet): the two `compare` groups tested against each other per prefix
+        length for lcsubstr_chars and logp_suffix (Mann-Whitney, Welch, Cliff's delta with its interval).
     rows (rows.parquet): one row per (text, prefix length): id, group (if given), prefix_tokens, every column of
         `rote.core.text.overlap_table` (generation vs true suffix; token measures on the model's token ids:
         exact_match, pythia_score, prefix_match_tokens, lcsubstr_tokens, ...; lcsubstr_chars with its start in the
         generation and the suffix; rougeL_*, bleu, edit distances; substantial_lcs/_bleu), logp_suffix (natural log
-        of p_z, one forward pass), p_suffix, risk_n{n} (1 - (1 - p_z)^n), prefix_text, suffix_text, generated_text.
-    groups (groups.parquet): per (group, prefix length): n_texts, extraction_rate with bootstrap rate_low/rate_high,
-        pythia_score, lcsubstr_chars_mean/_std, substantial_lcs, substantial_bleu, logp_suffix_median.
+        of p_z, one forward pass), p_suffix, risk_n{n} (1 - (1 - p_z)^n), with sampling sampled_exact (samples that
+        reproduced the suffix) and sampled_any, prefix_text, suffix_text, generated_text.
+    groups (groups.parquet): per (group, prefix length): n_texts, extraction_rate with exact Clopper-Pearson
+        rate_low/rate_high, pythia_score, lcsubstr_chars_mean/_std with a bootstrap interval of the mean
+        (_low/_high), substantial with exact interval, logp_suffix_median, risk_n{n}_mean, sampled_any_rate.
     """
 
     model: str
@@ -169,27 +246,47 @@ class ExtractionResult(Result):
     n_skipped: int
     prefix_tokens: list[int]
     suffix_tokens: int
+    bos: str
+    start_ids: list[int]
     extraction_rate: dict[int, float]
     pythia_score: dict[int, float]
     lcsubstr_chars: dict[int, float]
     substantial: dict[int, float]
     criteria: dict[str, Any]
     n_samples: list[int]
+    n_sampled: int
+    temperature: float
+    sampled_any_rate: dict[int, float]
+    comparison: list[dict[str, Any]]
     rows: pd.DataFrame = table_field("rows")
     groups: pd.DataFrame = table_field("groups")
+    comparisons: pd.DataFrame = table_field("comparisons")
 
     def summary(self) -> str:
         lines = [
             f"model {self.model}: {self.n_texts - self.n_skipped:,} texts measured, {self.n_skipped:,} skipped "
-            f"(shorter than {max(self.prefix_tokens)} + {self.suffix_tokens} tokens)"
+            f"(shorter than {max(self.prefix_tokens)} + {self.suffix_tokens} tokens); bos {self.bos}"
         ]
         for k in self.prefix_tokens:
+            sampled = (
+                f", extracted by one of {self.n_sampled} samples {self.sampled_any_rate[k]:.1%}"
+                if self.n_sampled
+                else ""
+            )
             lines.append(
                 f"prefix {k:>4} tokens: extracted {self.extraction_rate[k]:.1%}, tokens matched "
                 f"{self.pythia_score[k]:.1%}, longest common substring {self.lcsubstr_chars[k]:.1f} "
-                f"chars, substantial copies {self.substantial[k]:.1%}"
+                f"chars, substantial copies {self.substantial[k]:.1%}{sampled}"
             )
+        lines += [_comparison_line(c) for c in self.comparison]
         return "\n".join(lines)
+
+
+def _sample_seed(seed: int, sample: int) -> int:
+    """The seed of sample number `sample`: every sample draws differently, the same seed repeats them all."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"rote-sample:{int(seed)}:{int(sample)}".encode()).digest()[:4], "little")
 
 
 def extract(
@@ -199,7 +296,11 @@ def extract(
     prefix_tokens: Sequence[int] = (50,),
     suffix_tokens: int = 50,
     n_samples: Sequence[int] = DEFAULT_N_SAMPLES,
+    n_sampled: int = 0,
+    temperature: float = 1.0,
+    bos: str = "auto",
     group: str | None = None,
+    compare: Sequence[Any] | None = None,
     criteria: CopyingCriteria = CopyingCriteria(),
     batch_size: int = 32,
     n_boot: int = 1000,
@@ -208,21 +309,36 @@ def extract(
 ) -> ExtractionResult:
     """Greedy k-extractability, Pythia match fraction and probabilistic extraction for each text and prefix length.
 
-    backend: a model with token ids and log-probabilities (local HF, SmolLM2, tiny GPT).
+    backend: a model with token ids (local HF, SmolLM2, tiny GPT, or an HTTP endpoint opened with a local
+        tokenizer, which continues through /v1/completions); log-probabilities (p_z, risk) where it gives them
+        (NaN otherwise).
     texts: list of strings or a DataFrame with a "text" column (optional "id" and the `group` column, e.g. the
         number of times each text was repeated in training).
     prefix_tokens: prefix lengths k; suffix_tokens: suffix length (Carlini et al.: 50).
+    n_samples: n at which the risk 1 - (1 - p_z)^n is computed (no sampling involved).
+    n_sampled: also draw this many sampled continuations per (text, prefix) at `temperature`, each with its own
+        seed (from `seed` and the sample's number), and count those that reproduce the suffix exactly.
+    bos: what goes before each prefix: "auto" (what the tokenizer itself adds), "on" (BOS), "off".
+    compare: two values of `group` to test against each other (default: the two groups when there are two).
     progress: called with the number of (text, prefix) pairs finished.
-    Generation is greedy; `seed` only drives the bootstrap of the group intervals.
+    Greedy generation is deterministic; `seed` drives the samples and the bootstrap of the copied-span intervals.
     """
-    if not backend.supports_token_ids or not backend.supports_logprobs:
+    if not backend.supports_token_ids:
         raise ConfigError(
-            f"model {backend.name}: greedy extraction needs token ids and log-probabilities, which "
-            "this backend does not give; use `prompted_extraction` (rote llm extract --prompted) for "
-            "text-only endpoints"
+            f"model {backend.name}: greedy extraction needs token ids, which this backend does not give; use "
+            "`prompted_extraction` (rote llm extract --prompted), or open the endpoint with a local tokenizer "
+            "(--tokenizer) to continue prefixes through /v1/completions"
         )
-    ks = _check_lengths(prefix_tokens, suffix_tokens, backend)
+    for name, v, lo in (("batch_size", batch_size, 1), ("n_boot", n_boot, 0), ("n_sampled", n_sampled, 0)):
+        if v < lo:
+            raise ConfigError(f"`{name}` must be >= {lo}, got {v}")
+    if n_sampled and not temperature > 0:
+        raise ConfigError(f"`temperature` must be > 0, got {temperature}")
+    begin = start_ids(backend, bos)
+    ks = _check_lengths(prefix_tokens, suffix_tokens, backend, len(begin))
     ns = tuple(sorted({int(n) for n in n_samples}))
+    if any(n < 1 for n in ns):
+        raise ConfigError(f"`n_samples` must be positive, got {list(n_samples)}")
     frame = _texts_frame(texts)
     if group is not None and group not in frame.columns:
         raise ConfigError(f"group column {group!r} is not in the texts table (columns: {', '.join(frame.columns)})")
@@ -236,21 +352,38 @@ def extract(
         )
     jobs = [(i, k) for i in keep for k in ks]  # one (text, prefix length) pair per generation
     prompts = [ids[i][start - k : start] for i, k in jobs]
+    inputs = [[*begin, *p] for p in prompts]
     suffixes = [ids[i][start : start + suffix_tokens] for i, _ in jobs]
     gens: list[list[int]] = []
-    scores = []
+    logp_list: list[float] = []
     for s in range(0, len(jobs), batch_size):
         chunk = slice(s, s + batch_size)
-        gens.extend(backend.generate(prompts[chunk], suffix_tokens, greedy=True, batch_size=batch_size))
-        scores.extend(backend.score([p + q for p, q in zip(prompts[chunk], suffixes[chunk])], batch_size=batch_size))
+        gens.extend(backend.generate(inputs[chunk], suffix_tokens, greedy=True, batch_size=batch_size))
+        if backend.supports_logprobs:
+            scored = backend.score([p + q for p, q in zip(inputs[chunk], suffixes[chunk])], batch_size=batch_size)
+            for sc, p in zip(scored, inputs[chunk]):
+                logp_list.append(float(sc.logprobs[len(p) - 1 : len(p) - 1 + suffix_tokens].sum()))
+        else:
+            logp_list.extend([math.nan] * len(inputs[chunk]))
         if progress is not None:
             progress(len(prompts[chunk]))
+    sampled_exact = np.zeros(len(jobs), dtype=np.int64)
+    for j in range(n_sampled):
+        outs = backend.generate(
+            inputs,
+            suffix_tokens,
+            greedy=False,
+            temperature=temperature,
+            seed=_sample_seed(seed, j),
+            batch_size=batch_size,
+        )
+        sampled_exact += np.asarray([list(o) == list(q) for o, q in zip(outs, suffixes)], dtype=np.int64)
     texts_gen = backend.decode(gens) if gens else []
     texts_suf = backend.decode(suffixes) if suffixes else []
     texts_pre = backend.decode(prompts) if prompts else []
     # Token measures (exact match, Pythia score, prefix match) on the model's token ids, character measures on text.
     overlap = overlap_table(texts_gen, texts_suf, candidate_tokens=gens, reference_tokens=suffixes, criteria=criteria)
-    logp = np.asarray([float(sc.logprobs[k - 1 : k - 1 + suffix_tokens].sum()) for sc, (_, k) in zip(scores, jobs)])
+    logp = np.asarray(logp_list, dtype=np.float64)
     rows = pd.DataFrame({"id": pd.array([str(frame["id"].iloc[i]) for i, _ in jobs], dtype="string")})
     if group is not None:
         rows["group"] = [frame[group].iloc[i] for i, _ in jobs]
@@ -260,11 +393,15 @@ def extract(
     rows["p_suffix"] = np.exp(logp)
     for n in ns:
         rows[f"risk_n{n}"] = extraction_risk(logp, n)
+    if n_sampled:
+        rows["sampled_exact"] = sampled_exact
+        rows["sampled_any"] = sampled_exact > 0
     rows["prefix_text"] = pd.array(texts_pre, dtype="string")
     rows["suffix_text"] = pd.array(texts_suf, dtype="string")
     rows["generated_text"] = pd.array(texts_gen, dtype="string")
     by = ["group", "prefix_tokens"] if group is not None else ["prefix_tokens"]
     groups = _group_summary(rows, by, n_boot, seed)
+    comparisons = _compare(rows, group, compare, ["prefix_tokens"], ("lcsubstr_chars", "logp_suffix"))
     per_k = rows.groupby("prefix_tokens")
     return ExtractionResult(
         model=backend.name,
@@ -272,14 +409,21 @@ def extract(
         n_skipped=len(frame) - len(keep),
         prefix_tokens=list(ks),
         suffix_tokens=int(suffix_tokens),
+        bos=bos,
+        start_ids=list(begin),
         extraction_rate={int(k): float(v) for k, v in per_k["exact_match"].mean().items()},
         pythia_score={int(k): float(v) for k, v in per_k["pythia_score"].mean().items()},
         lcsubstr_chars={int(k): float(v) for k, v in per_k["lcsubstr_chars"].mean().items()},
         substantial={int(k): float(v) for k, v in per_k["substantial"].mean().items()},
         criteria=criteria.to_dict(),
         n_samples=list(ns),
+        n_sampled=int(n_sampled),
+        temperature=float(temperature),
+        sampled_any_rate=({int(k): float(v) for k, v in per_k["sampled_any"].mean().items()} if n_sampled else {}),
+        comparison=comparisons.to_dict("records"),
         rows=rows,
         groups=groups,
+        comparisons=comparisons,
     )
 
 
@@ -303,6 +447,73 @@ def memorization_score(
 # ---------------------------------------------------------------------------------------------- prompted extraction
 
 
+ECHO_LEAD_CHARS = 80
+"""A restated prefix must begin within this many characters of the answer's start (room for "Sure! Here is the
+text:" and the like)."""
+
+
+ECHO_GAP_CHARS = 12
+"""A restatement may be interrupted by small edits ("who" for "that"): a further span of the prefix starting within
+this many characters of the previous one's end continues it."""
+
+
+def _match_at(answer: str, i: int, prefix: str) -> int:
+    """Length of the longest prefix-substring starting at answer[i]."""
+    k = 0
+    while i + k < len(answer) and answer[i : i + k + 1] in prefix:
+        k += 1
+    return k
+
+
+def _span_from(answer: str, prefix: str, first: int, last: int, min_chars: int) -> tuple[int, int] | None:
+    """The earliest span answer[i : i + k] (first <= i <= last) found in `prefix` with k >= min_chars."""
+    for i in range(first, min(last, len(answer) - 1) + 1):
+        k = _match_at(answer, i, prefix)
+        if k >= min_chars:
+            return i, k
+    return None
+
+
+def restated_prefix_end(answer: str, prefix: str, reference: str, min_chars: int = 20) -> int:
+    """Characters at the start of `answer` that restate the prompt's `prefix` (0 when none).
+
+    The candidate is the earliest span of at least `min_chars` characters that the answer shares with the prefix,
+    beginning within ECHO_LEAD_CHARS of the answer's start. It counts as a restatement when either (a) the span as a
+    whole does not occur in the true continuation `reference` (so it can only come from the prefix), or (b) it
+    restates the prefix from its first or up to its last characters and the answer does not open as the
+    continuation does (a restated prefix that the text happens to repeat later). Further spans of the prefix that
+    are not continuation text and start within ECHO_GAP_CHARS of the previous one's end extend the restatement (a
+    restatement with small edits). A model that answers with the rest of the text never has its answer cut, even
+    where the text repeats itself; anything else an answer shares with the prefix is real copying and is counted.
+    `min_chars` 0 disables the check."""
+    if min_chars <= 0 or not answer or not prefix:
+        return 0
+    found = _span_from(answer, prefix, 0, ECHO_LEAD_CHARS, min_chars)
+    if found is None:
+        return 0
+    i, k = found
+    restated = answer[i : i + k].strip() not in reference  # (a)
+    if not restated:
+        lead = len(prefix) - len(prefix.lstrip())
+        j = prefix.find(answer[i : i + k])
+        starts_prefix = j <= lead + 1
+        ends_prefix = prefix.rfind(answer[i : i + k]) + k >= lead + len(prefix.strip()) - 1
+        same = 0
+        for x, y in zip(answer.lstrip(), reference.lstrip()):
+            if x != y:
+                break
+            same += 1
+        restated = (starts_prefix or ends_prefix) and same < min_chars  # (b)
+    if not restated:
+        return 0
+    end = i + k
+    while True:
+        more = _span_from(answer, prefix, end, end + ECHO_GAP_CHARS, min_chars)
+        if more is None or answer[more[0] : more[0] + more[1]].strip() in reference:
+            return end
+        end = more[0] + more[1]
+
+
 def render_prompt(template: Sequence[Mapping[str, str]], prefix: str) -> list[dict[str, str]]:
     """A chat template with "{prefix}" replaced by `prefix` (plain replacement: braces in the text are safe)."""
     return [{"role": m["role"], "content": m["content"].replace("{prefix}", prefix)} for m in template]
@@ -312,7 +523,12 @@ def render_prompt(template: Sequence[Mapping[str, str]], prefix: str) -> list[di
 class PromptedExtractionResult(Result):
     """Prompted extraction (copyright-study style) for each text, template and prefix length.
 
-    refusal_rate: {template: share of answers flagged as refusals}.
+    refusal_rate: {template: share of answers flagged as refusals} (filtered answers are not refusals).
+    filtered_rate: {template: share of answers withheld by output filtering: finish_reason "content_filter" or an
+        empty answer (the copyright study's finding for OpenAI's models)}.
+    comparison / comparisons (comparisons.parquet): the `compare` groups tested against each other per template and
+        prefix length, for lcsubstr_chars and rougeL_f (`rote.core.stats.compare_groups`: Mann-Whitney, Welch,
+        Cliff's delta with its interval, mean difference).
     lcsubstr_chars: {template: {prefix length: mean longest common substring, in characters, of the answer and the
         rest of the text}} (the study's headline metric); substantial: the share meeting either copying criterion.
     rows (rows.parquet): id, group (if given), template, prefix_tokens, refused, finish_reason, cached, echo_chars
@@ -321,7 +537,9 @@ class PromptedExtractionResult(Result):
         rest of the text), rougeL_f, bleu, norm_edit_distance_chars, substantial_bleu (answer vs the rest of the
         text cut to the answer's length in words, so a short answer is not penalized for a long article),
         substantial, prefix_text, reference_text (the rest of the text), generated_text.
-    groups (groups.parquet): per (group, template, prefix length) means and stds of the above and refusal_rate.
+    groups (groups.parquet): per (group, template, prefix length) means and stds of the above (lcsubstr_chars with a
+        bootstrap interval of the mean), and the substantial, refusal and filtered rates with exact (Clopper-Pearson)
+        intervals.
     """
 
     model: str
@@ -332,11 +550,15 @@ class PromptedExtractionResult(Result):
     templates: list[str]
     max_new_tokens: int
     refusal_rate: dict[str, float]
+    filtered_rate: dict[str, float]
     lcsubstr_chars: dict[str, dict[int, float]]
     substantial: dict[str, dict[int, float]]
     criteria: dict[str, Any]
+    comparison: list[dict[str, Any]]
+    strip_echo: int
     rows: pd.DataFrame = table_field("rows")
     groups: pd.DataFrame = table_field("groups")
+    comparisons: pd.DataFrame = table_field("comparisons")
     prompts: dict[str, Any] = internal_field()
 
     def summary(self) -> str:
@@ -347,8 +569,10 @@ class PromptedExtractionResult(Result):
         for t in self.templates:
             per = ", ".join(f"{k}: {v:.0f}" for k, v in self.lcsubstr_chars[t].items())
             lines.append(
-                f"{t:>12}: refusals {self.refusal_rate[t]:.1%}; mean longest copied span (chars) by prefix length {per}"
+                f"{t:>12}: refusals {self.refusal_rate[t]:.1%}, filtered {self.filtered_rate[t]:.1%}; mean longest "
+                f"copied span (chars) by prefix length {per}"
             )
+        lines += [_comparison_line(c) for c in self.comparison]
         return "\n".join(lines)
 
 
@@ -363,6 +587,8 @@ def prompted_extraction(
     group: str | None = None,
     criteria: CopyingCriteria = CopyingCriteria(),
     strip_echo: int = 20,
+    compare: Sequence[Any] | None = None,
+    n_boot: int = 1000,
     seed: int = 0,
     batch_size: int = 16,
     progress: Callable[[int], None] | None = None,
@@ -377,14 +603,21 @@ def prompted_extraction(
     chat: send templates as chat messages (True: the backend applies the model's chat template, or a plain
         "role: content" rendering for models without one) or always as that plain rendering (False).
     strip_echo: chat models often restate the prefix before continuing, and a restated prefix can match the rest of
-        the text where the source repeats itself. When an answer shares at least `strip_echo` characters verbatim
-        with its prefix, everything up to the end of that shared span is left out of the comparison (column
-        `echo_chars`); 0 compares whole answers.
+        the text where the source repeats itself. A restatement of the prefix (at least `strip_echo` characters) at
+        the start of the answer is left out of the comparison (column `echo_chars`; `restated_prefix_end` says
+        exactly when); copying anywhere else always counts in full. 0 compares whole answers.
+    compare: two values of the `group` column to test against each other (e.g. ("exhibit", "control")); by
+        default the two groups when `group` has exactly two values.
     Texts without more than max(prefix_tokens) units are skipped and counted. Refusals come from the backend's
-    refusal detection; answers are greedy.
+    refusal detection; empty answers and finish_reason "content_filter" count as filtered, not refused; answers are
+    greedy. `seed` drives the bootstrap of the copied-span intervals.
     """
     if max_new_tokens < 1:
-        raise ConfigError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        raise ConfigError(f"`max_new_tokens` must be at least 1, got {max_new_tokens}")
+    if strip_echo < 0:
+        raise ConfigError(f"`strip_echo` must be >= 0 characters, got {strip_echo}")
+    if batch_size < 1:
+        raise ConfigError(f"`batch_size` must be >= 1, got {batch_size}")
     ks = tuple(sorted({int(k) for k in prefix_tokens}))
     if not ks or ks[0] < 1:
         raise ConfigError(f"prefix lengths must be positive, got {list(prefix_tokens)}")
@@ -436,15 +669,8 @@ def prompted_extraction(
         answers.extend(backend.complete(prompts[s : s + batch_size], max_new_tokens, greedy=True, seed=seed))
         if progress is not None:
             progress(len(prompts[s : s + batch_size]))
-    if strip_echo < 0:
-        raise ConfigError(f"strip_echo must be >= 0 characters, got {strip_echo}")
     gen = [a.text for a in answers]
-    cut = np.zeros(len(gen), dtype=np.int64)  # characters of restated prefix left out of each answer
-    if strip_echo > 0:
-        for j, (g, p) in enumerate(zip(gen, prefixes)):
-            echo = longest_common_substring(g, p)
-            if echo.length >= strip_echo:
-                cut[j] = echo.start_a + echo.length
+    cut = np.asarray([restated_prefix_end(g, p, r, strip_echo) for g, p, r in zip(gen, prefixes, refs)], np.int64)
     compared = [g[c:] for g, c in zip(gen, cut)]
     short_refs = [" ".join(r.split()[: max(1, len(g.split()))]) for g, r in zip(compared, refs)]
     full = overlap_table(compared, refs, criteria=criteria)
@@ -454,7 +680,11 @@ def prompted_extraction(
         rows["group"] = [frame[group].iloc[i] for i, _, _ in jobs]
     rows["template"] = pd.array([n for _, n, _ in jobs], dtype="string")
     rows["prefix_tokens"] = np.asarray([k for _, _, k in jobs], dtype=np.int64)
-    rows["refused"] = np.asarray([a.refused for a in answers], dtype=bool)
+    filtered = np.asarray(
+        [bool(getattr(a, "filtered", False)) or is_filtered(a.text, a.finish_reason) for a in answers]
+    )
+    rows["filtered"] = filtered
+    rows["refused"] = np.asarray([a.refused for a in answers], dtype=bool) & ~filtered
     rows["finish_reason"] = pd.array([str(a.finish_reason) for a in answers], dtype="string")
     rows["cached"] = np.asarray([a.cached for a in answers], dtype=bool)
     rows["echo_chars"] = cut
@@ -471,19 +701,35 @@ def prompted_extraction(
     summary = []
     for key, g in rows.groupby(by, sort=True, dropna=False):
         lm, ls = mean_std(g["lcsubstr_chars"].to_numpy(dtype=np.float64))
+        liv = _mean_ci(g["lcsubstr_chars"].to_numpy(dtype=np.float64), n_boot, seed)
+        sub = binomial_ci(int(g["substantial"].sum()), len(g))
+        ref_iv = binomial_ci(int(g["refused"].sum()), len(g))
+        fil_iv = binomial_ci(int(g["filtered"].sum()), len(g))
         summary.append(
             {
                 **dict(zip(by, key)),
                 "n_texts": len(g),
                 "lcsubstr_chars_mean": lm,
                 "lcsubstr_chars_std": ls,
+                "lcsubstr_chars_low": liv.low,
+                "lcsubstr_chars_high": liv.high,
+                "lcsubstr_chars_max": int(g["lcsubstr_chars"].max()),
                 "rougeL_f": float(g["rougeL_f"].mean()),
                 "bleu": float(g["bleu"].mean()),
                 "substantial_lcs": float(g["substantial_lcs"].mean()),
                 "substantial_bleu": float(g["substantial_bleu"].mean()),
-                "refusal_rate": float(g["refused"].mean()),
+                "substantial": sub.estimate,
+                "substantial_low": sub.low,
+                "substantial_high": sub.high,
+                "refusal_rate": ref_iv.estimate,
+                "refusal_low": ref_iv.low,
+                "refusal_high": ref_iv.high,
+                "filtered_rate": fil_iv.estimate,
+                "filtered_low": fil_iv.low,
+                "filtered_high": fil_iv.high,
             }
         )
+    comparisons = _compare(rows, group, compare, ["template", "prefix_tokens"], ("lcsubstr_chars", "rougeL_f"))
     by_t = rows.groupby("template", sort=False)
     return PromptedExtractionResult(
         model=backend.name,
@@ -494,6 +740,8 @@ def prompted_extraction(
         templates=list(tpl),
         max_new_tokens=int(max_new_tokens),
         refusal_rate={str(t): float(g["refused"].mean()) for t, g in by_t},
+        filtered_rate={str(t): float(g["filtered"].mean()) for t, g in by_t},
+        comparison=comparisons.to_dict("records"),
         lcsubstr_chars={
             str(t): {int(k): float(v) for k, v in g.groupby("prefix_tokens")["lcsubstr_chars"].mean().items()}
             for t, g in by_t
@@ -503,7 +751,9 @@ def prompted_extraction(
             for t, g in by_t
         },
         criteria=criteria.to_dict(),
+        strip_echo=int(strip_echo),
         rows=rows,
         groups=pd.DataFrame(summary),
+        comparisons=comparisons,
         prompts=tpl,
     )

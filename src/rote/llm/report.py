@@ -19,7 +19,43 @@ from rote.report.plots import COLOR_KEPT, COLOR_MEMORIZED, figure_to_png, new_fi
 
 
 class LLMReport(Report):
-    """The LLM reports: a plain `Report` (highlighted spans come from `Report.add_marked_text`)."""
+    """The LLM reports: a `Report` with a side-by-side per-text table (prefix, true continuation, generation, the
+    copied span highlighted in both)."""
+
+    def add_side_by_side(
+        self, rows: pd.DataFrame, *, reference: str, caption: str, extra: Sequence[str] = (), max_rows: int = 200
+    ) -> None:
+        """One table row per generation: id and `extra` columns, the prefix, the true continuation (`reference`
+        column) and the generation, each text escaped, the longest common substring marked in both."""
+        from html import escape
+
+        def marked(text: Any, start: Any, length: Any) -> str:
+            t = "" if text is None or (isinstance(text, float) and np.isnan(text)) else str(text)
+            a = max(0, min(int(start), len(t)))
+            b = max(a, min(a + int(length), len(t)))
+            return f"{escape(t[:a])}<mark>{escape(t[a:b])}</mark>{escape(t[b:])}"
+
+        shown = rows.head(max_rows)
+        head = "".join(
+            f'<th scope="col">{escape(c)}</th>'
+            for c in ["id", *extra, "copied (chars)", "prefix", "true continuation", "generation"]
+        )
+        body = []
+        for _, r in shown.iterrows():
+            n = int(r["lcsubstr_chars"])
+            cells = [escape(str(r["id"]))] + [escape(str(r[c])) for c in extra] + [str(n)]
+            cells.append(f'<div class="span-block">{escape(str(r["prefix_text"]))}</div>')
+            cells.append(f'<div class="span-block">{marked(r[reference], r["lcsubstr_reference_start"], n)}</div>')
+            cells.append(
+                f'<div class="span-block">{marked(r["generated_text"], r["lcsubstr_candidate_start"], n)}</div>'
+            )
+            body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        more = f" ({len(rows) - len(shown)} more rows in rows.parquet)" if len(rows) > len(shown) else ""
+        self._blocks.append(
+            f"<table><caption>{escape(caption + more)}</caption><thead><tr>{head}</tr></thead><tbody>"
+            + "".join(body)
+            + "</tbody></table>"
+        )
 
 
 def _pct(x: float) -> str:
@@ -77,20 +113,31 @@ def lcs_histogram(values: np.ndarray, threshold: int, title: str = "Longest copi
 def roc_plot(
     rows: pd.DataFrame, attacks: Sequence[str], metrics: Mapping[str, Mapping[str, Any]], member: str = "member"
 ) -> Any:
-    """ROC curves (log-log axes, as MIMIR and Carlini et al. recommend for low-FPR behaviour) of every attack."""
-    fig = new_figure(6.0, 5.0)
-    ax = fig.add_subplot(1, 1, 1)
+    """ROC curves of every attack: log-log axes (as MIMIR and Carlini et al. recommend for low-FPR behaviour),
+    clipped at 1/n (the smallest non-zero rate n texts can show, not a fixed 1e-4), beside a linear-scale panel."""
+    fig = new_figure(11.0, 5.0)
+    ax, lin = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     y = rows[member].to_numpy(dtype=bool)
+    fmin, tmin = 1.0 / max(1, int((~y).sum())), 1.0 / max(1, int(y.sum()))
     for a in attacks:
         fpr, tpr, _ = roc_curve(rows[a].to_numpy(np.float64), y)
-        ax.plot(np.maximum(fpr, 1e-4), np.maximum(tpr, 1e-4), label=f"{a} (AUC {metrics[a]['auc']:.3f})")
-    ax.plot([1e-4, 1], [1e-4, 1], color="#999", linestyle=":", label="chance")
+        label = f"{a} (AUC {metrics[a]['auc']:.3f})"
+        ax.plot(np.maximum(fpr, fmin), np.maximum(tpr, tmin), label=label)
+        lin.plot(fpr, tpr, label=label)
+    lo = min(fmin, tmin)
+    ax.plot([lo, 1], [lo, 1], color="#999", linestyle=":", label="chance")
+    lin.plot([0, 1], [0, 1], color="#999", linestyle=":", label="chance")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.set_title("Membership inference ROC")
-    ax.legend(fontsize=8)
+    ax.set_xlim(fmin, 1)
+    ax.set_ylim(tmin, 1.02)
+    ax.set_title(f"log scale, clipped at 1/n (FPR {fmin:.2g}, TPR {tmin:.2g})")
+    lin.set_title("linear scale")
+    for x in (ax, lin):
+        x.set_xlabel("false positive rate")
+        x.set_ylabel("true positive rate")
+    lin.legend(fontsize=8)
+    fig.suptitle("Membership inference ROC")
     return fig
 
 
@@ -132,6 +179,50 @@ def _most_copied(
         )
 
 
+def _comparisons(report: LLMReport, comparisons: pd.DataFrame) -> None:
+    if comparisons is None or comparisons.empty:
+        return
+    report.add_heading("Group comparison")
+    c0 = comparisons.iloc[0]
+    report.add_text(
+        f"{c0['name_x']} against {c0['name_y']}: two-sided Mann-Whitney U test and Welch's t-test, Cliff's delta "
+        "P(X > Y) - P(X < Y) with a 95% DeLong interval, and the difference of means."
+    )
+    keep = [
+        c
+        for c in (
+            "template",
+            "prefix_tokens",
+            "metric",
+            "n_x",
+            "n_y",
+            "mean_x",
+            "mean_y",
+            "mean_difference",
+            "cliffs_delta",
+            "cliffs_delta_low",
+            "cliffs_delta_high",
+            "mann_whitney_p",
+            "welch_p",
+        )
+        if c in comparisons.columns
+    ]
+    report.add_table(comparisons[keep], caption="Group comparison (comparisons.parquet)", digits=4)
+
+
+def _per_text(report: LLMReport, rows: pd.DataFrame, reference: str, extra: Sequence[str]) -> None:
+    if rows.empty:
+        return
+    report.add_heading("Every text")
+    order = rows.sort_values(["lcsubstr_chars", "id"], ascending=[False, True], kind="stable")
+    report.add_side_by_side(
+        order,
+        reference=reference,
+        extra=[c for c in extra if c in rows.columns],
+        caption="Prefix, true continuation and generation side by side; the longest copied span is marked in both",
+    )
+
+
 def extraction_report(
     result: Any, *, config: Mapping[str, Any] | None = None, top: int = 10, plots: Mapping[str, bytes] | None = None
 ) -> str:
@@ -167,10 +258,15 @@ def extraction_report(
         f"least {crit['min_bleu']} (Ippolito et al. 2022).",
         note=True,
     )
+    report.add_text(
+        f"Before each prefix: bos {result.bos} (token ids {result.start_ids or 'none'}). Intervals: exact "
+        "Clopper-Pearson for rates (so 0 of n is not [0, 0]), a bootstrap of the mean for copied-span lengths.",
+        note=True,
+    )
     report.add_image(
         plots["extraction_rate"],
         alt="Extraction rate by prefix length",
-        caption="Share of suffixes generated exactly, with 95% bootstrap intervals.",
+        caption="Share of suffixes generated exactly, with exact 95% (Clopper-Pearson) intervals.",
     )
     report.add_image(
         plots["lcs_hist"],
@@ -179,13 +275,20 @@ def extraction_report(
     )
     g = result.groups.copy()
     report.add_table(g, caption="By group and prefix length", digits=4)
+    _comparisons(report, result.comparisons)
     risk_cols = [c for c in result.rows.columns if c.startswith("risk_n")]
     if risk_cols:
-        med = result.rows.groupby("prefix_tokens")[["logp_suffix", *risk_cols]].median().reset_index()
+        by = (["group"] if "group" in result.rows.columns else []) + ["prefix_tokens"]
+        med = result.rows.groupby(by)[["logp_suffix", *risk_cols]].median().reset_index()
         report.add_table(
-            med, caption="Probabilistic extraction: median log p(suffix) and risk over n samples", digits=4
+            med,
+            caption="Probabilistic extraction by group: median log p(suffix) and median risk over n samples "
+            "(means in the table above)",
+            digits=4,
         )
-    _most_copied(report, result.rows, top, extra=["group"] if "group" in result.rows.columns else ())
+    extra = ["group"] if "group" in result.rows.columns else []
+    _most_copied(report, result.rows, top, extra=extra)
+    _per_text(report, result.rows, "suffix_text", [*extra, "prefix_tokens"])
     if config is not None:
         report.add_config(config)
     return report.render()
@@ -222,6 +325,7 @@ def prompted_report(
     }
     for t in result.templates:
         summary[f"refusals, {t}"] = _pct(result.refusal_rate[t])
+        summary[f"output filtered (content_filter or empty), {t}"] = _pct(result.filtered_rate[t])
         best_k = max(result.lcsubstr_chars[t], key=result.lcsubstr_chars[t].get)
         summary[f"longest mean copied span, {t}"] = f"{result.lcsubstr_chars[t][best_k]:.1f} chars (prefix {best_k})"
     report.add_summary(summary)
@@ -231,15 +335,26 @@ def prompted_report(
         "(Freeman et al.'s three attacks: plain request, the same after a harmless earlier exchange, and a "
         "role-play; our wording, see rote.llm.extraction.PROMPT_TEMPLATES). The answer is compared with "
         "the rest of the text: the longest verbatim span in characters (the study's headline metric), "
-        "ROUGE-L and BLEU against the same number of words. Refusals are detected by phrase matching."
+        "ROUGE-L and BLEU against the same number of words. Refusals are detected by phrase matching; answers "
+        "withheld by output filtering (finish_reason content_filter, or empty) are counted apart, not as refusals. "
+        f"A restatement of the prefix at the start of an answer (at least {result.strip_echo} characters; 0 = off) "
+        "is left out of the comparison; copying anywhere else counts in full."
     )
     report.add_image(
         plots["lcs_by_prefix"],
         alt="Longest copied span by prefix length",
         caption="Mean longest verbatim span (characters) by prefix length and template.",
     )
-    report.add_table(result.groups, caption="By template and prefix length", digits=4)
+    report.add_table(
+        result.groups,
+        caption="By template and prefix length (bootstrap interval of the mean copied span; exact intervals of "
+        "the substantial, refusal and filtered rates)",
+        digits=4,
+    )
+    _comparisons(report, result.comparisons)
     _most_copied(report, result.rows, top, extra=["template"])
+    extra = (["group"] if "group" in result.rows.columns else []) + ["template", "prefix_tokens", "refused", "filtered"]
+    _per_text(report, result.rows, "reference_text", extra)
     if config is not None:
         report.add_config(config)
     return report.render()
@@ -276,24 +391,24 @@ def prompted_outputs(result: Any, *, top: int = 10) -> dict[str, Any]:
 
 
 def _metrics_table(metrics: Mapping[str, Mapping[str, Any]], attacks: Sequence[str]) -> pd.DataFrame:
+    """One row per attack: AUC with its DeLong interval, advantage, and TPR at each FPR, written "x at 0 FP" where the
+    non-members are too few to resolve that FPR (1/n >= FPR)."""
     rows = []
     for a in attacks:
         m = metrics[a]
         iv = m.get("auc_interval") or {}
-        row = {
+        row: dict[str, Any] = {
             "attack": a,
             "AUC": m["auc"],
             "AUC low": iv.get("low"),
             "AUC high": iv.get("high"),
             "advantage": m["advantage"],
         }
-        row.update(
-            {
-                k.replace("tpr_at_", "TPR at ").replace("_fpr", " FPR"): v
-                for k, v in m.items()
-                if k.startswith("tpr_at_") and not k.endswith("interval")
-            }
-        )
+        for key, v in m.items():
+            if key.startswith("tpr_at_") and key.endswith("_fpr"):
+                ok = m.get(f"{key}_resolved", True)
+                label = key.replace("tpr_at_", "TPR at ").replace("_fpr", " FPR")
+                row[label] = f"{v:.3f}" if ok else f"{v:.3f} at 0 FP"
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -332,10 +447,30 @@ def membership_report(
         "more likely a training member. loss: mean log-likelihood; zlib: the same over the zlib-"
         f"compressed length; min_k: mean of the lowest {result.k:.0%} token log-probs; min_k_plus_plus: "
         "the same after standardizing each token by the model's next-token distribution; reference: "
-        "target minus reference-model log-likelihood. AUC 0.5 is chance; intervals are stratified "
-        "bootstrap percentiles."
+        "target minus reference-model log-likelihood; recall: ReCaLL, log-likelihood after a non-member prefix "
+        "over log-likelihood alone; neighbourhood: log-likelihood minus that of perturbed copies. AUC 0.5 is "
+        "chance; AUC intervals are DeLong's (wide, not [1, 1], at perfect separation)."
+    )
+    report.add_text(
+        f"Before each text: bos {result.bos} (token ids {result.start_ids or 'none'}). TPR at an FPR counts "
+        f"thresholds with FPR strictly below it (MIMIR, LiRA). With {result.n_nonmembers} non-members the smallest "
+        f"non-zero FPR is 1/{result.n_nonmembers} = {1 / result.n_nonmembers:.3g}: a TPR at a lower FPR is the TPR "
+        "at zero false positives, marked 'at 0 FP'.",
+        note=True,
     )
     report.add_table(_metrics_table(result.metrics, result.attacks), caption="Attacks", digits=4)
+    for a, why in result.unavailable.items():
+        report.add_text(f"{a}: not run ({why}).", note=True)
+    o = result.overlap
+    report.add_heading("Distribution-shift check")
+    report.add_text(
+        f"A score that never looks at the model (the share of a text's word {o['blind_n']}-grams found in the other "
+        f"member texts minus the share found in the other non-member texts) separates the two sets with AUC "
+        f"{o['blind_auc']:.3f} [{o['blind_auc_low']:.3f}, {o['blind_auc_high']:.3f}]. Near 0.5 the sets look alike "
+        "at this level; well above it, the attacks' AUCs measure how the sets differ as well as membership. "
+        f"{o['n']}-gram overlap: {_pct(o['nonmember_in_members'])} of the non-members' {o['n']}-grams occur in the "
+        f"members, {_pct(o['member_in_nonmembers'])} the other way."
+    )
     report.add_image(plots["roc"], alt="Membership inference ROC curves")
     report.add_image(plots["scores"], alt="Score histograms of the best attack")
     if config is not None:

@@ -372,7 +372,8 @@ def save_model(model: TinyGPT, path: str | os.PathLike) -> Path:
 
 
 def load_model(path: str | os.PathLike, device: str = "cpu") -> TinyGPT:
-    """Read `model.pt` (or a training checkpoint) into an eval-mode TinyGPT."""
+    """Read `model.pt` (or a training checkpoint) into an eval-mode TinyGPT; a checkpoint with the right stamp but
+    wrong contents (missing or bogus config, wrong weights, a tokenizer of another kind) is a one-line ConfigError."""
     p = Path(path)
     try:
         state = load_checkpoint(p, MODEL_KIND, map_location=device)
@@ -380,12 +381,33 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> TinyGPT:
         if "expected" not in str(exc):
             raise
         state = load_checkpoint(p, TRAIN_KIND, map_location=device)
+    hint = "retrain it with `rote llm train-tiny` or pass the folder it wrote"
+    if not isinstance(state, dict):
+        raise ConfigError(f"{p}: not a tiny GPT checkpoint (holds a {type(state).__name__}); {hint}")
     tok = state.get("tokenizer", {"kind": "bytes"})
-    if tok.get("kind") != "bytes":
-        raise ConfigError(f"{p}: unknown tokenizer {tok.get('kind')!r}; this rote reads byte-level tiny GPTs")
-    model = TinyGPT(TinyGPTConfig(**state["config"]))
-    weights = state["model"] if "model" in state else state["modules"]["model"]  # model.pt, or a training checkpoint
-    model.load_state_dict(weights)
+    if not isinstance(tok, dict) or tok.get("kind") != "bytes":
+        kind = tok.get("kind") if isinstance(tok, dict) else type(tok).__name__
+        raise ConfigError(f"{p}: unknown tokenizer {kind!r}; this rote reads byte-level tiny GPTs")
+    cfg_raw = state.get("config")
+    if not isinstance(cfg_raw, dict):
+        raise ConfigError(f"{p}: the checkpoint holds no model config; {hint}")
+    try:
+        cfg = TinyGPTConfig(**cfg_raw)
+        model = TinyGPT(cfg)
+    except (TypeError, ValueError, ConfigError, RuntimeError) as exc:
+        first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{p}: the checkpoint's model config is not valid ({first}); {hint}") from None
+    modules = state.get("modules")
+    weights = (
+        state.get("model") if "model" in state else (modules or {}).get("model") if isinstance(modules, dict) else None
+    )
+    if not isinstance(weights, dict):
+        raise ConfigError(f"{p}: the checkpoint holds no model weights; {hint}")
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, TypeError, ValueError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{p}: the weights do not fit the checkpoint's config ({first}); {hint}") from None
     return model.to(device).eval()
 
 

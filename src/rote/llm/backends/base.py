@@ -74,6 +74,8 @@ class Completion:
     finish_reason: "length" (hit max_new_tokens), "stop" (end-of-sequence) or what an HTTP endpoint said.
     cached: True when an HTTP backend answered from its on-disk cache without a request.
     logprobs: (n,) float64 log-probabilities of the generated tokens when the model or endpoint gives them.
+    filtered: True when the answer was withheld by output filtering: finish_reason "content_filter" or an empty
+        (whitespace-only) answer (the copyright study's finding for OpenAI models; counted apart from refusals).
     """
 
     text: str
@@ -81,6 +83,33 @@ class Completion:
     finish_reason: str
     cached: bool = False
     logprobs: np.ndarray | None = None
+    filtered: bool = False
+
+
+def is_filtered(text: str, finish_reason: str | None) -> bool:
+    """Output filtering: the endpoint says "content_filter", or the answer is empty."""
+    return finish_reason == "content_filter" or not str(text).strip()
+
+
+BOS_CHOICES: tuple[str, ...] = ("auto", "on", "off")
+"""What goes before a text's first token in every protocol (`bos=`): "auto" = the special tokens the model's own
+tokenizer adds (as MIMIR does, e.g. nothing for SmolLM2, whose BOS is the chat marker <|im_start|>); "on" = the
+model's BOS token; "off" = nothing (the first token is then not scored)."""
+
+
+def start_ids(backend: "Backend", bos: str = "auto") -> list[int]:
+    """Token ids put before every text for `bos` ("auto", "on", "off"; see BOS_CHOICES)."""
+    from rote.core.errors import ConfigError
+
+    if bos not in BOS_CHOICES:
+        raise ConfigError(f"`bos` must be one of {', '.join(BOS_CHOICES)}, got {bos!r}")
+    if bos == "off":
+        return []
+    if bos == "on":
+        if backend.bos_token_id is None:
+            raise ConfigError(f"`bos` on: model {backend.name} has no BOS token; use auto or off")
+        return [int(backend.bos_token_id)]
+    return [int(t) for t in backend.auto_start_ids]
 
 
 def detect_refusal(text: str, phrases: tuple[str, ...] | list[str] = DEFAULT_REFUSAL_PHRASES) -> bool:
@@ -136,6 +165,8 @@ class Backend(ABC):
     eos_token_id: int | None = None
     #: id a caller may prepend so that the first real token is scored too, or None
     bos_token_id: int | None = None
+    #: ids the model's own tokenizer puts before a text (what `bos="auto"` prepends)
+    auto_start_ids: tuple[int, ...] = ()
     #: longest sequence (prompt + generated) the model accepts, or None when unbounded
     max_length: int | None = None
     refusal_phrases: tuple[str, ...] = DEFAULT_REFUSAL_PHRASES
@@ -196,7 +227,11 @@ class Backend(ABC):
             finish = "length" if len(toks) >= max_new_tokens else "stop"
             out.append(
                 Completion(
-                    text=text, refused=detect_refusal(text, self.refusal_phrases), finish_reason=finish, cached=False
+                    text=text,
+                    refused=detect_refusal(text, self.refusal_phrases),
+                    finish_reason=finish,
+                    cached=False,
+                    filtered=is_filtered(text, finish),
                 )
             )
         return out

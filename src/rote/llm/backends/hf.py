@@ -35,6 +35,17 @@ def quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+def _added_start_ids(tok: Any) -> tuple[int, ...]:
+    """The special ids the tokenizer itself puts before a text (its post-processor, e.g. Llama's BOS; nothing for
+    GPT-2 or SmolLM2): what MIMIR scores, since it calls the tokenizer with its defaults."""
+    plain = list(tok("a b", add_special_tokens=False)["input_ids"])
+    full = list(tok("a b", add_special_tokens=True)["input_ids"])
+    for i in range(len(full) - len(plain) + 1):
+        if full[i : i + len(plain)] == plain:
+            return tuple(int(t) for t in full[:i])
+    return ()
+
+
 class HFBackend(TorchLMBackend):
     """A Hugging Face causal LM from a local folder (config.json, weights, tokenizer files).
 
@@ -62,8 +73,10 @@ class HFBackend(TorchLMBackend):
                 self.model = AutoModelForCausalLM.from_pretrained(
                     self.path, local_files_only=True, dtype=getattr(torch, dtype)
                 )
-        except (OSError, ValueError, KeyError) as exc:
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        except Exception as exc:  # noqa: BLE001  a user's folder that cannot be read is bad input, whatever the reason
+            # (pickled weights refused by weights_only loading, garbage safetensors, a bad config or tokenizer)
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            first = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
             raise BackendError(
                 f"{self.path}: cannot load a causal language model and tokenizer from this folder "
                 f"({first}); pass a folder saved with save_pretrained"
@@ -76,6 +89,7 @@ class HFBackend(TorchLMBackend):
         tok = self.tokenizer
         self.eos_token_id = tok.eos_token_id
         self.bos_token_id = tok.bos_token_id
+        self.auto_start_ids = _added_start_ids(tok)
         self.pad_token_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
         if refusal_phrases is not None:
             self.refusal_phrases = tuple(refusal_phrases)

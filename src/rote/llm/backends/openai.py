@@ -7,19 +7,33 @@ standard library only (urllib), with what a long study needs:
   sent in the Authorization header and nowhere else: not in `name`, `describe()`, cache keys, cache rows or errors;
 - retries with exponential backoff on HTTP 429, 5xx, timeouts and dropped connections (honouring Retry-After);
 - a client-side rate limit (requests per second) and a per-request timeout;
-- an on-disk response cache (SQLite, one committed transaction per response) keyed by the model, endpoint, prompt
-  and sampling parameters, so a study that stops half-way resumes without paying for answers it already has;
-- refusal detection by configurable phrases, and the endpoint's refusal field where it has one;
-- log-probabilities of the generated tokens when the endpoint returns them (`logprobs=True`).
+- an on-disk response cache (SQLite, one committed transaction per response) keyed by the base URL, model,
+  endpoint and every request parameter that changes the answer (prompt, length, temperature, seed, logprobs, echo),
+  so a study that stops half-way resumes without paying for answers it already has, and a second server with the
+  same model name never reuses the first one's answers;
+- sampled completions seeded per prompt (from `seed` and the prompt's position, as the local backends do), so n
+  samples of one prompt are n different draws; greedy requests send `seed` unchanged;
+- `concurrency` requests in flight at once, with the rate limit kept across them;
+- refusal detection by configurable phrases, and the endpoint's refusal field where it has one; output filtering
+  (finish_reason "content_filter" or an empty answer) flagged apart (`Completion.filtered`);
+- a 200 response carrying an error object raises the server's message;
+- log-probabilities of the generated tokens when the endpoint returns them (`logprobs=True`);
+- with a local `tokenizer` (a Hugging Face folder of the same model): token-level `generate` (plain continuation
+  of base models through `/v1/completions`) and `score` (log-probabilities of given text through
+  `/v1/completions` with `echo` + `logprobs`, or vLLM's `prompt_logprobs`), where the server offers them; a
+  server that does not gets a clear error.
 """
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import os
 import socket
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 import urllib.error
 import urllib.request
 from typing import Any
@@ -38,10 +52,21 @@ from rote.llm.backends.base import (
     cache_root,
     check_chat,
     detect_refusal,
+    is_filtered,
     vocabulary_fingerprint,
 )
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+NO_KEY = "none"
+"""`api_key_env` value (CLI `--api-key-env none`) for servers that need no key: no Authorization header is sent."""
+
+
+def prompt_seed(seed: int, index: int) -> int:
+    """The seed sent with sampled prompt number `index` (a 31-bit int, as servers accept)."""
+    digest = hashlib.sha256(f"rote-http-sample:{int(seed)}:{int(index)}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
@@ -51,7 +76,8 @@ class OpenAIBackend(Backend):
     model: the model name the endpoint expects.
     base_url: API root such as "https://api.openai.com/v1" or "http://127.0.0.1:8000/v1" (default
         $ROTE_OPENAI_BASE_URL, else OpenAI's).
-    api_key_env: name of the environment variable holding the key (None: send no key, for local servers).
+    api_key_env: name of the environment variable holding the key (None or "none": send no key, for local
+        servers).
     api: "auto" (str prompt -> /completions, chat -> /chat/completions), "chat" (str prompts sent as one user
         message) or "completions".
     temperature: used when `complete(greedy=False)`; greedy sends temperature 0.
@@ -59,8 +85,13 @@ class OpenAIBackend(Backend):
         doubled each retry up to max_backoff; requests_per_second: client-side rate limit (None = unlimited).
     cache: keep responses in `<cache root>/http/responses.sqlite` (or `cache_path`); False disables it.
     logprobs: ask for log-probabilities of the generated tokens (Completion.logprobs).
-    tokenizer: a local Backend whose tokenizer gives `encode`/`decode` (and a token-level `generate` by round trip
-        through text); without it those methods raise BackendError.
+    tokenizer: a local Backend whose tokenizer gives `encode`/`decode`, a token-level `generate` (through
+        /v1/completions, round trip through text) and `score` (echo + logprobs); without it those methods raise
+        BackendError. With it, `supports_token_ids` and `supports_logprobs` are True (scoring is then tried on the
+        endpoint and fails clearly where it is not offered).
+    max_tokens_field: "max_tokens" or "max_completion_tokens" (OpenAI's reasoning models accept only the latter).
+    concurrency: requests in flight at once (threads; the rate limit and retries apply to each).
+    prompt_logprobs: ask for vLLM's `prompt_logprobs` instead of the OpenAI `echo` + `logprobs` when scoring.
     """
 
     supports_logprobs = False
@@ -86,9 +117,26 @@ class OpenAIBackend(Backend):
         refusal_phrases: tuple[str, ...] | list[str] | None = None,
         system_prompt: str | None = None,
         tokenizer: Backend | None = None,
+        max_tokens_field: str = "max_tokens",
+        concurrency: int = 1,
+        prompt_logprobs: bool = False,
     ):
         if api not in ("auto", "chat", "completions"):
             raise BackendError(f"api={api!r}: use 'auto', 'chat' or 'completions'")
+        if max_tokens_field not in ("max_tokens", "max_completion_tokens"):
+            raise BackendError(
+                f"`max_tokens_field` must be 'max_tokens' or 'max_completion_tokens', got {max_tokens_field!r}"
+            )
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise BackendError(f"`concurrency` must be >= 1, got {concurrency}")
+        if not timeout > 0:
+            raise BackendError(f"`timeout` must be > 0 seconds, got {timeout}")
+        if max_retries < 0:
+            raise BackendError(f"`max_retries` must be >= 0, got {max_retries}")
+        if not temperature > 0:
+            raise BackendError(f"`temperature` must be > 0, got {temperature}")
+        if api_key_env is not None and api_key_env.strip().lower() == NO_KEY:
+            api_key_env = None
         self.model = model
         self.base_url = (base_url or os.environ.get("ROTE_OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         if not self.base_url.startswith(("http://", "https://")):
@@ -119,6 +167,16 @@ class OpenAIBackend(Backend):
         if refusal_phrases is not None:
             self.refusal_phrases = tuple(refusal_phrases)
         self.tokenizer = tokenizer
+        self.max_tokens_field = max_tokens_field
+        self.concurrency = concurrency
+        self.prompt_logprobs = bool(prompt_logprobs)
+        if tokenizer is not None:
+            self.supports_token_ids = True
+            self.supports_logprobs = True
+            self.eos_token_id = tokenizer.eos_token_id
+            self.bos_token_id = tokenizer.bos_token_id
+            self.auto_start_ids = ()  # the server adds what its own tokenizer adds
+        self._lock = threading.Lock()
         self.name = f"openai:{model}"
         self.tokenizer_fingerprint = (
             tokenizer.tokenizer_fingerprint if tokenizer is not None else vocabulary_fingerprint([f"http-text:{model}"])
@@ -134,9 +192,16 @@ class OpenAIBackend(Backend):
 
     def _need_tokenizer(self, what: str) -> Backend:
         if self.tokenizer is None:
+            if what == "score":
+                raise BackendError(
+                    f"{self.name}: HTTP endpoints do not return log-probabilities of given text without a local "
+                    "tokenizer; pass the served model's tokenizer folder (--tokenizer) to score through "
+                    "/v1/completions echo + logprobs, or use a local model (a folder, 'smollm2' or 'tiny:FOLDER')"
+                )
             raise BackendError(
                 f"{self.name}: an HTTP endpoint works on text, so {what} needs a local tokenizer; "
-                "open it with tokenizer=open_backend('smollm2') (or use complete())"
+                "open it with tokenizer=open_backend('smollm2') or a Hugging Face folder (--tokenizer), or use "
+                "complete()"
             )
         return self.tokenizer
 
@@ -149,10 +214,63 @@ class OpenAIBackend(Backend):
     def score(
         self, ids: list[list[int]], *, batch_size: int = 16, full_stats: bool = False, progress: bool = False
     ) -> list[TokenScores]:
-        raise BackendError(
-            f"{self.name}: HTTP endpoints do not return log-probabilities of given text; use a local "
-            "model (a folder, 'smollm2' or 'tiny:FOLDER') for loss-based measurements"
-        )
+        """Log-probabilities of given text from the endpoint: `/v1/completions` with `echo` and `logprobs` (or vLLM's
+        `prompt_logprobs`), one request per text (cached). The server tokenizes the text itself: its scored tokens
+        must number len(ids) - 1 (or len(ids) when it put its own start token first, which is then dropped),
+        otherwise the local tokenizer is not the served model's and this raises. `mean_logprob`/`std_logprob`
+        (min-k%++) are not available over HTTP."""
+        tok = self._need_tokenizer("score")
+        texts = tok.decode(ids)
+        out: list[TokenScores] = []
+        for i, (seq, text) in enumerate(zip(ids, texts)):
+            body: dict[str, Any] = {"prompt": text, "model": self.model, "temperature": 0.0, "seed": 0}
+            body[self.max_tokens_field] = 1
+            if self.prompt_logprobs:
+                body["prompt_logprobs"] = 0
+            else:
+                body.update(echo=True, logprobs=0)
+            data = self._cached_post("completions", body, raw=True)
+            lps = self._prompt_logprobs(data, text)
+            need = len(seq) - 1
+            if len(lps) == need + 1:
+                lps = lps[1:]
+            if len(lps) != need:
+                raise BackendError(
+                    f"{self.name}: the endpoint scored {len(lps)} tokens of text {i}, the local tokenizer has "
+                    f"{need} after the first; pass the tokenizer of the served model (--tokenizer)"
+                )
+            out.append(TokenScores(np.asarray(seq, dtype=np.int64), np.asarray(lps, dtype=np.float64)))
+        return out
+
+    def _prompt_logprobs(self, data: dict[str, Any], text: str) -> list[float]:
+        """Scored prompt tokens (the first, unscored one left out) from an echo or prompt_logprobs response."""
+        choice = (data.get("choices") or [{}])[0]
+        pl = choice.get("prompt_logprobs")
+        if pl is not None:  # vLLM: [None, {token_id: {"logprob": ...}}, ...] with the prompt token's entry
+            vals = []
+            for entry in pl[1:]:
+                if not isinstance(entry, dict) or not entry:
+                    raise BackendError(f"{self._url('completions')}: unreadable prompt_logprobs entry {entry!r:.80}")
+                first = next(iter(entry.values()))
+                vals.append(float(first["logprob"] if isinstance(first, dict) else first))
+            return vals
+        lp = choice.get("logprobs") or {}
+        toks, vals, offs = lp.get("tokens"), lp.get("token_logprobs"), lp.get("text_offset")
+        if not vals:
+            raise BackendError(
+                f"{self._url('completions')}: the endpoint returned no log-probabilities of the prompt (echo with "
+                "logprobs); it cannot score given text, so loss-based attacks need a local model (vLLM: pass "
+                "prompt_logprobs=True)"
+            )
+        n = len(vals)
+        if offs is not None and len(offs) == n:  # keep the tokens that start inside the prompt text
+            n = sum(1 for o in offs if o < len(text))
+        elif toks is not None:
+            covered, n = 0, 0
+            while n < len(toks) and covered < len(text):
+                covered += len(toks[n])
+                n += 1
+        return [float(v) for v in vals[1:n]]
 
     def generate(
         self,
@@ -166,29 +284,70 @@ class OpenAIBackend(Backend):
         batch_size: int = 32,
         progress: bool = False,
     ) -> list[list[int]]:
-        """Token-level generation by round trip through text (needs `tokenizer`); the endpoint may tokenize
-        differently, so the result is cut to `max_new_tokens` local tokens."""
+        """Token-level plain continuation through `/v1/completions` (a round trip through text; needs `tokenizer`);
+        the endpoint may tokenize differently, so the result is cut to `max_new_tokens` local tokens. Sampled
+        prompts are seeded per prompt (`prompt_seed`). Raises where the endpoint offers no /v1/completions."""
         tok = self._need_tokenizer("generate")
+        if self.api == "chat":
+            raise BackendError(
+                f"{self.name}: plain continuation needs /v1/completions, but api='chat'; use api='auto' or "
+                "'completions', or prompted extraction (--prompted) for chat-only endpoints"
+            )
+        if not greedy and not temperature > 0:
+            raise BackendError(f"`temperature` must be > 0, got {temperature}")
         texts = tok.decode(prompts)
-        done = self.complete(texts, max_new_tokens, greedy=greedy, seed=seed, progress=progress)
+        done = self.complete(
+            texts,
+            max_new_tokens,
+            greedy=greedy,
+            seed=seed,
+            progress=progress,
+            temperature=None if greedy else temperature,
+        )
         return [ids[:max_new_tokens] for ids in tok.encode([c.text for c in done])]
 
     # ------------------------------------------------------------------------------------------- text level
 
     def complete(
-        self, prompts: list[Prompt], max_new_tokens: int, *, greedy: bool = True, seed: int = 0, progress: bool = False
+        self,
+        prompts: list[Prompt],
+        max_new_tokens: int,
+        *,
+        greedy: bool = True,
+        seed: int = 0,
+        progress: bool = False,
+        temperature: float | None = None,
     ) -> list[Completion]:
+        """One completion per prompt (`concurrency` requests at once, answers in prompt order). Sampled prompts
+        (greedy=False) are sent with their own seed `prompt_seed(seed, index)`, so repeated prompts give
+        independent samples; greedy ones with `seed`."""
         if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise BackendError(f"max_new_tokens={max_new_tokens!r}: must be a whole number >= 1")
-        out = []
+        out: list[Completion | None] = [None] * len(prompts)
         with progress_bar(len(prompts), f"querying {self.name}", quiet=not progress) as advance:
-            for i, p in enumerate(prompts):
-                out.append(self._complete_one(p, i, max_new_tokens, greedy, seed))
-                advance(1)
-        return out
+            if self.concurrency == 1 or len(prompts) < 2:
+                for i, p in enumerate(prompts):
+                    out[i] = self._complete_one(p, i, max_new_tokens, greedy, seed, temperature)
+                    advance(1)
+            else:
+                with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+                    futures = [
+                        pool.submit(self._complete_one, p, i, max_new_tokens, greedy, seed, temperature)
+                        for i, p in enumerate(prompts)
+                    ]
+                    for i, f in enumerate(futures):
+                        out[i] = f.result()
+                        advance(1)
+        return out  # type: ignore[return-value]
 
     def request_params(
-        self, prompt: Prompt, index: int, max_new_tokens: int, greedy: bool, seed: int
+        self,
+        prompt: Prompt,
+        index: int,
+        max_new_tokens: int,
+        greedy: bool,
+        seed: int,
+        temperature: float | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """(endpoint, JSON body) for one prompt; the body never holds the key, so it doubles as the cache key."""
         if isinstance(prompt, str):
@@ -206,10 +365,10 @@ class OpenAIBackend(Backend):
             endpoint, body = "chat/completions", {"messages": self._with_system(prompt)}
         body.update(
             model=self.model,
-            max_tokens=int(max_new_tokens),
-            seed=int(seed),
-            temperature=0.0 if greedy else self.temperature,
+            seed=int(seed) if greedy else prompt_seed(seed, index),
+            temperature=0.0 if greedy else float(temperature or self.temperature),
         )
+        body[self.max_tokens_field] = int(max_new_tokens)
         if self.logprobs:
             if endpoint == "completions":
                 body["logprobs"] = 1
@@ -222,28 +381,44 @@ class OpenAIBackend(Backend):
             return [{"role": "system", "content": self.system_prompt}, *messages]
         return list(messages)
 
-    def _complete_one(self, prompt: Prompt, index: int, max_new_tokens: int, greedy: bool, seed: int) -> Completion:
-        endpoint, body = self.request_params(prompt, index, max_new_tokens, greedy, seed)
-        key = ResponseCache.key(self.model, endpoint, body)
-        cached = self.cache.get(key) if self.cache is not None else None
-        if cached is None:
-            parsed = self._parse(endpoint, self._post(endpoint, body))
-            if self.cache is not None:
-                self.cache.put(key, self.model, endpoint, parsed)
-        else:
-            parsed = cached
+    def cache_key(self, endpoint: str, body: dict[str, Any]) -> str:
+        """The cache key of a request: base URL, model, endpoint and the whole body (every parameter that changes
+        the answer; never the key)."""
+        return ResponseCache.key(self.model, f"{self.base_url}/{endpoint}", body)
+
+    def _cached_post(self, endpoint: str, body: dict[str, Any], *, raw: bool = False) -> tuple[dict[str, Any], bool]:
+        key = self.cache_key(endpoint, body)
+        hit = self.cache.get(key) if self.cache is not None else None
+        if hit is not None:
+            return hit if raw else (hit, True)
+        data = self._post(endpoint, body)
+        _raise_error_object(data, self._url(endpoint), self._clean)
+        kept = _prune(data) if raw else self._parse(endpoint, data)
+        if self.cache is not None:
+            self.cache.put(key, self.model, endpoint, kept)
+        return kept if raw else (kept, False)
+
+    def _complete_one(
+        self, prompt: Prompt, index: int, max_new_tokens: int, greedy: bool, seed: int, temperature: float | None = None
+    ) -> Completion:
+        endpoint, body = self.request_params(prompt, index, max_new_tokens, greedy, seed, temperature)
+        parsed, was_cached = self._cached_post(endpoint, body)
         text = parsed["text"]
         lp = parsed.get("logprobs")
+        finish = str(parsed.get("finish_reason") or "unknown")
+        filtered = is_filtered(text, finish)
         return Completion(
             text=text,
-            refused=bool(parsed.get("refused")) or detect_refusal(text, self.refusal_phrases),
-            finish_reason=str(parsed.get("finish_reason") or "unknown"),
-            cached=cached is not None,
+            refused=not filtered and (bool(parsed.get("refused")) or detect_refusal(text, self.refusal_phrases)),
+            finish_reason=finish,
+            cached=was_cached,
             logprobs=None if lp is None else np.asarray(lp, dtype=np.float64),
+            filtered=filtered,
         )
 
     def _parse(self, endpoint: str, data: Any) -> dict[str, Any]:
         """The parts of a response rote keeps: text, finish reason, refusal flag, token log-probabilities."""
+        _raise_error_object(data, self._url(endpoint), self._clean)
         try:
             choice = data["choices"][0]
             if endpoint == "completions":
@@ -291,7 +466,8 @@ class OpenAIBackend(Backend):
         for attempt in range(self.max_retries + 1):
             self._wait_rate_limit()
             retry_after = None
-            self.n_requests += 1
+            with self._lock:
+                self.n_requests += 1
             try:
                 req = urllib.request.Request(url, data=payload, headers=headers, method="POST")
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
@@ -333,11 +509,12 @@ class OpenAIBackend(Backend):
     def _wait_rate_limit(self) -> None:
         if self.requests_per_second is None:
             return
-        now = time.monotonic()
-        if now < self._next_request:
-            time.sleep(self._next_request - now)
-            now = self._next_request
-        self._next_request = now + 1.0 / self.requests_per_second
+        with self._lock:  # reserve the next slot, then sleep outside the lock
+            now = time.monotonic()
+            slot = max(now, self._next_request)
+            self._next_request = slot + 1.0 / self.requests_per_second
+        if slot > now:
+            time.sleep(slot - now)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -346,8 +523,26 @@ class OpenAIBackend(Backend):
             "api": self.api,
             "api_key_env": self.api_key_env,
             "temperature": self.temperature,
+            "max_tokens_field": self.max_tokens_field,
+            "concurrency": self.concurrency,
+            "tokenizer": None if self.tokenizer is None else self.tokenizer.name,
             "cache": None if self.cache is None else str(self.cache.path),
         }
+
+
+def _raise_error_object(data: Any, url: str, clean: Any) -> None:
+    """A 200 response whose body is an error object (some servers do this) raises the server's message."""
+    if isinstance(data, dict) and data.get("error") and not data.get("choices"):
+        err = data["error"]
+        msg = err.get("message") if isinstance(err, dict) else str(err)
+        raise BackendError(clean(f"{url}: the server answered with an error: {str(msg or err)[:300]}"))
+
+
+def _prune(data: Any) -> dict[str, Any]:
+    """What the cache keeps of a scoring response: the first choice's log-probabilities."""
+    choice = (data.get("choices") or [{}])[0] if isinstance(data, dict) else {}
+    keep = {k: choice[k] for k in ("logprobs", "prompt_logprobs") if k in choice}
+    return {"choices": [keep]}
 
 
 def _error_detail(exc: urllib.error.HTTPError) -> str:
