@@ -61,6 +61,7 @@ bench: setup
 	$(BIN)/python bench/tabular_train.py
 	$(BIN)/python bench/text_overlap.py
 	$(BIN)/python bench/llm_generate.py --threads 1
+	$(BIN)/python bench/llm_http.py
 	$(BIN)/python bench/fairness_metrics.py --loop-classes 1
 	$(BIN)/python bench/fairness_bootstrap.py
 

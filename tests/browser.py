@@ -635,6 +635,10 @@ def make_llm_membership(inp: Inputs) -> Path:
             out,
             "--n-boot",
             inp.scale.n_boot,
+            "--recall-shots",
+            1,
+            "--neighbours",
+            2,
             "--quiet",
         ]
     )
