@@ -64,6 +64,7 @@ bench: setup
 	$(BIN)/python bench/llm_http.py
 	$(BIN)/python bench/fairness_metrics.py --loop-classes 1
 	$(BIN)/python bench/fairness_bootstrap.py
+	$(BIN)/python bench/sharpness_hessian.py
 
 clean:
 	rm -rf $(VENV) runs build src/*.egg-info

@@ -741,6 +741,12 @@ def make_fairness_example(inp: Inputs) -> Path:
     return out
 
 
+def make_sharpness_toy(inp: Inputs) -> Path:
+    out = inp.out("sharpness_toy")
+    cli(["sharpness", "toy", "--epochs", 2, "--generations", 60, "--steps", 8, "--out", out, "--quiet"])
+    return out
+
+
 @dataclass(frozen=True)
 class ReportCase:
     kind: str  # names the screenshot: docs/img/report_<kind>.png
@@ -764,4 +770,5 @@ REPORT_CASES: list[ReportCase] = [
     ReportCase("fairness_bound", "rote fairness bound", make_fairness_bound),
     ReportCase("fairness_audit", "rote fairness audit", make_fairness_audit),
     ReportCase("fairness_example", "rote fairness example", make_fairness_example),
+    ReportCase("sharpness_toy", "rote sharpness toy", make_sharpness_toy),
 ]

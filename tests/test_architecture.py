@@ -180,7 +180,7 @@ def test_no_import_cycles():
     assert _cycles(_without_package_inits(GRAPH)) == []
 
 
-@pytest.mark.parametrize("domain", ["tabular", "llm", "fairness"])
+@pytest.mark.parametrize("domain", DOMAINS)
 def test_each_domain_is_a_slice(domain):
     assert f"rote.{domain}.cli" in MODULES and f"rote.{domain}.report" in MODULES
     main = (SRC / "rote" / "cli" / "main.py").read_text()

@@ -46,6 +46,13 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
         "".join(f'{{"text": "text number {i} is long enough to score"}}\n' for i in range(4))
     )
     (d / "a_file").write_text("not a folder\n")
+    import torch
+
+    from rote.sharpness import DDPM
+
+    DDPM(2, net="mlp", net_args=dict(hidden=8, depth=2), T=20).save(d / "ddpm.pt", train=torch.randn(30, 2))
+    scores = {"sample": range(8), "class": [0, 1] * 4, "memorized": [True, False] * 4, "hs_norm2_t1": np.arange(8.0)}
+    pd.DataFrame(scores).to_parquet(d / "scores.parquet")
     return {p.stem: p for p in d.iterdir()} | {"dir": d}
 
 
@@ -66,6 +73,10 @@ VERBS: list[tuple[str, list[str], str | None]] = [
     ("fairness bound", ["fairness", "bound", "--data", "{preds}", "--group", "sex"], "--tol"),
     ("fairness audit", ["fairness", "audit", "--data", "{preds}", "--group", "sex", "--before", "prediction", "--after", "after", "--memorized", "mem"], "--threshold"),
     ("fairness example", ["fairness", "example", "--rows", "50", "--test-rows", "50", "--max-iter", "2"], "--tol"),
+    ("sharpness toy", ["sharpness", "toy", "--epochs", "1", "--generations", "10", "--steps", "4"], "--epochs"),
+    ("sharpness mnist", ["sharpness", "mnist", "--epochs", "1", "--generations-per-class", "2", "--steps", "4"], "--guidance"),
+    ("sharpness score", ["sharpness", "score", "--model", "{ddpm}", "--samples", "4", "--steps", "4"], "--samples"),
+    ("sharpness eval", ["sharpness", "eval", "--scores", "{scores}"], "--group-size"),
     ("demo", ["demo"], "--epochs"),
 ]
 # fmt: on

@@ -1,7 +1,293 @@
-"""`rote sharpness ...` commands."""
+"""`rote sharpness ...` commands: memorization in diffusion models from the curvature of the learned log density
+(Jeon, Kim & No, ICML 2025).
+
+    rote sharpness toy --out DIR        the paper's 2-D 5:95 Gaussian mixture: train, generate, detect
+    rote sharpness mnist --out DIR      digit 3 generalized, one 9 duplicated 100 times: train, generate, detect
+    rote sharpness score --model CKPT --samples N --out DIR     measure a trained model's generations
+    rote sharpness eval --scores DIR --out DIR                  detection from a scores table
+
+Each writes config.json, scores.parquet (one row per generation), spectra.parquet, detection.parquet, roc.png,
+spectra.png, report.html and results.json (`detection`: statistic -> {auc, tpr_at_1pct_fpr}; `paper_statistic`).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any, Optional
+
 import typer
 
-app = typer.Typer(help="sharpness", no_args_is_help=True)
+from rote.core.errors import ConfigError
+
+app = typer.Typer(
+    help="Memorization in diffusion models from the sharpness of the learned log density (Jeon, Kim & No, ICML 2025).",
+    no_args_is_help=True,
+)
+
+_OUT = typer.Option(..., "--out", help="Run folder (scores.parquet, roc.png, spectra.png, report.html, ...).")
+_SEED = typer.Option(0, "--seed", help="Seed of the data, weights, training and sampling.")
+_DEVICE = typer.Option("cpu", "--device", help="cpu or cuda.")
+_FORCE = typer.Option(False, "--force", help="Replace the results of a finished run in --out.")
+_QUIET = typer.Option(False, "--quiet", help="No progress output.")
+
+
+def _finish(
+    run: Any, result: Any, command: str, options: dict, inputs: dict, title: str, quiet: bool, seed: int | None = None
+) -> int:
+    from rote.sharpness.report import sharpness_outputs
+
+    return run.finish(
+        result,
+        command=command,
+        options=options,
+        inputs=inputs,
+        seed=seed,
+        quiet=quiet,
+        **sharpness_outputs(result, title=title, subtitle=result.setup),
+    )
+
+
+def _threads(device: str, most: int = 4) -> None:
+    """Check the device; cap torch's CPU threads (the toy's tiny matrices run fastest on one thread)."""
+    import torch
+
+    from rote.core.device import resolve_device
+
+    resolve_device(device)
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), most)))
+
+
+@app.command("toy")
+def toy_cmd(
+    out: Path = _OUT,
+    epochs: int = typer.Option(150, "--epochs", help="Training epochs (3,000 points, batch 256)."),
+    generations: int = typer.Option(2000, "--generations", help="Samples generated and scored."),
+    second_order_weight: float = typer.Option(
+        0.5, "--second-order-weight", help="Weight of the second-order DSM loss (paper: 0.5; 0 = plain DSM)."
+    ),
+    steps: int = typer.Option(100, "--steps", help="DDIM sampling steps."),
+    seed: int = _SEED,
+    device: str = _DEVICE,
+    force: bool = _FORCE,
+    quiet: bool = _QUIET,
+) -> int:
+    """The paper's 2-D toy: a 5:95 Gaussian mixture whose small mode is memorized; trains a DDPM (seeded, a few
+    minutes on 2 CPU cores), generates, labels by the nearest-neighbour ratio and scores every statistic."""
+    from rote.core.runs import RunFolder
+    from rote.sharpness.experiment import run_toy
+
+    if epochs < 1:
+        raise ConfigError(f"`epochs` must be >= 1, got {epochs}")
+    if generations < 2:
+        raise ConfigError(f"`generations` must be >= 2, got {generations}")
+    run = RunFolder(out, force=force)
+    _threads(device, most=1)
+    result, _ = run_toy(
+        seed=seed,
+        device=device,
+        checkpoint=str(run.file("model.pt")),
+        progress=not quiet,
+        epochs=epochs,
+        n_generations=generations,
+        second_order_weight=second_order_weight,
+        n_steps=steps,
+    )
+    options = dict(
+        epochs=epochs,
+        generations=generations,
+        second_order_weight=second_order_weight,
+        steps=steps,
+        seed=seed,
+        device=device,
+    )
+    return _finish(run, result, "rote sharpness toy", options, {}, "Sharpness: 2-D Gaussian-mixture toy", quiet, seed)
+
+
+@app.command("mnist")
+def mnist_cmd(
+    out: Path = _OUT,
+    epochs: int = typer.Option(1500, "--epochs", help="Training epochs (~600 images, batch 64)."),
+    net: str = typer.Option("mlp", "--net", help="Denoiser: mlp (default, CPU-sized) or conv (dilated conv net)."),
+    generations_per_class: int = typer.Option(200, "--generations-per-class", help="Samples per class (3 and 9)."),
+    guidance: float = typer.Option(5.0, "--guidance", help="Classifier-free guidance scale (paper: 5)."),
+    duplicates: int = typer.Option(100, "--duplicates", help="Copies of the one training 9 (paper: 100)."),
+    side: int = typer.Option(14, "--side", help="Image side: 28 (paper), 14 (default, CPU) or 7."),
+    steps: int = typer.Option(50, "--steps", help="DDIM sampling steps."),
+    seed: int = _SEED,
+    device: str = _DEVICE,
+    force: bool = _FORCE,
+    quiet: bool = _QUIET,
+) -> int:
+    """The MNIST setup: every "3" of MNIST-5k (generalized) and one "9" duplicated (memorized), a class-
+    conditional conv DDPM with classifier-free guidance; detection with one and with four generations per class."""
+    from rote.core.runs import RunFolder
+    from rote.sharpness.experiment import run_mnist
+
+    if epochs < 1:
+        raise ConfigError(f"`epochs` must be >= 1, got {epochs}")
+    if generations_per_class < 1:
+        raise ConfigError(f"`generations_per_class` must be >= 1, got {generations_per_class}")
+    if guidance < 0:
+        raise ConfigError(f"`guidance` must be >= 0, got {guidance}")
+    if net not in ("mlp", "conv"):
+        raise ConfigError(f"`net` must be mlp or conv, got {net!r}")
+    run = RunFolder(out, force=force)
+    _threads(device, most=1)
+    result, _ = run_mnist(
+        seed=seed,
+        device=device,
+        checkpoint=str(run.file("model.pt")),
+        progress=not quiet,
+        epochs=epochs,
+        generations_per_class=generations_per_class,
+        guidance=guidance,
+        duplicates=duplicates,
+        side=side,
+        n_steps=steps,
+        net=net,
+    )
+    options = dict(
+        net=net,
+        epochs=epochs,
+        generations_per_class=generations_per_class,
+        guidance=guidance,
+        duplicates=duplicates,
+        side=side,
+        steps=steps,
+        seed=seed,
+        device=device,
+    )
+    return _finish(run, result, "rote sharpness mnist", options, {}, "Sharpness: MNIST (one duplicated 9)", quiet, seed)
+
+
+def load_model(path: Path, device: str = "cpu") -> tuple[str, Any, dict]:
+    """("ddpm", DDPM, extra) or ("tabddpm", TabDDPM, {}) from a checkpoint; ConfigError for any other kind."""
+    from rote.sharpness.diffusion import KIND, DDPM
+
+    try:
+        model, extra = DDPM.load(path, device=device)
+        return "ddpm", model, extra
+    except ConfigError as exc:
+        if "'rote.tabular.TabDDPM'" not in str(exc):
+            if "is a '" in str(exc):
+                kind = str(exc).split("is a '", 1)[1].split("'", 1)[0]
+                raise ConfigError(
+                    f"`model` {path}: is a '{kind}' checkpoint; pass a '{KIND}' checkpoint (written by rote "
+                    "sharpness toy/mnist) or a rote TabDDPM model file (rote tabular train)"
+                ) from None
+            raise ConfigError(f"`model` {exc}") from None
+    from rote.tabular.models import TabDDPM
+
+    return "tabddpm", TabDDPM.load(path, device=device), {}
+
+
+@app.command("score")
+def score_cmd(
+    model: Path = typer.Option(
+        ...,
+        "--model",
+        help="Checkpoint: model.pt of `rote sharpness toy/mnist`, or a TabDDPM model file of `rote tabular train`.",
+    ),
+    samples: int = typer.Option(..., "--samples", help="Generations to make and measure."),
+    out: Path = _OUT,
+    train: Optional[Path] = typer.Option(
+        None,
+        "--train",
+        help="Training table (CSV/Parquet) of a TabDDPM, for "
+        "the audit's labels (DDPM checkpoints carry their training data).",
+    ),
+    guidance: Optional[float] = typer.Option(None, "--guidance", help="CFG scale (default: the checkpoint's)."),
+    steps: int = typer.Option(50, "--steps", help="DDIM sampling steps (DDPM checkpoints)."),
+    spectrum: str = typer.Option("auto", "--spectrum", help="auto, full, arnoldi or none."),
+    seed: int = _SEED,
+    device: str = _DEVICE,
+    force: bool = _FORCE,
+    quiet: bool = _QUIET,
+) -> int:
+    """Generate --samples from a trained model, measure every sharpness statistic at t = T - 1 and t = 1, label
+    each generation by the nearest-neighbour ratio, and score detection."""
+    import numpy as np
+
+    from rote.core.runs import RunFolder
+    from rote.sharpness.experiment import score_generations
+
+    if samples < 2:
+        raise ConfigError(f"`samples` must be >= 2, got {samples}")
+    if spectrum not in ("auto", "full", "arnoldi", "none"):
+        raise ConfigError(f"`spectrum` must be auto, full, arnoldi or none, got {spectrum!r}")
+    run = RunFolder(out, force=force, inputs=[model] + ([train] if train else []))
+    _threads(device)
+    kind, m, extra = load_model(model, device)
+    if kind == "ddpm":
+        if "train" not in extra:
+            raise ConfigError(f"`model` {model}: the checkpoint carries no training data for the labels")
+        g = float(extra.get("guidance", 1.0)) if guidance is None else guidance
+        result = score_generations(
+            m,
+            np.asarray(extra["train"]),
+            n=samples,
+            guidance=g,
+            n_steps=steps,
+            spectrum_method=spectrum,
+            seed=seed,
+            setup=str(extra.get("setup", "ddpm")),
+        )
+    else:
+        from rote.data import load_table
+        from rote.sharpness.tabular import score_tabddpm
+
+        if train is None:
+            raise ConfigError("`train` is needed for a TabDDPM checkpoint (the audit labels come from it)")
+        result, synthetic = score_tabddpm(m, load_table(train), n=samples, seed=seed)
+    options = dict(
+        model=str(model),
+        samples=samples,
+        train=str(train) if train else None,
+        guidance=guidance,
+        steps=steps,
+        spectrum=spectrum,
+        seed=seed,
+        device=device,
+    )
+    return _finish(
+        run,
+        result,
+        "rote sharpness score",
+        options,
+        {"model": model, "train": train},
+        "Sharpness scores of a model's generations",
+        quiet,
+        seed,
+    )
+
+
+@app.command("eval")
+def eval_cmd(
+    scores: Path = typer.Option(..., "--scores", help="scores.parquet (or the run folder holding it)."),
+    out: Path = _OUT,
+    paper_statistic: Optional[str] = typer.Option(None, "--paper-statistic", help="Column to headline."),
+    group_size: int = typer.Option(4, "--group-size", help="Generations averaged per class prompt (n)."),
+    label: str = typer.Option("memorized", "--label", help="Boolean ground-truth column."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap intervals."),
+    force: bool = _FORCE,
+    quiet: bool = _QUIET,
+) -> int:
+    """Detection (AUC, TPR at 1% FPR, ROC and spectra plots) from a scores table of `score`, `toy` or `mnist`."""
+    import pandas as pd
+
+    from rote.core.runs import RunFolder
+    from rote.data import load_table
+    from rote.sharpness.experiment import evaluate
+
+    if group_size < 1:
+        raise ConfigError(f"`group_size` must be >= 1, got {group_size}")
+    path = scores / "scores.parquet" if scores.is_dir() else scores
+    if not path.is_file():
+        raise ConfigError(f"`scores` {scores}: no such file (or folder with scores.parquet)")
+    run = RunFolder(out, force=force, inputs=[path])
+    frame = load_table(path)
+    spectra_path = path.parent / "spectra.parquet"
+    spectra = pd.read_parquet(spectra_path) if spectra_path.is_file() else None
+    result = evaluate(frame, spectra, paper_statistic=paper_statistic, group_size=group_size, label=label, seed=seed)
+    options = dict(scores=str(scores), paper_statistic=paper_statistic, group_size=group_size, label=label, seed=seed)
+    return _finish(run, result, "rote sharpness eval", options, {"scores": path}, "Sharpness detection", quiet)

@@ -1,0 +1,137 @@
+"""Labels, detection and the end-to-end verbs (tiny settings; the paper-scale runs are marked slow)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from rote_testing import run
+from sklearn.metrics import roc_auc_score
+
+from rote.core.checkpoints import save_checkpoint
+from rote.sharpness.experiment import detection, evaluate, grouped, nn_ratio, run_mnist, run_toy, toy_data
+
+torch.set_num_threads(1)
+TINY_TOY = ["--epochs", "2", "--generations", "60", "--steps", "8", "--quiet"]
+
+
+def test_nn_ratio_matches_brute_force_and_counts_duplicates_once():
+    rng = np.random.default_rng(0)
+    train = np.vstack([rng.normal(size=(40, 3)), np.repeat([[5.0, 5.0, 5.0]], 10, 0)])
+    gens = np.vstack([rng.normal(size=(20, 3)), [[5.01, 5.0, 5.0]]])
+    frame, ref = nn_ratio(gens, train)
+    assert len(ref) == 41  # the ten copies are one training point
+    d = np.sqrt(((gens[:, None, :] - ref[None]) ** 2).sum(-1))
+    d.sort(1)
+    np.testing.assert_allclose(frame["d1"], d[:, 0], rtol=1e-12)
+    np.testing.assert_allclose(frame["ratio"], d[:, 0] / d[:, 1], rtol=1e-12)
+    assert (
+        frame["memorized"].iloc[-1] and frame["memorized"].to_numpy().tolist() == (d[:, 0] / d[:, 1] < 1 / 3).tolist()
+    )
+
+
+def test_detection_agrees_with_sklearn_and_grouping_by_hand():
+    rng = np.random.default_rng(1)
+    y = rng.random(300) < 0.2
+    frame = pd.DataFrame({"memorized": y, "a_t1": rng.normal(size=300) + y, "class": np.arange(300) % 2})
+    det = detection(frame, ["a_t1"])
+    assert det["a_t1"]["auc"] == pytest.approx(roc_auc_score(y, frame["a_t1"]))
+    neg = np.sort(frame["a_t1"][~y].to_numpy())[::-1]
+    thr = neg[int(np.floor(0.01 * len(neg)))]  # at most 1% of negatives strictly above the threshold
+    assert det["a_t1"]["tpr_at_1pct_fpr"] == pytest.approx((frame["a_t1"][y] > thr).mean())
+    small = pd.DataFrame({"class": [0, 0, 0, 0, 1, 1], "memorized": [1, 1, 0, 0, 0, 1], "s_t1": [1.0, 2, 3, 4, 5, 6]})
+    g = grouped(small, ["s_t1"], 2)
+    assert g["s_t1"].tolist() == [1.5, 3.5, 5.5] and g["memorized"].tolist() == [True, False, True]
+
+
+def test_toy_data_is_the_5_95_mixture():
+    x, mode = toy_data(3000, 0.05, seed=0)
+    assert x.shape == (3000, 2) and mode.sum() == 150
+    assert (x[mode == 1] == 3.0).all()
+    assert abs(x[mode == 0].std() - 1.0) < 0.05
+    np.testing.assert_array_equal(toy_data(3000, 0.05, seed=0)[0], x)
+
+
+def test_tiny_toy_run_writes_the_contract(tmp_path, capsys):
+    out = tmp_path / "toy"
+    code, _, err = run(["sharpness", "toy", "--out", str(out), *TINY_TOY], capsys)
+    assert code == 0, err
+    res = json.loads((out / "results.json").read_text())
+    assert res["paper_statistic"] in res["detection"]
+    for v in res["detection"].values():
+        assert set(v) == {"auc", "tpr_at_1pct_fpr"}
+    for name in ("scores.parquet", "spectra.parquet", "roc.png", "spectra.png", "report.html", "model.pt"):
+        assert (out / name).is_file(), name
+    scores = pd.read_parquet(out / "scores.parquet")
+    assert len(scores) == 60 and {"ratio", "memorized", "hs_norm2_t1", "neg_trace_t499"} <= set(scores)
+    # eval recomputes the same detection from the scores
+    code, _, err = run(["sharpness", "eval", "--scores", str(out), "--out", str(tmp_path / "ev"), "--quiet"], capsys)
+    assert code == 0, err
+    ev = json.loads((tmp_path / "ev" / "results.json").read_text())
+    assert ev["detection"] == res["detection"] and ev["paper_statistic"] == res["paper_statistic"]
+    # score re-measures new generations of the saved model
+    code, _, err = run(
+        [
+            "sharpness",
+            "score",
+            "--model",
+            str(out / "model.pt"),
+            "--samples",
+            "20",
+            "--steps",
+            "8",
+            "--out",
+            str(tmp_path / "sc"),
+            "--quiet",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert len(pd.read_parquet(tmp_path / "sc" / "scores.parquet")) == 20
+    # same seed, same numbers
+    r1, _ = run_toy(seed=0, epochs=1, n_generations=30, n_steps=6)
+    r2, _ = run_toy(seed=0, epochs=1, n_generations=30, n_steps=6)
+    pd.testing.assert_frame_equal(r1.scores, r2.scores)
+
+
+def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys):
+    wrong = save_checkpoint(tmp_path / "wrong.pt", {"weights": {}}, kind="rote.llm.TinyGPT")
+    code, _, err = run(
+        ["sharpness", "score", "--model", str(wrong), "--samples", "4", "--out", str(tmp_path / "o")], capsys
+    )
+    assert code == 2 and err.count("\n") == 1 and "rote.llm.TinyGPT" in err and "--model" in err
+    code, _, err = run(["sharpness", "toy", "--out", str(tmp_path / "t"), "--epochs", "0"], capsys)
+    assert code == 2 and "--epochs" in err and err.count("\n") == 1
+    bad = tmp_path / "scores.parquet"
+    pd.DataFrame({"memorized": [True, False], "x": [1, 2]}).to_parquet(bad)
+    code, _, err = run(["sharpness", "eval", "--scores", str(bad), "--out", str(tmp_path / "e")], capsys)
+    assert code == 2 and "statistic columns" in err
+    with pytest.raises(Exception, match="has no column 'nope'"):
+        evaluate(pd.read_parquet(bad), label="nope")
+
+
+@pytest.mark.slow
+def test_toy_preset_detects_the_memorized_mode():
+    result, _ = run_toy(seed=0)
+    assert result.detection_by_mode[result.paper_statistic]["auc"] > 0.95
+
+
+@pytest.mark.slow
+def test_mnist_preset_memorizes_the_nine_and_sharpness_detects_it():
+    # what rote reproduces (docs/sharpness.md): most generations of the duplicated 9 are copies, none of the 3s;
+    # -tr H at t = 1 detects them (measured 0.996); the paper's statistic at t = T - 1 reaches 0.795, short of the
+    # paper's >= 0.95 (not asserted: not reproduced)
+    result, _ = run_mnist(seed=0)
+    s = result.scores
+    assert s.loc[s["class"] == 1, "memorized"].mean() > 0.5 and not s.loc[s["class"] == 0, "memorized"].any()
+    assert result.detection["neg_trace_t1"]["auc"] >= 0.95
+    assert result.detection[result.paper_statistic]["auc"] >= 0.7
+
+
+@pytest.mark.gpu
+def test_toy_on_cuda(tmp_path, capsys):
+    code, _, err = run(["sharpness", "toy", "--out", str(tmp_path / "g"), "--device", "cuda", *TINY_TOY], capsys)
+    assert code == 0, err
