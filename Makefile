@@ -65,6 +65,8 @@ bench: setup
 	$(BIN)/python bench/fairness_metrics.py --loop-classes 1
 	$(BIN)/python bench/fairness_bootstrap.py
 	$(BIN)/python bench/sharpness_hessian.py
+	$(BIN)/python bench/spurious_twins.py
+	$(BIN)/python bench/icl_vectorized.py
 
 clean:
 	rm -rf $(VENV) runs build src/*.egg-info

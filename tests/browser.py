@@ -747,6 +747,37 @@ def make_sharpness_toy(inp: Inputs) -> Path:
     return out
 
 
+def make_spurious_toy(inp: Inputs) -> Path:
+    out = inp.out("spurious_toy")
+    cli(["spurious", "toy", "--n", "100", "--d", "50", "--epochs", "50", "--out", out, "--quiet"])
+    return out
+
+
+def make_spurious_demo(inp: Inputs) -> Path:
+    out = inp.out("spurious_demo")
+    cli(["spurious", "demo", "--dataset", "digits", "--n-train", "300", "--epochs", "2", "--out", out, "--quiet"])
+    return out
+
+
+def make_icl_train(inp: Inputs) -> Path:
+    out = inp.out("icl_train")
+    cli(
+        ["icl", "train", "--K", "64", "--N", "8", "--seeds", "0,1", "--steps", "40", "--lr", "0.3", "--hidden", "16"]
+        + ["--eval-every", "10", "--eval-n", "200", "--out", out, "--quiet"]
+    )
+    return out
+
+
+def make_icl_sweep(inp: Inputs) -> Path:
+    out = inp.out("icl_sweep")
+    cli(
+        ["icl", "sweep", "--K", "16,64,inf", "--N", "4,8", "--seeds", "0,1", "--steps", "30", "--lr", "0.3"]
+        + ["--hidden", "8", "--eval-every", "10", "--eval-n", "128", "--mlp-K", "16,32", "--mlp-steps", "30"]
+        + ["--workers", "1", "--n-boot", "20", "--out", out, "--quiet"]
+    )
+    return out
+
+
 @dataclass(frozen=True)
 class ReportCase:
     kind: str  # names the screenshot: docs/img/report_<kind>.png
@@ -771,4 +802,8 @@ REPORT_CASES: list[ReportCase] = [
     ReportCase("fairness_audit", "rote fairness audit", make_fairness_audit),
     ReportCase("fairness_example", "rote fairness example", make_fairness_example),
     ReportCase("sharpness_toy", "rote sharpness toy", make_sharpness_toy),
+    ReportCase("spurious_toy", "rote spurious toy", make_spurious_toy),
+    ReportCase("spurious_demo", "rote spurious demo", make_spurious_demo),
+    ReportCase("icl_train", "rote icl train", make_icl_train),
+    ReportCase("icl_sweep", "rote icl sweep", make_icl_sweep),
 ]

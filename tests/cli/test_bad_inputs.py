@@ -53,6 +53,10 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     DDPM(2, net="mlp", net_args=dict(hidden=8, depth=2), T=20).save(d / "ddpm.pt", train=torch.randn(30, 2))
     scores = {"sample": range(8), "class": [0, 1] * 4, "memorized": [True, False] * 4, "hs_norm2_t1": np.arange(8.0)}
     pd.DataFrame(scores).to_parquet(d / "scores.parquet")
+    from rote.icl.experiment import run_sweep, sweep_grids
+
+    g, _ = sweep_grids(["8", "32"], [4], [0], steps=2, hidden=8, eval_every=2, eval_n=32, batch=8)
+    run_sweep(d / "icl_sweep", g, workers=0, quiet=True)  # a finished sweep folder for `rote icl analyze`
     return {p.stem: p for p in d.iterdir()} | {"dir": d}
 
 
@@ -77,6 +81,14 @@ VERBS: list[tuple[str, list[str], str | None]] = [
     ("sharpness mnist", ["sharpness", "mnist", "--epochs", "1", "--generations-per-class", "2", "--steps", "4"], "--guidance"),
     ("sharpness score", ["sharpness", "score", "--model", "{ddpm}", "--samples", "4", "--steps", "4"], "--samples"),
     ("sharpness eval", ["sharpness", "eval", "--scores", "{scores}"], "--group-size"),
+    ("spurious toy", ["spurious", "toy", "--n", "20", "--d", "4", "--epochs", "1"], "--temperature"),
+    ("spurious demo", ["spurious", "demo", "--dataset", "digits", "--n-train", "40", "--epochs", "1"], "--temperature"),
+    ("spurious train", ["spurious", "train", "--data", "colored-digits", "--n-train", "40", "--n-val", "40", "--n-test", "40", "--epochs", "1"], "--temperature"),
+    ("icl train", ["icl", "train", "--K", "8", "--N", "4", "--steps", "2", "--hidden", "8", "--eval-n", "32"], "--steps"),
+    ("icl sweep", ["icl", "sweep", "--K", "8", "--N", "4", "--seeds", "0", "--steps", "2", "--hidden", "8", "--eval-n", "32"], "--steps"),
+    ("icl memorize", ["icl", "memorize", "--K", "8,16", "--steps", "2", "--hidden", "8"], "--steps"),
+    ("icl analyze", ["icl", "analyze", "{icl_sweep}"], "--n-boot"),
+    ("icl demo", ["icl", "demo"], "--steps"),
     ("demo", ["demo"], "--epochs"),
 ]
 # fmt: on
