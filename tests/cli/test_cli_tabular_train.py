@@ -125,6 +125,11 @@ def test_augment_tabcutmixplus_and_quality(files, tmp_path, capsys):
     both = direct.augment(train)
     assert res["ood_rate"] == pytest.approx(ood_rate(train, both.iloc[200:], schema, seed=3).ood_rate)
     assert "clusters" in stdout and "association heat map" in (out / "report.html").read_text()
+    # the run folder holds the plots the report embeds, byte for byte
+    from rote.tabular.report import augment_plots
+
+    for name, png in augment_plots(direct).items():
+        assert (out / f"{name}.png").read_bytes() == png
 
     qout = tmp_path / "q"
     code, _, err = run(

@@ -25,8 +25,11 @@ _DEFINITIONS = (
 )
 
 
-def gap_plot(classes: list[str], series: Mapping[str, np.ndarray], title: str, ylabel: str = "gap") -> bytes:
-    """Grouped bar chart of per-class gaps: one bar series per entry of `series` ((C,) arrays, NaN = undefined)."""
+def gap_plot(
+    classes: list[str], series: Mapping[str, np.ndarray], title: str, ylabel: str = "gap", xlabel: str = "class"
+) -> bytes:
+    """Grouped bar chart: one bar series per entry of `series` ((C,) arrays, NaN = undefined) over `classes`
+    (per-class gaps, or one bar per metric with `xlabel="metric"`)."""
     fig = new_figure(8.5, 3.6)
     ax = fig.add_subplot()
     x = np.arange(len(classes))
@@ -42,7 +45,7 @@ def gap_plot(classes: list[str], series: Mapping[str, np.ndarray], title: str, y
             color=colors[i % len(colors)],
         )
     ax.set_xticks(x, classes, rotation=45 if len(classes) > 8 else 0, ha="right" if len(classes) > 8 else "center")
-    ax.set_xlabel("class")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(frameon=False, fontsize=9)
@@ -252,6 +255,7 @@ def _bound_report(result: Any, report: Report) -> bytes:
         },
         "Bias before memorization and after memorizing the concrete set",
         ylabel="metric (agg sum)",
+        xlabel="metric",
     )
     report.add_image(png, alt="Bias before and after memorizing the concrete set")
     for r in results:
@@ -303,6 +307,7 @@ def _audit_report(r: Any, report: Report) -> bytes:
         },
         "Bias of the two models",
         ylabel="metric",
+        xlabel="metric",
     )
     report.add_image(png, alt="Bias of the two models")
     return png
@@ -351,7 +356,9 @@ def _example_report(r: Any, report: Report) -> bytes:
     report.add_table(t, caption="One row per metric")
     names = [METRIC_NAMES[m] for m in t["metric"]]
     series = {c: t[c].to_numpy(float) for c in ("train_before", "train_lookup", "test_before", "test_lookup") if c in t}
-    png = gap_plot(names, series, "Bias before and after memorizing S, training and test split", ylabel="metric")
+    png = gap_plot(
+        names, series, "Bias before and after memorizing S, training and test split", ylabel="metric", xlabel="metric"
+    )
     report.add_image(png, alt="Bias before and after memorizing S")
     return png
 

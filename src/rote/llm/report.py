@@ -90,6 +90,8 @@ def rate_by_prefix_plot(
     ax.set_xlabel("prefix length (tokens)")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
+    if value == "extraction_rate":  # a rate: never below 0 (matplotlib pads an all-zero line to -0.04)
+        ax.set_ylim(0.0, max(1.0, float(np.nanmax(groups[value].to_numpy(float), initial=0.0))) * 1.02)
     if "group" in groups.columns:
         ax.legend(title=legend_title, fontsize=8)
     ax.grid(alpha=0.3)

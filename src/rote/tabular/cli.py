@@ -381,7 +381,7 @@ def tabular_augment(
     rows are; TabCutMixPlus also writes its column association matrix and clusters."""
     from rote.core.runs import RunFolder
     from rote.tabular.augment import AUGMENTERS, ood_rate
-    from rote.tabular.report import augment_report
+    from rote.tabular.report import augment_plots, augment_report
 
     if method not in AUGMENTERS:
         raise ConfigError(f"--method {method!r} is unknown; choose among {', '.join(AUGMENTERS)}")
@@ -416,6 +416,7 @@ def tabular_augment(
     if hasattr(aug, "clusters_"):
         results["clusters"] = aug.clusters_
         tables["association"] = aug.association_.reset_index(names="column")
+    plots = augment_plots(aug)  # TabCutMixPlus: association heat map and dendrogram (PNG files and in the report)
     lines = [f"{method}: {len(table):,} original rows + {len(new):,} new rows"]
     if "ood_rate" in results:
         lines.append(
@@ -433,10 +434,11 @@ def tabular_augment(
         seed=seed,
         tables=tables,
         files={"augmented.csv": both.to_csv(index=False)},
+        plots=plots,
         summary="\n".join(lines),
         quiet=quiet,
         report=lambda config: augment_report(
-            aug, ood={method: o} if o is not None else None, config=config, title=f"Augmentation: {method}"
+            aug, plots=plots, ood={method: o} if o is not None else None, config=config, title=f"Augmentation: {method}"
         ),
     )
 

@@ -388,9 +388,22 @@ def quality_table(results: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def augment_plots(augmenter: Any) -> dict[str, bytes]:
+    """PNGs of a fitted augmenter for its run folder: TabCutMixPlus's association heat map and dendrogram (none for
+    the other augmenters)."""
+    clusters = getattr(augmenter, "clusters_", None)
+    if clusters is None:
+        return {}
+    return {
+        "association": figure_to_png(association_heatmap(augmenter.association_, clusters)),
+        "dendrogram": figure_to_png(cluster_dendrogram(augmenter.association_, augmenter.cut)),
+    }
+
+
 def augment_report(
     augmenter: Any,
     *,
+    plots: Mapping[str, bytes] | None = None,
     quality: Mapping[str, Any] | None = None,
     ood: Mapping[str, Any] | None = None,
     config: Mapping[str, Any] | None = None,
@@ -399,6 +412,7 @@ def augment_report(
     """report.html (one self-contained string) for a fitted augmenter.
 
     augmenter: fitted; for TabCutMixPlus its association heat map, dendrogram and clusters are shown.
+    plots: `augment_plots(augmenter)` when the caller already made them (the run folder writes the same PNGs).
     quality: name -> QualityResult (or dict), shown as a table and grouped bars.
     ood: name -> OODResult (or a float rate), shown as a table.
     """
@@ -428,13 +442,14 @@ def augment_report(
             "categorical ones, correlation ratio η for a mixed pair; clusters: average linkage on "
             f"1 − association cut at {augmenter.cut:g}."
         )
-        report.add_figure(
-            association_heatmap(augmenter.association_, clusters),
+        pngs = dict(plots) if plots else augment_plots(augmenter)
+        report.add_image(
+            pngs["association"],
             alt="association heat map",
             caption="Columns ordered by cluster; red squares outline clusters of more than one column.",
         )
-        report.add_figure(
-            cluster_dendrogram(augmenter.association_, augmenter.cut),
+        report.add_image(
+            pngs["dendrogram"],
             alt="dendrogram",
             caption="Columns joined below the dashed line form one cluster.",
         )
