@@ -217,14 +217,22 @@ def xrm_twins(
     hi = logits[assign, rows]
     member = (1 - assign).cpu().numpy()
     dyn = y_dyn.cpu().numpy()
-    ens = lambda d: None if d is None else predict(model, d.x.to(dev)).mean(0).cpu()  # noqa: E731
-    return HeldOut(
-        method="xrm",
-        k=2,
-        flip_rate=float((y_dyn != y).float().mean()),
-        heldout_acc=float((ho.argmax(1) == y).float().mean()),
-        heldin_acc=float((hi.argmax(1) == y).float().mean()),
-        config={
+    return _result(
+        "xrm",
+        2,
+        float((y_dyn != y).float().mean()),
+        model,
+        dev,
+        y,
+        ho,
+        hi,
+        train,
+        val,
+        test,
+        member,
+        dyn,
+        state,
+        {
             "hidden": list(hidden),
             "epochs": epochs,
             "batch_size": batch_size,
@@ -234,14 +242,6 @@ def xrm_twins(
             "flip": flip,
             "seed": seed,
         },
-        train_logits=ho.cpu(),
-        heldin_logits=hi.cpu(),
-        val_logits=ens(val),
-        test_logits=ens(test),
-        member=member,
-        history=list(state.history),
-        dynamic_labels=dyn,
-        rows=_frame(train, ho, hi, member, dyn),
     )
 
 
@@ -305,14 +305,22 @@ def kfold_heldout(
     ho = logits[fold_t, rows]
     inmask = (fold_t.unsqueeze(0) != members).unsqueeze(-1).to(logits.dtype)
     hi = (logits * inmask).sum(0) / inmask.sum(0)
-    ens = lambda d: None if d is None else predict(model, d.x.to(dev)).mean(0).cpu()  # noqa: E731
-    return HeldOut(
-        method="kfold",
-        k=k,
-        flip_rate=0.0,
-        heldout_acc=float((ho.argmax(1) == y).float().mean()),
-        heldin_acc=float((hi.argmax(1) == y).float().mean()),
-        config={
+    return _result(
+        "kfold",
+        k,
+        0.0,
+        model,
+        dev,
+        y,
+        ho,
+        hi,
+        train,
+        val,
+        test,
+        fold,
+        None,
+        state,
+        {
             "hidden": list(hidden),
             "epochs": epochs,
             "batch_size": batch_size,
@@ -322,14 +330,6 @@ def kfold_heldout(
             "folds": k,
             "seed": seed,
         },
-        train_logits=ho.cpu(),
-        heldin_logits=hi.cpu(),
-        val_logits=ens(val),
-        test_logits=ens(test),
-        member=fold,
-        history=list(state.history),
-        dynamic_labels=None,
-        rows=_frame(train, ho, hi, fold, None),
     )
 
 
@@ -338,3 +338,25 @@ def select_by_flip_rate(runs: Sequence[HeldOut]) -> HeldOut:
     if not runs:
         raise ConfigError("`runs` is empty; give at least one XRM run")
     return max(runs, key=lambda r: r.flip_rate)
+
+
+def _result(method, k, flip_rate, model, dev, y, ho, hi, train, val, test, member, dyn, state, config) -> "HeldOut":
+    """The `HeldOut` of either procedure: held-out (ho) and held-in (hi) logits (n, K) on the training set, the
+    members' ensemble on validation and test, and the per-example table."""
+    ens = lambda d: None if d is None else predict(model, d.x.to(dev)).mean(0).cpu()  # noqa: E731
+    return HeldOut(
+        method=method,
+        k=k,
+        flip_rate=flip_rate,
+        heldout_acc=float((ho.argmax(1) == y).float().mean()),
+        heldin_acc=float((hi.argmax(1) == y).float().mean()),
+        config=config,
+        train_logits=ho.cpu(),
+        heldin_logits=hi.cpu(),
+        val_logits=ens(val),
+        test_logits=ens(test),
+        member=member,
+        history=list(state.history),
+        dynamic_labels=dyn,
+        rows=_frame(train, ho, hi, member, dyn),
+    )
