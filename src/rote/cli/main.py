@@ -15,10 +15,12 @@ import typer
 import rote
 from rote.core.cli import run_app
 from rote.fairness.cli import app as fairness_app
+from rote.adversarial.cli import app as adversarial_app
 from rote.icl.cli import app as icl_app
 from rote.llm.cli import app as llm_app
 from rote.sharpness.cli import app as sharpness_app
 from rote.spurious.cli import app as spurious_app
+from rote.ssl.cli import app as ssl_app
 from rote.tabular.cli import app as tabular_app
 
 app = typer.Typer(
@@ -39,6 +41,8 @@ app.add_typer(fairness_app, name="fairness")
 app.add_typer(sharpness_app, name="sharpness")
 app.add_typer(spurious_app, name="spurious")
 app.add_typer(icl_app, name="icl")
+app.add_typer(ssl_app, name="ssl")
+app.add_typer(adversarial_app, name="adversarial")
 
 
 def _version(value: bool) -> None:

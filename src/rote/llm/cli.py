@@ -612,3 +612,11 @@ def sample_texts_cmd(
     write_texts(out, texts, ids=ids, extra={"set": sets, "kind": kinds})
     if not quiet:
         print(f"{len(texts)} texts ({sets.count('famous')} famous, {sets.count('fresh')} fresh): {out}")
+
+
+# The MemHunter and probe verbs live in their own modules; they add their commands to this app.
+from rote.llm.memhunter_cli import register as _register_memhunter  # noqa: E402
+from rote.llm.probes_cli import register as _register_probes  # noqa: E402
+
+_register_memhunter(app)
+_register_probes(app)

@@ -1,0 +1,1 @@
+"""Adversarial training with de-memorization (DeMem), evaluated by membership inference."""

@@ -1,0 +1,3 @@
+"""report.html and plots for `rote adversarial` runs."""
+
+from __future__ import annotations

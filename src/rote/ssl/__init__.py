@@ -1,0 +1,1 @@
+"""Where memorization lives in self-supervised vision encoders: SSLMem, LayerMem, UnitMem, ClassMem."""
