@@ -747,6 +747,13 @@ def make_sharpness_toy(inp: Inputs) -> Path:
     return out
 
 
+def make_sharpness_grid(inp: Inputs) -> Path:
+    out = inp.out("sharpness_grid")
+    args = ["sharpness", "grid", "--seeds", "0,1", "--epochs", 2, "--generations", 60, "--steps", 5]
+    cli(args + ["--out", out, "--quiet"])
+    return out
+
+
 def make_spurious_toy(inp: Inputs) -> Path:
     out = inp.out("spurious_toy")
     cli(["spurious", "toy", "--n", "100", "--d", "50", "--epochs", "50", "--out", out, "--quiet"])
@@ -802,6 +809,7 @@ REPORT_CASES: list[ReportCase] = [
     ReportCase("fairness_audit", "rote fairness audit", make_fairness_audit),
     ReportCase("fairness_example", "rote fairness example", make_fairness_example),
     ReportCase("sharpness_toy", "rote sharpness toy", make_sharpness_toy),
+    ReportCase("sharpness_grid", "rote sharpness grid", make_sharpness_grid),
     ReportCase("spurious_toy", "rote spurious toy", make_spurious_toy),
     ReportCase("spurious_demo", "rote spurious demo", make_spurious_demo),
     ReportCase("icl_train", "rote icl train", make_icl_train),

@@ -81,6 +81,7 @@ VERBS: list[tuple[str, list[str], str | None]] = [
     ("sharpness mnist", ["sharpness", "mnist", "--epochs", "1", "--generations-per-class", "2", "--steps", "4"], "--guidance"),
     ("sharpness score", ["sharpness", "score", "--model", "{ddpm}", "--samples", "4", "--steps", "4"], "--samples"),
     ("sharpness eval", ["sharpness", "eval", "--scores", "{scores}"], "--group-size"),
+    ("sharpness grid", ["sharpness", "grid", "--seeds", "0", "--epochs", "1", "--generations", "10", "--steps", "2"], "--epochs"),
     ("spurious toy", ["spurious", "toy", "--n", "20", "--d", "4", "--epochs", "1"], "--temperature"),
     ("spurious demo", ["spurious", "demo", "--dataset", "digits", "--n-train", "40", "--epochs", "1"], "--temperature"),
     ("spurious train", ["spurious", "train", "--data", "colored-digits", "--n-train", "40", "--n-val", "40", "--n-test", "40", "--epochs", "1"], "--temperature"),

@@ -97,6 +97,24 @@ def mean_std(values: Sequence[float], ddof: int = 1) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=ddof))
 
 
+def mean_t_interval(values: Sequence[float], *, level: float = 0.95) -> Interval:
+    """Mean of replicate values (e.g. one metric over seeds) with its Student-t interval, mean ± t_{n-1} s / sqrt(n).
+    NaNs are dropped; with fewer than two values the interval is (nan, nan): one seed has no spread to report."""
+    from scipy import stats
+
+    if not 0 < level < 1:
+        raise ConfigError(f"`level` must be in (0, 1), got {level}")
+    v = np.asarray(values, dtype=float)
+    v = v[~np.isnan(v)]
+    if len(v) == 0:
+        return Interval(math.nan, math.nan, math.nan, level)
+    mean = float(v.mean())
+    if len(v) < 2:
+        return Interval(mean, math.nan, math.nan, level)
+    half = float(stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+    return Interval(mean, mean - half, mean + half, level)
+
+
 def format_mean_std(mean: float, std: float, digits: int = 2) -> str:
     """'12.34 ± 0.56' (the papers' table style); 'n/a' for NaN."""
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
@@ -303,3 +321,129 @@ def compare_groups(
         welch_t=float(t),
         welch_p=float(tp),
     )
+
+
+# ------------------------------------------------------------------------------------------- one-sided rank test, power
+
+MWU_ALTERNATIVES = ("greater", "less", "two-sided")
+
+
+def _mwu_exact_counts(m: int, n: int) -> list[int]:
+    """Number of the C(m+n, m) rankings of m x-values among n y-values (no ties) with U = u, for u = 0..m n: the
+    coefficients of the Gaussian binomial [m+n choose m]_q = prod_{i=1..m} (1 - q^(n+i)) / (1 - q^i) (exact ints)."""
+    poly = [1] + [0] * (m * n)
+    for i in range(1, m + 1):
+        for k in range(m * n, n + i - 1, -1):  # multiply by (1 - q^(n+i))
+            poly[k] -= poly[k - n - i]
+        for k in range(i, m * n + 1):  # divide by (1 - q^i): c[k] = a[k] + c[k-i]
+            poly[k] += poly[k - i]
+    return poly
+
+
+def mann_whitney_test(
+    x: Sequence[float], y: Sequence[float], *, alternative: str = "greater", method: str = "auto"
+) -> tuple[float, float]:
+    """Mann-Whitney U test of x against y: U (ties count half) and its p-value.
+
+    alternative: "greater" (H1: X is stochastically larger than Y, the one-sided test of a dataset-level
+        memorization detector), "less" or "two-sided".
+    method: "exact" (the permutation distribution of U, from the Gaussian binomial; exact without ties),
+        "asymptotic" (normal approximation with the tie-corrected variance and a 0.5 continuity correction) or
+        "auto" (exact when there are no ties and one sample has at most 8 values, else asymptotic). The same
+        conventions as `scipy.stats.mannwhitneyu`, implemented here and tested against it.
+    """
+    from scipy import stats
+
+    if alternative not in MWU_ALTERNATIVES:
+        raise ConfigError(f"`alternative` must be one of {', '.join(MWU_ALTERNATIVES)}, got {alternative!r}")
+    if method not in ("auto", "exact", "asymptotic"):
+        raise ConfigError(f"`method` must be auto, exact or asymptotic, got {method!r}")
+    xs, ys = np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()
+    if len(xs) == 0 or len(ys) == 0 or np.isnan(xs).any() or np.isnan(ys).any():
+        raise ConfigError(
+            f"a Mann-Whitney test needs values in both groups and no NaN, got {len(xs)} and {len(ys)} values"
+        )
+    m, n = len(xs), len(ys)
+    u, _ = mann_whitney_u(xs, ys)
+    _, counts = np.unique(np.r_[xs, ys], return_counts=True)
+    ties = bool((counts > 1).any())
+    if method == "auto":
+        method = "exact" if (not ties and min(m, n) <= 8) else "asymptotic"
+    if method == "exact":
+        dist = _mwu_exact_counts(m, n)
+        total = sum(dist)
+        k = int(math.floor(u + 0.5))
+        upper = sum(dist[k:]) / total  # P(U >= u)
+        lower = sum(dist[: int(math.ceil(u - 0.5)) + 1]) / total  # P(U <= u)
+        if alternative == "greater":
+            return u, float(upper)
+        if alternative == "less":
+            return u, float(lower)
+        return u, float(min(1.0, 2 * min(upper, lower)))
+    big_n = m + n
+    tie_term = float((counts.astype(float) ** 3 - counts).sum()) / (big_n * (big_n - 1))
+    sigma = math.sqrt(m * n / 12 * ((big_n + 1) - tie_term))
+    mu = m * n / 2
+    if sigma == 0:
+        return u, 1.0
+    if alternative == "greater":
+        return u, float(stats.norm.sf((u - mu - 0.5) / sigma))
+    if alternative == "less":
+        return u, float(stats.norm.sf((m * n - u - mu - 0.5) / sigma))
+    return u, float(min(1.0, 2 * stats.norm.sf((max(u, m * n - u) - mu - 0.5) / sigma)))
+
+
+def cliffs_delta_ci(x: Sequence[float], y: Sequence[float], *, level: float = 0.95) -> Interval:
+    """Cliff's delta P(X > Y) - P(X < Y) with an interval: 2 AUC - 1 of `auc_ci` (DeLong, or the conservative
+    Wilson bound at complete separation), so it stays inside [-1, 1] and has width > 0 at delta = +-1."""
+    xs, ys = np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()
+    if len(xs) < 1 or len(ys) < 1:
+        raise ConfigError(f"Cliff's delta needs values in both groups, got {len(xs)} and {len(ys)}")
+    iv = auc_ci(xs, ys, level=level)
+    return Interval(2 * iv.estimate - 1, 2 * iv.low - 1, 2 * iv.high - 1, level)
+
+
+def _check_power_args(delta: float, alpha: float) -> float:
+    if not -1 < float(delta) < 1 or delta == 0:
+        raise ConfigError(f"`delta` (Cliff's delta to detect) must be in (-1, 0) or (0, 1), got {delta}")
+    if not 0 < float(alpha) < 1:
+        raise ConfigError(f"`alpha` must be in (0, 1), got {alpha}")
+    return abs(float(delta)) / 2  # |P(X > Y) - 1/2|
+
+
+def mann_whitney_power(delta: float, n_x: int, n_y: int, *, alpha: float = 0.05, one_sided: bool = True) -> float:
+    """Approximate power of the Mann-Whitney test to detect a Cliff's delta `delta` with n_x and n_y values.
+
+    Noether (1987, JASA 82:645): the test statistic is about normal with standardized shift
+    sqrt(12 n_x n_y / (n_x + n_y)) |P(X > Y) - 1/2|, P(X > Y) = (1 + delta) / 2 (no ties), so
+    power = Phi(sqrt(12 n_x n_y / N) |delta| / 2 - z_{1-alpha}) (alpha / 2 when two-sided).
+    """
+    from scipy import stats
+
+    shift = _check_power_args(delta, alpha)
+    if int(n_x) < 1 or int(n_y) < 1:
+        raise ConfigError(f"`n_x` and `n_y` must be at least 1, got {n_x} and {n_y}")
+    z_a = stats.norm.isf(alpha if one_sided else alpha / 2)
+    return float(stats.norm.cdf(math.sqrt(12 * n_x * n_y / (n_x + n_y)) * shift - z_a))
+
+
+def mann_whitney_sample_size(
+    delta: float, *, alpha: float = 0.05, power: float = 0.8, ratio: float = 1.0, one_sided: bool = True
+) -> tuple[int, int]:
+    """Smallest (n_x, n_y), n_y = ceil(ratio n_x), for which `mann_whitney_power` reaches `power` (Noether 1987:
+    N = (z_{1-alpha} + z_{power})^2 / (12 c (1 - c) (delta / 2)^2), c = n_x / N). E.g. delta 0.5, alpha 0.05
+    one-sided, power 0.8, equal groups: N = 32.97, so (17, 17)."""
+    from scipy import stats
+
+    shift = _check_power_args(delta, alpha)
+    if not 0 < float(power) < 1:
+        raise ConfigError(f"`power` must be in (0, 1), got {power}")
+    if not float(ratio) > 0:
+        raise ConfigError(f"`ratio` (n_y / n_x) must be > 0, got {ratio}")
+    z_a = stats.norm.isf(alpha if one_sided else alpha / 2)
+    c = 1 / (1 + ratio)
+    total = (z_a + stats.norm.ppf(power)) ** 2 / (12 * c * (1 - c) * shift**2)
+    n_x = max(1, math.ceil(total * c - 1e-9))
+    while mann_whitney_power(delta, n_x, math.ceil(ratio * n_x), alpha=alpha, one_sided=one_sided) < power:
+        n_x += 1  # rounding n_y up and down can leave the formula's N a hair short
+    return n_x, max(1, math.ceil(ratio * n_x - 1e-9))

@@ -291,3 +291,67 @@ def eval_cmd(
     result = evaluate(frame, spectra, paper_statistic=paper_statistic, group_size=group_size, label=label, seed=seed)
     options = dict(scores=str(scores), paper_statistic=paper_statistic, group_size=group_size, label=label, seed=seed)
     return _finish(run, result, "rote sharpness eval", options, {"scores": path}, "Sharpness detection", quiet)
+
+
+@app.command("grid")
+def grid_cmd(
+    out: Path = _OUT,
+    setup: str = typer.Option("toy", "--setup", help="toy or mnist."),
+    seeds: list[str] = typer.Option(["0,1,2"], "--seeds", help="Seeds (an axis), e.g. 0,1,2,3,4."),
+    second_order_weight: Optional[list[str]] = typer.Option(
+        None, "--second-order-weight", help="Second-order DSM weights (an axis), e.g. 0,0.5; default the preset's."
+    ),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs (default: the setup's preset)."),
+    generations: Optional[int] = typer.Option(
+        None, "--generations", help="Toy: samples; MNIST: samples per class (default: the preset's)."
+    ),
+    steps: Optional[int] = typer.Option(None, "--steps", help="DDIM sampling steps (default: the preset's)."),
+    device: str = _DEVICE,
+    workers: int = typer.Option(1, "--workers", help="Grid points run in parallel (local processes)."),
+    ray: Optional[str] = typer.Option(None, "--ray", help="'local' or a Ray cluster address: points as Ray tasks."),
+    force: bool = _FORCE,
+    quiet: bool = _QUIET,
+) -> int:
+    """The toy or MNIST setup over seeds (and second-order DSM weights) through rote.sweep: each point trains,
+    generates and scores; the summary gives each statistic's mean AUC with a t-interval over seeds. Rerunning the
+    same command resumes an interrupted grid without recomputing finished points."""
+    from rote.core.runs import RunFolder
+    from rote.sharpness.grid import run_sharpness_grid
+    from rote.sharpness.report import grid_outputs
+    from rote.sweep import axis_values
+
+    if setup not in ("toy", "mnist"):
+        raise ConfigError(f"`setup` must be toy or mnist, got {setup!r}")
+    if workers < 1:
+        raise ConfigError(f"`workers` must be at least 1, got {workers}")
+    seed_list = axis_values(seeds, int, "seeds")
+    weights = axis_values(second_order_weight, float, "second_order_weight") or None
+    fixed: dict[str, Any] = {"device": device}
+    for name, value, low in (("epochs", epochs, 1), ("steps", steps, 1), ("generations", generations, 1)):
+        if value is not None and value < low:
+            raise ConfigError(f"`{name}` must be >= {low}, got {value}")
+    if epochs is not None:
+        fixed["epochs"] = epochs
+    if steps is not None:
+        fixed["n_steps"] = steps
+    if generations is not None:
+        fixed["n_generations" if setup == "toy" else "generations_per_class"] = generations
+    from rote.core.device import resolve_device
+
+    resolve_device(device)
+    run = RunFolder(out, force=force)
+    options = dict(setup=setup, seeds=seed_list, second_order_weight=weights, fixed=fixed, workers=workers, ray=ray)
+    run.write_config("rote sharpness grid", options)  # before the grid: an interrupted grid records how it started
+    result, sweep = run_sharpness_grid(
+        out, setup, seed_list, second_order_weights=weights, fixed=fixed, workers=workers, ray=ray, quiet=quiet
+    )
+    status, reason = sweep.exit_status()
+    return run.finish(
+        result,
+        command="rote sharpness grid",
+        options=options,
+        quiet=quiet,
+        status=status,
+        reason=reason,
+        **grid_outputs(result, title=f"Sharpness over seeds: {setup}"),
+    )

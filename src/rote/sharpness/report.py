@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.patches import Patch
 
 from rote.core.privacy import roc_curve
 from rote.report.html import Report
@@ -151,3 +152,107 @@ def sharpness_outputs(result: SharpnessResult, *, title: str, subtitle: str = ""
         return report.render()
 
     return {"plots": {"roc": roc, "spectra": spec}, "tables": {"detection": table}, "report": render}
+
+
+# ---------------------------------------------------------------------------------------------- grids
+
+
+def grid_table(result: Any) -> pd.DataFrame:
+    """One row per (setting, statistic): mean AUC and TPR at 1% FPR over seeds with their t-intervals."""
+    rows = []
+    for setting, stats in result.detection.items():
+        for name, v in stats.items():
+            a, t = v["auc"], v["tpr_at_1pct_fpr"]
+            rows.append(
+                {
+                    "setting": setting,
+                    "statistic": name + (" (paper)" if name == result.paper_statistic else ""),
+                    "seeds": v["n_seeds"],
+                    "auc": a["estimate"],
+                    "auc_low": a["low"],
+                    "auc_high": a["high"],
+                    "tpr_at_1pct_fpr": t["estimate"],
+                    "tpr_low": t["low"],
+                    "tpr_high": t["high"],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def grid_plot(result: Any, top: int = 8) -> bytes:
+    """AUC per seed (dots) and mean with t-interval (bar) of the `top` statistics by mean AUC, per setting."""
+    table = grid_table(result)
+    fig = new_figure(8.5, 4.2)
+    ax = fig.add_subplot()
+    settings = list(result.detection)
+    first = table[table.setting == settings[0]].sort_values("auc", ascending=False)
+    names = [s.replace(" (paper)", "") for s in first.statistic.head(top)]
+    if result.paper_statistic and result.paper_statistic not in names:
+        names[-1:] = [result.paper_statistic]
+    width = 0.8 / max(len(settings), 1)
+    colors = [COLOR_KEPT, COLOR_MEMORIZED, "#6a994e", "#777777"]
+    for j, setting in enumerate(settings):
+        per = result.per_seed
+        if setting != "default":
+            per = per[np.isclose(per.second_order_weight.astype(float), float(setting.split("=", 1)[1]))]
+        for i, name in enumerate(names):
+            x = i + (j - (len(settings) - 1) / 2) * width
+            v = result.detection[setting].get(name)
+            if v is None:
+                continue
+            a = v["auc"]
+            lo = a["low"] if a["low"] is not None and np.isfinite(a["low"]) else a["estimate"]
+            hi = a["high"] if a["high"] is not None and np.isfinite(a["high"]) else a["estimate"]
+            ax.bar(x, a["estimate"], width * 0.9, color=colors[j % len(colors)], alpha=0.35, label=None)
+            ax.errorbar(x, a["estimate"], yerr=[[a["estimate"] - lo], [hi - a["estimate"]]], color="black", capsize=3)
+            vals = per.loc[per.statistic == name, "auc"].to_numpy(float)
+            ax.scatter(np.full(len(vals), x), vals, s=12, color=colors[j % len(colors)], zorder=3)
+    ax.axhline(0.5, color="#999999", lw=0.8, ls="--")
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels([n + (" *" if n == result.paper_statistic else "") for n in names], rotation=30, ha="right")
+    ax.set_ylabel("AUC (memorized vs not)")
+    ax.set_ylim(0, 1.02)
+    handles = [Patch(color=colors[j % len(colors)], alpha=0.6, label=s) for j, s in enumerate(settings)]
+    ax.legend(handles=handles, frameon=False, fontsize=8)
+    ax.set_title("Detection AUC per seed (dots), mean and 95% t-interval over seeds; * the paper's statistic")
+    return figure_to_png(fig)
+
+
+def grid_outputs(result: Any, *, title: str) -> dict[str, Any]:
+    """`plots` (auc per seed), `tables` (detection over seeds) and the `report` builder for `RunFolder.finish`."""
+    table = grid_table(result)
+    plot = grid_plot(result)
+    report = Report(title, subtitle=f"{result.setup}: {len(result.seeds)} seed(s)")
+    first = next(iter(result.detection.values()), {})
+    paper = first.get(result.paper_statistic, {}).get("auc", {})
+    report.add_summary(
+        {
+            "setup": result.setup,
+            "seeds": ", ".join(map(str, result.seeds)),
+            "settings": ", ".join(result.settings),
+            "paper statistic": result.paper_statistic,
+            "its mean AUC": paper.get("estimate"),
+            "95% t-interval over seeds": (
+                f"[{paper['low']:.3f}, {paper['high']:.3f}]"
+                if paper.get("low") is not None and np.isfinite(paper["low"])
+                else "one seed: no interval"
+            ),
+            "failed points": result.n_failed,
+        }
+    )
+    report.add_heading("What is measured")
+    report.add_text(
+        _WHAT + " Each seed retrains the model and regenerates; the interval is over seeds (Student t), so it "
+        "includes the variation from training, unlike the per-run bootstrap over generations."
+    )
+    report.add_heading("Detection over seeds")
+    report.add_image(plot, alt="AUC of each statistic per seed with the mean and its interval")
+    report.add_table(table, caption="Mean over seeds and 95% Student-t interval (empty with one seed)")
+    report.add_heading("Grid points")
+    report.add_table(result.points, caption="One row per grid point (status, seconds, counts)", max_rows=100)
+
+    def render(config: Mapping[str, Any]) -> str:
+        report.add_config(config)
+        return report.render()
+
+    return {"plots": {"grid_auc": plot}, "tables": {"detection": table}, "report": render}

@@ -1,0 +1,73 @@
+"""`rote sharpness grid`: the toy over seeds through rote.sweep, summarized per statistic over seeds."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats as sst
+
+from rote.sharpness.experiment import run_toy
+from rote.sharpness.grid import build_grid, run_sharpness_grid
+from rote_testing import run
+
+TINY = {"epochs": 2, "n_generations": 60, "n_steps": 5}
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    out = tmp_path_factory.mktemp("grid")
+    result, sweep = run_sharpness_grid(out, "toy", [0, 1, 2], fixed=TINY, workers=0, quiet=True)
+    return out, result, sweep
+
+
+def test_each_point_is_the_single_run_with_that_seed(grid):
+    _, result, _ = grid
+    direct, _ = run_toy(seed=1, **TINY)
+    per = result.per_seed[result.per_seed.seed == 1].set_index("statistic")
+    for name, v in direct.detection.items():
+        assert per.loc[name, "auc"] == pytest.approx(v["auc"], nan_ok=True)
+        assert per.loc[name, "tpr_at_1pct_fpr"] == pytest.approx(v["tpr_at_1pct_fpr"], nan_ok=True)
+
+
+def test_mean_and_t_interval_over_seeds_by_hand(grid):
+    _, result, _ = grid
+    name = "neg_trace_t499"
+    v = result.per_seed.loc[result.per_seed.statistic == name, "auc"].dropna().to_numpy(float)
+    assert len(v) == 3
+    got = result.detection["default"][name]["auc"]
+    assert got["estimate"] == pytest.approx(v.mean())
+    lo, hi = sst.t.interval(0.95, len(v) - 1, loc=v.mean(), scale=sst.sem(v))
+    assert got["low"] == pytest.approx(max(lo, 0.0)) and got["high"] == pytest.approx(min(hi, 1.0))
+    assert result.detection["default"][name]["n_seeds"] == 3
+
+
+def test_rerun_reuses_finished_points(grid):
+    out, result, _ = grid
+    again, sweep = run_sharpness_grid(out, "toy", [0, 1, 2], fixed=TINY, workers=0, quiet=True)
+    assert sweep.n_reused == 3
+    assert again.detection == result.detection
+
+
+def test_second_order_weight_is_an_axis_and_bad_values_are_refused():
+    g = build_grid("toy", [0, 1], [0.0, 0.5], {})
+    assert len(list(g.points())) == 4
+    from rote.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="`second_order_weight`"):
+        build_grid("toy", [0], [-1.0], {})
+    with pytest.raises(ConfigError, match="`setup`"):
+        build_grid("faces", [0], None, {})
+
+
+def test_cli_writes_results_and_report(tmp_path, capsys):
+    out = tmp_path / "g"
+    args = ["sharpness", "grid", "--setup", "toy", "--seeds", "0,1", "--epochs", "2", "--generations", "60"]
+    code, _, err = run(args + ["--steps", "5", "--workers", "1", "--out", str(out), "--quiet"], capsys)
+    assert code == 0, err
+    res = json.loads((out / "results.json").read_text())
+    assert res["seeds"] == [0, 1] and res["paper_statistic"] == "hs_norm2_t1"
+    assert set(res["detection"]["default"]) >= {"hs_norm2_t1", "neg_trace_t499"}
+    assert (out / "report.html").is_file() and (out / "grid_auc.png").is_file()
+    assert np.isfinite(res["detection"]["default"]["neg_trace_t499"]["auc"]["estimate"])
