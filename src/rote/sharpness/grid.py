@@ -38,6 +38,8 @@ def grid_point(params: dict[str, Any], work_dir: Path) -> dict[str, Any]:
         row = {"statistic": name, "auc": v["auc"], "tpr_at_1pct_fpr": v["tpr_at_1pct_fpr"]}
         if result.detection_groups:
             row["auc_grouped"] = result.detection_groups.get(name, {}).get("auc")
+        if result.detection_by_mode:
+            row["auc_vs_mode"] = result.detection_by_mode.get(name, {}).get("auc")
         rows.append(row)
     return {
         "n_generations": result.n_generations,
@@ -53,8 +55,9 @@ class SharpnessGrid(Result):
     """What `rote sharpness grid` reports.
 
     detection: {setting: {statistic: {"auc": {estimate, low, high, level}, "tpr_at_1pct_fpr": {...}, "n_seeds"}}}:
-        mean over seeds with a 95% Student-t interval (low/high are NaN, written null, with one seed). A setting is
-        "second_order_weight=<w>".
+        mean over seeds with a 95% Student-t interval (low/high are NaN, written null, with one seed); also
+        "auc_grouped" (MNIST: n generations per class prompt) and "auc_vs_mode" (toy: against "the nearest training
+        point is the duplicated mode"). A setting is "second_order_weight=<w>", or "default".
     paper_statistic: the column of the paper's statistic (or its stand-in for the unconditional toy).
     per_seed: one row per (setting, seed, statistic): auc, tpr_at_1pct_fpr (auc_grouped for MNIST).
     points: the sweep's table (one row per grid point: status, seconds, counts).
@@ -131,6 +134,7 @@ def summarize(setup: str, sweep: Any) -> SharpnessGrid:
             name: {
                 "auc": _bounded(gs["auc"]),
                 "tpr_at_1pct_fpr": _bounded(gs["tpr_at_1pct_fpr"]),
+                **{k: _bounded(gs[k]) for k in ("auc_grouped", "auc_vs_mode") if k in gs and gs[k].notna().any()},
                 "n_seeds": int(gs["auc"].notna().sum()),
             }
             for name, gs in g.groupby("statistic", sort=False)

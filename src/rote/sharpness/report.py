@@ -174,6 +174,12 @@ def grid_table(result: Any) -> pd.DataFrame:
                     "tpr_at_1pct_fpr": t["estimate"],
                     "tpr_low": t["low"],
                     "tpr_high": t["high"],
+                    **{
+                        f"{k}{suffix}": v[k][key]
+                        for k in ("auc_grouped", "auc_vs_mode")
+                        if k in v
+                        for suffix, key in (("", "estimate"), ("_low", "low"), ("_high", "high"))
+                    },
                 }
             )
     return pd.DataFrame(rows)
