@@ -248,7 +248,359 @@ def logit_confidence(prob_true_class: Any, eps: float = 1e-12) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
+# ------------------------------------------------------------------------------- attacks on classifier outputs
+# Each takes per-example model outputs as arrays and returns (n,) scores, higher = more likely a member.
+
+
+def _probs_labels(probs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    p = np.asarray(probs, dtype=np.float64)
+    y = np.asarray(labels).ravel()
+    if p.ndim != 2:
+        raise ConfigError(f"`probs` must be (n, n_classes) class probabilities, got shape {p.shape}")
+    if len(y) != len(p):
+        raise ConfigError(f"`labels` has {len(y)} entries for {len(p)} rows of `probs`; pass one label per row")
+    if len(y) and (y.min() < 0 or y.max() >= p.shape[1] or not np.issubdtype(y.dtype, np.integer)):
+        raise ConfigError(
+            f"`labels` must be whole numbers in [0, {p.shape[1]}) to index the {p.shape[1]} columns of `probs`; "
+            f"got values from {y.min()} to {y.max()} (do the label spaces of data and model match?)"
+        )
+    return p, y.astype(np.int64)
+
+
+def balanced_accuracy(scores: Any, labels: Any, threshold: float | None = None) -> float:
+    """Balanced accuracy (TPR + TNR) / 2 of the attack "member iff score >= threshold". With `threshold=None`, the
+    best over all thresholds, which equals (1 + attacker advantage) / 2 (what LiRA and ML Privacy Meter report)."""
+    s, y, _ = _check(scores, labels)
+    if y.all() or not y.any():
+        raise ConfigError("balanced accuracy needs both members and non-members")
+    if threshold is None:
+        return 0.5 * (1.0 + attacker_advantage(s, y))
+    pred = s >= threshold
+    return float(0.5 * (pred[y].mean() + (~pred[~y]).mean()))
+
+
+def loss_attack_score(probs: Any, labels: Any, eps: float = 1e-12) -> np.ndarray:
+    """Yeom et al.'s loss attack: minus the cross-entropy of the true class. probs: (n, k); labels: (n,) ints."""
+    p, y = _probs_labels(probs, labels)
+    return np.log(np.clip(p[np.arange(len(y)), y], eps, 1.0))
+
+
+def confidence_score(probs: Any, labels: Any | None = None) -> np.ndarray:
+    """Confidence attack: the true-class probability, or the top probability when `labels` is None."""
+    p = np.asarray(probs, dtype=np.float64)
+    if labels is None:
+        if p.ndim != 2:
+            raise ConfigError(f"`probs` must be (n, n_classes) class probabilities, got shape {p.shape}")
+        return p.max(axis=1)
+    p, y = _probs_labels(p, labels)
+    return p[np.arange(len(y)), y]
+
+
+def entropy_score(probs: Any, labels: Any | None = None, eps: float = 1e-12) -> np.ndarray:
+    """Entropy attacks: minus the Shannon entropy of the prediction (labels None), or with `labels` minus Song &
+    Mittal's (2021) modified entropy  -(1 - p_y) log p_y - sum_{j != y} p_j log(1 - p_j), which, unlike the plain
+    entropy, is large for a confident wrong prediction."""
+    p = np.clip(np.asarray(probs, dtype=np.float64), eps, 1 - eps)
+    if labels is None:
+        if p.ndim != 2:
+            raise ConfigError(f"`probs` must be (n, n_classes) class probabilities, got shape {p.shape}")
+        return (p * np.log(p)).sum(axis=1)
+    p, y = _probs_labels(p, labels)
+    rows = np.arange(len(y))
+    py = p[rows, y]
+    other = p * np.log1p(-p)
+    other[rows, y] = 0.0
+    mentr = -(1 - py) * np.log(py) - other.sum(axis=1)
+    return -mentr
+
+
+def lira_statistic(logits: Any, labels: Any) -> np.ndarray:
+    """LiRA's statistic from logits, computed stably: log(p_y / (1 - p_y)) = z_y - logsumexp_{j != y} z_j.
+
+    logits: (..., n, k) float; labels: (n,) ints (broadcast over leading axes such as models or augmentations).
+    Returns (..., n) float64."""
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels).ravel().astype(np.int64)
+    if z.ndim < 2 or z.shape[-2] != len(y):
+        raise ConfigError(f"`logits` must be (..., {len(y)}, n_classes) for {len(y)} labels, got shape {z.shape}")
+    if len(y) and (y.min() < 0 or y.max() >= z.shape[-1]):
+        raise ConfigError(
+            f"`labels` must be in [0, {z.shape[-1]}) for logits with {z.shape[-1]} classes; got values from "
+            f"{y.min()} to {y.max()} (do the label spaces of data and model match?)"
+        )
+    idx = np.broadcast_to(y[:, None], z.shape[:-1] + (1,))
+    zy = np.take_along_axis(z, idx, axis=-1)[..., 0]
+    rest = z.copy()
+    np.put_along_axis(rest, idx, -np.inf, axis=-1)
+    m = rest.max(axis=-1, keepdims=True)
+    lse = (m + np.log(np.exp(rest - m).sum(axis=-1, keepdims=True)))[..., 0]
+    return zy - lse
+
+
+@dataclasses.dataclass(frozen=True)
+class LiraScores:
+    """LiRA scores of n candidate examples.
+
+    scores: (n,) float, higher = member; NaN where the example was excluded.
+    included: (n,) bool; n_in / n_out: (n,) ints, the shadow models that did / did not train on each example.
+    n_excluded: examples with fewer than `min_models` IN (online) or OUT shadow models. message: why, or "".
+    """
+
+    scores: np.ndarray
+    included: np.ndarray
+    n_in: np.ndarray
+    n_out: np.ndarray
+    n_excluded: int
+    message: str
+
+
+def _gauss_logpdf(x: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    return -0.5 * ((x - mu) / sd) ** 2 - np.log(sd) - 0.5 * np.log(2 * np.pi)
+
+
+def lira_score_one(
+    target: Any,
+    in_stats: Any,
+    out_stats: Any,
+    *,
+    online: bool = True,
+    sd_in: float | None = None,
+    sd_out: float | None = None,
+    eps: float = 1e-6,
+) -> float:
+    """LiRA score of ONE example, written as the paper states it (the per-example oracle of `lira_scores`).
+
+    target: (A,) statistic of the example under the target model, one per query augmentation.
+    in_stats: (k_in, A) under shadow models that trained on it; out_stats: (k_out, A) under those that did not.
+    online: mean over augmentations of log N(t; mu_in, sd_in) - log N(t; mu_out, sd_out); offline: mean over
+    augmentations of log P(Z <= t), Z ~ N(mu_out, sd_out). sd_in / sd_out: fixed (global) standard deviations;
+    None = the example's own (population std, ddof 0, at least `eps`).
+    """
+    from scipy import stats as sst
+
+    t = np.asarray(target, dtype=np.float64).ravel()
+    out = np.asarray(out_stats, dtype=np.float64).reshape(-1, len(t))
+    mu_out = out.mean(axis=0)
+    s_out = np.maximum(out.std(axis=0) if sd_out is None else np.full(len(t), sd_out), eps)
+    if not online:
+        return float(np.mean(sst.norm.logcdf(t, loc=mu_out, scale=s_out)))
+    inn = np.asarray(in_stats, dtype=np.float64).reshape(-1, len(t))
+    mu_in = inn.mean(axis=0)
+    s_in = np.maximum(inn.std(axis=0) if sd_in is None else np.full(len(t), sd_in), eps)
+    return float(np.mean(sst.norm.logpdf(t, mu_in, s_in) - sst.norm.logpdf(t, mu_out, s_out)))
+
+
+def lira_scores(
+    target_stats: Any,
+    shadow_stats: Any,
+    shadow_in: Any,
+    *,
+    online: bool = True,
+    fix_variance: bool = False,
+    min_models: int = 2,
+    eps: float = 1e-6,
+    shadow_used: Any = None,
+) -> LiraScores:
+    """LiRA (Carlini et al., S&P 2022), vectorized over examples, shadow models and query augmentations.
+
+    target_stats: (n, A) or (n,) statistic (`lira_statistic`, the logit-scaled confidence) of each example under
+        the target model, for A query augmentations (e.g. the image and its flip).
+    shadow_stats: (m, n, A) or (m, n) the same under m shadow models; shadow_in: (m, n) bool, True where shadow
+        model j trained on example i.
+    online: Gaussians fitted to IN and OUT statistics, score = mean over augmentations of the log likelihood
+        ratio; offline: only OUT statistics, score = mean over augmentations of log P(Z <= t), Z ~ N(mu_out,
+        sd_out) (one-sided: a member's statistic is higher).
+    fix_variance: one standard deviation for all examples (per augmentation; for IN and OUT separately): the
+        pooled within-example std, the paper's advice when there are few shadow models. Carlini et al.'s code pools
+        the raw statistics (between-example spread included); the within-example spread is the quantity the
+        per-example fit estimates, so rote pools that.
+    min_models: examples with fewer IN (online only) or OUT shadow models than this are excluded: their score is
+        NaN, `included` False, and `message` counts them. Without `fix_variance` it must be >= 2 (a std needs two).
+    shadow_used: optional (m, n) bool, False where shadow model j must be left out of example i's fits.
+    """
+    t = np.asarray(target_stats, dtype=np.float64)
+    s = np.asarray(shadow_stats, dtype=np.float64)
+    mask = np.asarray(shadow_in)
+    if t.ndim == 1:
+        t = t[:, None]
+    if s.ndim == 2:
+        s = s[:, :, None]
+    if t.ndim != 2 or s.ndim != 3 or s.shape[1:] != t.shape:
+        raise ConfigError(
+            f"`shadow_stats` must be (m, n, A) with (n, A) = {t.shape} the shape of `target_stats`; got {s.shape}"
+        )
+    if mask.shape != s.shape[:2] or mask.dtype != bool:
+        raise ConfigError(f"`shadow_in` must be a boolean (m, n) = {s.shape[:2]} array; got {mask.dtype} {mask.shape}")
+    if not np.isfinite(t).all() or not np.isfinite(s).all():
+        raise ConfigError("`target_stats` and `shadow_stats` must be finite (use `lira_statistic` on logits)")
+    lowest = 1 if fix_variance else 2
+    if not isinstance(min_models, (int, np.integer)) or min_models < lowest:
+        raise ConfigError(
+            f"`min_models` must be a whole number >= {lowest} ({'a std needs two models' if lowest == 2 else ''}"
+            f"{'one model per side' if lowest == 1 else ''}); got {min_models!r}"
+        )
+    used = np.ones(mask.shape, bool) if shadow_used is None else np.asarray(shadow_used, bool)
+    if used.shape != mask.shape:
+        raise ConfigError(f"`shadow_used` must be a boolean {mask.shape} array like `shadow_in`; got {used.shape}")
+    w_in = (mask & used)[:, :, None].astype(np.float64)  # (m, n, 1)
+    w_out = (~mask & used)[:, :, None].astype(np.float64)
+    n_in, n_out = (mask & used).sum(axis=0), (~mask & used).sum(axis=0)  # (n,)
+
+    def fit(w: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        kk = np.maximum(k, 1)[:, None]
+        mu = (w * s).sum(axis=0) / kk  # (n, A)
+        var = (w * (s - mu) ** 2).sum(axis=0) / kk
+        return mu, var, kk
+
+    mu_out, var_out, k_out = fit(w_out, n_out)
+    ok = n_out >= min_models
+    if online:
+        mu_in, var_in, k_in = fit(w_in, n_in)
+        ok &= n_in >= min_models
+    if fix_variance:
+        # pooled within-example variance over included examples, per augmentation
+        sd_out = np.sqrt((var_out[ok] * k_out[ok]).sum(axis=0) / max(k_out[ok].sum(), 1))[None, :]
+        if online:
+            sd_in = np.sqrt((var_in[ok] * k_in[ok]).sum(axis=0) / max(k_in[ok].sum(), 1))[None, :]
+    else:
+        sd_out = np.sqrt(var_out)
+        if online:
+            sd_in = np.sqrt(var_in)
+    sd_out = np.maximum(sd_out, eps)
+    if online:
+        sd_in = np.maximum(sd_in, eps)
+        per_aug = _gauss_logpdf(t, mu_in, sd_in) - _gauss_logpdf(t, mu_out, sd_out)
+    else:
+        from scipy import stats as sst
+
+        per_aug = sst.norm.logcdf(t, loc=mu_out, scale=sd_out)
+    scores = np.where(ok, per_aug.mean(axis=1), np.nan)
+    n_bad = int((~ok).sum())
+    message = ""
+    if n_bad:
+        side = "IN or OUT" if online else "OUT"
+        message = (
+            f"{n_bad} of {len(ok)} examples have fewer than {min_models} {side} shadow models and were excluded; "
+            "train more shadow models or lower `min_models`"
+        )
+    return LiraScores(scores, ok, n_in, n_out, n_bad, message)
+
+
+def lira_leave_one_out(
+    stats: Any,
+    in_mask: Any,
+    *,
+    online: bool = True,
+    fix_variance: bool = False,
+    min_models: int = 2,
+    balance: bool = True,
+) -> tuple[np.ndarray, np.ndarray, int, str]:
+    """Carlini et al.'s evaluation: each of m models in turn is the target and the other m - 1 its shadow models.
+
+    stats: (m, n, A) LiRA statistics of n examples under m models; in_mask: (m, n) bool, which models trained on
+    which example. balance (online): per (target, example), use as many IN as OUT shadow models (the first ones in
+    model order). With few models and a design where every example is IN exactly half of them, leaving the target
+    out leaves one more OUT than IN shadow for members and the reverse for non-members; the side fitted from fewer
+    models lies farther from a fresh statistic on average, which alone pushes the AUC below 0.5 (for 8 models and
+    no signal, to about 0.47); equal counts remove that bias.
+    Returns (scores, labels, n_excluded, message): scores and 0/1 labels of the included (target, example) pairs,
+    pooled over targets (1-d), the number of excluded pairs and a message about them.
+    """
+    s = np.asarray(stats, dtype=np.float64)
+    mask = np.asarray(in_mask)
+    if s.ndim == 2:
+        s = s[:, :, None]
+    if s.ndim != 3 or mask.shape != s.shape[:2] or mask.dtype != bool:
+        raise ConfigError(
+            f"`stats` must be (m, n, A) and `in_mask` a boolean (m, n) array; got {s.shape} and {mask.shape}"
+        )
+    if s.shape[0] < 3:
+        raise ConfigError(f"leave-one-out LiRA needs at least 3 models (a target and 2 shadows); got {s.shape[0]}")
+    scores, labels, bad = [], [], 0
+    for k in range(s.shape[0]):
+        rest = np.arange(s.shape[0]) != k
+        used = None
+        if balance and online:
+            m_in = mask[rest]
+            keep = np.minimum(m_in.sum(0), (~m_in).sum(0))  # (n,)
+            used = (m_in & (np.cumsum(m_in, 0) <= keep)) | (~m_in & (np.cumsum(~m_in, 0) <= keep))
+        r = lira_scores(
+            s[k],
+            s[rest],
+            mask[rest],
+            online=online,
+            fix_variance=fix_variance,
+            min_models=min_models,
+            shadow_used=used,
+        )
+        scores.append(r.scores[r.included])
+        labels.append(mask[k][r.included].astype(np.int64))
+        bad += r.n_excluded
+    message = ""
+    if bad:
+        message = (
+            f"{bad} of {s.shape[0] * s.shape[1]} (target, example) pairs had too few IN/OUT shadow models "
+            f"(< {min_models}) and were excluded; train more models or lower `min_models`"
+        )
+    return np.concatenate(scores), np.concatenate(labels), bad, message
+
+
+def rmia_scores(
+    target_probs: Any,
+    ref_probs: Any,
+    pop_target_probs: Any,
+    pop_ref_probs: Any,
+    *,
+    gamma: float = 1.0,
+    offline_a: float | None = None,
+) -> np.ndarray:
+    """RMIA (Zarifzadeh et al., ICML 2024): the share of population examples z that x dominates,
+    score(x) = mean_z [ LR(x, z) >= gamma ],  LR(x, z) = (p(x | target) / p(x)) / (p(z | target) / p(z)),
+    with p(.) the mean true-class probability over reference models.
+
+    target_probs: (n,) true-class probability of each candidate under the target; ref_probs: (r, n) under r
+    reference models (online: half IN, half OUT on average; offline: all OUT). pop_target_probs: (z,) and
+    pop_ref_probs: (r, z) the same for population examples (non-members of every model). offline_a: with OUT-only
+    references, p(x) = ((1 + a) p_out(x) + (1 - a)) / 2 approximates the mean over IN and OUT models (the paper's
+    offline rule; a is tuned per dataset). Sorted counting: O((n + z) log z). Returns (n,) in [0, 1].
+    """
+    if not gamma > 0:
+        raise ConfigError(f"`gamma` must be > 0, got {gamma}")
+    if offline_a is not None and not 0 <= offline_a <= 1:
+        raise ConfigError(f"`offline_a` must be in [0, 1], got {offline_a}")
+    px = np.asarray(target_probs, np.float64).ravel()
+    pz = np.asarray(pop_target_probs, np.float64).ravel()
+    rx = np.asarray(ref_probs, np.float64)
+    rz = np.asarray(pop_ref_probs, np.float64)
+    if rx.ndim != 2 or rx.shape[1] != len(px) or rz.ndim != 2 or rz.shape != (rx.shape[0], len(pz)):
+        raise ConfigError(
+            f"`ref_probs` must be (r, {len(px)}) and `pop_ref_probs` (r, {len(pz)}); got {rx.shape} and {rz.shape}"
+        )
+    if len(pz) == 0:
+        raise ConfigError("RMIA needs at least one population example (`pop_target_probs` is empty)")
+
+    def marginal(r: np.ndarray) -> np.ndarray:
+        m = r.mean(axis=0)
+        return m if offline_a is None else 0.5 * ((1 + offline_a) * m + (1 - offline_a))
+
+    tiny = 1e-30
+    ratio_x = px / np.maximum(marginal(rx), tiny)
+    ratio_z = np.sort(pz / np.maximum(marginal(rz), tiny))
+    # LR(x, z) >= gamma  <=>  ratio_z <= ratio_x / gamma
+    return np.searchsorted(ratio_z, ratio_x / gamma, side="right") / len(ratio_z)
+
+
 __all__ = [
+    "LiraScores",
+    "balanced_accuracy",
+    "loss_attack_score",
+    "confidence_score",
+    "entropy_score",
+    "lira_statistic",
+    "lira_score_one",
+    "lira_scores",
+    "lira_leave_one_out",
+    "rmia_scores",
     "MembershipMetrics",
     "attacker_advantage",
     "roc_auc",

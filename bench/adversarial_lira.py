@@ -1,0 +1,150 @@
+"""Speed of rote's vectorized LiRA and of shadow models trained in parallel processes, each against its baseline in
+the same run.
+
+Run:  python bench/adversarial_lira.py            (a few minutes on 2 busy cores)
+      python bench/adversarial_lira.py --quick    (smoke run, under a minute)
+
+What is timed (CPU, best of `--repeat` runs):
+- LiRA: `rote.core.privacy.lira_scores` (online and offline, per-example Gaussian fits as masked sums over all
+  examples, shadow models and augmentations at once) against a Python loop over examples calling
+  `rote.core.privacy.lira_score_one` (the paper's formula for one example, the test oracle), on synthetic
+  statistics of n examples x m shadow models x A augmentations. Both are checked to agree to 1e-9.
+- shadow models: `rote.adversarial.shadow.train_models` training m small CNNs (PGD-AT, Fashion-MNIST or digits)
+  in `--workers` worker processes with one torch thread each, against the same grid with workers=0 (one after
+  another in this process, one torch thread). On 2 cores the best possible ratio is 2x.
+
+Prints a markdown table (case, baseline s, rote s, ratio, command) and writes bench/out/adversarial_lira.json.
+Timings on a machine shared with other jobs are inflated and noisy; the ratios are what to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from benchlib import fmt_ratio, fmt_s, machine_info, timed  # noqa: E402  (bench/ is on sys.path)
+
+try:
+    import rote  # noqa: F401
+except ImportError:  # running from a checkout without rote installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from rote.core.privacy import lira_score_one, lira_scores  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+
+def lira_loop(target, stats, mask, online):
+    """The baseline: one example at a time, the paper's per-example fit."""
+    out = np.full(len(target), np.nan)
+    for i in range(len(target)):
+        inn, outs = stats[mask[:, i], i], stats[~mask[:, i], i]
+        if len(outs) < 2 or (online and len(inn) < 2):
+            continue
+        out[i] = lira_score_one(target[i], inn, outs, online=online)
+    return out
+
+
+def bench_lira(n: int, m: int, a: int, repeat: int) -> list[dict]:
+    rng = np.random.default_rng(0)
+    mask = rng.random((m, n)) < 0.5
+    base = rng.normal(size=(n, 1))
+    stats = base + mask[:, :, None] + rng.normal(scale=0.7, size=(m, n, a))
+    target = base + rng.normal(scale=0.7, size=(n, a))
+    rows = []
+    lira_score_one(target[0], stats[:2, 0], stats[2:4, 0])  # warm-up: scipy's import is not the loop's cost
+    for online in (True, False):
+        ref, t_loop, _ = timed(lambda: lira_loop(target, stats, mask, online), repeat=1)
+        got, t_vec, _ = timed(lambda: lira_scores(target, stats, mask, online=online).scores, repeat=repeat)
+        ok = np.allclose(np.nan_to_num(ref), np.nan_to_num(got), rtol=1e-9, atol=1e-9)
+        if not ok:
+            raise SystemExit("vectorized LiRA disagrees with the per-example loop")
+        rows.append(
+            {
+                "case": f"LiRA {'online' if online else 'offline'}, n={n}, m={m}, A={a}",
+                "baseline_s": t_loop,
+                "rote_s": t_vec,
+                "agree": ok,
+            }
+        )
+    return rows
+
+
+def bench_shadows(n_models: int, workers: int, data: str, n_pool: int, epochs: int) -> dict:
+    from rote.adversarial.experiment import DEMO, load_images, method_configs
+    from rote.adversarial.shadow import membership_design, train_models
+
+    o = dict(DEMO, data=data, n_pool=n_pool, n_test=100, epochs=epochs)
+    cfg = {"pgd_at": method_configs(o, ["pgd_at"])["pgd_at"].to_dict()}
+    px, py, tx, ty, classes = load_images(data, n_pool, 100, seed=0)
+    times = {}
+    for w in (0, workers):
+        tmp = Path(tempfile.mkdtemp(prefix="rote-bench-"))
+        try:
+            path = tmp / "data.npz"
+            np.savez(
+                path,
+                pool_x=px.numpy(),
+                pool_y=py.numpy(),
+                test_x=tx.numpy(),
+                test_y=ty.numpy(),
+                mask=membership_design(n_pool, n_models, 0),
+                n_classes=len(classes),
+            )
+            torch.set_num_threads(1)
+            _, t, _ = timed(
+                lambda: train_models(
+                    cfg,
+                    path,
+                    n_models,
+                    tmp / "grid",
+                    eval_attack={"eps": 0.1, "step_size": 0.025, "steps": 5},
+                    augmentations=("identity", "hflip"),
+                    workers=w,
+                    quiet=True,
+                )
+            )
+            times[w] = t
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return {
+        "case": f"{n_models} PGD-AT shadow models ({data}, {n_pool // 2} images, {epochs} epochs), "
+        f"{workers} processes vs sequential",
+        "baseline_s": times[0],
+        "rote_s": times[workers],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    cmd = "python bench/adversarial_lira.py" + (" --quick" if args.quick else "")
+    if args.quick:
+        rows = bench_lira(500, 16, 2, args.repeat)
+        rows.append(bench_shadows(4, args.workers, "digits", 200, 2))
+    else:
+        rows = bench_lira(5000, 32, 2, args.repeat)
+        rows.append(bench_shadows(8, args.workers, "fashion-mnist", 1000, 5))
+    print("| case | baseline | rote | ratio | command |\n|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['case']} | {fmt_s(r['baseline_s'])} | {fmt_s(r['rote_s'])} | "
+            f"{fmt_ratio(r['baseline_s'], r['rote_s'])} | `{cmd}` |"
+        )
+    (HERE / "out").mkdir(exist_ok=True)
+    (HERE / "out" / "adversarial_lira.json").write_text(
+        json.dumps({"command": cmd, "rows": rows, "machine": machine_info()}, indent=2, default=str)
+    )
+
+
+if __name__ == "__main__":
+    main()
