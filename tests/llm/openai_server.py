@@ -8,7 +8,8 @@ Switches inject trouble into the next requests: `fail_next(n, status)` (e.g. 500
 (answer with a refusal), `filter_when(substring)` (an empty answer with finish_reason "content_filter"),
 `error_when(substring)` (a 200 response carrying an error object), `require_key(key)` (401 without the right bearer
 token), `chat_only(True)` (no /v1/completions: 404), `latency(seconds)` (every answer takes this long, for the
-concurrency benchmark). Every request is logged (path, JSON body, headers) so tests can count calls and check
+concurrency benchmark), `shift_echo(True)` (echoed prompt log-probabilities shifted by one token, as
+llama-cpp-python returns them: abetlen/llama-cpp-python#1983). Every request is logged (path, JSON body, headers) so tests can count calls and check
 what was sent.
 
     with OpenAIServer(backend) as server:
@@ -34,6 +35,7 @@ class OpenAIServer:
         self._filter: str | None = None
         self._error: str | None = None
         self._chat_only = False
+        self._shift_echo = False
         self._latency = 0.0
         self._key: str | None = None
         self._lock = threading.Lock()
@@ -62,6 +64,11 @@ class OpenAIServer:
 
     def error_when(self, substring: str | None) -> None:
         self._error = substring
+
+    def shift_echo(self, on: bool = True) -> None:
+        """Echo each prompt token's log-probability under the distribution *after* it (and that distribution's
+        top token), llama-cpp-python's off-by-one."""
+        self._shift_echo = on
 
     def chat_only(self, on: bool = True) -> None:
         self._chat_only = on
@@ -148,6 +155,17 @@ class OpenAIServer:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
 
     # the model --------------------------------------------------------------------------------------
+    def _top1(self, seq: list[int]) -> tuple[Any, Any]:
+        """(argmax (T,), log-softmax (T, V)) of the next-token distribution after each position of `seq`."""
+        import torch
+
+        t = torch.tensor([seq], device=self.backend.device)
+        pos = torch.arange(len(seq), device=t.device)[None]
+        with torch.inference_mode():
+            logits, _ = self.backend._forward(t, torch.ones_like(t), pos, None, False)
+        lsm = logits[0].double().log_softmax(-1).cpu()
+        return lsm.argmax(-1).numpy(), lsm.numpy()
+
     def _answer(self, body: dict[str, Any], chat: bool) -> dict[str, Any]:
         prompt = messages_to_text(body["messages"]) if chat else body["prompt"]
         greedy = float(body.get("temperature", 1.0)) == 0.0
@@ -171,6 +189,14 @@ class OpenAIServer:
             full = self.backend.score([ids + new])[0].logprobs.tolist() if len(ids + new) > 1 else []
             lps = full[len(ids) - 1 :] if want_lp else None
             prompt_lps = [None, *full[: len(ids) - 1]]
+            top = self._top1(ids + new) if want_lp and echo else None
+        top_lps = None
+        if top is not None:  # position i: the top token of the distribution that predicts token i (OpenAI's meaning)
+            seq, (arg, lsm) = ids + new, top
+            top_lps = [None] + [{chr(int(arg[i - 1])): float(lsm[i - 1, arg[i - 1]])} for i in range(1, len(seq))]
+            if self._shift_echo:  # llama-cpp-python: token i scored by the distribution after token i
+                prompt_lps = [None] + [float(lsm[i, ids[i]]) for i in range(1, len(ids))]
+                top_lps = [None] + [{chr(int(arg[i])): float(lsm[i, arg[i]])} for i in range(1, len(seq))]
         finish = "length" if len(new) >= n else "stop"
         if self._refuse is not None and self._refuse in prompt:
             text, lps = "I'm sorry, but I can't help with reproducing copyrighted text.", None
@@ -192,6 +218,8 @@ class OpenAIServer:
                 vals = (prompt_lps + (lps or [])) if echo else lps
                 offsets = list(range(len(toks))) if echo else [len(prompt) + j for j in range(len(toks))]
                 choice["logprobs"] = {"tokens": toks, "token_logprobs": vals, "text_offset": offsets}
+                if top_lps is not None:
+                    choice["logprobs"]["top_logprobs"] = top_lps
             if body.get("prompt_logprobs") is not None:
                 choice["prompt_logprobs"] = [None] + [
                     {str(t): {"logprob": lp, "rank": 1, "decoded_token": chr(t)}}

@@ -233,3 +233,33 @@ def test_bad_base_url_and_corrupt_cache(tmp_path):
     bad.write_bytes(b"this is not sqlite at all" * 100)
     with pytest.raises(BackendError, match="not a usable response cache"):
         open_backend("openai:m", base_url="http://127.0.0.1:9/v1", api_key_env=None, cache_dir=str(tmp_path))
+
+
+class _Counting(TinyGPTBackend):
+    """A memoryless model that predicts byte b + 1 after byte b: on "abc...z" every next token is its top token,
+    so the echo alignment check has evidence either way."""
+
+    def _forward(self, input_ids, attention_mask, position_ids, cache, last_only):
+        ids = input_ids[:, -1:] if last_only else input_ids
+        return torch.nn.functional.one_hot((ids + 1) % 256, 256).double() * 8.0, None
+
+
+def test_echo_scores_are_checked_for_llama_cpp_pythons_off_by_one(tmp_path):
+    counting = _Counting(build_model(TinyGPTConfig(block_size=96, n_layer=1, n_head=1, n_embd=8), seed=0))
+    ids = counting.encode(["abcdefghijklmnopqrstuvwxyz", "klmnopqrstuvwx"])
+    with OpenAIServer(counting, model="tiny") as s:
+        c = open_backend(
+            "openai:tiny", base_url=s.base_url, api_key_env=None, tokenizer=counting, cache_dir=str(tmp_path)
+        )
+        got = c.score(ids)
+        for g, want in zip(got, counting.score(ids)):
+            np.testing.assert_allclose(g.logprobs, want.logprobs, rtol=1e-6)
+        assert s.log[0]["body"]["logprobs"] == 1 and s.log[0]["body"]["echo"] is True
+        s.shift_echo(True)
+        c2 = open_backend(
+            "openai:tiny", base_url=s.base_url, api_key_env=None, tokenizer=counting, cache_dir=str(tmp_path / "b")
+        )
+        with pytest.raises(
+            BackendError, match=r"shifted by one token .*matched the next token 36 times, the token itself 0"
+        ):
+            c2.score(ids)

@@ -222,15 +222,19 @@ class OpenAIBackend(Backend):
         tok = self._need_tokenizer("score")
         texts = tok.decode(ids)
         out: list[TokenScores] = []
+        agree_here = agree_next = 0  # echo alignment evidence over all texts (see the check at the end)
         for i, (seq, text) in enumerate(zip(ids, texts)):
             body: dict[str, Any] = {"prompt": text, "model": self.model, "temperature": 0.0, "seed": 0}
             body[self.max_tokens_field] = 1
             if self.prompt_logprobs:
                 body["prompt_logprobs"] = 0
-            else:
-                body.update(echo=True, logprobs=0)
+            else:  # logprobs=1: the top token of each position, to check that the echo is aligned (below)
+                body.update(echo=True, logprobs=1)
             data = self._cached_post("completions", body, raw=True)
             lps = self._prompt_logprobs(data, text)
+            aligned, shifted = _echo_alignment(data, text)
+            agree_here += aligned
+            agree_next += shifted
             need = len(seq) - 1
             if len(lps) == need + 1:
                 lps = lps[1:]
@@ -240,6 +244,17 @@ class OpenAIBackend(Backend):
                     f"{need} after the first; pass the tokenizer of the served model (--tokenizer)"
                 )
             out.append(TokenScores(np.asarray(seq, dtype=np.int64), np.asarray(lps, dtype=np.float64)))
+        # Under OpenAI's meaning the top token at position i predicts token i, so on real text it often *is* token
+        # i. llama-cpp-python instead reports each token under the distribution after it (abetlen/llama-cpp-python
+        # #1983): its top token then matches token i + 1. Such scores are wrong (on SmolLM2 they correlated -0.83
+        # with the true loss), and they cannot be repaired from the response, so refuse them.
+        if agree_next >= 8 and agree_next > 2 * agree_here:
+            raise BackendError(
+                f"{self._url('completions')}: the echoed prompt log-probabilities are shifted by one token (the top "
+                f"token at a position matched the next token {agree_next} times, the token itself {agree_here} "
+                "times), as llama-cpp-python's server returns them (abetlen/llama-cpp-python#1983); they cannot "
+                "score text: use a local model (hf:DIR, smollm2) or a server with correct echo logprobs (vLLM)"
+            )
         return out
 
     def _prompt_logprobs(self, data: dict[str, Any], text: str) -> list[float]:
@@ -528,6 +543,25 @@ class OpenAIBackend(Backend):
             "tokenizer": None if self.tokenizer is None else self.tokenizer.name,
             "cache": None if self.cache is None else str(self.cache.path),
         }
+
+
+def _echo_alignment(data: dict[str, Any], text: str) -> tuple[int, int]:
+    """(positions whose top token is the prompt token itself, positions whose top token is the next prompt token)
+    in an echo response with `top_logprobs`; (0, 0) when the server sent none (nothing to check)."""
+    lp = ((data.get("choices") or [{}])[0] or {}).get("logprobs") or {}
+    toks, tops, offs = lp.get("tokens"), lp.get("top_logprobs"), lp.get("text_offset")
+    if not toks or not tops or len(tops) != len(toks):
+        return 0, 0
+    n = sum(1 for o in offs if o < len(text)) if offs is not None and len(offs) == len(toks) else len(toks)
+    here = nxt = 0
+    for i in range(1, n):
+        top = tops[i]
+        if not isinstance(top, dict) or not top:
+            continue
+        best = max(top, key=lambda k: top[k])
+        here += best == toks[i]
+        nxt += i + 1 < n and best == toks[i + 1]
+    return here, nxt
 
 
 def _raise_error_object(data: Any, url: str, clean: Any) -> None:
