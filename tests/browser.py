@@ -747,6 +747,51 @@ def make_sharpness_toy(inp: Inputs) -> Path:
     return out
 
 
+def make_llm_detect_dataset(inp: Inputs) -> Path:
+    model, c, out = inp.tiny_gpt(), inp.canaries(), inp.out("llm_detect_dataset")
+    args = ["llm", "detect-dataset", "--model", f"tiny:{model}", "--suspect", c["members"]]
+    cli(args + ["--reference", c["nonmembers"], "--out", out, "--prefix-tokens", 40, "--suffix-tokens", 24, "--quiet"])
+    return out
+
+
+def make_llm_memhunter_demo(inp: Inputs) -> Path:
+    out = inp.out("llm_memhunter_demo")
+    args = ["llm", "memhunter-demo", "--out", out, "--texts", 6, "--repeats", 2, "--base-texts", 20, "--steps", 10]
+    cli(
+        args
+        + [
+            "--d-model",
+            16,
+            "--layers",
+            1,
+            "--sizes",
+            "3,6",
+            "--repetitions",
+            5,
+            "--budget",
+            2,
+            "--rounds",
+            1,
+            "--quiet",
+        ]
+    )
+    return out
+
+
+def make_ssl_demo(inp: Inputs) -> Path:
+    out = inp.out("ssl_demo")
+    args = ["ssl", "demo", "--data", "digits", "--width", 4, "--epochs", 2, "--supervised-epochs", 1, "--n-shared", 200]
+    cli(args + ["--n-candidate", 100, "--n-independent", 100, "--n-probe", 200, "--out", out, "--quiet"])
+    return out
+
+
+def make_adversarial_demo(inp: Inputs) -> Path:
+    out = inp.out("adversarial_demo")
+    args = ["adversarial", "demo", "--data", "digits", "--n-pool", 40, "--n-test", 20, "--n-models", 4, "--epochs", 1]
+    cli(args + ["--workers", 0, "--out", out, "--quiet"])
+    return out
+
+
 def make_sharpness_grid(inp: Inputs) -> Path:
     out = inp.out("sharpness_grid")
     args = ["sharpness", "grid", "--seeds", "0,1", "--epochs", 2, "--generations", 60, "--steps", 5]
@@ -803,6 +848,8 @@ REPORT_CASES: list[ReportCase] = [
     ReportCase("llm_extract", "rote llm extract", make_llm_extract),
     ReportCase("llm_extract_prompted", "rote llm extract --prompted", make_llm_extract_prompted),
     ReportCase("llm_membership", "rote llm membership", make_llm_membership),
+    ReportCase("llm_detect_dataset", "rote llm detect-dataset", make_llm_detect_dataset),
+    ReportCase("llm_memhunter_demo", "rote llm memhunter-demo", make_llm_memhunter_demo),
     ReportCase("fairness_metrics", "rote fairness metrics", make_fairness_metrics),
     ReportCase("fairness_memorization", "rote fairness memorization", make_fairness_memorization),
     ReportCase("fairness_bound", "rote fairness bound", make_fairness_bound),
@@ -814,4 +861,6 @@ REPORT_CASES: list[ReportCase] = [
     ReportCase("spurious_demo", "rote spurious demo", make_spurious_demo),
     ReportCase("icl_train", "rote icl train", make_icl_train),
     ReportCase("icl_sweep", "rote icl sweep", make_icl_sweep),
+    ReportCase("ssl_demo", "rote ssl demo", make_ssl_demo),
+    ReportCase("adversarial_demo", "rote adversarial demo", make_adversarial_demo),
 ]

@@ -57,6 +57,15 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
 
     g, _ = sweep_grids(["8", "32"], [4], [0], steps=2, hidden=8, eval_every=2, eval_n=32, batch=8)
     run_sweep(d / "icl_sweep", g, workers=0, quiet=True)  # a finished sweep folder for `rote icl analyze`
+    from rote.cli.main import main
+
+    try:  # a finished `rote adversarial train` folder for `rote adversarial evaluate`
+        main(
+            ["adversarial", "train", "--data", "digits", "--n-train", "40", "--n-test", "20", "--epochs", "1"]
+            + ["--method", "standard", "--out", str(d / "advrun"), "--quiet"]
+        )
+    except SystemExit as exc:
+        assert not exc.code, exc.code
     return {p.stem: p for p in d.iterdir()} | {"dir": d}
 
 
@@ -72,6 +81,8 @@ VERBS: list[tuple[str, list[str], str | None]] = [
     ("llm extract", ["llm", "extract", "--model", "tiny:/nonexistent", "--data", "{texts}"], "--seed"),
     ("llm membership", ["llm", "membership", "--model", "tiny:/nonexistent", "--members", "{texts}", "--nonmembers", "{texts}"], "--k"),
     ("llm train-tiny", ["llm", "train-tiny", "--corpus", "{texts}"], "--steps"),
+    ("llm detect-dataset", ["llm", "detect-dataset", "--model", "tiny:/nonexistent", "--suspect", "{texts}", "--reference", "{texts}"], "--alpha"),
+    ("llm memhunter-demo", ["llm", "memhunter-demo", "--texts", "6", "--repeats", "2", "--base-texts", "20", "--steps", "10", "--d-model", "16", "--layers", "1", "--sizes", "3", "--repetitions", "5", "--budget", "2", "--rounds", "1", "--search-budget", "6"], "--steps"),
     ("fairness metrics", ["fairness", "metrics", "--data", "{preds}", "--group", "sex"], "--n-boot"),
     ("fairness memorization", ["fairness", "memorization", "--data", "{preds}", "--group", "sex", "--memorized", "mem"], None),
     ("fairness bound", ["fairness", "bound", "--data", "{preds}", "--group", "sex"], "--tol"),
@@ -89,6 +100,14 @@ VERBS: list[tuple[str, list[str], str | None]] = [
     ("icl sweep", ["icl", "sweep", "--K", "8", "--N", "4", "--seeds", "0", "--steps", "2", "--hidden", "8", "--eval-n", "32"], "--steps"),
     ("icl memorize", ["icl", "memorize", "--K", "8,16", "--steps", "2", "--hidden", "8"], "--steps"),
     ("icl analyze", ["icl", "analyze", "{icl_sweep}"], "--n-boot"),
+    ("ssl train", ["ssl", "train", "--data", "digits", "--width", "2", "--epochs", "1", "--n-candidate", "40", "--n-independent", "40", "--n-shared", "100", "--batch-size", "64"], "--epochs"),
+    ("ssl localize", ["ssl", "localize", "--f", "/nonexistent/f.pt", "--g", "/nonexistent/g.pt"], "--n-points"),
+    ("ssl prune", ["ssl", "prune", "--f", "/nonexistent/f.pt"], "--fraction"),
+    ("ssl demo", ["ssl", "demo", "--data", "digits", "--width", "2", "--epochs", "1", "--supervised-epochs", "1", "--n-shared", "100", "--n-candidate", "40", "--n-independent", "40", "--n-probe", "60"], "--epochs"),
+    ("ssl grid", ["ssl", "grid", "--seeds", "0", "--data", "digits", "--width", "2", "--epochs", "1", "--supervised-epochs", "1", "--n-shared", "100", "--n-candidate", "40", "--n-independent", "40", "--n-probe", "60"], "--epochs"),
+    ("adversarial demo", ["adversarial", "demo", "--data", "digits", "--n-pool", "40", "--n-test", "20", "--n-models", "4", "--epochs", "1", "--runs", "standard", "--workers", "0"], "--eps"),
+    ("adversarial train", ["adversarial", "train", "--data", "digits", "--n-train", "40", "--n-test", "20", "--epochs", "1", "--method", "standard"], "--eps"),
+    ("adversarial evaluate", ["adversarial", "evaluate", "--run", "{advrun}"], "--eps"),
     ("icl demo", ["icl", "demo"], "--steps"),
     ("demo", ["demo"], "--epochs"),
 ]
