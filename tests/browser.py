@@ -747,6 +747,36 @@ def make_sharpness_toy(inp: Inputs) -> Path:
     return out
 
 
+def _probe_demo(inp: Inputs) -> Path:
+    """A small `rote llm probe-demo` run (a tiny GPT that memorizes its planted canaries, probes, a suppression
+    curve), built once: its model and probes feed the probe and suppress cases."""
+
+    def build() -> Path:
+        out = inp.out("llm_probe_demo")
+        args = ["llm", "probe-demo", "--out", out, "--steps", 150, "--per-count", 4, "--max-texts", 50]
+        cli(args + ["--min-run", 4, "--alphas", "0,1", "--layers", 1, "--quiet"])
+        return out
+
+    return inp._once("probe_demo", build)
+
+
+def make_llm_probe_demo(inp: Inputs) -> Path:
+    return _probe_demo(inp)
+
+
+def make_llm_probe(inp: Inputs) -> Path:
+    demo, out = _probe_demo(inp), inp.out("llm_probe")
+    cli(["llm", "probe", "--model", f"tiny:{demo / 'model'}", "--out", out, "--min-run", 4, "--folds", 2, "--quiet"])
+    return out
+
+
+def make_llm_suppress(inp: Inputs) -> Path:
+    demo, out = _probe_demo(inp), inp.out("llm_suppress")
+    args = ["llm", "suppress", "--model", f"tiny:{demo / 'model'}", "--probe", demo, "--out", out]
+    cli(args + ["--alphas", "0,1", "--prefix", 8, "--suffix", 8, "--quiet"])
+    return out
+
+
 def make_llm_detect_dataset(inp: Inputs) -> Path:
     model, c, out = inp.tiny_gpt(), inp.canaries(), inp.out("llm_detect_dataset")
     args = ["llm", "detect-dataset", "--model", f"tiny:{model}", "--suspect", c["members"]]
@@ -849,6 +879,9 @@ REPORT_CASES: list[ReportCase] = [
     ReportCase("llm_extract_prompted", "rote llm extract --prompted", make_llm_extract_prompted),
     ReportCase("llm_membership", "rote llm membership", make_llm_membership),
     ReportCase("llm_detect_dataset", "rote llm detect-dataset", make_llm_detect_dataset),
+    ReportCase("llm_probe_demo", "rote llm probe-demo", make_llm_probe_demo),
+    ReportCase("llm_probe", "rote llm probe", make_llm_probe),
+    ReportCase("llm_suppress", "rote llm suppress", make_llm_suppress),
     ReportCase("llm_memhunter_demo", "rote llm memhunter-demo", make_llm_memhunter_demo),
     ReportCase("fairness_metrics", "rote fairness metrics", make_fairness_metrics),
     ReportCase("fairness_memorization", "rote fairness memorization", make_fairness_memorization),

@@ -71,6 +71,10 @@ def test_train_writes_model_synthetic_curve_and_audit(files, tmp_path, capsys):
     direct = audit(train, synth, target="income")
     assert res["memorization_ratio"] == pytest.approx(direct.memorization_ratio)
     assert (out / "report.html").is_file() and "report:" in stdout
+    # the report shows the training loss and memorization-versus-epoch plots (also written as PNG files)
+    assert (out / "train_loss.png").read_bytes()[:4] == b"\x89PNG" and (out / "mem_vs_epoch.png").is_file()
+    html = (out / "report.html").read_text()
+    assert "Training loss per epoch" in html and "Memorization ratio versus epoch" in html
     assert sha(files["train"]) == before
     # a finished run is not overwritten without --force
     code, _, err = run(
@@ -157,6 +161,16 @@ def test_augment_tabcutmixplus_and_quality(files, tmp_path, capsys):
     for key in ("shape", "trend", "alpha_precision", "beta_recall", "c2st", "mle_auc", "dcr_share"):
         assert q[key] == pytest.approx(getattr(ref, key)), key
     assert (qout / "shape_columns.parquet").is_file()
+    # plots: per-column shape, trend heat map, alpha/beta curves; in the report and as files; DCR with its ideal
+    from rote.tabular.report import quality_plots
+
+    for name in quality_plots(ref):
+        assert (qout / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    assert set(quality_plots(ref)) == {"shape_columns", "trend_heatmap", "alpha_beta"}
+    html = (qout / "report.html").read_text()
+    assert "Pairwise trend heat map" in html and "alpha-precision and beta-coverage curves" in html
+    ideal = 200 / (200 + 150)
+    assert f"(ideal {100 * ideal:.2f}%)" in html
 
 
 def test_experiment_cli_grid_file_resume_and_table(files, tmp_path, capsys):
@@ -212,6 +226,12 @@ def test_experiment_cli_grid_file_resume_and_table(files, tmp_path, capsys):
         (["tabular", "train", "--dataset", "adult", "--train", "x.csv"], "exactly one of --train FILE or --dataset"),
         (["tabular", "augment", "--dataset", "adult", "--method", "cutout"], "--method 'cutout' is unknown"),
         (["tabular", "augment", "--dataset", "adult", "--method", "mixup", "--mode", "code"], "--mode applies"),
+        (["tabular", "augment", "--dataset", "adult", "--ratio", "1e9"], "above 100 new rows per training row"),
+        (["tabular", "train", "--dataset", "adult", "--timesteps", "0"], "must be a whole number >= 1"),
+        (["tabular", "train", "--dataset", "adult", "--seed", "-1"], "--seed` must be a whole number >= 0"),
+        (["tabular", "train", "--dataset", "adult", "--aug-ratio", "1e9", "--augmentation", "tabcutmix"], "above 100"),
+        (["tabular", "train", "--dataset", "adult", "--num-nan-policy", "median"], "'median' is unknown"),
+        (["tabular", "experiment", "--mode", "exact", "--augmentation", "tabcutmix"], "mode 'exact' is unknown"),
     ],
 )
 def test_bad_input_exit_2(argv, needle, tmp_path, capsys):
@@ -224,3 +244,29 @@ def test_bad_grid_file_exit_2(tmp_path, capsys):
     bad.write_text("axes:\n  epochs: [1, 1]\n")
     code, _, err = run(["tabular", "experiment", "--grid", str(bad), "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "g.yaml" in err and "more than once" in err
+
+
+def test_train_mode_code_and_mean_imputation(files, tmp_path, capsys):
+    """--mode reaches the augmenter, the share of augmented rows equal to a training row is reported, and
+    --num-nan-policy mean fills missing numeric cells with the column mean (TabDDPM's policy)."""
+    from rote.tabular.augment import TabCutMix, identical_share
+
+    train = pd.read_csv(files["train"])
+    train.loc[[3, 7], "age"] = float("nan")
+    path = tmp_path / "nan.csv"
+    train.to_csv(path, index=False)
+    out = tmp_path / "o"
+    argv = ["tabular", "train", "--train", str(path), "--target", "income", "--epochs", "1", "--timesteps", "5"]
+    argv += ["--augmentation", "tabcutmix", "--mode", "code", "--n-synthetic", "40", "--quiet"]
+    code, _, err = run(argv + ["--out", str(out)], capsys)
+    assert code == 2 and "age" in err  # missing numeric cells are refused by default
+    code, _, err = run(argv + ["--num-nan-policy", "mean", "--out", str(out), "--force"], capsys)
+    assert code == 0, err
+    res = json.loads((out / "results.json").read_text())
+    mean = train["age"].dropna().mean()
+    assert res["imputed_numeric"] == {"age": {"n": 2, "mean": pytest.approx(mean)}}
+    filled = train.copy()
+    filled["age"] = filled["age"].fillna(mean)
+    schema = infer_schema(filled, target="income")
+    both = TabCutMix(ratio=0.3, mode="code", seed=0).fit(filled, schema).augment(filled)
+    assert res["identical_share"] == pytest.approx(identical_share(filled, both.iloc[len(filled) :]))

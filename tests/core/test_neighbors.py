@@ -543,3 +543,99 @@ def test_cuda_matches_brute_force(name):
     big = MixedMatrix(rng.uniform(-500, 500, (1500, 2)), rng.integers(0, 3, (1500, 2)), (3, 3))
     q = big.take(np.arange(20))
     check_neighbors(knn(q, big, k=2, distance=name, device="cuda"), BRUTE[name](q, big), 2)
+
+
+# ---------------------------------------------------------------------------------------------- float limits
+
+
+def _hypot_diff(a: float, b: float) -> float:
+    """a - b in Python floats; where it overflows, 2 * (a/2 - b/2) (inf only past the largest float)."""
+    d = a - b
+    return d if math.isfinite(d) else 2.0 * (a / 2 - b / 2)
+
+
+def hypot_tabcutmix(query: MixedMatrix, ref: MixedMatrix) -> np.ndarray:
+    """The TabCutMix distance with every Euclidean distance taken by `math.hypot` (no squares, so no overflow)."""
+    p, q = query.numeric.shape[1], query.categorical.shape[1]
+    out = np.empty((query.n_rows, ref.n_rows))
+    for i in range(query.n_rows):
+        e = [
+            math.hypot(*[_hypot_diff(float(query.numeric[i, c]), float(ref.numeric[j, c])) for c in range(p)])
+            for j in range(ref.n_rows)
+        ]
+        lo, hi = min(e), max(e)
+        for j in range(ref.n_rows):
+            mm = 0.0 if hi == lo else (e[j] - lo) / (hi - lo)
+            mism = sum(int(query.categorical[i, c]) != int(ref.categorical[j, c]) for c in range(q))
+            out[i, j] = (mm + mism) / (p + q)
+    return out
+
+
+def hypot_l2(query: MixedMatrix, ref: MixedMatrix, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """L2 on (x - mean) / std with `math.hypot`, one-hot mismatches adding 2 to the square."""
+    p, q = query.numeric.shape[1], query.categorical.shape[1]
+    out = np.empty((query.n_rows, ref.n_rows))
+    for i in range(query.n_rows):
+        for j in range(ref.n_rows):
+            diffs = []
+            for c in range(p):
+                za = _hypot_diff(float(query.numeric[i, c]), float(mean[c])) / float(std[c])
+                zb = _hypot_diff(float(ref.numeric[j, c]), float(mean[c])) / float(std[c])
+                diffs.append(za - zb)
+            mism = sum(int(query.categorical[i, c]) != int(ref.categorical[j, c]) for c in range(q))
+            out[i, j] = math.hypot(math.hypot(*diffs), math.sqrt(2.0 * mism))
+    return out
+
+
+def _float_limit_case(seed: int) -> tuple[MixedMatrix, MixedMatrix]:
+    """Adult-like rows (a fnlwgt-sized column) with values at the float limits: 1e308, -1e307 and 1e-300."""
+    rng = np.random.default_rng(seed)
+    n = 40
+    num = np.column_stack([rng.integers(17, 90, n), rng.uniform(1e4, 1e6, n)]).astype(np.float64)
+    num[3, 1] = 1e308  # the issue's case: one fnlwgt of 1e308
+    num[7, 1] = -1e307
+    num[11, 0] = 1e-300
+    cat = rng.integers(0, 2, (n, 2))
+    ref = MixedMatrix(num, cat, (2, 2))
+    qnum = num[rng.permutation(n)] + rng.normal(0, 3.0, (n, 2))
+    qnum[0, 1], qnum[1, 0] = 1.5e308, -1e308  # queries at the limit too
+    query = MixedMatrix(qnum, rng.integers(0, 2, (n, 2)), (2, 2))
+    return query, ref
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_tabcutmix_at_the_float_limit_matches_hypot_brute_force(seed):
+    query, ref = _float_limit_case(seed)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # no silent overflow warnings either
+        nb = knn(query, ref, k=2, distance="tabcutmix")
+    brute = hypot_tabcutmix(query, ref)
+    check_neighbors(nb, brute, 2, rtol=1e-9, atol=1e-15)
+    # the distance-ratio decision (d1/d2 < 1/3) agrees row by row with the hypot brute force
+    b = np.sort(brute, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = (b[:, 0] / b[:, 1]) < 1 / 3
+        got = (nb.distances[:, 0] / nb.distances[:, 1]) < 1 / 3
+    assert (got == expected).all()
+
+
+def test_l2_at_the_float_limit_matches_hypot_brute_force():
+    query, ref = _float_limit_case(2)
+    dist = L2Distance().fit(ref)
+    assert np.isfinite(dist.mean).all() and np.isfinite(dist.std).all()
+    # the moments equal a brute force on exactly power-of-two-scaled values
+    col = [float(v) / 2.0**600 for v in ref.numeric[:, 1]]
+    mean = sum(col) / len(col)
+    assert dist.mean[1] == pytest.approx(mean * 2.0**600, rel=1e-12)
+    assert dist.std[1] == pytest.approx(math.sqrt(sum((v - mean) ** 2 for v in col) / len(col)) * 2.0**600, rel=1e-12)
+    with np.errstate(over="raise", invalid="raise"):
+        nb = knn(query, ref, k=2, distance=dist)
+    check_neighbors(nb, hypot_l2(query, ref, dist.mean, dist.std), 2, rtol=1e-9, atol=1e-12)
+
+
+def test_gower_at_the_float_limit():
+    query, ref = _float_limit_case(3)
+    check_neighbors(knn(query, ref, k=2, distance="gower"), brute_gower(query, ref), 2)
+    # a column whose range itself exceeds the largest float is refused, naming the column and the fix
+    wide = MixedMatrix(np.array([[1.7e308], [-1.7e308], [0.0]]), np.zeros((3, 0), np.int64), ())
+    with pytest.raises(ConfigError, match=r"`gower`.*column 0.*rescale"):
+        knn(wide, wide, distance="gower")

@@ -9,8 +9,8 @@ Switches inject trouble into the next requests: `fail_next(n, status)` (e.g. 500
 `error_when(substring)` (a 200 response carrying an error object), `require_key(key)` (401 without the right bearer
 token), `chat_only(True)` (no /v1/completions: 404), `latency(seconds)` (every answer takes this long, for the
 concurrency benchmark), `shift_echo(True)` (echoed prompt log-probabilities shifted by one token, as
-llama-cpp-python returns them: abetlen/llama-cpp-python#1983). Every request is logged (path, JSON body, headers) so tests can count calls and check
-what was sent.
+llama-cpp-python returns them: abetlen/llama-cpp-python#1983). Every request is logged (path, JSON body,
+headers) so tests can count calls and check what was sent.
 
     with OpenAIServer(backend) as server:
         client = OpenAIBackend("tiny", base_url=server.base_url, api_key_env=None)
@@ -189,7 +189,9 @@ class OpenAIServer:
             full = self.backend.score([ids + new])[0].logprobs.tolist() if len(ids + new) > 1 else []
             lps = full[len(ids) - 1 :] if want_lp else None
             prompt_lps = [None, *full[: len(ids) - 1]]
-            top = self._top1(ids + new) if want_lp and echo else None
+            # top tokens need the model's logits: torch backends only (the n-gram test model sends none, like
+            # servers that leave top_logprobs out)
+            top = self._top1(ids + new) if want_lp and echo and hasattr(self.backend, "_forward") else None
         top_lps = None
         if top is not None:  # position i: the top token of the distribution that predicts token i (OpenAI's meaning)
             seq, (arg, lsm) = ids + new, top

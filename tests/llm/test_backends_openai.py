@@ -263,3 +263,19 @@ def test_echo_scores_are_checked_for_llama_cpp_pythons_off_by_one(tmp_path):
             BackendError, match=r"shifted by one token .*matched the next token 36 times, the token itself 0"
         ):
             c2.score(ids)
+
+
+def test_extraction_goes_on_without_p_suffix_where_the_echo_is_shifted(tmp_path):
+    from rote.llm.extraction import extract
+
+    counting = _Counting(build_model(TinyGPTConfig(block_size=96, n_layer=1, n_head=1, n_embd=8), seed=0))
+    texts = ["abcdefghijklmnopqrstuvwxyz0123", "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123"]
+    with OpenAIServer(counting, model="tiny") as s:
+        s.shift_echo(True)
+        c = open_backend(
+            "openai:tiny", base_url=s.base_url, api_key_env=None, tokenizer=counting, cache_dir=str(tmp_path)
+        )
+        with pytest.warns(UserWarning, match="p\\(suffix\\) and extraction risk not measured: .*shifted by one token"):
+            res = extract(c, texts, prefix_tokens=(10,), suffix_tokens=8, n_boot=0)
+    assert res.rows["exact_match"].tolist() == [True, True]  # b + 1 after b: both suffixes continue their prefix
+    assert res.rows["logp_suffix"].isna().all()

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from rote.core.errors import ConfigError, DataError, SchemaError
-from rote.data import TableSchema
+from rote.data import TableSchema, infer_schema
 from rote.tabular.audit import (
     PAPER_AUC_GRID,
     audit,
@@ -427,3 +427,75 @@ def test_synthetic_with_missing_column():
 def test_holdout_with_missing_column():
     with pytest.raises(SchemaError, match="'x'"):
         audit(TRAIN, SYN, schema=SCHEMA, holdout=HOLD.drop(columns=["x"]))
+
+
+def test_audit_with_a_value_near_the_float_limit_matches_a_hypot_brute_force():
+    """Issue 18's case: 40 Adult rows with one fnlwgt of 1e308. Squares of such values overflow; the audit must
+    still give what a brute force with `math.hypot` (no squares) gives, without overflow warnings."""
+    import math
+    import warnings
+
+    from rote.data import dataset_schema, load_dataset
+
+    schema = dataset_schema("adult")
+    full = load_dataset("adult", "train")
+    train = full.iloc[:40].reset_index(drop=True).astype({"fnlwgt": "float64"})
+    train.loc[5, "fnlwgt"] = 1e308
+    synth = pd.concat([train.iloc[:10], full.iloc[50:80].astype({"fnlwgt": "float64"})], ignore_index=True)
+    # 10 copies of training rows, one of them the huge row
+    num, cat = list(schema.numeric), list(schema.categorical)
+    tn, tc = train[num].to_numpy(float), train[cat].astype(str).to_numpy()
+    hits = 0
+    for i in range(len(synth)):
+        x = synth[num].to_numpy(float)[i]
+        e = [math.hypot(*(a / 2 - b / 2 for a, b in zip(x, row))) * 2 for row in tn]
+        lo, hi = min(e), max(e)
+        d = sorted(
+            (0.0 if hi == lo else (e[j] - lo) / (hi - lo)) + int((tc[j] != synth[cat].astype(str).to_numpy()[i]).sum())
+            for j in range(len(tn))
+        )
+        hits += (d[0] == 0 and d[1] > 0) or (d[1] > 0 and d[0] / d[1] < 1 / 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        res = audit(train, synth, schema=schema)
+    assert res.memorization_ratio == pytest.approx(hits / len(synth))
+    assert res.rows.loc[5, "nearest_train_row"] == 5 and res.rows.loc[5, "d1"] == 0
+
+
+def test_audit_warns_when_tabcutmix_flags_rows_with_far_apart_numbers():
+    """Raw Euclidean distances are dominated by a large-scale column (fnlwgt-like), so a synthetic row 20 standard
+    deviations away in the small column but equal elsewhere is still the nearest row at rescaled distance 0:
+    memorized. The audit flags it (count, per-row gap in sd, summary warning, report section with the pair)."""
+    from rote.data import TableSchema
+    from rote.tabular.report import audit_report
+
+    train = pd.DataFrame(
+        {"x": [0.0, 1.0, 2.0, 3.0, 4.0], "y": [1e5, 2e5, 3e5, 4e5, 5e5], "c": ["a", "b", "c", "d", "e"]}
+    )
+    schema = TableSchema(("x", "y"), ("c",))
+    sd = float(np.std(train["x"]))  # sqrt(2)
+    synth = pd.DataFrame({"x": [20 * sd, 1.0], "y": [1e5, 2e5], "c": ["a", "b"]})
+    res = audit(train, synth, schema=schema)
+    assert res.rows["nearest_train_row"].tolist() == [0, 1]
+    assert res.rows["memorized"].tolist() == [True, True]  # d1 = 0 (min of the rescaled distances), d2 > 0
+    assert res.rows["max_numeric_gap_sd"].to_numpy() == pytest.approx([20.0, 0.0])
+    assert res.n_far_numeric == 1 and "1 memorized rows differ" in res.summary()
+    html = audit_report(res)
+    assert "Warning: memorized rows with far-apart numbers" in html and "gap 20 sd" in html
+
+
+@pytest.mark.slow  # starts a local Ray instance (10-30 s)
+def test_audit_over_ray_blocks_equals_the_local_audit():
+    pytest.importorskip("ray")
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"x": rng.normal(size=60), "y": rng.integers(0, 5, 60), "c": rng.choice(list("abc"), 60)})
+    synth = pd.concat([train.iloc[:10], train.sample(30, random_state=1).assign(x=lambda d: d.x + 0.01)])
+    hold = train.sample(20, random_state=2).assign(x=lambda d: d.x + 1.0)
+    schema = infer_schema(train)
+    for distance in ("tabcutmix", "l2"):
+        here = audit(train, synth, holdout=hold, schema=schema, distance=distance)
+        there = audit(train, synth, holdout=hold, schema=schema, distance=distance, ray="local", ray_block_rows=7)
+        pd.testing.assert_frame_equal(here.rows, there.rows)
+        assert here.to_dict() == there.to_dict()
+    with pytest.raises(ConfigError, match="ray_block_rows"):
+        audit(train, synth, schema=schema, ray="local", ray_block_rows=0)

@@ -23,6 +23,7 @@ from rote.tabular.augment import (
     SMOTEAugmenter,
     TabCutMix,
     TabCutMixPlus,
+    identical_share,
     ood_rate,
 )
 
@@ -224,6 +225,25 @@ def test_bad_input_is_refused_with_a_clear_error():
         TabCutMix().fit(df, numeric_target)
     with pytest.raises(ConfigError, match="n="):
         TabCutMix().fit(df, schema).sample(-1)
+    with pytest.raises(ConfigError, match=r"`ratio`.*above 100"):  # 1e9 used to try to allocate 447 GiB
+        TabCutMix().fit(df, schema).augment(df, 1e9)
+
+
+@pytest.mark.parametrize("mode", ["paper", "code"])
+def test_identical_share_counts_new_rows_equal_to_a_training_row(mode):
+    """On the traceable table a new row equals a training row exactly when all its features came from one row
+    (same-class pairs share the label), so the share follows from the decoded sources."""
+    df, schema = traceable(60)
+    new = TabCutMix(ratio=2.0, mode=mode, seed=4).fit(df, schema).augment(df).iloc[len(df) :]
+    src = sources(new)
+    expected = float(np.mean((src == src[:, :1]).all(1)))
+    assert 0 < expected < 1
+    assert identical_share(df, new) == pytest.approx(expected)
+    # hand-worked: 2 of 3 rows copy a training row (an int/float 1 == 1.0 counts as equal)
+    a = pd.DataFrame({"x": [1, 2], "c": ["u", "v"]})
+    b = pd.DataFrame({"x": [1.0, 2.0, 1.0], "c": ["u", "v", "v"]})
+    assert identical_share(a, b) == pytest.approx(2 / 3)
+    assert np.isnan(identical_share(a, b.iloc[:0]))
 
 
 def test_ood_rate_flags_perturbed_rows_not_real_ones():

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+from scipy import stats as scipy_stats
 import pandas as pd
 import pytest
 
@@ -135,6 +136,9 @@ def _fake_sweep(tmp_path: Path) -> SweepResult:
             }
         )
         row["ood_rate"] = float("nan") if p["augmentation"] == "none" else 0.05
+        row["ood_real_rate"] = float("nan") if p["augmentation"] == "none" else 0.03
+        row["dcr_ideal"] = 0.6
+        row["quality_notes"] = "MLE: one class" if p["seed"] == 1 else ""
         rows.append(row)
     return SweepResult(grid, tmp_path, "seed", pd.DataFrame(rows), {})
 
@@ -162,11 +166,46 @@ def test_paper_table_against_hand_computation(tmp_path):
         else:
             base = t[(t["augmentation"] == "none") & (t["epochs"] == row["epochs"])]["mem_ratio"].mean()
             assert row["improvement"] == pytest.approx((base - row["mem_ratio_mean"]) / base)
+        if row["augmentation"] != "none":
+            # paired by seed: the t interval of (none_s - method_s), over the baseline mean, by hand
+            b = base_rows = t[(t["augmentation"] == "none") & (t["epochs"] == row["epochs"])].sort_values("seed")
+            m = sel.sort_values("seed")
+            d = b["mem_ratio"].to_numpy() - m["mem_ratio"].to_numpy()
+            half = scipy_stats.t.ppf(0.975, 2) * d.std(ddof=1) / math.sqrt(3)
+            base = base_rows["mem_ratio"].mean()
+            assert row["improvement_low"] == pytest.approx((d.mean() - half) / base)
+            assert row["improvement_high"] == pytest.approx((d.mean() + half) / base)
+            assert row["n_pairs"] == 3
+            # Welch's p-value from its definition (Welch-Satterthwaite degrees of freedom)
+            x, y = m["mem_ratio"].to_numpy(), b["mem_ratio"].to_numpy()
+            vx, vy = x.var(ddof=1) / 3, y.var(ddof=1) / 3
+            tstat = (x.mean() - y.mean()) / math.sqrt(vx + vy)
+            dof = (vx + vy) ** 2 / (vx**2 / 2 + vy**2 / 2)
+            assert row["welch_p"] == pytest.approx(2 * scipy_stats.t.sf(abs(tstat), dof))
+        assert row["quality_notes"] == "MLE: one class"
     shown = format_paper_table(table, ["augmentation", "epochs"])
     r = table.iloc[2]
     assert shown.loc[2, "Mem. ratio %"] == f"{100 * r['mem_ratio_mean']:.2f} ± {100 * r['mem_ratio_std']:.2f}"
-    assert shown.loc[2, "Improv."] == f"{100 * r['improvement']:+.2f}%" and shown.loc[0, "Improv."] == "–"
-    assert shown.loc[2, "OOD %"] == "5.00" and shown.loc[0, "OOD %"] == "–"
+    imp = shown.loc[2, "Improv. [95% CI] p"]
+    assert imp == (
+        f"{100 * r['improvement']:+.2f}% [{100 * r['improvement_low']:+.2f}, {100 * r['improvement_high']:+.2f}]"
+        f" p={r['welch_p']:.2g}"
+    )
+    assert shown.loc[0, "Improv. [95% CI] p"] == "–"
+    assert shown.loc[2, "OOD % (real floor)"] == "5.00 (3.00)" and shown.loc[0, "OOD % (real floor)"] == "–"
+    assert shown.loc[2, "DCR %"].endswith("(ideal 60.0)") and shown.loc[2, "notes"] == "MLE: one class"
+
+
+def test_one_seed_table_shows_no_spread_and_no_interval(tmp_path):
+    sweep = _fake_sweep(tmp_path)
+    one = SweepResult(sweep.grid, tmp_path, "seed", sweep.table[sweep.table["seed"] == 0].reset_index(drop=True), {})
+    table = paper_table(one)
+    shown = format_paper_table(table, ["augmentation", "epochs"])
+    r = table.iloc[2]
+    assert shown.loc[2, "Mem. ratio %"] == f"{100 * r['mem_ratio_mean']:.2f}"  # no "± 0.00"
+    assert "±" not in " ".join(shown["Shape %"])
+    assert shown.loc[2, "Improv. [95% CI] p"] == f"{100 * r['improvement']:+.2f}% (no interval: 1 seed)"
+    assert math.isnan(r["welch_p"]) and r["n_pairs"] == 1
 
 
 def test_run_experiment_ijf_grid_files_and_resume(tmp_path):
@@ -230,3 +269,27 @@ def test_one_point_with_tabsyn(adult, tmp_path):
     expected = brute_force_mem_ratio(sub, out["synthetic"], list(sch.numeric), list(sch.categorical))
     assert out["mem_ratio"] == pytest.approx(expected, abs=1e-12)
     assert math.isnan(out["shape"])  # quality=False leaves the quality columns undefined, not zero
+
+
+def test_paired_t_sample_size_against_published_values_and_simulation():
+    """Paired two-sided t-test, alpha 0.05, power 0.8: G*Power's sample sizes for d = 0.5, 0.8, 1.0 are 34, 15 and
+    10 pairs; and a simulation at the returned n reaches the power while n - 1 falls short."""
+    from rote.core.errors import ConfigError
+    from rote.core.stats import paired_difference_interval, paired_t_sample_size
+
+    assert [paired_t_sample_size(d, 1.0) for d in (0.5, 0.8, 1.0)] == [34, 15, 10]
+    assert paired_t_sample_size(-2.5, 1.9) == paired_t_sample_size(2.5, 1.9)
+    rng = np.random.default_rng(0)
+    for n, want in ((15, True), (14, False)):
+        diffs = rng.normal(0.8, 1.0, (20_000, n))
+        p = scipy_stats.ttest_1samp(diffs, 0.0, axis=1).pvalue
+        assert (np.mean(p < 0.05) >= 0.8) == want
+    with pytest.raises(ConfigError, match="`sd`"):
+        paired_t_sample_size(1.0, 0.0)
+    with pytest.raises(ConfigError, match="`effect`"):
+        paired_t_sample_size(0.0, 1.0)
+    iv = paired_difference_interval([3.0, 5.0, 4.0], [1.0, 2.0, 2.0])  # differences 2, 3, 2
+    half = scipy_stats.t.ppf(0.975, 2) * np.std([2, 3, 2], ddof=1) / math.sqrt(3)
+    assert (iv.estimate, iv.low, iv.high) == pytest.approx((7 / 3, 7 / 3 - half, 7 / 3 + half))
+    with pytest.raises(ConfigError, match="equal length"):
+        paired_difference_interval([1.0, 2.0], [1.0])

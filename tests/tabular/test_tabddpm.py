@@ -4,11 +4,13 @@ tables with known distributions, determinism, checkpoints and resume, callbacks,
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 
 from rote.core.errors import BackendError, ConfigError, DataError
 from rote.data import TableSchema, dataset_schema, load_dataset
@@ -196,7 +198,7 @@ def test_multinomial_loss_is_lowest_for_the_optimal_predictor():
     with q(x_{t-1}) = abar pi + (1 - abar)/K, which is exactly the posterior with x_0 replaced by pi. So the
     constant prediction pi minimizes the expected KL, below a uniform prediction, below the Bayes posterior
     p(x_0 | x_t) (which would count q(x_t | .) twice), below an inverted one."""
-    d = MixedDiffusion(0, [3], T=10)
+    d = MixedDiffusion(0, [3], T=10, cat_input="onehot")  # the Bayes predictor below reads a 0/1 input
     prior = torch.tensor([0.2, 0.3, 0.5])
 
     def bayes(inp, t, invert=False):
@@ -223,12 +225,15 @@ def test_multinomial_loss_is_lowest_for_the_optimal_predictor():
 
 
 def test_learns_a_simple_table():
-    """One categorical column with proportions 0.2/0.3/0.5 and one N(3, 2) column."""
+    """One categorical column with proportions 0.2/0.3/0.5 and one N(3, 2) column. With the plain one-hot input
+    25 epochs suffice; the reference's log one-hot input (inputs of -69) learns far slower (measured: category
+    shares 0.01/0.49/0.50 after 25 epochs), which a unit test cannot afford."""
     rng = np.random.default_rng(0)
     n = 2000
     df = pd.DataFrame({"x": rng.normal(3.0, 2.0, n), "c": rng.choice(["a", "b", "c"], n, p=[0.2, 0.3, 0.5])})
     schema = TableSchema(("x",), ("c",))
-    model = TabDDPM(epochs=25, batch_size=256, d_layers=(128, 128), seed=0).fit(df, schema, progress=False)
+    model = TabDDPM(epochs=25, batch_size=256, d_layers=(128, 128), seed=0, cat_input="onehot")
+    model.fit(df, schema, progress=False)
     s = model.sample(4000, seed=1)
     freq = s["c"].value_counts(normalize=True).reindex(["a", "b", "c"], fill_value=0.0).to_numpy()
     np.testing.assert_allclose(freq, [0.2, 0.3, 0.5], atol=0.04)
@@ -444,6 +449,9 @@ def test_device_argument():
 def test_paper_preset_hyperparameters():
     cfg = TabDDPM(preset="paper").config()
     assert cfg["d_layers"] == (1024, 2048, 2048, 1024) and cfg["num_timesteps"] == 1000
+    # the TabCutMix repository: MLPDiffusion's dim_t default 1024, adult.toml weight_decay 5e-4, best-loss weights
+    assert cfg["dim_t"] == 1024 and cfg["weight_decay"] == 5e-4 and cfg["keep_best"] is True
+    assert cfg["cat_input"] == "log_onehot" and TabDDPM().config()["cat_input"] == "log_onehot"
     assert cfg["batch_size"] == 4096 and cfg["steps"] == 100_000 and cfg["lr"] == pytest.approx(0.0018098, rel=1e-4)
     assert TabDDPM(preset="paper")._total_epochs(cfg, 32_561) == 12_500  # 8 steps per epoch
 
@@ -487,3 +495,124 @@ def test_resume_after_sigkill_gives_the_uninterrupted_result(tmp_path):
     pd.testing.assert_frame_equal(
         TabDDPM.load(folder / "epoch-000004.pt").sample(100, seed=2), resumed.sample(100, seed=2)
     )
+
+
+# ---------------------------------------------------------------------------------------------- reference parity
+
+
+def _reference_mlp_diffusion(net, x, t):
+    """The TabCutMix/tab-ddpm `MLPDiffusion.forward` restated with `net`'s weights: proj(x) + time_embed(emb(t)),
+    then rtdl MLP blocks Linear -> ReLU -> Dropout and a linear head. emb: [cos(t f), sin(t f)],
+    f_i = exp(-ln(10000) i / half)."""
+    half = net.dim_t // 2
+    freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32) / half)
+    args = t[:, None].float() * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    lin = lambda m, v: v @ m.weight.T + m.bias  # noqa: E731
+    emb = lin(net.time_mlp[2], F.silu(lin(net.time_mlp[0], emb)))
+    h = lin(net.proj, x) + emb
+    for m in net.blocks:
+        if isinstance(m, torch.nn.Linear):
+            h = torch.relu(lin(m, h))
+    return lin(net.head, h)
+
+
+def _reference_mixed_loss(net, sizes, T, x_num, x_cat, t, noise, x_cat_t):
+    """tab-ddpm `GaussianMultinomialDiffusion.mixed_loss` restated (log space, flat one-hot layout, per-column
+    slices), for given timesteps, Gaussian noise and noisy categories: returns (loss_multi, loss_gauss)."""
+    s = 0.008
+    f = lambda u: np.cos((u / T + s) / (1 + s) * np.pi / 2) ** 2  # noqa: E731
+    betas = np.array([min(1 - f(i + 1) / f(i), 0.999) for i in range(T)])
+    log_alpha = np.log(1.0 - betas)
+    log_cum = np.cumsum(log_alpha)
+    tt = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
+    log_alpha_t, log_cum_t = tt(log_alpha), tt(log_cum)
+    log_1m_alpha, log_1m_cum = tt(np.log(1 - np.exp(log_alpha) + 1e-40)), tt(np.log(1 - np.exp(log_cum) + 1e-40))
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    log_k = torch.cat([torch.full((k,), math.log(k)) for k in sizes])[None]
+
+    def log_onehot(codes):
+        oh = torch.cat([F.one_hot(codes[:, i], k) for i, k in enumerate(sizes)], 1).float()
+        return torch.log(oh.clamp(min=1e-30))
+
+    def sliced_lse(v):
+        return torch.cat(
+            [torch.logsumexp(v[:, a:b], 1, keepdim=True).expand(-1, b - a) for a, b in zip(offsets[:-1], offsets[1:])],
+            1,
+        )
+
+    def q_pred(lx, tv):
+        return torch.logaddexp(lx + log_cum_t[tv][:, None], log_1m_cum[tv][:, None] - log_k)
+
+    def q_posterior(lx0, lxt, tv):
+        prev = q_pred(lx0, (tv - 1).clamp(min=0))
+        prev = torch.where((tv == 0)[:, None], lx0, prev)
+        un = prev + torch.logaddexp(lxt + log_alpha_t[tv][:, None], log_1m_alpha[tv][:, None] - log_k)
+        return un - sliced_lse(un)
+
+    abar = torch.exp(log_cum_t[t])[:, None]
+    x_num_t = abar.sqrt() * x_num + (1 - abar).sqrt() * noise
+    lx0, lxt = log_onehot(x_cat), log_onehot(x_cat_t)
+    out = _reference_mlp_diffusion(net, torch.cat([x_num_t, lxt], 1), t)
+    n_num = x_num.shape[1]
+    loss_gauss = ((noise - out[:, :n_num]) ** 2).mean()
+    logits = out[:, n_num:]
+    log_recon = logits - sliced_lse(logits)
+    log_true, log_model = q_posterior(lx0, lxt, t), q_posterior(log_recon, lxt, t)
+    kl = (log_true.exp() * (log_true - log_model)).sum(1)
+    nll = -(lx0.exp() * log_model).sum(1)
+    lq = q_pred(lx0, torch.full_like(t, T - 1))
+    kl_prior = (lq.exp() * (lq + log_k)).sum(1)
+    vb = torch.where(t == 0, nll, kl)
+    loss_multi = (vb * T + kl_prior) / len(sizes)
+    return loss_multi.mean(), loss_gauss
+
+
+def test_parity_with_the_reference_forward_pass_and_loss():
+    """One training batch on tiny data with a fixed seed: the denoiser's output on the reference's input
+    [x_num_t, log one-hot(x_cat_t)] and both loss terms equal the restated reference code."""
+    df, schema = toy_table(64)
+    model = TabDDPM(epochs=0, **TINY, seed=3).fit(df, schema, progress=False)
+    d, net = model.diffusion_, model.denoiser_
+    x_num, x_cat = model.codec_.encode(df)
+    g = torch.Generator().manual_seed(0)
+    t = torch.randint(0, d.T, (len(df),), generator=g)
+    t[:3] = torch.tensor([0, 1, d.T - 1])  # the decoder NLL branch and both ends of the chain
+    noise = torch.randn(x_num.shape, generator=g)
+    x_cat_t = d.q_sample_cat(x_cat, t, g)
+    with torch.no_grad():
+        inp = d.denoiser_input(d.q_sample_num(x_num, t, noise), x_cat_t)
+        np.testing.assert_allclose(inp[:, x_num.shape[1] :].unique().numpy(), [math.log(1e-30), 0.0], rtol=1e-6)
+        torch.testing.assert_close(net(inp, t), _reference_mlp_diffusion(net, inp, t), atol=1e-5, rtol=1e-5)
+        total, l_num, l_cat = d.loss_given(net, x_num, x_cat, t, noise, x_cat_t)
+        ref_multi, ref_gauss = _reference_mixed_loss(net, d.n_classes, d.T, x_num, x_cat, t, noise, x_cat_t)
+    assert l_num.item() == pytest.approx(ref_gauss.item(), rel=1e-5)
+    assert l_cat.item() == pytest.approx(ref_multi.item(), rel=1e-4)
+    assert total.item() == pytest.approx((ref_multi + ref_gauss).item(), rel=1e-4)
+
+
+def test_onehot_input_is_a_named_option_and_bad_values_are_refused():
+    df, schema = toy_table(64)
+    m = TabDDPM(epochs=0, **TINY, cat_input="onehot").fit(df, schema, progress=False)
+    inp = m.diffusion_.onehot_flat(torch.tensor([[1, 0]]))
+    assert inp.tolist() == [[0.0, 1.0, 0.0, 1.0, 0.0]]
+    with pytest.raises(ConfigError, match="`cat_input`"):
+        TabDDPM(cat_input="log").config()
+    for T in (0, -1, 2.5):
+        with pytest.raises(ConfigError, match=r"`num_timesteps`.*--timesteps"):
+            TabDDPM(num_timesteps=T).config()
+
+
+def test_keep_best_samples_from_the_lowest_loss_epoch():
+    """keep_best: after training the denoiser holds the weights of the epoch with the lowest logged loss."""
+    df, schema = toy_table(128)
+    seen: dict[int, dict] = {}
+
+    def record(epoch, model, logs):
+        seen[epoch] = (logs["loss"], params_of(model))
+
+    m = TabDDPM(epochs=6, **TINY, lr=0.05, keep_best=True, seed=1).fit(df, schema, callbacks=[record], progress=False)
+    best = min(seen, key=lambda e: seen[e][0])
+    assert best != max(seen)  # a high lr makes the last epoch not the best one here, so the test can tell
+    for k, v in params_of(m).items():
+        torch.testing.assert_close(v, seen[best][1][k], atol=0, rtol=0)

@@ -122,9 +122,13 @@ def demo(
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     force: bool = typer.Option(False, "--force", help="Replace the results of a finished run in --out."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar and no summary."),
+    mode: str = typer.Option(
+        "paper", "--mode", help="TabCutMix mask: paper (Bernoulli) or code (exactly floor(lambda F) features)."
+    ),
 ) -> int:
     """The main job: train a small TabDDPM on UCI Adult with and without TabCutMix, audit both for memorized
-    rows, score their quality, and write one report comparing them."""
+    rows, score their quality, and write one report comparing them. One seed: the difference it shows is a
+    single draw (docs/tabular.md has the multi-seed experiment)."""
     from rote.tabular.demo import run_demo
 
     return run_demo(
@@ -142,6 +146,7 @@ def demo(
         force=force,
         quiet=quiet,
         return_status=True,
+        mode=mode,
     )
 
 

@@ -244,6 +244,38 @@ def _rounding_bound(eps: float, terms: int, magnitude: np.ndarray, exact: bool =
 _EPS32, _EPS64 = float(np.finfo(np.float32).eps), float(np.finfo(np.float64).eps)
 
 
+def _safe_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a - b elementwise; where that overflows (values of opposite sign near the float limit) it is computed as
+    2 * (a/2 - b/2), which is inf only when the true difference exceeds the largest float."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        d = a - b
+        bad = ~np.isfinite(d)
+        if bad.any():
+            d = np.where(bad, 2.0 * (0.5 * a - 0.5 * b), d)
+    return d
+
+
+def _safe_norm(diff: np.ndarray) -> np.ndarray:
+    """Euclidean norm over the last axis without overflow or underflow in the squares (as `math.hypot`): each
+    vector is divided by its largest absolute entry before squaring. Equals sqrt(sum(diff**2)) to rounding."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        m = np.abs(diff).max(-1, initial=0.0)
+        safe = np.where((m > 0) & np.isfinite(m), m, 1.0)
+        scaled = np.sqrt(((diff / safe[..., None]) ** 2).sum(-1)) * safe
+    return np.where(np.isfinite(m), np.where(m > 0, scaled, 0.0), np.inf)
+
+
+def _scaled_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std (ddof 0)) per column of x (n, p) without overflow: a column whose values exceed 2**480 in size is
+    first multiplied by a power of two (exact) so that its squares and sums stay finite, then scaled back."""
+    big = np.abs(x).max(0) if x.shape[0] else np.zeros(x.shape[1])
+    with np.errstate(divide="ignore"):
+        shift = np.where(big > 2.0**480, np.ceil(np.log2(np.where(big > 0, big, 1.0))) - 480, 0.0)
+    f = np.exp2(-shift)
+    xs = x * f
+    return xs.mean(0) / f, xs.std(0) / f
+
+
 def _sq_dist_operands(x: np.ndarray, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Augmented operands so that one product gives squared Euclidean distances: [-2x, 1, |x|^2] . [y; |y|^2; 1]."""
     t = torch.as_tensor(x, dtype=dtype, device=device)
@@ -265,24 +297,38 @@ class TabCutMixDistance(Distance):
     relative: ClassVar[bool] = True
 
     def prepare(self, reference: MixedMatrix, device: torch.device) -> _Prepared:
-        # Centre on the reference mean: the distance is translation invariant, and centring shrinks the norms,
-        # which keeps the |a|^2 + |b|^2 - 2ab expansion accurate in float64 for raw values such as 1e5.
-        center = reference.numeric.mean(axis=0)
-        _, ref_op = _sq_dist_operands(reference.numeric - center, torch.float64, device)
-        ref_sq = ((reference.numeric - center) ** 2).sum(1)
+        # Centre on the reference median: the distance is translation invariant, and centring shrinks the norms,
+        # which keeps the |a|^2 + |b|^2 - 2ab expansion accurate in float64 for raw values such as 1e5 (the median,
+        # not the mean, so that one huge value does not shift every row).
+        center = np.median(reference.numeric, axis=0) if reference.n_rows else np.zeros(reference.numeric.shape[1])
+        centred = _safe_diff(reference.numeric, center)
+        # The distance is also invariant to one common scale factor (min-max per query): values past 2**500 are
+        # multiplied by a power of two (exact) so that the squares in the screen cannot overflow.
+        big = float(np.abs(centred).max()) if centred.size else 0.0
+        unit = 2.0 ** -(np.ceil(np.log2(big)) - 500) if big > 2.0**500 else 1.0
+        centred = centred * unit
+        _, ref_op = _sq_dist_operands(centred, torch.float64, device)
+        ref_sq = (centred**2).sum(1)
         return _Prepared(
             center=center,
+            unit=unit,
             ref_op=ref_op,
             n_ref=reference.n_rows,
             ref_sq_max=float(ref_sq.max()) if ref_sq.size else 0.0,
             cats=_CategoricalMatches(reference.categorical, reference.n_categories, device),
         )
 
+    def _centred(self, query: MixedMatrix, prep: _Prepared) -> np.ndarray:
+        """(B, p) query values centred and scaled as the prepared reference (inf past the float limit)."""
+        with np.errstate(over="ignore"):
+            return _safe_diff(query.numeric, prep.center) * prep.unit
+
     def screen(self, query: MixedMatrix, prep: _Prepared, device: torch.device) -> tuple[torch.Tensor, dict]:
         b = query.n_rows
         ctx: dict = {}
         if query.numeric.shape[1]:
-            q_op, _ = _sq_dist_operands(query.numeric - prep.center, torch.float64, device)
+            with np.errstate(over="ignore", invalid="ignore"):
+                q_op, _ = _sq_dist_operands(self._centred(query, prep), torch.float64, device)
             key = torch.mm(q_op, prep.ref_op, out=prep.buffer("key", b, prep.n_ref, torch.float64, device))  # e^2
             # The rows nearest and farthest in raw Euclidean distance: `exact` recomputes their e directly, so
             # the per-query min-max normalization does not inherit the screen's rounding (nor its block size).
@@ -296,18 +342,23 @@ class TabCutMixDistance(Distance):
         if query.categorical.shape[1]:
             # copied into float64 first: addcmul_ promoting int32 in place is 2x slower than copy + addcmul_
             matches = prep.buffer("matches", b, prep.n_ref, torch.float64, device)
-            scale = hi2 - lo2 + 1.0
+            # any scale above the span of e^2 ranks (mismatches, e) lexicographically; unit^2 keeps it in the
+            # units of the (possibly power-of-two scaled) squares
+            scale = hi2 - lo2 + prep.unit**2
             key.addcmul_(matches.copy_(prep.cats.matches(query.categorical, device)), -scale)
             ctx["scale"] = scale[:, 0].cpu().numpy()
         return key, ctx
 
     def screen_error(self, query: MixedMatrix, prep: _Prepared, ctx: dict) -> np.ndarray:
         # e^2 = [-2x, 1, |x|^2] . [y; |y|^2; 1] on centred values: terms add up to (|x| + |y|)^2 <= 2(|x|^2 + |y|^2);
-        # then - scale * matches, whose size is at most scale * q
-        q_sq = ((query.numeric - prep.center) ** 2).sum(1)
-        mag = 2.0 * (q_sq + prep.ref_sq_max)
-        integral = query.numeric.shape[1] == 0
-        err = _rounding_bound(_EPS64, query.numeric.shape[1] + 2, mag, exact=integral)
+        # then - scale * matches, whose size is at most scale * q. Scaled squares can be subnormal, where the
+        # rounding error is absolute: a few smallest subnormals per operation are added.
+        with np.errstate(over="ignore"):
+            q_sq = (self._centred(query, prep) ** 2).sum(1)
+            mag = 2.0 * (q_sq + prep.ref_sq_max)
+        p = query.numeric.shape[1]
+        integral = p == 0
+        err = _rounding_bound(_EPS64, p + 2, mag, exact=integral) + (0.0 if integral else 8.0 * (p + 6) * 5e-324)
         if "scale" in ctx:
             err = err + _rounding_bound(_EPS64, 2, mag + ctx["scale"] * query.categorical.shape[1], exact=integral)
         return err
@@ -318,13 +369,16 @@ class TabCutMixDistance(Distance):
             return mism / max(query.n_columns, 1)
 
         def euclid(rows: np.ndarray) -> np.ndarray:  # (B, c) raw Euclidean distances, computed directly
-            return np.sqrt(((query.numeric[:, None, :] - reference.numeric[rows]) ** 2).sum(-1))
+            # overflow-safe (a value of 1e308 squared is inf): hypot-style scaling, see `_safe_norm`
+            return _safe_norm(_safe_diff(query.numeric[:, None, :], reference.numeric[rows]))
 
         e = euclid(cand)
         lo = np.minimum(euclid(ctx["lo_rows"]).min(1), e.min(1))[:, None]
         hi = np.maximum(euclid(ctx["hi_rows"]).max(1), e.max(1))[:, None]
-        span = np.where(hi > lo, hi - lo, 1.0)  # sklearn MinMaxScaler: a zero range scales by 1
-        return (np.clip((e - lo) / span, 0.0, 1.0) + mism) / max(query.n_columns, 1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            span = np.where(hi > lo, hi - lo, 1.0)  # sklearn MinMaxScaler: a zero range scales by 1
+            mm = np.clip((e - lo) / span, 0.0, 1.0)
+        return (mm + mism) / max(query.n_columns, 1)
 
 
 @dataclass
@@ -341,8 +395,15 @@ class GowerDistance(Distance):
     def fit(self, reference: MixedMatrix) -> "GowerDistance":
         if self.ranges is None:
             x = reference.numeric
-            self.ranges = (x.max(0) - x.min(0)) if x.shape[0] else np.zeros(x.shape[1])
+            with np.errstate(over="ignore"):
+                self.ranges = (x.max(0) - x.min(0)) if x.shape[0] else np.zeros(x.shape[1])
         self.ranges = np.asarray(self.ranges, dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(self.ranges))
+        if bad.size:
+            raise ConfigError(
+                f"`gower` distance: numeric column {int(bad[0])} spans more than the largest float "
+                f"(range {self.ranges[bad[0]]}); rescale that column (e.g. divide by 1e300) or use `tabcutmix`/`l2`"
+            )
         return self
 
     def params(self) -> dict:
@@ -350,13 +411,14 @@ class GowerDistance(Distance):
 
     def _scaled(self, x: np.ndarray) -> np.ndarray:
         r = self.ranges
-        return x / np.where(r > 0, r, 1.0)
+        with np.errstate(over="ignore"):
+            return x / np.where(r > 0, r, 1.0)
 
     def prepare(self, reference: MixedMatrix, device: torch.device) -> _Prepared:
         # Scaled values are shifted to start at the reference minimum: |a - b| does not change, and float32 keeps
         # its resolution for columns far from zero (years, timestamps) whose range is small.
         offset = reference.numeric.min(0) if reference.n_rows else np.zeros(reference.numeric.shape[1])
-        ref = self._scaled(reference.numeric - offset)
+        ref = self._scaled(_safe_diff(reference.numeric, offset))
         return _Prepared(
             ref=torch.as_tensor(ref, dtype=torch.float32, device=device).T.contiguous(),
             offset=offset,
@@ -369,7 +431,7 @@ class GowerDistance(Distance):
         )
 
     def screen(self, query: MixedMatrix, prep: _Prepared, device: torch.device) -> tuple[torch.Tensor, dict]:
-        qn = self._scaled(query.numeric - prep.offset)
+        qn = self._scaled(_safe_diff(query.numeric, prep.offset))
         qs = torch.as_tensor(qn, dtype=torch.float32, device=device)
         b, n = qs.shape[0], prep.ref.shape[1]
         clamp = [bool((qn[:, j] < prep.lo[j]).any() or (qn[:, j] > prep.hi[j]).any()) for j in range(qn.shape[1])]
@@ -390,13 +452,14 @@ class GowerDistance(Distance):
         # float32 inputs carry eps * |value| each; each term is at most 1 (clamped, or both values in range, or
         # 0/1); the sum of p terms minus at most q matches is rounded at every step
         p, q = query.numeric.shape[1], query.categorical.shape[1]
-        inputs = (np.abs(self._scaled(query.numeric - prep.offset)) + prep.ref_abs_max).sum(1)
+        inputs = (np.abs(self._scaled(_safe_diff(query.numeric, prep.offset))) + prep.ref_abs_max).sum(1)
         return _rounding_bound(_EPS32, p + 1, 2.0 * inputs + (p + q) * (p + 1), exact=p == 0)
 
     def exact(self, query: MixedMatrix, reference: MixedMatrix, cand: np.ndarray, ctx: dict) -> np.ndarray:
         r = self.ranges
-        diff = np.abs(query.numeric[:, None, :] - reference.numeric[cand])
-        num = np.where(r > 0, np.minimum(diff / np.where(r > 0, r, 1.0), 1.0), (diff > 0).astype(np.float64))
+        diff = np.abs(_safe_diff(query.numeric[:, None, :], reference.numeric[cand]))  # inf beyond the float max
+        with np.errstate(over="ignore"):
+            num = np.where(r > 0, np.minimum(diff / np.where(r > 0, r, 1.0), 1.0), (diff > 0).astype(np.float64))
         return (num.sum(-1) + _mismatches(query.categorical, reference.categorical[cand])) / max(query.n_columns, 1)
 
 
@@ -415,10 +478,11 @@ class L2Distance(Distance):
 
     def fit(self, reference: MixedMatrix) -> "L2Distance":
         x = reference.numeric
+        mean, std = _scaled_moments(x) if x.shape[0] else (np.zeros(x.shape[1]), np.ones(x.shape[1]))
         if self.mean is None:
-            self.mean = x.mean(0) if x.shape[0] else np.zeros(x.shape[1])
+            self.mean = mean
         if self.std is None:
-            s = x.std(0) if x.shape[0] else np.ones(x.shape[1])
+            s = std
             # a constant column's std is a rounding residue (e.g. 1e-17 for [0.1, 0.1, 0.1]), not 0: test max == min
             constant = (x.max(0) == x.min(0)) if x.shape[0] else np.ones(x.shape[1], bool)
             self.std = np.where(constant | ~(s > 0), 1.0, s)
@@ -431,8 +495,17 @@ class L2Distance(Distance):
             "std": None if self.std is None else self.std.tolist(),
         }
 
+    def _z(self, x: np.ndarray) -> np.ndarray:
+        """Standardized values; where (x - mean) overflows, x/std - mean/std (inf only past the float max)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = (x - self.mean) / self.std
+            bad = ~np.isfinite(z)
+            if bad.any():
+                z = np.where(bad, x / self.std - self.mean / self.std, z)
+        return z
+
     def prepare(self, reference: MixedMatrix, device: torch.device) -> _Prepared:
-        z = (reference.numeric - self.mean) / self.std
+        z = self._z(reference.numeric)
         _, ref_op = _sq_dist_operands(z, torch.float32, device)
         known = torch.as_tensor((reference.categorical >= 0).sum(1), dtype=torch.float32, device=device)
         return _Prepared(
@@ -443,7 +516,7 @@ class L2Distance(Distance):
         )
 
     def screen(self, query: MixedMatrix, prep: _Prepared, device: torch.device) -> tuple[torch.Tensor, dict]:
-        q_op, _ = _sq_dist_operands((query.numeric - self.mean) / self.std, torch.float32, device)
+        q_op, _ = _sq_dist_operands(self._z(query.numeric), torch.float32, device)
         d2 = q_op @ prep.ref_op
         if query.categorical.shape[1]:
             # one-hot part = known_q + known_r - 2 * matches; known_q is constant per row
@@ -453,19 +526,21 @@ class L2Distance(Distance):
     def screen_error(self, query: MixedMatrix, prep: _Prepared, ctx: dict) -> np.ndarray:
         # the squared-distance product on standardized values (terms add up to <= 2(|x|^2 + |y|^2)), then
         # + known - 2 matches (at most 3q)
-        z = (query.numeric - self.mean) / self.std
-        mag = 2.0 * ((z * z).sum(1) + prep.ref_sq_max) + 3.0 * query.categorical.shape[1]
+        z = self._z(query.numeric)
+        with np.errstate(over="ignore"):
+            mag = 2.0 * ((z * z).sum(1) + prep.ref_sq_max) + 3.0 * query.categorical.shape[1]
         return _rounding_bound(_EPS32, query.numeric.shape[1] + 4, mag, exact=query.numeric.shape[1] == 0)
 
     def exact(self, query: MixedMatrix, reference: MixedMatrix, cand: np.ndarray, ctx: dict) -> np.ndarray:
-        za = (query.numeric - self.mean) / self.std
-        zb = (reference.numeric[cand] - self.mean) / self.std
-        num = ((za[:, None, :] - zb) ** 2).sum(-1)
+        za, zb = self._z(query.numeric), self._z(reference.numeric[cand])
+        num = _safe_norm(_safe_diff(za[:, None, :], zb)) if za.shape[1] else np.zeros(cand.shape)
         qa = query.categorical[:, None, :]
         qb = reference.categorical[cand]
         # one-hot difference: equal known codes 0; two different known codes 2; one side unseen 1; both unseen 0
         onehot = np.where(qa == qb, np.where(qa >= 0, 0.0, 0.0), np.where((qa >= 0) & (qb >= 0), 2.0, 1.0)).sum(-1)
-        return np.sqrt(num + onehot)
+        # sqrt(num^2 + onehot) without squaring a huge num: onehot <= 2q is negligible beside num > 1e150
+        with np.errstate(over="ignore"):
+            return np.where(num < 1e150, np.sqrt(num * num + onehot), num)
 
 
 DISTANCES: dict[str, type[Distance]] = {"tabcutmix": TabCutMixDistance, "gower": GowerDistance, "l2": L2Distance}
@@ -598,7 +673,9 @@ def _certify(
     whose screened key lies within that band, and its candidates become the best of those.
     """
     ck = torch.gather(keys, 1, cand_t).to(torch.float64).cpu().numpy()
-    band = 2.0 * dist.screen_error(qb, prep, ctx)
+    with np.errstate(over="ignore", invalid="ignore"):
+        band = 2.0 * dist.screen_error(qb, prep, ctx)
+    band = np.where(np.isnan(band), np.inf, band)  # no bound known: re-score against every row
     best = np.argsort(exact, axis=1, kind="stable")[:, :k]
     s_k = np.take_along_axis(ck, best, 1).max(1)
     for i in np.flatnonzero(ck.max(1) - s_k < band):
@@ -672,11 +749,23 @@ def knn(
             stop = min(n_q, start + rows)
             qb = query.take(np.arange(start, stop))
             keys, ctx = dist.screen(qb, prep, dev)
+            # A screened key overflows (inf, or nan from inf - inf) only for values near the float limit; those
+            # rows are ranked by the exact distance against every reference row instead.
+            # (a row sum is non-finite iff a key is inf or nan, or the sum overflows, which only errs on the safe
+            # side; torch.isfinite over the whole block costs 20x more)
+            bad = np.flatnonzero((~torch.isfinite(keys.sum(1))).cpu().numpy())
+            if bad.size:
+                keys[torch.as_tensor(bad, device=keys.device)] = 0.0
             cand_t = _smallest(keys, n_cand)
             cand = cand_t.cpu().numpy()
             exact = dist.exact(qb, ref_u, cand, ctx)
             if n_cand < n_u:
                 _certify(dist, qb, ref_u, prep, keys, cand_t, cand, exact, ctx, k)
+            for i in bad:
+                ctx_i = {name: value[i : i + 1] for name, value in ctx.items()}
+                d = dist.exact(qb.take(np.array([i])), ref_u, np.arange(n_u)[None, :], ctx_i)[0]
+                keep = np.argsort(d, kind="stable")[:n_cand]
+                cand[i], exact[i] = keep, d[keep]
             order = np.argsort(exact, axis=1, kind="stable")
             cand = np.take_along_axis(cand, order, 1)
             cvals = np.take_along_axis(exact, order, 1)

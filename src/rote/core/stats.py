@@ -447,3 +447,43 @@ def mann_whitney_sample_size(
     while mann_whitney_power(delta, n_x, math.ceil(ratio * n_x), alpha=alpha, one_sided=one_sided) < power:
         n_x += 1  # rounding n_y up and down can leave the formula's N a hair short
     return n_x, max(1, math.ceil(ratio * n_x - 1e-9))
+
+
+# ------------------------------------------------------------------------------------------- paired seeds
+
+
+def paired_difference_interval(x: Sequence[float], y: Sequence[float], *, level: float = 0.95) -> Interval:
+    """Mean of the paired differences x_i - y_i (e.g. one metric of two methods run with the same seeds) with its
+    Student-t interval, mean ± t_{n-1} s_d / sqrt(n). Pairs with a NaN are dropped; with fewer than two pairs the
+    interval is (nan, nan). x and y must have the same length (pair i = seed i)."""
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if xs.shape != ys.shape or xs.ndim != 1:
+        raise ConfigError(f"paired values need two 1-D sequences of equal length, got {xs.shape} and {ys.shape}")
+    return mean_t_interval(xs - ys, level=level)
+
+
+def paired_t_sample_size(effect: float, sd: float, *, alpha: float = 0.05, power: float = 0.8) -> int:
+    """Smallest number of pairs n for which a two-sided paired t-test at level `alpha` detects a mean difference
+    `effect` with probability `power`, when the paired differences have standard deviation `sd`.
+
+    Exact power from the noncentral t distribution: power(n) = P(|T| > t_{1-alpha/2, n-1}), T ~ nct(n - 1,
+    effect sqrt(n) / sd); n starts at 2 and grows until power(n) >= `power`. E.g. effect = sd (d = 1), alpha 0.05,
+    power 0.8: n = 10 (the normal approximation (z_a + z_b)^2 / d^2 = 7.85 is too optimistic at small n)."""
+    from scipy import stats
+
+    if not float(sd) > 0 or not math.isfinite(float(sd)):
+        raise ConfigError(f"`sd` (standard deviation of the paired differences) must be > 0, got {sd}")
+    if float(effect) == 0 or not math.isfinite(float(effect)):
+        raise ConfigError(f"`effect` (mean difference to detect) must be finite and non-zero, got {effect}")
+    if not 0 < float(alpha) < 1 or not 0 < float(power) < 1:
+        raise ConfigError(f"`alpha` and `power` must be in (0, 1), got {alpha} and {power}")
+    d = abs(float(effect)) / float(sd)
+    n = 2
+    while True:
+        df = n - 1
+        crit = stats.t.ppf(1 - alpha / 2, df)
+        nc = d * math.sqrt(n)
+        achieved = stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc)
+        if achieved >= power or n >= 100_000:
+            return n
+        n += 1

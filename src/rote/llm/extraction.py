@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from rote.core.errors import ConfigError
+from rote.core.errors import BackendError, ConfigError
 from rote.core.results import Result, internal_field, table_field
 from rote.core.stats import Interval, binomial_ci, bootstrap_ci, compare_groups, mean_std
 from rote.core.text import CopyingCriteria, overlap_table
@@ -356,11 +357,22 @@ def extract(
     suffixes = [ids[i][start : start + suffix_tokens] for i, _ in jobs]
     gens: list[list[int]] = []
     logp_list: list[float] = []
+    can_score = backend.supports_logprobs
     for s in range(0, len(jobs), batch_size):
         chunk = slice(s, s + batch_size)
         gens.extend(backend.generate(inputs[chunk], suffix_tokens, greedy=True, batch_size=batch_size))
-        if backend.supports_logprobs:
-            scored = backend.score([p + q for p, q in zip(inputs[chunk], suffixes[chunk])], batch_size=batch_size)
+        scored = None
+        if can_score:
+            try:
+                scored = backend.score([p + q for p, q in zip(inputs[chunk], suffixes[chunk])], batch_size=batch_size)
+            except BackendError as exc:
+                if not getattr(exc, "scoring_unavailable", False):
+                    raise
+                # an endpoint that generates correctly but cannot score (llama-cpp-python's shifted echo): greedy
+                # extraction stays valid; p(suffix) and the extraction risk are left out, and the user is told
+                warnings.warn(f"p(suffix) and extraction risk not measured: {exc}", stacklevel=2)
+                can_score = False
+        if scored is not None:
             for sc, p in zip(scored, inputs[chunk]):
                 logp_list.append(float(sc.logprobs[len(p) - 1 : len(p) - 1 + suffix_tokens].sum()))
         else:

@@ -22,6 +22,7 @@ from rote.tabular.encode import encode_tables, row_hashes
 
 DEFAULT_THRESHOLD = 1 / 3
 HIST_BINS = 20
+FAR_NUMERIC_SD = 1.0  # a memorized row whose numbers differ from its nearest row by more than this is flagged
 PAPER_AUC_GRID = np.linspace(0.0, 1.0, 10)  # the TabCutMix code's grid: 10 points, spacing 1/9 (not 0.1)
 
 TableLike = str | os.PathLike | pd.DataFrame
@@ -81,6 +82,7 @@ class AuditResult(Result):
     train_rows: pd.DataFrame = table_field("train_rows")
     train: pd.DataFrame = internal_field()
     synthetic: pd.DataFrame = internal_field()
+    n_far_numeric: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The scalar results (what results.json holds)."""
@@ -106,6 +108,13 @@ class AuditResult(Result):
         if self.n_undefined_ratio:
             lines.append(
                 f"0/0 ratios          {self.n_undefined_ratio} (equal to duplicated training rows; not memorized)"
+            )
+        if self.n_far_numeric:
+            lines.append(
+                f"warning             {self.n_far_numeric} memorized rows differ from their nearest training row by "
+                f"more than {FAR_NUMERIC_SD:g} training standard deviation(s) in some numeric column: the "
+                f"{self.distance} distance rescales numeric distances per row, so a row can count as a copy "
+                "with far-apart numbers (rows.parquet: max_numeric_gap_sd)"
             )
         if self.unseen_categories:
             lines.append("unseen categories   " + ", ".join(f"{k}: {v}" for k, v in self.unseen_categories.items()))
@@ -163,6 +172,85 @@ def _exact_copy_of(train: pd.DataFrame, synthetic: pd.DataFrame) -> np.ndarray:
     return idx
 
 
+RAY_BLOCK_ROWS = 4096  # synthetic rows per Ray task
+
+
+class _Searcher:
+    """knn here, or over Ray tasks (blocks of query rows against the whole reference); a context manager that
+    starts Ray for "local" (or connects to an address) and stops it if it started it."""
+
+    def __init__(self, ray: str | None, block_rows: int, **kw: Any) -> None:
+        if ray is not None and (not isinstance(ray, str) or not ray):
+            raise ConfigError("`ray`: give 'local' to start Ray here, or a cluster address such as ray://head:10001")
+        if isinstance(block_rows, bool) or not isinstance(block_rows, (int, np.integer)) or block_rows < 1:
+            raise ConfigError(f"`ray_block_rows` must be a whole number >= 1, got {block_rows!r}")
+        self.address, self.block_rows, self.kw, self.started = ray, int(block_rows), kw, False
+
+    def __enter__(self) -> "_Searcher":
+        if self.address is None:
+            return self
+        from rote.core.errors import BackendError
+        from rote.sweep.ray_backend import import_ray
+
+        self.ray = import_ray()
+        if not self.ray.is_initialized():
+            try:
+                if self.address == "local":
+                    self.ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+                else:
+                    self.ray.init(address=self.address, log_to_driver=False, configure_logging=False)
+            except Exception as exc:
+                reason = " ".join(str(exc).split())[:300]
+                raise BackendError(
+                    f"`ray` {self.address}: cannot start or reach Ray ({type(exc).__name__}: {reason}); "
+                    "check the address, or run without --ray"
+                ) from None
+            self.started = True
+        self.task = self.ray.remote(num_cpus=1, max_retries=1)(_knn_block)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.started:
+            self.ray.shutdown()
+
+    def __call__(self, query: Any, reference: Any, k: int, dist: Any) -> Any:
+        if self.address is None:
+            return knn(query, reference, k=k, distance=dist, **self.kw)
+        from rote.core.neighbors import Neighbors
+
+        ref = self.ray.put(reference)
+        starts = list(range(0, query.n_rows, self.block_rows))
+        refs = [
+            self.task.remote(query.take(np.arange(s, min(s + self.block_rows, query.n_rows))), ref, k, dist)
+            for s in starts
+        ]
+        parts = self.ray.get(refs)
+        progress = self.kw.get("progress")
+        if progress is not None:
+            progress(query.n_rows)
+        if not parts:
+            return knn(query, reference, k=k, distance=dist)
+        return Neighbors(np.concatenate([p.indices for p in parts]), np.concatenate([p.distances for p in parts]))
+
+
+def _knn_block(query: Any, reference: Any, k: int, dist: Any) -> Any:
+    """One Ray task: exact k nearest reference rows of a block of query rows (CPU, all of the task's threads)."""
+    return knn(query, reference, k=k, distance=dist)
+
+
+def _numeric_gap_sd(train_num: np.ndarray, synth_num: np.ndarray, nearest: np.ndarray) -> np.ndarray:
+    """(n_synthetic,) the largest |synthetic - nearest training row| over numeric columns, in training standard
+    deviations (a constant column counts any difference as infinite; 0 without numeric columns)."""
+    if train_num.shape[1] == 0 or len(synth_num) == 0:
+        return np.zeros(len(synth_num))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        scale = np.exp2(-np.ceil(np.log2(np.maximum(np.abs(train_num).max(0), 1.0))))  # exact; std cannot overflow
+        sd = (train_num * scale).std(0) / scale
+        gap = np.abs(synth_num / 2 - train_num[nearest] / 2) * 2
+        z = np.where(sd > 0, gap / np.where(sd > 0, sd, 1.0), np.where(gap > 0, np.inf, 0.0))
+    return z.max(1)
+
+
 def audit_searches(has_holdout: bool, distance: str) -> int:
     """How many passes over the synthetic rows `audit` makes (for a progress bar's total: n_synthetic times this):
     the distance-ratio search, plus the DCR searches against train (when the audit distance is relative)
@@ -186,6 +274,8 @@ def audit(
     device: str = "cpu",
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     progress: Callable[[int], None] | None = None,
+    ray: str | None = None,
+    ray_block_rows: int = RAY_BLOCK_ROWS,
 ) -> AuditResult:
     """Audit a synthetic table for rows that copy training rows (distance-ratio criterion).
 
@@ -199,6 +289,9 @@ def audit(
     holdout: real rows not used for training; adds the DCR share (synthetic rows strictly closer to train
         than to holdout; about n_train / (n_train + n_holdout) for a generator that does not copy) measured
         with `gower` when the audit distance is relative (`tabcutmix`), else with the audit distance, fitted on train.
+    ray: None searches here; "local" (start Ray on this machine) or a cluster address: the synthetic rows are
+        split into blocks of `ray_block_rows`, each searched against the whole training table as one Ray task.
+        Every distance is a function of one synthetic row and the training table, so the result is identical.
     """
     if not 0.0 < threshold <= 1.0:
         raise ConfigError(f"`threshold` must be in (0, 1], got {threshold}")
@@ -209,10 +302,17 @@ def audit(
     )
     tables = [trv, syv] + ([hov] if hov is not None else [])
     mats, _ = encode_tables(tables, schema, include_target=include_target)
-    tr_m, sy_m = mats[0], mats[1]
+    tr_m = mats[0]
 
     dist = get_distance(distance).fit(tr_m)
-    nb = knn(sy_m, tr_m, k=2, distance=dist, device=device, block_bytes=block_bytes, progress=progress)
+    with _Searcher(ray, ray_block_rows, device=device, block_bytes=block_bytes, progress=progress) as search:
+        return _audit_tables(search, dist, schema, trv, syv, hov, mats, distance, threshold, include_target)
+
+
+def _audit_tables(search, dist, schema, trv, syv, hov, mats, distance, threshold, include_target) -> AuditResult:
+    """The searches and result frames of `audit` (after validation and encoding)."""
+    tr_m, sy_m = mats[0], mats[1]
+    nb = search(sy_m, tr_m, 2, dist)
     d1, d2 = nb.distances[:, 0], nb.distances[:, 1]
     ratio = distance_ratio(d1, d2)
     memorized = memorized_at(ratio, threshold)
@@ -230,6 +330,8 @@ def audit(
             "exact_copy_of": copy_of,
         }
     )
+    rows["max_numeric_gap_sd"] = _numeric_gap_sd(tr_m.numeric, sy_m.numeric, nb.indices[:, 0])
+    n_far = int((memorized & (rows["max_numeric_gap_sd"].to_numpy() > FAR_NUMERIC_SD)).sum())
     n_tr = len(trv)
     train_rows = pd.DataFrame(
         {
@@ -246,15 +348,8 @@ def audit(
     if hov is not None:
         ho_m = mats[2]
         dcr_dist = get_distance("gower").fit(tr_m) if dist.relative else dist  # fitted on train either way
-        if dist.relative:
-            dcr_train = knn(
-                sy_m, tr_m, k=1, distance=dcr_dist, device=device, block_bytes=block_bytes, progress=progress
-            ).distances[:, 0]
-        else:
-            dcr_train = d1
-        dcr_hold = knn(
-            sy_m, ho_m, k=1, distance=dcr_dist, device=device, block_bytes=block_bytes, progress=progress
-        ).distances[:, 0]
+        dcr_train = search(sy_m, tr_m, 1, dcr_dist).distances[:, 0] if dist.relative else d1
+        dcr_hold = search(sy_m, ho_m, 1, dcr_dist).distances[:, 0]
         rows["dcr_train"], rows["dcr_holdout"] = dcr_train, dcr_hold
         dcr = {
             "distance": dcr_dist.name,
@@ -285,6 +380,7 @@ def audit(
         train_rows=train_rows,
         train=trv,
         synthetic=syv,
+        n_far_numeric=n_far,
     )
 
 

@@ -41,12 +41,25 @@ __all__ = [
     "OODDetector",
     "OODResult",
     "ood_rate",
+    "identical_share",
     "association_matrix",
     "cluster_columns",
     "AUGMENTERS",
 ]
 
 MODES = ("paper", "code")
+MAX_RATIO = 100.0  # new rows per training row; 1e9 would try to allocate hundreds of GiB
+
+
+def identical_share(train: pd.DataFrame, new_rows: pd.DataFrame) -> float:
+    """Fraction of `new_rows` (augmented rows) equal, value for value in every column of `train`, to some row of
+    `train` (NaN when there are none). TabCutMix can return a copy (swapping no feature, or swapping between equal
+    rows), and such copies inflate the memorization a generator trained on the augmented table shows."""
+    if len(new_rows) == 0:
+        return float("nan")
+    cols = list(train.columns)
+    seen = set(map(tuple, train[cols].astype(object).itertuples(index=False, name=None)))
+    return float(np.mean([tuple(r) in seen for r in new_rows[cols].astype(object).itertuples(index=False, name=None)]))
 
 
 def _check_ratio(ratio: Any, who: str) -> float:
@@ -57,6 +70,11 @@ def _check_ratio(ratio: Any, who: str) -> float:
         or ratio < 0
     ):
         raise ConfigError(f"{who}: ratio={ratio!r} must be a number >= 0 (new rows per training row, e.g. 0.3)")
+    if ratio > MAX_RATIO:
+        raise ConfigError(
+            f"{who}: `ratio`={ratio!r} is above {MAX_RATIO:g} new rows per training row (the paper uses 0.3, Magic "
+            f"2.0); a larger table would not fit in memory; lower --ratio / --aug-ratio"
+        )
     return float(ratio)
 
 

@@ -91,6 +91,10 @@ def tabular_audit(
         "error", "--missing", help="Missing cells: error (default) or category (own category)."
     ),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    ray: Optional[str] = typer.Option(
+        None, "--ray", help="'local' or a Ray cluster address: search blocks of synthetic rows as Ray tasks."
+    ),
+    ray_block_rows: int = typer.Option(4096, "--ray-block-rows", help="Synthetic rows per Ray task."),
     block_mb: int = typer.Option(
         16, "--block-mb", help="Working memory per query block, MiB (results do not depend on it)."
     ),
@@ -125,6 +129,8 @@ def tabular_audit(
         "include_target": not exclude_target,
         "missing": missing,
         "device": device,
+        "ray": ray,
+        "ray_block_rows": ray_block_rows,
         "block_mb": block_mb,
         "top": top,
     }
@@ -142,6 +148,8 @@ def tabular_audit(
             device=device,
             block_bytes=block_mb * 2**20,
             progress=advance,
+            ray=ray,
+            ray_block_rows=ray_block_rows,
         )
     return run.finish(
         result,
@@ -238,6 +246,12 @@ def tabular_train(
         "none", "--augmentation", help="Train on an augmented table: none, tabcutmix, tabcutmixplus, mixup, smote, ijf."
     ),
     aug_ratio: float = typer.Option(0.3, "--aug-ratio", help="New rows per training row."),
+    mode: Optional[str] = typer.Option(
+        None, "--mode", help="TabCutMix(Plus) mask: paper (Bernoulli; default) or code (exactly floor(lambda F))."
+    ),
+    num_nan_policy: str = typer.Option(
+        "error", "--num-nan-policy", help="Missing numeric cells: error, or mean (TabDDPM's num_nan_policy)."
+    ),
     every: int = typer.Option(0, "--every", help="Check memorization every N epochs (0: only the final audit)."),
     hook_samples: Optional[int] = typer.Option(None, "--hook-samples", help="Rows sampled per check (n_train)."),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Checkpoint every N epochs."),
@@ -261,6 +275,7 @@ def tabular_train(
         GENERATORS,
         augment_table,
         check_choice,
+        impute_numeric,
         make_generator,
         sample_and_audit,
         train_generator,
@@ -271,6 +286,8 @@ def tabular_train(
     check_choice("augmentation", augmentation, AUGMENTATIONS)
     if every < 0:
         raise ConfigError(f"--every must be 0 (no checks) or more, got {every}")
+    if seed < 0:
+        raise ConfigError(f"`--seed` must be a whole number >= 0, got {seed}")
     seed_everything(seed)
     run = RunFolder(out, force=force, inputs=[p for p in (train, schema) if p is not None])
     table, sch, source = _training_table(
@@ -282,7 +299,8 @@ def tabular_train(
         numeric=_split(numeric),
         categorical=_split(categorical),
     )
-    fit_table, _ = augment_table(table, sch, augmentation, ratio=aug_ratio, seed=seed)
+    table, imputed = impute_numeric(table, sch, num_nan_policy)
+    fit_table, _ = augment_table(table, sch, augmentation, ratio=aug_ratio, seed=seed, mode=mode)
     gen = make_generator(
         generator,
         preset=preset,
@@ -316,6 +334,8 @@ def tabular_train(
         "timesteps": timesteps,
         "augmentation": augmentation,
         "aug_ratio": aug_ratio,
+        "mode": mode,
+        "num_nan_policy": num_nan_policy,
         "every": every,
         "hook_samples": hook_samples,
         "checkpoint_every": checkpoint_every,
@@ -335,13 +355,19 @@ def tabular_train(
         "epochs_trained": len(history),
         "final_loss": float(history["loss"].iloc[-1]) if len(history) and "loss" in history else None,
         "memorization_curve": curve,
+        "imputed_numeric": imputed,
     }
+    if augmentation != "none":
+        from rote.tabular.augment import identical_share
+
+        extra["identical_share"] = identical_share(table, fit_table.iloc[len(table) :])
     tables = {"synthetic": synthetic}
     if generator != "ijf":
         tables["history"] = history
-    summary = (
-        f"trained {generator} on {len(fit_table):,} rows ({augmentation}); {n:,} synthetic rows\n" + result.summary()
-    )
+    summary = f"trained {generator} on {len(fit_table):,} rows ({augmentation}); {n:,} synthetic rows\n"
+    if "identical_share" in extra:
+        summary += f"augmented rows identical to a training row: {extra['identical_share']:.2%}\n"
+    summary += result.summary()
     return run.finish(
         result,
         command="rote tabular train",
@@ -352,7 +378,7 @@ def tabular_train(
         extra=extra,
         summary=summary,
         quiet=quiet,
-        **audit_outputs(result),
+        **audit_outputs(result, history=history if generator != "ijf" else None, curve=trained.curve),
     )
 
 
@@ -380,7 +406,7 @@ def tabular_augment(
     """Augment a training table (originals first, then the new rows) and measure how out-of-distribution the new
     rows are; TabCutMixPlus also writes its column association matrix and clusters."""
     from rote.core.runs import RunFolder
-    from rote.tabular.augment import AUGMENTERS, ood_rate
+    from rote.tabular.augment import AUGMENTERS, identical_share, ood_rate
     from rote.tabular.report import augment_plots, augment_report
 
     if method not in AUGMENTERS:
@@ -409,18 +435,27 @@ def tabular_augment(
     new = both.iloc[len(table) :]
     results: dict = {"method": method, "params": kwargs, "n_original": len(table), "n_new": len(new)}
     o = None
+    results["identical_share"] = identical_share(table, new)
     if ood and len(new):
         o = ood_rate(table, new, sch, seed=seed)
-        results.update(ood_rate=o.ood_rate, ood_detector_accuracy=o.detector_accuracy)
+        results.update(
+            ood_rate=o.ood_rate,
+            ood_detector_accuracy=o.detector_accuracy,
+            ood_real_rate=o.real_flag_rate,
+            ood_excess=o.ood_rate - o.real_flag_rate,
+        )
     tables = {"augmented": both}
     if hasattr(aug, "clusters_"):
         results["clusters"] = aug.clusters_
         tables["association"] = aug.association_.reset_index(names="column")
     plots = augment_plots(aug)  # TabCutMixPlus: association heat map and dendrogram (PNG files and in the report)
     lines = [f"{method}: {len(table):,} original rows + {len(new):,} new rows"]
+    if len(new):
+        lines.append(f"new rows identical to a training row: {results['identical_share']:.2%}")
     if "ood_rate" in results:
         lines.append(
-            f"OOD rate of the new rows: {results['ood_rate']:.2%} (detector accuracy "
+            f"OOD rate of the new rows: {results['ood_rate']:.2%}; the detector flags {results['ood_real_rate']:.2%} "
+            f"of real held-out rows, so the excess is {results['ood_excess']:+.2%} (detector accuracy "
             f"{results['ood_detector_accuracy']:.2%})"
         )
     if "clusters" in results:
@@ -462,7 +497,7 @@ def tabular_quality(
     """Quality of a synthetic table: shape, trend, alpha-precision, beta-recall, C2ST, MLE and DCR share."""
     from rote.core.runs import RunFolder
     from rote.data import load_dataset
-    from rote.tabular.report import quality_html
+    from rote.tabular.report import quality_html, quality_plots
     from rote.tabular.quality import quality_report
 
     run = RunFolder(out, force=force, inputs=[p for p in (train, synthetic, test, schema) if p is not None])
@@ -483,6 +518,7 @@ def tabular_quality(
     else:
         real_test = None
     result = quality_report(table, synth, sch, real_test=real_test, seed=seed)
+    plots = quality_plots(result)
     return run.finish(
         result,
         command="rote tabular quality",
@@ -495,7 +531,8 @@ def tabular_quality(
             "schema": sch.to_dict(),
         },
         inputs={"train": train, "synthetic": synthetic, "test": test, "schema": schema},
-        report=lambda config: quality_html(result, config=config),
+        plots=plots,
+        report=lambda config: quality_html(result, config=config, plots=plots),
     )
 
 
@@ -525,6 +562,9 @@ def tabular_experiment(
     test_rows: Optional[int] = typer.Option(None, "--test-rows", help="Cap on test rows used by MLE and DCR."),
     preset: Optional[str] = typer.Option(None, "--preset", help="Generator preset: small (default) or paper."),
     aug_ratio: Optional[float] = typer.Option(None, "--aug-ratio", help="New rows per training row (paper: 0.3)."),
+    mode: Optional[str] = typer.Option(
+        None, "--mode", help="TabCutMix(Plus) mask: paper or code (default: code with --preset paper, else paper)."
+    ),
     every: Optional[int] = typer.Option(None, "--every", help="Epochs between memorization checks (the curve)."),
     hook_samples: Optional[int] = typer.Option(None, "--hook-samples", help="Rows sampled per check (n_train)."),
     distance: Optional[str] = typer.Option(None, "--distance", help="Audit distance: tabcutmix (default), gower, l2."),
@@ -578,6 +618,7 @@ def tabular_experiment(
         "test_rows": test_rows,
         "preset": preset,
         "aug_ratio": aug_ratio,
+        "mode": mode,
         "every": every,
         "hook_samples": hook_samples,
         "distance": distance,

@@ -63,11 +63,14 @@ DEFAULTS: dict[str, Any] = {
     "quality": True,
     "ood": True,
     "generator_options": None,
+    "mode": None,
 }
 """Every point parameter and its default. `rows`/`test_rows` cap the training/test rows (None = all); `target`
 and `test` are for a dataset given as a file path; `hook_samples` = synthetic rows per hook evaluation (None =
 as many as training rows); `quality`/`ood` switch those metrics off for quick grids; `generator_options`: extra
-keyword arguments of the generator (e.g. {"num_timesteps": 100}) on top of its preset."""
+keyword arguments of the generator (e.g. {"num_timesteps": 100}) on top of its preset; `mode`: the TabCutMix(Plus)
+mask, "paper" (Bernoulli, the paper's Alg. 1) or "code" (exactly floor(lambda F) features, the reference code); None
+means "code" with preset "paper" (the comparison with the paper's numbers uses its code) and "paper" otherwise."""
 
 METRICS = ("mem_ratio", "mle", "alpha_precision", "beta_recall", "shape", "trend", "c2st", "dcr_share")
 """The paper-table columns (fractions in [0, 1]; the table shows them in %)."""
@@ -102,6 +105,10 @@ def experiment_grid(axes: Mapping[str, Any] | None = None, **fixed: Any):
         bad = [v for v in (values if isinstance(values, (list, tuple)) else [values]) if v not in allowed]
         if bad:
             raise ConfigError(f"{name} {bad[0]!r} is unknown; choose among {', '.join(allowed)}")
+    modes = axes.get("mode", [merged.get("mode")])
+    for v in modes if isinstance(modes, (list, tuple)) else [modes]:
+        if v not in (None, "paper", "code"):
+            raise ConfigError(f"mode {v!r} is unknown; choose among paper, code (TabCutMix's mask)")
     for name in ("train_fraction", "feature_fraction"):
         values = axes.get(name, [merged.get(name)])
         for v in values if isinstance(values, (list, tuple)) else [values]:
@@ -181,6 +188,15 @@ def subsample(
     return out, sub_schema
 
 
+def point_mode(p: Mapping[str, Any]) -> str | None:
+    """The TabCutMix(Plus) mask mode of a point (None for other augmentations); see `DEFAULTS`."""
+    if p["augmentation"] not in ("tabcutmix", "tabcutmixplus"):
+        return None
+    if p.get("mode") is not None:
+        return str(p["mode"])
+    return "code" if p["preset"] == "paper" else "paper"
+
+
 def make_generator(p: Mapping[str, Any]):
     """The point's generator object (not fitted)."""
     from rote.tabular.pipeline import make_generator as make
@@ -232,14 +248,27 @@ def experiment_point(params: dict[str, Any], work_dir: Path) -> dict[str, Any]:
 
     from rote.tabular.pipeline import augment_table, sample_and_audit, train_generator
 
-    fit_table, aug = augment_table(train, sch, p["augmentation"], ratio=p["aug_ratio"], seed=p["seed"])
+    fit_table, aug = augment_table(
+        train, sch, p["augmentation"], ratio=p["aug_ratio"], seed=p["seed"], mode=point_mode(p)
+    )
+    out["mode"] = point_mode(p) or ""
     ood = None
+    new_rows = fit_table.iloc[len(train) :]
     if aug is not None and p["ood"]:
         from rote.tabular.augment import ood_rate
 
-        ood = ood_rate(train, fit_table.iloc[len(train) :], sch, seed=p["seed"]).ood_rate
-    out["n_augmented"] = len(fit_table) - len(train)
-    out["ood_rate"] = ood if ood is not None else float("nan")
+        ood = ood_rate(train, new_rows, sch, seed=p["seed"])
+    out["n_augmented"] = len(new_rows)
+    out["ood_rate"] = ood.ood_rate if ood is not None else float("nan")
+    # the detector also flags some real held-out rows: only the excess over that floor is out of distribution
+    out["ood_real_rate"] = ood.real_flag_rate if ood is not None else float("nan")
+    out["ood_excess"] = ood.ood_rate - ood.real_flag_rate if ood is not None else float("nan")
+    if aug is not None:
+        from rote.tabular.augment import identical_share
+
+        out["identical_share"] = identical_share(train, new_rows)
+    else:
+        out["identical_share"] = float("nan")
 
     trained = train_generator(
         train,
@@ -252,16 +281,23 @@ def experiment_point(params: dict[str, Any], work_dir: Path) -> dict[str, Any]:
         seed=p["seed"],
         checkpoint_dir=Path(work_dir) / "checkpoints",
         checkpoint_every=p["every"],
+        validation=test,  # TabSyn's VAE schedules watch the real test split, as its code does
     )
     out["train_seconds"] = trained.train_seconds
 
     start = time.perf_counter()
     synthetic, result = sample_and_audit(trained, train, sch, len(train), seed=p["seed"], distance=p["distance"])
     out.update(mem_ratio=result.memorization_ratio, mem_auc=result.mem_auc, exact_copies=result.exact_copies)
+    out["quality_notes"] = ""
+    out["dcr_ideal"] = float("nan")  # the DCR share's ideal, n_train / (n_train + n_holdout), where it is measured
+    if p["quality"] and test is not None and len(test):
+        out["dcr_ideal"] = len(train) / (len(train) + len(test))
     if p["quality"]:
         from rote.tabular.quality import quality_report
 
-        out.update(_quality_scalars(quality_report(train, synthetic, sch, real_test=test, seed=p["seed"])))
+        q = quality_report(train, synthetic, sch, real_test=test, seed=p["seed"])
+        out.update(_quality_scalars(q))
+        out["quality_notes"] = "; ".join(q.notes)
     else:
         out.update({k: float("nan") for k in METRICS if k != "mem_ratio"})
     out["eval_seconds"] = time.perf_counter() - start
@@ -275,42 +311,113 @@ def paper_table(sweep) -> pd.DataFrame:
     """Table 1 of the paper from a finished sweep: one row per combination of the non-seed axes, with
     `<metric>_mean`/`<metric>_std` (fractions) for `METRICS`, `ood_rate`, the number of seeds, and
     `improvement`: the relative reduction of the mean memorization ratio against augmentation "none" with the
-    same other axes, (none - method) / none (NaN when there is no such baseline)."""
-    from rote.core.stats import relative_change
+    same other axes, (none - method) / none (NaN when there is no such baseline). Beside it: `improvement_low`/
+    `improvement_high`, the 95% paired-seed t interval of mean(none_s - method_s) over the seeds both ran, divided
+    by the baseline mean; `n_pairs`; `welch_p`, Welch's two-sided p-value of method vs none (NaN below 2 seeds
+    each). Also `dcr_ideal` (n_train / (n_train + n_holdout)), `ood_excess` (OOD rate minus the detector's rate on
+    real held-out rows), `identical_share` (new rows equal to a training row) and `quality_notes`."""
+    from rote.core.stats import paired_difference_interval, relative_change, welch_t
 
-    agg = sweep.aggregate([*METRICS, "mem_auc", "ood_rate"])
-    agg["improvement"] = float("nan")
+    extra = [c for c in ("ood_excess", "ood_real_rate", "identical_share", "dcr_ideal") if c in sweep.table.columns]
+    agg = sweep.aggregate([*METRICS, "mem_auc", "ood_rate", *extra])
+    for c in ("improvement", "improvement_low", "improvement_high", "welch_p"):
+        agg[c] = float("nan")
+    agg["n_pairs"] = 0
+    keys = [a for a in sweep.grid.axes if a not in (sweep.seed_axis, "augmentation")]
+    points = sweep.table
+    if "quality_notes" in points.columns and not agg.empty:
+        notes = []
+        for _, r in agg.iterrows():
+            sel = _select(points, {k: r[k] for k in [*keys, "augmentation"] if k in agg.columns})
+            found = sorted({n for v in sel["quality_notes"].dropna() for n in str(v).split("; ") if n})
+            notes.append("; ".join(found))
+        agg["quality_notes"] = notes
     if agg.empty or "augmentation" not in agg.columns:
         return agg
-    keys = [a for a in sweep.grid.axes if a not in (sweep.seed_axis, "augmentation")]
-    base = agg.loc[agg["augmentation"] == "none", [*keys, "mem_ratio_mean"]].rename(columns={"mem_ratio_mean": "_base"})
-    merged = (
-        agg.merge(base, on=keys, how="left")
-        if keys
-        else agg.assign(_base=base["_base"].iloc[0] if len(base) else float("nan"))
-    )
-    agg["improvement"] = [
-        float("nan") if aug == "none" else -relative_change(m, b)
-        for aug, m, b in zip(merged["augmentation"], merged["mem_ratio_mean"], merged["_base"])
-    ]
+    seed = sweep.seed_axis
+    for i, r in agg.iterrows():
+        if r["augmentation"] == "none":
+            continue
+        base = _select(points, {**{k: r[k] for k in keys}, "augmentation": "none"})
+        mine = _select(points, {**{k: r[k] for k in keys}, "augmentation": r["augmentation"]})
+        if base.empty or mine.empty:
+            continue
+        b_mean = float(base["mem_ratio"].mean())
+        agg.loc[i, "improvement"] = -relative_change(float(mine["mem_ratio"].mean()), b_mean)
+        if seed is not None and seed in points.columns:
+            both = base[[seed, "mem_ratio"]].merge(mine[[seed, "mem_ratio"]], on=seed, suffixes=("_b", "_m"))
+            agg.loc[i, "n_pairs"] = len(both)
+            iv = paired_difference_interval(both["mem_ratio_b"].to_numpy(), both["mem_ratio_m"].to_numpy())
+            if b_mean > 0:
+                agg.loc[i, "improvement_low"], agg.loc[i, "improvement_high"] = iv.low / b_mean, iv.high / b_mean
+        if len(base) >= 2 and len(mine) >= 2:
+            agg.loc[i, "welch_p"] = welch_t(mine["mem_ratio"].to_numpy(float), base["mem_ratio"].to_numpy(float))[1]
     return agg
 
 
+def _select(points: pd.DataFrame, values: Mapping[str, Any]) -> pd.DataFrame:
+    """Finished points whose columns equal `values` (NaN matches NaN)."""
+    mask = pd.Series(True, index=points.index)
+    for k, v in values.items():
+        if k not in points.columns:
+            continue
+        col = points[k]
+        mask &= col.isna() if (isinstance(v, float) and math.isnan(v)) else (col == v)
+    if "mem_ratio" in points.columns:
+        mask &= points["mem_ratio"].notna()
+    return points[mask]
+
+
+def _improvement_text(r: Mapping[str, Any]) -> str:
+    """'+11.20% [-3.10, +25.50] p=0.21' with the paired interval and Welch p; one seed: no interval."""
+    imp = r.get("improvement", float("nan"))
+    if imp is None or (isinstance(imp, float) and math.isnan(imp)):
+        return "–"
+    text = f"{100 * imp:+.2f}%"
+    lo, hi = r.get("improvement_low", float("nan")), r.get("improvement_high", float("nan"))
+    if not (math.isnan(lo) or math.isnan(hi)):
+        text += f" [{100 * lo:+.2f}, {100 * hi:+.2f}]"
+    else:
+        text += " (no interval: 1 seed)" if int(r.get("n_seeds", 1)) < 2 else " (no interval)"
+    p = r.get("welch_p", float("nan"))
+    if not math.isnan(p):
+        text += f" p={p:.2g}"
+    return text
+
+
 def format_paper_table(table: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
-    """The paper's presentation: metrics in % as "mean ± std", improvement as a signed percentage."""
+    """The paper's presentation: metrics in % as "mean ± std" (the mean alone for one seed: a single run has no
+    spread), improvement as a signed percentage with its 95% paired-seed interval and Welch p-value, DCR with its
+    ideal share, OOD with the detector's floor on real rows, and the quality notes."""
     from rote.core.stats import format_mean_std
+
+    def cell(mean: float, std: float, n: int) -> str:
+        if n < 2 and not (isinstance(mean, float) and math.isnan(mean)):
+            return f"{mean:.2f}"
+        return format_mean_std(mean, std)
 
     rows = []
     for _, r in table.iterrows():
         row = {a: r[a] for a in axes if a in table.columns}
-        row["seeds"] = int(r["n_seeds"])
-        row[METRIC_LABELS["mem_ratio"]] = format_mean_std(100 * r["mem_ratio_mean"], 100 * r["mem_ratio_std"])
-        imp = r.get("improvement", float("nan"))
-        row["Improv."] = "–" if imp is None or (isinstance(imp, float) and math.isnan(imp)) else f"{100 * imp:+.2f}%"
+        n = int(r["n_seeds"])
+        row["seeds"] = n
+        row[METRIC_LABELS["mem_ratio"]] = cell(100 * r["mem_ratio_mean"], 100 * r["mem_ratio_std"], n)
+        row["Improv. [95% CI] p"] = _improvement_text(r)
         for m in METRICS[1:]:
-            row[METRIC_LABELS[m]] = format_mean_std(100 * r[f"{m}_mean"], 100 * r[f"{m}_std"])
+            row[METRIC_LABELS[m]] = cell(100 * r[f"{m}_mean"], 100 * r[f"{m}_std"], n)
+        ideal = r.get("dcr_ideal_mean", float("nan"))
+        if not (isinstance(ideal, float) and math.isnan(ideal)) and not math.isnan(r["dcr_share_mean"]):
+            row[METRIC_LABELS["dcr_share"]] += f" (ideal {100 * ideal:.1f})"
         ood = r.get("ood_rate_mean", float("nan"))
-        row["OOD %"] = "–" if isinstance(ood, float) and math.isnan(ood) else f"{100 * ood:.2f}"
+        floor = r.get("ood_real_rate_mean", float("nan"))
+        if isinstance(ood, float) and math.isnan(ood):
+            row["OOD % (real floor)"] = "–"
+        else:
+            row["OOD % (real floor)"] = f"{100 * ood:.2f}" + ("" if math.isnan(floor) else f" ({100 * floor:.2f})")
+        same = r.get("identical_share_mean", float("nan"))
+        row["Copies in aug. %"] = "–" if isinstance(same, float) and math.isnan(same) else f"{100 * same:.2f}"
+        notes = r.get("quality_notes", "")
+        row["notes"] = notes if isinstance(notes, str) else ""
         rows.append(row)
     return pd.DataFrame(rows)
 

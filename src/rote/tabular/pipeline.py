@@ -57,6 +57,35 @@ def augment_table(
     return aug.augment(table), aug
 
 
+NUM_NAN_POLICIES = ("error", "mean")
+
+
+def impute_numeric(
+    table: pd.DataFrame, schema: TableSchema, policy: str = "error"
+) -> tuple[pd.DataFrame, dict[str, dict[str, float]]]:
+    """(table, {column: {"n": cells filled, "mean": value}}): missing numeric cells filled with the column mean of
+    the present cells (TabDDPM's `num_nan_policy = "mean"`, which the TabCutMix configs use), or, with policy
+    "error", the table unchanged (validation later refuses missing cells). The input is not modified."""
+    if policy not in NUM_NAN_POLICIES:
+        raise ConfigError(f"`num_nan_policy` {policy!r} is unknown; choose among {', '.join(NUM_NAN_POLICIES)}")
+    if policy == "error":
+        return table, {}
+    out = table.copy()
+    out.attrs = dict(table.attrs)
+    filled: dict[str, dict[str, float]] = {}
+    for col in schema.numeric:
+        values = pd.to_numeric(out[col], errors="coerce")
+        missing = values.isna() & out[col].isna()
+        if not missing.any():
+            continue
+        if missing.all():
+            raise ConfigError(f"column `{col}`: every cell is missing, so it has no mean; drop the column")
+        mean = float(values[~missing].mean())
+        out[col] = values.where(~missing, mean)
+        filled[col] = {"n": int(missing.sum()), "mean": mean}
+    return out, filled
+
+
 def make_generator(
     generator: str,
     *,
@@ -126,10 +155,12 @@ def train_generator(
     checkpoint_dir: str | Path | None = None,
     checkpoint_every: int | None = None,
     progress: bool | Callable[[int], None] = False,
+    validation: pd.DataFrame | None = None,
 ) -> TrainedGenerator:
     """Fit `generator` (from `make_generator`) on `fit_table` (default: `train`), checking memorization of
     `hook_samples` sampled rows against the original `train` rows every `every` epochs (0: no checks).
-    Checkpoints go to `checkpoint_dir` every `checkpoint_every` epochs (default: `every`); a rerun resumes."""
+    Checkpoints go to `checkpoint_dir` every `checkpoint_every` epochs (default: `every`); a rerun resumes.
+    validation: a real held-out table for TabSyn's VAE schedules (ignored by the other generators)."""
     if every < 0:
         raise ConfigError(f"`every` must be 0 (no checks) or more, got {every}")
     fit_table = train if fit_table is None else fit_table
@@ -147,9 +178,13 @@ def train_generator(
             if every
             else []
         )
+        from rote.tabular.models import TabSyn
+
+        extra = {"validation": validation} if isinstance(generator, TabSyn) and validation is not None else {}
         generator.fit(
             fit_table,
             schema,
+            **extra,
             callbacks=hooks,
             checkpoint_dir=checkpoint_dir,
             checkpoint_every=checkpoint_every if checkpoint_every is not None else (every or None),

@@ -277,6 +277,12 @@ def alpha_precision_beta_recall(
     beta-coverage curve(a) = share of real rows whose nearest synthetic row is closer than their nearest other
     real row and lies within the a-quantile (over real rows) of distances of those nearest synthetic rows to the
     synthetic mean; each score = 1 - sum |alphas - curve| / sum alphas.
+
+    authenticity copies synthcity's `authenticity_naive` as it is, including its index mix-up (reported upstream):
+    the real-to-real distances are indexed with the *synthetic* row nearest to each real row, so it is not Alaa et
+    al.'s authenticity (the share of synthetic rows farther from their nearest real row than that row is from its
+    own nearest real neighbour). Kept for comparison with numbers computed by synthcity; do not read it as
+    Alaa et al.'s metric. The one-class (OC, Deep-SVDD embedded) variants are not implemented.
     """
     r, s = _both(real, synth, schema)
     n = min(len(r), len(s))

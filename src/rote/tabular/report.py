@@ -155,8 +155,42 @@ def _histogram_png(result: AuditResult) -> bytes:
     return figure_to_png(fig)
 
 
+def training_plots(history: pd.DataFrame | None, curve: pd.DataFrame | None) -> dict[str, bytes]:
+    """PNG plots of a training run: `train_loss` (mean training loss per epoch, and its parts when logged) and
+    `mem_vs_epoch` (the MemorizationHook's memorization ratio per checked epoch); each only when there is data."""
+    out: dict[str, bytes] = {}
+    if history is not None and len(history) and "loss" in history:
+        fig = new_figure(7.5, 3.6)
+        ax = fig.add_subplot()
+        for col in ("loss", "loss_gaussian", "loss_multinomial"):
+            if col in history:
+                ax.plot(history["epoch"], history[col], label=col.replace("_", " "), lw=1.2)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("training loss (epoch mean)")
+        ax.set_title("Training loss")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        out["train_loss"] = figure_to_png(fig)
+    if curve is not None and len(curve):
+        fig = new_figure(7.5, 3.6)
+        ax = fig.add_subplot()
+        ax.plot(curve["epoch"], 100 * curve["memorization_ratio"].to_numpy(float), marker="o", ms=3)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("memorization ratio (%)")
+        ax.set_title("Memorization during training (sampled rows per check)")
+        ax.grid(alpha=0.3)
+        out["mem_vs_epoch"] = figure_to_png(fig)
+    return out
+
+
 def _build_report(
-    result: AuditResult, *, config: Mapping[str, Any] | None, top: int, title: str, hist_png: bytes
+    result: AuditResult,
+    *,
+    config: Mapping[str, Any] | None,
+    top: int,
+    title: str,
+    hist_png: bytes,
+    training: Mapping[str, bytes] | None = None,
 ) -> str:
     if not isinstance(top, int) or top < 0:
         raise ConfigError(f"top must be a non-negative integer, got {top!r}")
@@ -170,6 +204,47 @@ def _build_report(
     report.add_heading("What is measured")
     for paragraph in _explanation(result):
         report.add_text(paragraph)
+
+    if training:
+        report.add_heading("Training")
+        if "train_loss" in training:
+            report.add_image(
+                training["train_loss"], alt="Training loss per epoch", caption="Mean training loss per epoch."
+            )
+        if "mem_vs_epoch" in training:
+            report.add_image(
+                training["mem_vs_epoch"],
+                alt="Memorization ratio versus epoch",
+                caption="Memorization ratio of rows sampled at each check (`--every`), against the original "
+                "training rows. One training run: checks of a few hundred rows vary by several points.",
+            )
+
+    if result.n_far_numeric:
+        from rote.tabular.audit import FAR_NUMERIC_SD
+
+        report.add_heading("Warning: memorized rows with far-apart numbers")
+        report.add_text(
+            f"{result.n_far_numeric:,} memorized synthetic rows differ from their nearest training row by more than "
+            f"{FAR_NUMERIC_SD:g} training standard deviation(s) in some numeric column. The {result.distance} "
+            "distance min-max rescales the numeric distance of each synthetic row over all training rows, so a "
+            "row whose categories all match can count as a copy while its numbers are far apart. The nearest "
+            "pairs with the largest gaps:",
+            note=True,
+        )
+        far = result.rows[result.rows["memorized"] & (result.rows["max_numeric_gap_sd"] > FAR_NUMERIC_SD)]
+        far = far.sort_values("max_numeric_gap_sd", ascending=False).head(5)
+        num = list(result.schema.numeric)
+        pairs = []
+        for _, r in far.iterrows():
+            syn, tr = result.synthetic.iloc[int(r["synthetic_row"])], result.train.iloc[int(r["nearest_train_row"])]
+            pairs.append({"row": f"synthetic #{int(r['synthetic_row'])}", **{c: syn[c] for c in num}})
+            pairs.append(
+                {
+                    "row": f"train #{int(r['nearest_train_row'])} (gap {r['max_numeric_gap_sd']:.3g} sd)",
+                    **{c: tr[c] for c in num},
+                }
+            )
+        report.add_table(pd.DataFrame(pairs), caption="numeric columns of each flagged pair", digits=None)
 
     report.add_heading("Distance ratios")
     report.add_image(
@@ -237,16 +312,27 @@ def audit_report(
     return _build_report(result, config=config, top=top, title=title, hist_png=_histogram_png(result))
 
 
-def audit_outputs(result: AuditResult, *, top: int = 10, title: str = "Tabular memorization audit") -> dict[str, Any]:
+def audit_outputs(
+    result: AuditResult,
+    *,
+    top: int = 10,
+    title: str = "Tabular memorization audit",
+    history: pd.DataFrame | None = None,
+    curve: pd.DataFrame | None = None,
+) -> dict[str, Any]:
     """What `RunFolder.finish` writes for an audit besides its tables (rows.parquet, train_rows.parquet) and
     results.json: ratio_hist.png and report.html (the `top` most-copied training rows), as keyword arguments
-    `plots` and `report` (a function of the run's config)."""
+    `plots` and `report` (a function of the run's config). With a training run's `history` / `curve` (from
+    `rote tabular train`) also train_loss.png and mem_vs_epoch.png, shown in the report."""
     if not isinstance(top, int) or top < 0:
         raise ConfigError(f"`top` must be a non-negative integer, got {top!r}")
     hist_png = _histogram_png(result)
+    training = training_plots(history, curve)
     return {
-        "plots": {"ratio_hist": hist_png},
-        "report": lambda config: _build_report(result, config=config, top=top, title=title, hist_png=hist_png),
+        "plots": {"ratio_hist": hist_png, **training},
+        "report": lambda config: _build_report(
+            result, config=config, top=top, title=title, hist_png=hist_png, training=training
+        ),
     }
 
 
@@ -623,8 +709,54 @@ def experiment_report(
     return report.render()
 
 
-def quality_html(result, *, config: Mapping[str, Any] | None = None) -> str:
-    """report.html of `rote tabular quality` (a QualityResult)."""
+def quality_plots(result) -> dict[str, bytes]:
+    """PNG plots of a QualityResult: `shape_columns` (per-column marginal score), `trend_heatmap` (per-pair trend
+    score as a column x column matrix; blank where undefined) and `alpha_beta` (the alpha-precision and
+    beta-coverage curves against the ideal diagonal)."""
+    out: dict[str, bytes] = {}
+    sc = result.shape_columns
+    if len(sc):
+        fig = new_figure(7.5, max(2.5, 0.28 * len(sc) + 1))
+        ax = fig.add_subplot()
+        ax.barh(sc["column"].astype(str)[::-1], 100 * sc["score"].to_numpy(float)[::-1], color="#4c72b0")
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("marginal similarity (%): 1 - KS (numeric), 1 - TVD (categorical)")
+        ax.set_title("Per-column shape")
+        out["shape_columns"] = figure_to_png(fig)
+    tp = result.trend_pairs
+    if len(tp):
+        cols = list(dict.fromkeys([*tp["column_1"].astype(str), *tp["column_2"].astype(str)]))
+        idx = {c: i for i, c in enumerate(cols)}
+        m = np.full((len(cols), len(cols)), np.nan)
+        for a, b, v in zip(tp["column_1"].astype(str), tp["column_2"].astype(str), tp["score"].to_numpy(float)):
+            m[idx[a], idx[b]] = m[idx[b], idx[a]] = 100 * v
+        fig = new_figure(6.5, 5.5)
+        ax = fig.add_subplot()
+        im = ax.imshow(m, vmin=0, vmax=100, cmap="viridis")
+        ax.set_xticks(range(len(cols)), cols, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(cols)), cols, fontsize=7)
+        ax.set_title("Pairwise trend score (%): 100 = same association in real and synthetic")
+        fig.colorbar(im, ax=ax, shrink=0.8)
+        out["trend_heatmap"] = figure_to_png(fig)
+    ab = result.alpha_beta_curves
+    if len(ab):
+        fig = new_figure(5.5, 4.0)
+        ax = fig.add_subplot()
+        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="ideal")
+        ax.plot(ab["alpha"], ab["alpha_precision"], label="α-precision curve")
+        ax.plot(ab["alpha"], ab["beta_coverage"], label="β-coverage curve")
+        ax.set_xlabel("α (β)")
+        ax.set_ylabel("share of rows")
+        ax.set_title("α-precision and β-recall curves")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        out["alpha_beta"] = figure_to_png(fig)
+    return out
+
+
+def quality_html(result, *, config: Mapping[str, Any] | None = None, plots: Mapping[str, bytes] | None = None) -> str:
+    """report.html of `rote tabular quality` (a QualityResult), with `quality_plots` (computed when not given)."""
+    plots = quality_plots(result) if plots is None else plots
 
     def pct(v: Any) -> str:
         return "n/a" if v is None or v != v else f"{100 * float(v):.2f}%"
@@ -638,7 +770,8 @@ def quality_html(result, *, config: Mapping[str, Any] | None = None) -> str:
             "β-recall": pct(result.beta_recall),
             "C2ST (logistic detection)": pct(result.c2st),
             "MLE (AUC on real test)": pct(result.mle_auc),
-            "DCR share closer to train": pct(result.dcr_share),
+            "DCR share closer to train": pct(result.dcr_share)
+            + (f" (ideal {pct(result.dcr['ideal_share'])})" if result.dcr else ""),
             "real rows": result.n_real,
             "synthetic rows": result.n_synthetic,
         }
@@ -646,9 +779,20 @@ def quality_html(result, *, config: Mapping[str, Any] | None = None) -> str:
     for note in result.notes:
         report.add_text(note, note=True)
     report.add_heading("Per column: shape")
+    if "shape_columns" in plots:
+        report.add_image(plots["shape_columns"], alt="Per-column shape scores")
     report.add_table(result.shape_columns, caption="1 - KS (numeric) or 1 - TVD (categorical)", max_rows=200)
     report.add_heading("Per column pair: trend")
+    if "trend_heatmap" in plots:
+        report.add_image(plots["trend_heatmap"], alt="Pairwise trend heat map")
     report.add_table(result.trend_pairs, max_rows=200)
+    if "alpha_beta" in plots:
+        report.add_heading("α-precision and β-recall curves")
+        report.add_image(
+            plots["alpha_beta"],
+            alt="alpha-precision and beta-coverage curves",
+            caption="Each score is 1 minus the area between its curve and the diagonal, over the area under it.",
+        )
     if config:
         report.add_config(config)
     return report.render()

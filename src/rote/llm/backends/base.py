@@ -246,6 +246,52 @@ class Backend(ABC):
         """What a run's config.json records about the model (no secrets)."""
         return {"name": self.name, "tokenizer_fingerprint": self.tokenizer_fingerprint, "max_length": self.max_length}
 
+    # ------------------------------------------------------------------------------------------- internals
+    # Local models expose their activations (probes, interventions); the defaults refuse with one clear line.
+
+    #: whether `hidden_states`, `capture_hidden_states`, `intervene` and `weights_fingerprint` work
+    supports_internals: bool = False
+
+    def _no_internals(self, what: str) -> BackendError:
+        return BackendError(
+            f"{self.name}: {what} needs the model's internal activations, which this backend cannot give (an HTTP "
+            "endpoint returns text only); use a local model: a Hugging Face folder, 'smollm2' or 'tiny:FOLDER'"
+        )
+
+    @property
+    def n_layers(self) -> int:
+        """Number of transformer blocks (layers are numbered 0..n_layers-1)."""
+        raise self._no_internals("counting layers")
+
+    def hidden_states(
+        self,
+        ids: list[list[int]],
+        layers: list[int] | None = None,
+        sites: tuple[str, ...] | list[str] = ("resid",),
+        *,
+        batch_size: int = 16,
+    ) -> dict[tuple[int, str], list[np.ndarray]]:
+        """Activations of every token: {(layer, site): [(T_i, C) float32 per sequence]} (see SITES)."""
+        raise self._no_internals("hidden_states")
+
+    def capture_hidden_states(self, ids: list[list[int]], out_dir: str | os.PathLike, **kw: Any) -> Any:
+        """Stream the activations of every token to `out_dir` in chunks (see `TorchLMBackend`)."""
+        raise self._no_internals("capture_hidden_states")
+
+    def intervene(self, edits: Any) -> Any:
+        """Context manager editing activations during every forward pass inside it (scoring and generation)."""
+        raise self._no_internals("intervene")
+
+    def weights_fingerprint(self) -> str:
+        """Stable short hash of the model's weights (equal iff the same weights)."""
+        raise self._no_internals("weights_fingerprint")
+
+
+SITES: tuple[str, ...] = ("resid", "attn", "mlp")
+"""Activation sites of a transformer layer: "resid" = the residual stream after the block (the block's output),
+"attn" = the attention sub-layer's output before it is added to the residual stream, "mlp" = the MLP sub-layer's
+output before the residual add. All are (B, T, C) with C the model width."""
+
 
 def check_ids(ids: Any, what: str = "sequence", *, vocab_size: int | None = None, allow_empty: bool = False) -> None:
     """Validate a batch of token-id sequences once, where it enters a backend."""

@@ -249,7 +249,7 @@ class OpenAIBackend(Backend):
         # #1983): its top token then matches token i + 1. Such scores are wrong (on SmolLM2 they correlated -0.83
         # with the true loss), and they cannot be repaired from the response, so refuse them.
         if agree_next >= 8 and agree_next > 2 * agree_here:
-            raise BackendError(
+            raise _scoring_unavailable(
                 f"{self._url('completions')}: the echoed prompt log-probabilities are shifted by one token (the top "
                 f"token at a position matched the next token {agree_next} times, the token itself {agree_here} "
                 "times), as llama-cpp-python's server returns them (abetlen/llama-cpp-python#1983); they cannot "
@@ -543,6 +543,13 @@ class OpenAIBackend(Backend):
             "tokenizer": None if self.tokenizer is None else self.tokenizer.name,
             "cache": None if self.cache is None else str(self.cache.path),
         }
+
+
+def _scoring_unavailable(message: str) -> BackendError:
+    """A BackendError marking an endpoint that generates but cannot score: extraction goes on without p(suffix)."""
+    exc = BackendError(message)
+    exc.scoring_unavailable = True  # type: ignore[attr-defined]
+    return exc
 
 
 def _echo_alignment(data: dict[str, Any], text: str) -> tuple[int, int]:

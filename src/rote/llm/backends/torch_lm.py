@@ -9,16 +9,26 @@ log-probability statistics for min-k%++ — lives here once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 from abc import abstractmethod
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from rote.core.errors import BackendError
+from rote.core.errors import BackendError, ConfigError
 from rote.core.runs import progress_bar
-from rote.llm.backends.base import Backend, TokenScores, check_ids
+from rote.llm.backends.base import SITES, Backend, TokenScores, check_ids
+
+#: child-module names of a transformer block that hold each sub-layer, tried in order (tiny GPT, Llama/SmolLM2,
+#: GPT-2, GPT-NeoX/Pythia, Falcon, ...)
+SITE_CHILDREN: dict[str, tuple[str, ...]] = {
+    "attn": ("attn", "self_attn", "attention", "self_attention"),
+    "mlp": ("mlp", "feed_forward", "ffn"),
+}
 
 # logits of one scoring batch are (b, T, V) float32; keep them under this many bytes by shrinking b
 _LOGIT_BYTES = 256 * 2**20
@@ -232,3 +242,218 @@ class TorchLMBackend(Backend):
                 f"{what}: {n} tokens exceed {self.name}'s context of {self.max_length} tokens; "
                 "shorten the texts (or the prefix/suffix lengths)"
             )
+
+    # ------------------------------------------------------------------------------------------- internals
+
+    supports_internals = True
+    model: torch.nn.Module
+
+    def _blocks(self) -> list[str]:
+        from rote.core.hooks import block_names
+
+        names = block_names(self.model)
+        if not names:
+            raise BackendError(f"{self.name}: found no list of transformer blocks in the model; cannot hook layers")
+        return names
+
+    @property
+    def n_layers(self) -> int:
+        return len(self._blocks())
+
+    def site_module(self, layer: int, site: str) -> str:
+        """The `named_modules` name of (layer, site): e.g. (1, "attn") -> "blocks.1.attn" (tiny GPT),
+        "model.layers.1.self_attn" (Llama). A layer or site that does not exist is a ConfigError listing the valid
+        ones."""
+        blocks = self._blocks()
+        if site not in SITES:
+            raise ConfigError(f"`sites`: {site!r} is not an activation site; valid sites: {', '.join(SITES)}")
+        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 0 <= layer < len(blocks):
+            raise ConfigError(
+                f"`layers`: {layer!r} is not a layer of {self.name}; valid layers: 0..{len(blocks) - 1} "
+                f"({len(blocks)} blocks)"
+            )
+        block = blocks[int(layer)]
+        if site == "resid":
+            return block
+        children = dict(self.model.get_submodule(block).named_children())
+        for child in SITE_CHILDREN[site]:
+            if child in children:
+                return f"{block}.{child}"
+        raise ConfigError(
+            f"`sites`: {self.name}'s blocks have no {site} sub-layer (children: {', '.join(children)}); "
+            f"use another site of {', '.join(SITES)}"
+        )
+
+    def site_modules(self, layers: list[int] | None, sites: tuple[str, ...] | list[str]) -> dict[tuple[int, str], str]:
+        """{(layer, site): module name} for every pair (all layers when `layers` is None), layers outer."""
+        if isinstance(sites, str):
+            sites = [sites]
+        if not sites:
+            raise ConfigError(f"`sites`: give at least one of {', '.join(SITES)}")
+        layers = list(range(self.n_layers)) if layers is None else list(layers)
+        if not layers:
+            raise ConfigError(f"`layers`: give at least one layer (0..{self.n_layers - 1})")
+        if len(set(layers)) != len(layers) or len(set(sites)) != len(sites):
+            raise ConfigError("`layers` and `sites` must not repeat a value")
+        return {(int(la), si): self.site_module(la, si) for la in layers for si in sites}
+
+    def _padded(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Right-padded ids, mask and positions (b, T) on the device, as in scoring."""
+        b, t = len(seqs), max(len(s) for s in seqs)
+        ids = torch.full((b, t), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((b, t), dtype=torch.long)
+        for r, s in enumerate(seqs):
+            ids[r, : len(s)] = torch.tensor(s, dtype=torch.long)
+            mask[r, : len(s)] = 1
+        pos = torch.arange(t).unsqueeze(0).expand(b, t)
+        return ids.to(self.device), mask.to(self.device), pos.to(self.device)
+
+    def capture_hidden_states(
+        self,
+        ids: list[list[int]],
+        out_dir: str | os.PathLike,
+        *,
+        layers: list[int] | None = None,
+        sites: tuple[str, ...] | list[str] = ("resid",),
+        batch_size: int = 16,
+        chunk_rows: int = 8192,
+        dtype: str = "float32",
+        overwrite: bool = False,
+        meta: Mapping[str, Any] | None = None,
+        progress: bool = False,
+    ) -> Any:
+        """Stream the activation of every real token at each (layer, site) to `out_dir`, one forward pass per batch,
+        through `rote.core.hooks.capture_to_disk` (memory bounded by one batch plus `chunk_rows` rows per module).
+
+        Rows are tokens in input order (sequence 0's tokens, then sequence 1's, ...), (C,) of `dtype` each
+        ("float32", or "float16" to halve the disk traffic); module
+        `site_modules()[(layer, site)]` of the returned `ActivationStore`. Token metadata, written next to it as
+        `tokens.parquet` (one row per token, same order): seq, pos, token, next_token (-1 at the last position),
+        next_logprob = log p(next_token | tokens <= pos) (NaN at the last position), next_top1 = whether
+        next_token is the model's argmax there. The index's meta records the site map and the model.
+        """
+        import pandas as pd
+
+        from rote.core.hooks import ActivationStore, capture_to_disk
+        from rote.core.runs import atomic_write_parquet
+
+        check_ids(ids, "sequence", vocab_size=self.vocab_size)
+        self._check_length(max((len(s) for s in ids), default=0), "sequence")
+        if batch_size < 1:
+            raise BackendError(f"batch_size={batch_size}: must be at least 1")
+        names = self.site_modules(layers, sites)
+        if dtype not in ("float32", "float16"):
+            raise ConfigError(f"`dtype` {dtype!r}: store activations as float32 or float16")
+        seqs = [[int(t) for t in s] for s in ids]
+        batches = [seqs[i : i + batch_size] for i in range(0, len(seqs), batch_size)]
+        current: dict[str, torch.Tensor] = {}
+        stats: list[tuple[np.ndarray, np.ndarray]] = []
+
+        def real_tokens(t: torch.Tensor) -> torch.Tensor:  # (b, T, C) -> (n_real, C), row-major = input order
+            return t[current["mask"]].float()
+
+        def forward(_: Any, batch: list[list[int]]) -> None:
+            x, mask, pos = self._padded(batch)
+            current["mask"] = mask.bool()
+            logits, _ = self._forward(x, mask, pos, None, False)  # (b, T, V)
+            logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # float32: labels, not exact scores
+            nxt = x[:, 1:]
+            lp = logp.gather(2, nxt.unsqueeze(2)).squeeze(2)  # (b, T-1)
+            lp_np, top1_np = lp.cpu().numpy(), (logp.argmax(-1) == nxt).cpu().numpy()
+            for r, s in enumerate(batch):
+                n = len(s)
+                stats.append((np.append(lp_np[r, : n - 1], np.nan), np.append(top1_np[r, : n - 1], False)))
+
+        with progress_bar(len(batches), f"capturing activations of {self.name}", quiet=not progress) as advance:
+            capture_to_disk(
+                self.model,
+                list(names.values()),
+                batches,
+                out_dir,
+                reduce=real_tokens,
+                chunk_rows=chunk_rows,
+                forward=forward,
+                dtype=getattr(torch, dtype),
+                overwrite=overwrite,
+                meta={
+                    "model": self.name,
+                    "weights_fingerprint": self.weights_fingerprint(),
+                    "sites": {f"{la}:{si}": n for (la, si), n in names.items()},
+                    **dict(meta or {}),
+                },
+                progress=advance,
+            )
+        lens = [len(s) for s in seqs]
+        tokens = pd.DataFrame(
+            {
+                "seq": np.repeat(np.arange(len(seqs), dtype=np.int64), lens),
+                "pos": np.concatenate([np.arange(n, dtype=np.int64) for n in lens]),
+                "token": np.concatenate([np.asarray(s, dtype=np.int64) for s in seqs]),
+                "next_token": np.concatenate([np.append(np.asarray(s[1:], dtype=np.int64), -1) for s in seqs]),
+                "next_logprob": np.concatenate([lp for lp, _ in stats]),
+                "next_top1": np.concatenate([t for _, t in stats]).astype(bool),
+            }
+        )
+        atomic_write_parquet(os.path.join(out_dir, "tokens.parquet"), tokens)
+        return ActivationStore(out_dir)
+
+    def hidden_states(
+        self,
+        ids: list[list[int]],
+        layers: list[int] | None = None,
+        sites: tuple[str, ...] | list[str] = ("resid",),
+        *,
+        batch_size: int = 16,
+    ) -> dict[tuple[int, str], list[np.ndarray]]:
+        """{(layer, site): [(T_i, C) float32 activations of sequence i]} in memory, through `rote.core.hooks.record`
+        (see `capture_hidden_states` to stream large captures to disk)."""
+        from rote.core.hooks import record
+
+        check_ids(ids, "sequence", vocab_size=self.vocab_size)
+        self._check_length(max((len(s) for s in ids), default=0), "sequence")
+        if batch_size < 1:
+            raise BackendError(f"batch_size={batch_size}: must be at least 1")
+        names = self.site_modules(layers, sites)
+        seqs = [[int(t) for t in s] for s in ids]
+        out: dict[tuple[int, str], list[np.ndarray]] = {k: [] for k in names}
+        with torch.inference_mode():
+            for start in range(0, len(seqs), batch_size):
+                batch = seqs[start : start + batch_size]
+                x, mask, pos = self._padded(batch)
+                with record(self.model, list(names.values()), dtype=torch.float32) as rec:
+                    self._forward(x, mask, pos, None, False)
+                acts = rec.cat()
+                for key, name in names.items():
+                    a = acts[name].numpy()  # (b, T, C)
+                    out[key].extend(a[r, : len(s)].copy() for r, s in enumerate(batch))
+        return out
+
+    @contextlib.contextmanager
+    def intervene(self, edits: Mapping[tuple[int, str], Callable[[torch.Tensor], torch.Tensor]]) -> Iterator[None]:
+        """Inside the block, every forward pass (`score`, `generate`, captures) replaces the activation at each
+        (layer, site) by edit(activation) (`rote.core.hooks.intervene`; e.g. `project_out(w, alpha=1)`). During
+        generation the edit applies to the prompt's positions and to every new token's."""
+        from rote.core.hooks import intervene
+
+        if not edits:
+            raise ConfigError("`edits`: give at least one (layer, site) -> edit")
+        plan = {}
+        for key, edit in edits.items():
+            if not isinstance(key, tuple) or len(key) != 2:
+                raise ConfigError(f"`edits`: keys are (layer, site) pairs such as (1, 'resid'), got {key!r}")
+            plan[self.site_module(key[0], key[1])] = edit
+        with intervene(self.model, plan):
+            yield
+
+    def weights_fingerprint(self) -> str:
+        """sha256 over every parameter and buffer (name, shape, dtype, bytes), first 16 hex digits; computed once."""
+        cached = getattr(self, "_weights_fp", None)
+        if cached is not None:
+            return cached
+        h = hashlib.sha256()
+        with torch.no_grad():
+            for name, t in sorted(self.model.state_dict().items()):
+                h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+                h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        self._weights_fp = h.hexdigest()[:16]
+        return self._weights_fp

@@ -143,6 +143,10 @@ class TabularGenerator(ABC):
         """Whether `sample` makes sense now (TabSyn: only once its diffusion phase has started)."""
         return hasattr(self, "codec_")
 
+    def _trainer_options(self, cfg: dict[str, Any]) -> dict[str, Any]:
+        """Extra `Trainer` arguments (e.g. monitor/keep_best to sample from the best-loss weights)."""
+        return {}
+
     def _on_stop(self, epoch: int) -> bool:
         """A callback asked to stop after `epoch`; return True to end training (TabSyn ends a phase instead)."""
         return True
@@ -214,6 +218,7 @@ class TabularGenerator(ABC):
             load_payload=lambda path, ck: self._load_extra_state(ck["extra"]),
             on_stop=lambda st: self._on_stop(st.epoch),
             progress=progress,
+            **self._trainer_options(cfg),
             description=f"training {type(self).__name__}",
         )
         try:

@@ -4,8 +4,8 @@ Phase 1 (VAE, `vae_epochs`): each column becomes a d_token-dimensional token (nu
 quantile-normalized value; categorical: an embedding row plus a column bias). A small transformer encodes the
 tokens into per-token means and log-variances; a transformer decoder maps a latent sample back, and per-column
 heads reconstruct the numeric value (MSE) and the category (cross-entropy). The KL weight beta starts at
-max_beta and is multiplied by beta_decay whenever the loss has not improved for `beta_patience` epochs, down to
-min_beta (the TabSyn code's schedule).
+max_beta and is multiplied by beta_decay once whenever the validation loss has not improved for `beta_patience`
+epochs, while above min_beta (the TabSyn code's schedule).
 
 Phase 2 (diffusion, `epochs`): the encoder means of the training rows, flattened to (n, F * d_token), centred and
 halved, are the data of an EDM model (Karras et al. 2022): preconditioned MLP denoiser, ln sigma ~ N(-1.2, 1.2)
@@ -14,8 +14,11 @@ Decoding a sampled latent gives the table.
 
 Epochs are numbered through both phases: epochs 1..vae_epochs train the VAE, the rest the diffusion model
 (`history_` entries carry "phase"). A callback that asks to stop during the VAE phase ends that phase early.
-Differences from the TabSyn code: no [CLS] token (TabSyn drops its latent anyway); the mean/log-variance
-encoders share nothing, as in TabSyn.
+The VAE is the TabSyn code's (`tabsyn/vae/model.py`): a [CLS] token, pre-norm transformers with no final
+norm, a bias-free numeric head; its lr (ReduceLROnPlateau 0.95 / 10) and KL weight (x0.7 once per stall of
+`beta_patience` epochs) follow the validation reconstruction cross-entropy (`fit(..., validation=table)`).
+Differences from the TabSyn code: without a validation table the schedules watch the training rows; the
+validation loss decodes the encoder means (the reference decodes one noisy draw).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rote.core.errors import ConfigError
 from rote.tabular.models.base import TabularGenerator
 from rote.tabular.models.preprocess import TableCodec
 from rote.tabular.models.tabddpm import NEG, timestep_embedding
@@ -37,15 +41,21 @@ P_MEAN, P_STD = -1.2, 1.2
 
 
 class Tokenizer(nn.Module):
-    """x_num (B, n_num) floats and x_cat (B, C) codes -> tokens (B, n_num + C, d)."""
+    """x_num (B, n_num) floats and x_cat (B, C) codes -> tokens (B, 1 + n_num + C, d), the first a [CLS] token.
+
+    As the TabSyn code (`tabsyn/vae/model.py::Tokenizer`): a numeric token is x_j w_j + b_j, the [CLS] token is
+    w_0 (input 1, no bias), a categorical token is an embedding row plus the column's bias; weights, biases and
+    embeddings start Kaiming-uniform (a = sqrt(5)).
+    """
 
     def __init__(self, n_num: int, n_classes: list[int], d: int) -> None:
         super().__init__()
         self.n_num = n_num
-        self.w_num = nn.Parameter(torch.randn(n_num, d) / math.sqrt(d))
-        self.b_num = nn.Parameter(torch.zeros(n_num, d))
+        self.weight = nn.Parameter(torch.empty(n_num + 1, d))
+        self.bias = nn.Parameter(torch.empty(n_num + len(n_classes), d))
         self.embed = nn.Embedding(max(1, sum(n_classes)), d)
-        self.b_cat = nn.Parameter(torch.zeros(len(n_classes), d))
+        for w in (self.weight, self.bias, self.embed.weight):
+            nn.init.kaiming_uniform_(w, a=math.sqrt(5))
         self.register_buffer(
             "offsets",
             torch.as_tensor(
@@ -54,56 +64,132 @@ class Tokenizer(nn.Module):
         )
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
-        num = x_num[:, :, None] * self.w_num + self.b_num  # (B, n_num, d)
-        cat = self.embed(x_cat + self.offsets) + self.b_cat  # (B, C, d)
-        return torch.cat([num, cat], dim=1)
+        ones = torch.ones((x_num.shape[0], 1), device=x_num.device, dtype=x_num.dtype)
+        num = torch.cat([ones, x_num], 1)[:, :, None] * self.weight  # (B, 1 + n_num, d)
+        cat = self.embed(x_cat + self.offsets)  # (B, C, d)
+        bias = torch.cat([torch.zeros_like(self.bias[:1]), self.bias])  # no bias on [CLS]
+        return torch.cat([num, cat], dim=1) + bias
 
 
 class Reconstructor(nn.Module):
-    """Decoded tokens (B, n_num + C, d) -> numeric values (B, n_num) and padded logits (B, C, K_max)."""
+    """Decoded tokens (B, n_num + C, d) -> numeric values (B, n_num) and padded logits (B, C, K_max).
+
+    As the TabSyn code: numeric value = <h_j, w_j> (no bias), category logits = a Linear(d, K_c) per column;
+    weights Xavier-uniform with gain 1/sqrt(2)."""
 
     def __init__(self, n_num: int, n_classes: list[int], d: int) -> None:
         super().__init__()
         self.n_num = n_num
-        k_max = max(n_classes, default=1)
-        self.w_num = nn.Parameter(torch.randn(n_num, d) / math.sqrt(d))
-        self.b_num_out = nn.Parameter(torch.zeros(n_num))
-        self.w_cat = nn.Parameter(torch.randn(len(n_classes), d, k_max) / math.sqrt(d))
-        self.b_cat_out = nn.Parameter(torch.zeros(len(n_classes), k_max))
-        k = torch.arange(k_max)
-        valid = k[None, :] < torch.as_tensor(n_classes, dtype=torch.long).reshape(-1, 1)
-        self.register_buffer("pad_bias", torch.where(valid, 0.0, NEG).float())
+        self.k_max = max(n_classes, default=1)
+        self.weight = nn.Parameter(torch.empty(n_num, d))
+        nn.init.xavier_uniform_(self.weight, gain=1 / math.sqrt(2))
+        self.cat_heads = nn.ModuleList(nn.Linear(d, k) for k in n_classes)
+        for head in self.cat_heads:
+            nn.init.xavier_uniform_(head.weight, gain=1 / math.sqrt(2))
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        num = (h[:, : self.n_num] * self.w_num).sum(-1) + self.b_num_out  # (B, n_num)
-        logits = torch.einsum("bcd,cdk->bck", h[:, self.n_num :], self.w_cat) + self.b_cat_out + self.pad_bias
-        return num, logits  # logits (B, C, K_max), padding at NEG
+        num = (h[:, : self.n_num] * self.weight).sum(-1)  # (B, n_num)
+        logits = [
+            F.pad(head(h[:, self.n_num + c]), (0, self.k_max - head.out_features), value=NEG)
+            for c, head in enumerate(self.cat_heads)
+        ]
+        out = torch.stack(logits, 1) if logits else h.new_zeros((h.shape[0], 0, self.k_max))
+        return num, out  # logits (B, C, K_max), padding at NEG
 
 
-def _transformer(d: int, n_layers: int, n_heads: int, factor: int) -> nn.TransformerEncoder:
-    layer = nn.TransformerEncoderLayer(d, n_heads, dim_feedforward=d * factor, dropout=0.0, batch_first=True)
-    return nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+class Attention(nn.Module):
+    """TabSyn's multi-head attention: W_q, W_k, W_v (biases zero at start), softmax(q k^T / sqrt(d_head)) v, and
+    an output projection only with more than one head."""
+
+    def __init__(self, d: int, n_heads: int) -> None:
+        super().__init__()
+        if d % n_heads:
+            raise ConfigError(f"TabSyn: `d_token`={d} must be a multiple of `n_heads`={n_heads}")
+        self.n_heads = n_heads
+        self.W_q, self.W_k, self.W_v = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
+        self.W_out = nn.Linear(d, d) if n_heads > 1 else None
+        for m in (self.W_q, self.W_k, self.W_v) + ((self.W_out,) if self.W_out is not None else ()):
+            nn.init.zeros_(m.bias)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        return x.reshape(b, n, self.n_heads, d // self.n_heads).transpose(1, 2)  # (B, H, n, d_head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self._split(self.W_q(x)), self._split(self.W_k(x)), self._split(self.W_v(x))
+        att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1)
+        out = (att @ v).transpose(1, 2).reshape(x.shape)
+        return self.W_out(out) if self.W_out is not None else out
+
+
+class Transformer(nn.Module):
+    """TabSyn's pre-norm transformer (`tabsyn/vae/model.py::Transformer` with prenormalization): per layer
+    x + Attention(LN0(x)) (no LN0 in the first layer), then x + W1 ReLU(W0 LN1(x)); no final normalization (the
+    reference builds one but never applies it), so latent tokens are not layer-normalized."""
+
+    def __init__(self, d: int, n_layers: int, n_heads: int, factor: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList()
+        for i in range(n_layers):
+            layer = nn.ModuleDict(
+                {
+                    "attention": Attention(d, n_heads),
+                    "linear0": nn.Linear(d, d * factor),
+                    "linear1": nn.Linear(d * factor, d),
+                    "norm1": nn.LayerNorm(d),
+                }
+            )
+            if i:
+                layer["norm0"] = nn.LayerNorm(d)
+            self.layers.append(layer)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            r = layer["norm0"](x) if "norm0" in layer else x
+            x = x + layer["attention"](r)
+            x = x + layer["linear1"](torch.relu(layer["linear0"](layer["norm1"](x))))
+        return x
 
 
 class TabularVAE(nn.Module):
-    """Tokenizer -> (mu, logvar) transformers -> z -> decoder transformer -> reconstructor."""
+    """Tokenizer -> (mu, logvar) transformers over [CLS] + column tokens -> z -> decoder transformer over the
+    column tokens (the [CLS] latent is dropped, as in TabSyn) -> reconstructor."""
 
     def __init__(
         self, n_num: int, n_classes: list[int], d_token: int = 4, n_layers: int = 2, n_heads: int = 1, factor: int = 32
     ) -> None:
         super().__init__()
         self.tokenizer = Tokenizer(n_num, n_classes, d_token)
-        self.encoder_mu = _transformer(d_token, n_layers, n_heads, factor)
-        self.encoder_logvar = _transformer(d_token, n_layers, n_heads, factor)
-        self.decoder = _transformer(d_token, n_layers, n_heads, factor)
+        self.encoder_mu = Transformer(d_token, n_layers, n_heads, factor)
+        self.encoder_logvar = Transformer(d_token, n_layers, n_heads, factor)
+        self.decoder = Transformer(d_token, n_layers, n_heads, factor)
         self.reconstructor = Reconstructor(n_num, n_classes, d_token)
 
     def encode(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        tokens = self.tokenizer(x_num, x_cat)  # (B, F, d)
+        """(mu, logvar), each (B, 1 + F, d): position 0 is the [CLS] token."""
+        tokens = self.tokenizer(x_num, x_cat)  # (B, 1 + F, d)
         return self.encoder_mu(tokens), self.encoder_logvar(tokens)
 
     def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """z (B, F, d) column latents (no [CLS]) -> (numeric (B, n_num), logits (B, C, K_max))."""
         return self.reconstructor(self.decoder(z))
+
+
+def vae_loss(
+    rec_num: torch.Tensor,
+    logits: torch.Tensor,
+    x_num: torch.Tensor,
+    x_cat: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """TabSyn's `compute_loss`: (MSE over rows and numeric columns, cross-entropy averaged over columns of each
+    column's row mean, KL -0.5 mean(1 + logvar - mu^2 - e^logvar) over every latent entry, [CLS] included)."""
+    zero = torch.zeros((), device=mu.device)
+    mse = F.mse_loss(rec_num, x_num) if x_num.shape[1] else zero
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x_cat.reshape(-1)) if x_cat.shape[1] else zero
+    kl = -0.5 * (1 + logvar - mu**2 - logvar.exp()).mean()
+    return mse, ce, kl
 
 
 class EDMDenoiser(nn.Module):
@@ -133,7 +219,8 @@ class EDMDenoiser(nn.Module):
         c_out = s * SIGMA_DATA / (s**2 + SIGMA_DATA**2).sqrt()
         c_in = 1.0 / (SIGMA_DATA**2 + s**2).sqrt()
         c_noise = sigma.log() / 4
-        emb = self.time_mlp(timestep_embedding(c_noise, self.dim_t))
+        # TabSyn's MLPDiffusion swaps the positional embedding's halves: [sin, cos]
+        emb = self.time_mlp(timestep_embedding(c_noise, self.dim_t).roll(self.dim_t // 2, dims=1))
         f = self.mlp(self.proj(c_in * x) + emb)
         return c_skip * x + c_out * f
 
@@ -361,15 +448,34 @@ class TabSyn(TabularGenerator):
         xn, xc = self._x_num[idx], self._x_cat[idx]
         mu, logvar = self.vae_.encode(xn, xc)
         z = mu + torch.randn(mu.shape, generator=gen, device=mu.device) * (0.5 * logvar).exp()
-        rec_num, logits = self.vae_.decode(z)
-        mse = F.mse_loss(rec_num, xn) if xn.shape[1] else torch.zeros((), device=mu.device)
-        ce = (
-            F.cross_entropy(logits.reshape(-1, logits.shape[-1]), xc.reshape(-1))
-            if xc.shape[1]
-            else torch.zeros((), device=mu.device)
-        )  # mean over rows and columns
-        kl = -0.5 * (1 + logvar - mu**2 - logvar.exp()).mean()
+        rec_num, logits = self.vae_.decode(z[:, 1:])  # the [CLS] latent is not decoded
+        mse, ce, kl = vae_loss(rec_num, logits, xn, xc, mu, logvar)
         return {"loss": mse + ce + self.beta_ * kl, "mse": mse, "ce": ce, "kl": kl}
+
+    @torch.no_grad()
+    def validation_loss(self) -> float:
+        """The reconstruction cross-entropy TabSyn's schedules watch, on the validation table (the reference uses
+        the real test split) or, without one, on the training rows; eval mode, decoding the encoder means (the
+        reference decodes one noisy draw; the mean keeps the schedule deterministic)."""
+        if getattr(self, "_val", None) is None and getattr(self, "validation", None) is not None:
+            val = self.validation
+            keep = np.ones(len(val), bool)  # rows with a category the training table lacks cannot be encoded
+            for col, cats in zip(self.codec_.categorical, self.codec_.categories):
+                keep &= val[col].astype(object).isin(list(cats)).to_numpy()
+            if keep.any():
+                enc = self.codec_.encode(val[keep].reset_index(drop=True), name="validation")
+                self._val = tuple(t.to(self.device_) for t in enc)
+        xn, xc = self._val if getattr(self, "_val", None) is not None else (self._x_num, self._x_cat)
+        was = self.vae_.training
+        self.vae_.eval()
+        bs = int(self.cfg_["sample_batch_size"])
+        total = 0.0
+        for s in range(0, len(xn), bs):
+            mu, logvar = self.vae_.encode(xn[s : s + bs], xc[s : s + bs])
+            rec_num, logits = self.vae_.decode(mu[:, 1:])
+            total += float(vae_loss(rec_num, logits, xn[s : s + bs], xc[s : s + bs], mu, logvar)[1]) * len(mu)
+        self.vae_.train(was)
+        return total / max(len(xn), 1)
 
     def _epoch_end(self, epoch: int, logs: dict) -> None:
         loss = logs["loss"]
@@ -378,25 +484,38 @@ class TabSyn(TabularGenerator):
             logs.update(phase="diffusion", lr=self.opt_.param_groups[0]["lr"])
             return
         beta = self.beta_
-        self.vae_sched_.step(loss)
-        # TabSyn's KL schedule: shrink beta when the loss stalls
-        if loss < self.best_vae_loss_:
-            self.best_vae_loss_, self.beta_wait_ = loss, 0
+        val = self.validation_loss()
+        self.vae_sched_.step(val)
+        # TabSyn's KL schedule on the validation loss: beta *= beta_decay once per stall, when the epochs without
+        # improvement reach beta_patience (not again until it improves), while beta > min_beta (no clamp)
+        if val < self.best_vae_loss_:
+            self.best_vae_loss_, self.beta_wait_ = val, 0
         else:
             self.beta_wait_ += 1
-            if self.beta_wait_ >= int(self.cfg_["beta_patience"]):
-                self.beta_ = max(self.beta_ * float(self.cfg_["beta_decay"]), float(self.cfg_["min_beta"]))
-                self.beta_wait_ = 0
-        logs.update(phase="vae", beta=beta, lr=self.vae_opt_.param_groups[0]["lr"])
+            if self.beta_wait_ == int(self.cfg_["beta_patience"]) and self.beta_ > float(self.cfg_["min_beta"]):
+                self.beta_ = self.beta_ * float(self.cfg_["beta_decay"])
+        logs.update(phase="vae", beta=beta, val_ce=val, lr=self.vae_opt_.param_groups[0]["lr"])
         if epoch == int(self.cfg_["vae_epochs"]):
             self.vae_epochs_run_ = epoch
 
+    def fit(self, table: Any, schema: Any, *, validation: Any = None, **kwargs: Any) -> "TabSyn":
+        """`TabularGenerator.fit`, plus validation: a real table the VAE's lr and beta schedules watch (TabSyn
+        uses the test split); None watches the training rows (a documented deviation)."""
+        self.validation, self._val = validation, None
+        try:
+            return super().fit(table, schema, **kwargs)
+        finally:
+            self._val = None
+
     @torch.no_grad()
     def encode_latents(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
-        """(n, F * d_token) encoder means of encoded rows (eval mode), in batches."""
+        """(n, F * d_token) encoder means of the column tokens ([CLS] dropped, as TabSyn), eval mode, in batches."""
         self.vae_.eval()
         bs = int(self.cfg_["sample_batch_size"])
-        out = [self.vae_.encode(x_num[s : s + bs], x_cat[s : s + bs])[0].flatten(1) for s in range(0, len(x_num), bs)]
+        out = [
+            self.vae_.encode(x_num[s : s + bs], x_cat[s : s + bs])[0][:, 1:].flatten(1)
+            for s in range(0, len(x_num), bs)
+        ]
         return torch.cat(out)
 
     # ------------------------------------------------------------------ sampling
