@@ -62,6 +62,10 @@ bench: setup
 	$(BIN)/python bench/text_overlap.py
 	$(BIN)/python bench/llm_generate.py --threads 1
 	$(BIN)/python bench/llm_http.py
+	$(BIN)/python bench/ssl_layermem.py
+	$(BIN)/python bench/adversarial_lira.py
+	$(BIN)/python bench/llm_memhunter.py
+	$(BIN)/python bench/llm_probes.py
 	$(BIN)/python bench/fairness_metrics.py --loop-classes 1
 	$(BIN)/python bench/fairness_bootstrap.py
 	$(BIN)/python bench/sharpness_hessian.py
