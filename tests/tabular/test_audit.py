@@ -486,7 +486,7 @@ def test_audit_warns_when_tabcutmix_flags_rows_with_far_apart_numbers():
 
 @pytest.mark.slow  # starts a local Ray instance (10-30 s)
 def test_audit_over_ray_blocks_equals_the_local_audit():
-    pytest.importorskip("ray")
+    # ray is a test dependency (pyproject [test]): no skip, a missing ray fails here
     rng = np.random.default_rng(0)
     train = pd.DataFrame({"x": rng.normal(size=60), "y": rng.integers(0, 5, 60), "c": rng.choice(list("abc"), 60)})
     synth = pd.concat([train.iloc[:10], train.sample(30, random_state=1).assign(x=lambda d: d.x + 0.01)])
