@@ -50,7 +50,7 @@ class TabDDPMScore:
         diff = self.model.diffusion_
         if c is None:
             raise ConfigError("`c` (row indices into x_cat) is needed for the TabDDPM score")
-        inp = torch.cat([x, diff.onehot_flat(self.x_cat.to(x.device)[c])], dim=1) if diff.C else x
+        inp = diff.denoiser_input(x, self.x_cat.to(x.device)[c])
         eps = self.model.denoiser_(inp, t)[:, : diff.n_num]
         return -eps / diff.sqrt_1m_abar.to(x.device)[t][:, None]
 
@@ -72,7 +72,7 @@ def sample_with_trajectory(
         if i in record:
             states[i] = (x_num.clone(), x_cat.clone())
         t = torch.full((n,), i, device=dev, dtype=torch.long)
-        inp = torch.cat([x_num, diff.onehot_flat(x_cat)], dim=1) if diff.C else x_num
+        inp = diff.denoiser_input(x_num, x_cat)
         out = net(inp, t)
         x_num = diff.p_sample_num(x_num, out[:, : diff.n_num], t, gen)
         if diff.C:
