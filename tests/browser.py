@@ -822,6 +822,16 @@ def make_adversarial_demo(inp: Inputs) -> Path:
     return out
 
 
+def make_llm_memhunter_grid(inp: Inputs) -> Path:
+    out = inp.out("llm_memhunter_grid")
+    args = ["llm", "memhunter-grid", "--out", out, "--seeds", "0,1", "--texts", 6, "--repeats", 2, "--base-texts", 20]
+    cli(
+        args
+        + ["--steps", 10, "--d-model", 16, "--layers", 1, "--sizes", 3, "--repetitions", 5, "--budget", 2, "--quiet"]
+    )
+    return out
+
+
 def make_sharpness_grid(inp: Inputs) -> Path:
     out = inp.out("sharpness_grid")
     args = ["sharpness", "grid", "--seeds", "0,1", "--epochs", 2, "--generations", 60, "--steps", 5]
@@ -883,6 +893,7 @@ REPORT_CASES: list[ReportCase] = [
     ReportCase("llm_probe", "rote llm probe", make_llm_probe),
     ReportCase("llm_suppress", "rote llm suppress", make_llm_suppress),
     ReportCase("llm_memhunter_demo", "rote llm memhunter-demo", make_llm_memhunter_demo),
+    ReportCase("llm_memhunter_grid", "rote llm memhunter-grid", make_llm_memhunter_grid),
     ReportCase("fairness_metrics", "rote fairness metrics", make_fairness_metrics),
     ReportCase("fairness_memorization", "rote fairness memorization", make_fairness_memorization),
     ReportCase("fairness_bound", "rote fairness bound", make_fairness_bound),

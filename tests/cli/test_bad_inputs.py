@@ -85,6 +85,7 @@ VERBS: list[tuple[str, list[str], str | None]] = [
     ("llm suppress", ["llm", "suppress", "--model", "tiny:/nonexistent", "--probe", "{dir}"], "--prefix"),
     ("llm probe-demo", ["llm", "probe-demo"], "--steps"),
     ("llm detect-dataset", ["llm", "detect-dataset", "--model", "tiny:/nonexistent", "--suspect", "{texts}", "--reference", "{texts}"], "--alpha"),
+    ("llm memhunter-grid", ["llm", "memhunter-grid", "--seeds", "0", "--texts", "6", "--repeats", "2", "--base-texts", "20", "--steps", "10", "--d-model", "16", "--layers", "1", "--sizes", "3", "--repetitions", "5", "--budget", "2", "--rounds", "1", "--search-budget", "6"], "--steps"),
     ("llm memhunter-demo", ["llm", "memhunter-demo", "--texts", "6", "--repeats", "2", "--base-texts", "20", "--steps", "10", "--d-model", "16", "--layers", "1", "--sizes", "3", "--repetitions", "5", "--budget", "2", "--rounds", "1", "--search-budget", "6"], "--steps"),
     ("fairness metrics", ["fairness", "metrics", "--data", "{preds}", "--group", "sex"], "--n-boot"),
     ("fairness memorization", ["fairness", "memorization", "--data", "{preds}", "--group", "sex", "--memorized", "mem"], None),

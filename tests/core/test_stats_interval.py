@@ -33,3 +33,9 @@ def test_one_value_has_no_interval_and_bad_level_is_refused():
     assert math.isnan(mean_t_interval([]).estimate)
     with pytest.raises(ConfigError, match="`level`"):
         mean_t_interval([1.0, 2.0], level=1.5)
+
+
+def test_bounds_clip_the_interval_not_the_mean():
+    iv = mean_t_interval([0.9, 1.0, 1.0], bounds=(0.0, 1.0))
+    free = mean_t_interval([0.9, 1.0, 1.0])
+    assert free.high > 1 and iv.high == 1.0 and iv.low == free.low and iv.estimate == free.estimate

@@ -97,9 +97,13 @@ def mean_std(values: Sequence[float], ddof: int = 1) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=ddof))
 
 
-def mean_t_interval(values: Sequence[float], *, level: float = 0.95) -> Interval:
+def mean_t_interval(
+    values: Sequence[float], *, level: float = 0.95, bounds: tuple[float, float] | None = None
+) -> Interval:
     """Mean of replicate values (e.g. one metric over seeds) with its Student-t interval, mean ± t_{n-1} s / sqrt(n).
-    NaNs are dropped; with fewer than two values the interval is (nan, nan): one seed has no spread to report."""
+    NaNs are dropped; with fewer than two values the interval is (nan, nan): one seed has no spread to report.
+    `bounds`: clip the interval to the quantity's range (e.g. (0, 1) for a rate or an AUC), which a normal-theory
+    interval over few seeds can overrun."""
     from scipy import stats
 
     if not 0 < level < 1:
@@ -112,7 +116,10 @@ def mean_t_interval(values: Sequence[float], *, level: float = 0.95) -> Interval
     if len(v) < 2:
         return Interval(mean, math.nan, math.nan, level)
     half = float(stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
-    return Interval(mean, mean - half, mean + half, level)
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return Interval(mean, low, high, level)
 
 
 def format_mean_std(mean: float, std: float, digits: int = 2) -> str:

@@ -227,3 +227,77 @@ def register(app: typer.Typer) -> None:
         return run.finish(
             result, command="rote llm memhunter-demo", options=options, seed=seed, quiet=quiet, **demo_outputs(result)
         )
+
+    @app.command("memhunter-grid")
+    def memhunter_grid_cmd(
+        out: Path = typer.Option(
+            ..., "--out", help="Run folder: one demo per seed under OUT/grid, the summary on top."
+        ),
+        seeds: list[str] = typer.Option(["0,1,2"], "--seeds", help="Seeds (one whole demo each), e.g. 0,1,2,3."),
+        texts: int = typer.Option(40, "--texts", help="Texts per pool (known, dataset, fresh)."),
+        repeats: int = typer.Option(10, "--repeats", help="Copies of each dataset text in the 'with' model's data."),
+        base_texts: int = typer.Option(300, "--base-texts", help="KJV verses both models train on."),
+        steps: int = typer.Option(800, "--steps", help="Training steps per tiny GPT."),
+        d_model: int = typer.Option(96, "--d-model", help="Tiny GPT width."),
+        layers: int = typer.Option(2, "--layers", help="Tiny GPT layers."),
+        sizes: str = typer.Option("5,10,20", "--sizes", help="Texts per set at which fpr/tpr are measured."),
+        repetitions: int = typer.Option(200, "--repetitions", help="Tests per model and size (resampled sets)."),
+        budget: int = typer.Option(4, "--budget", help="Target generations per text for the extraction comparison."),
+        search_budget: int = typer.Option(16, "--search-budget", help="Prompts per text in the plug-in search."),
+        rounds: int = typer.Option(2, "--rounds", help="Generator training rounds."),
+        alpha: float = typer.Option(0.05, "--alpha", help="Significance level."),
+        device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+        workers: int = typer.Option(1, "--workers", help="Seeds run in parallel (local processes)."),
+        ray: Optional[str] = typer.Option(None, "--ray", help="'local' or a Ray cluster address: seeds as Ray tasks."),
+        force: bool = typer.Option(False, "--force", help="Replace the summary of a finished grid (seeds are reused)."),
+        quiet: bool = typer.Option(False, "--quiet", help="No progress bar and no summary."),
+    ) -> int:
+        """`memhunter-demo` once per seed through rote.sweep (processes or Ray), then tpr, fpr and extraction by
+        generator and by prefix prompting as means over seeds with t-intervals. Rerunning resumes."""
+        from rote.core.device import resolve_device
+        from rote.core.runs import RunFolder
+        from rote.llm.memhunter_demo import memhunter_grid
+        from rote.llm.memhunter_report import grid_outputs
+        from rote.sweep import axis_values
+
+        seed_list = axis_values(seeds, int, "seeds")
+        try:
+            size_list = [int(x) for x in sizes.split(",") if x.strip()]
+        except ValueError:
+            raise ConfigError(f"--sizes {sizes!r}: expected comma-separated integers such as 5,10,20") from None
+        if not 0 < alpha < 1:
+            raise ConfigError(f"`alpha` must be in (0, 1), got {alpha}")
+        if texts < 2:
+            raise ConfigError(f"`texts` must be at least 2, got {texts}")
+        if workers < 1:
+            raise ConfigError(f"`workers` must be at least 1, got {workers}")
+        resolve_device(device)
+        demo_kw = dict(
+            n_texts=texts,
+            repeats=repeats,
+            base_texts=base_texts,
+            steps=steps,
+            d_model=d_model,
+            layers=layers,
+            sizes=size_list,
+            repetitions=repetitions,
+            budget=budget,
+            search_budget=search_budget,
+            alpha=alpha,
+            rounds=rounds,
+            device=device,
+        )
+        run = RunFolder(out, force=force)
+        options = {"seeds": seed_list, **demo_kw, "workers": workers, "ray": ray}
+        run.write_config("rote llm memhunter-grid", options)  # before the grid: an interrupted one resumes
+        result, sweep = memhunter_grid(run.path, seed_list, workers=workers, ray=ray, quiet=quiet, **demo_kw)
+        status, reason = sweep.exit_status()
+        return run.finish(
+            result,
+            command="rote llm memhunter-grid",
+            options=options,
+            quiet=quiet,
+            status=status,
+            reason=reason,
+            **grid_outputs(result),
+        )

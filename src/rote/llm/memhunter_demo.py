@@ -282,3 +282,96 @@ def memhunter_demo(
         rates=rates,
         scores=scores.drop(columns=["generated_prefix"]),
     )
+
+
+# ---------------------------------------------------------------------------------------------- over seeds
+
+GRID_METRICS = ("tpr", "fpr", "extraction_generator", "extraction_prefix", "extraction_gain")
+
+
+def demo_point(params: dict[str, Any], work_dir: Path) -> dict[str, Any]:
+    """`rote.sweep` point: the whole demo with one seed in `work_dir` (its tiny GPTs and generators checkpoint
+    there, so an interrupted point resumes); returns the headline scalars and the rates table."""
+    kw = {k: v for k, v in params.items() if k not in ("seed", "rounds")}
+    config = dataclasses.replace(DEMO_CONFIG, rounds=int(params.get("rounds", DEMO_CONFIG.rounds)))
+    res = memhunter_demo(work_dir, seed=int(params["seed"]), config=config, **kw)
+    gen, base = res.extraction.get("generator", np.nan), res.extraction.get("prefix_baseline", np.nan)
+    return {
+        "tpr": res.tpr,
+        "fpr": res.fpr,
+        "extraction_generator": gen,
+        "extraction_prefix": base,
+        "extraction_gain": gen - base,  # paired within the seed: same target model, same texts, same budget
+        "n_per_set": res.n_per_set,
+        "rates": res.rates,
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoGrid(Result):
+    """`rote llm memhunter-grid`: each seed a whole demo (its own texts, tiny GPTs and generators).
+    over_seeds: {metric: {estimate, low, high, level}}, the mean over seeds with a 95% Student-t interval clipped
+    to the metric's range (NaN bounds with one seed) of tpr, fpr, exact extraction by generator and by prefix
+    prompting, and their paired difference.
+    per_seed: one row per seed; rates: every seed's rejection rates by model, score and set size."""
+
+    seeds: list
+    alpha: float
+    n_per_set: int
+    over_seeds: dict
+    n_failed: int
+    per_seed: pd.DataFrame = table_field("per_seed")
+    rates: pd.DataFrame = table_field("rates")
+
+    def summary(self) -> str:
+        def fmt(v: dict) -> str:
+            if not np.isfinite(v["low"]):
+                return f"{v['estimate']:.3f} (one seed)"
+            return f"{v['estimate']:.3f} [{v['low']:.3f}, {v['high']:.3f}]"
+
+        lines = [
+            f"{len(self.seeds)} seeds, alpha {self.alpha:g}, n = {self.n_per_set} per set ({self.n_failed} failed)"
+        ]
+        lines += [f"{m:<22} {fmt(self.over_seeds[m])}" for m in GRID_METRICS]
+        return "\n".join(lines)
+
+
+def memhunter_grid(
+    out_dir: str | os.PathLike,
+    seeds: Sequence[int],
+    *,
+    workers: int = 1,
+    ray: str | None = None,
+    quiet: bool = False,
+    **demo_kw: Any,
+) -> tuple[DemoGrid, Any]:
+    """Run the demo once per seed as `rote.sweep` points under `out_dir/grid` (local processes or Ray tasks;
+    finished seeds are reused) and summarize over seeds. `demo_kw`: `memhunter_demo`'s sizing options (plain
+    values) and `rounds`. Returns (DemoGrid, SweepResult)."""
+    from rote.core.stats import mean_t_interval
+    from rote.sweep import Grid, run_grid
+
+    if not seeds:
+        raise ConfigError("`seeds` is empty; pass at least one seed, e.g. --seeds 0,1,2")
+    grid = Grid({"seed": [int(s) for s in seeds]}, fixed=dict(demo_kw))
+    sweep = run_grid(demo_point, grid, Path(out_dir) / "grid", workers=workers, ray=ray, seed_axis="seed", quiet=quiet)
+    done = sweep.table[sweep.table["status"] == "done"]
+    if done.empty:
+        raise ConfigError(f"no seed finished ({sweep.n_failed} failed); see {sweep.out_dir}/points/*/error.json")
+    per_seed = done[["seed", *GRID_METRICS, "n_per_set"]].reset_index(drop=True)
+    over_seeds = {  # rates live in [0, 1]; the paired gain in [-1, 1]
+        m: mean_t_interval(
+            per_seed[m].to_numpy(float), bounds=(-1.0, 1.0) if m == "extraction_gain" else (0.0, 1.0)
+        ).to_dict()
+        for m in GRID_METRICS
+    }
+    result = DemoGrid(
+        seeds=[int(s) for s in per_seed["seed"]],
+        alpha=float(demo_kw.get("alpha", 0.05)),
+        n_per_set=int(per_seed["n_per_set"].iloc[0]),
+        over_seeds=over_seeds,
+        n_failed=int(sweep.n_failed),
+        per_seed=per_seed,
+        rates=sweep.point_table("rates").drop(columns=["point_id"], errors="ignore"),
+    )
+    return result, sweep

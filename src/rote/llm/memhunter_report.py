@@ -134,3 +134,61 @@ def demo_outputs(result: Any) -> dict[str, Any]:
     """`plots` and `report` for `RunFolder.finish` of `rote llm memhunter-demo`."""
     plots = {"rates": figure_to_png(rates_plot(result.rates, result.alpha))}
     return {"plots": plots, "report": lambda config: demo_report(result, config=config, plots=plots)}
+
+
+def grid_plot(result: Any) -> Any:
+    """Per-seed values (dots) and the mean with its t-interval (bar) of tpr, fpr and both extraction rates."""
+    metrics = ["tpr", "fpr", "extraction_generator", "extraction_prefix"]
+    fig = new_figure(7.5, 3.6)
+    ax = fig.add_subplot()
+    for i, m in enumerate(metrics):
+        v = result.over_seeds[m]
+        color = COLOR_MEMORIZED if m in ("tpr", "extraction_generator") else COLOR_KEPT
+        ax.bar(i, v["estimate"], 0.6, color=color, alpha=0.35)
+        if np.isfinite(v["low"]):
+            ax.errorbar(i, v["estimate"], yerr=[[v["estimate"] - v["low"]], [v["high"] - v["estimate"]]], color="k")
+        vals = result.per_seed[m].to_numpy(float)
+        ax.scatter(np.full(len(vals), i), vals, s=14, color=color, zorder=3)
+    ax.axhline(result.alpha, color="#999999", lw=0.8, ls="--")
+    ax.set_xticks(range(len(metrics)))
+    ax.set_xticklabels(["tpr (with)", "fpr (without)", "extraction, generator", "extraction, prefix"])
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("rate")
+    ax.set_title(f"Over {len(result.seeds)} seeds: per seed (dots), mean and 95% t-interval; dashed: alpha")
+    return figure_to_png(fig)
+
+
+def grid_outputs(result: Any) -> dict[str, Any]:
+    """`plots`, `tables` and the `report` builder of `rote llm memhunter-demo --seeds ...` for `RunFolder.finish`."""
+    plot = grid_plot(result)
+    table = pd.DataFrame(
+        [{"metric": m, **{k: v for k, v in iv.items() if k != "level"}} for m, iv in result.over_seeds.items()]
+    )
+
+    def render(config: Mapping[str, Any]) -> str:
+        report = Report("MemHunter over seeds", subtitle=f"{len(result.seeds)} seeds, n = {result.n_per_set} per set")
+        report.add_summary(
+            {
+                "seeds": ", ".join(map(str, result.seeds)),
+                "tpr (mean)": result.over_seeds["tpr"]["estimate"],
+                "fpr (mean)": result.over_seeds["fpr"]["estimate"],
+                "extraction gain, generator - prefix (mean)": result.over_seeds["extraction_gain"]["estimate"],
+                "failed seeds": result.n_failed,
+            }
+        )
+        report.add_heading("Over seeds")
+        report.add_text(
+            "Each seed is a whole demo: its own texts, tiny GPTs trained with and without the dataset, generators. "
+            "Intervals are 95% Student-t intervals over seeds (none with one seed); the extraction gain is paired "
+            "within each seed."
+        )
+        report.add_image(plot, alt="tpr, fpr and extraction per seed with their means and intervals")
+        report.add_table(table, caption="Mean over seeds and its 95% t-interval")
+        report.add_table(result.per_seed, caption="One row per seed")
+        report.add_table(
+            result.rates, caption="Rejection rates of every seed, by model, score and set size", max_rows=60
+        )
+        report.add_config(config)
+        return report.render()
+
+    return {"plots": {"grid": plot}, "tables": {"over_seeds": table}, "report": render}

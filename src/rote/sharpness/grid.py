@@ -92,13 +92,8 @@ def _fmt_interval(iv: dict) -> str:
 
 
 def _bounded(values: pd.Series) -> dict[str, Any]:
-    """Mean and t-interval of a quantity that lives in [0, 1] (AUC, TPR): the interval is clipped to [0, 1]
-    (with few seeds the normal-theory interval can run past the bounds)."""
-    iv = mean_t_interval(values.to_numpy(float)).to_dict()
-    for k in ("low", "high"):
-        if np.isfinite(iv[k]):
-            iv[k] = float(min(max(iv[k], 0.0), 1.0))
-    return iv
+    """Mean and t-interval of a quantity that lives in [0, 1] (AUC, TPR), clipped to [0, 1]."""
+    return mean_t_interval(values.to_numpy(float), bounds=(0.0, 1.0)).to_dict()
 
 
 def build_grid(setup: str, seeds: list[int], second_order_weights: list[float] | None, fixed: dict[str, Any]):
