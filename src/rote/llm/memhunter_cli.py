@@ -12,6 +12,48 @@ from rote.core.errors import ConfigError
 MODEL_HELP = "Target model: a local Hugging Face folder, 'smollm2' or 'tiny:FOLDER' (needs token ids: no openai:)."
 
 
+def _demo_options(
+    texts: int,
+    repeats: int,
+    base_texts: int,
+    steps: int,
+    d_model: int,
+    layers: int,
+    sizes: str,
+    repetitions: int,
+    budget: int,
+    search_budget: int,
+    alpha: float,
+    device: str,
+) -> dict:
+    """The demo's sizing options, checked, as `memhunter_demo` keywords (shared by memhunter-demo and -grid)."""
+    from rote.core.device import resolve_device
+
+    try:
+        size_list = [int(x) for x in sizes.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--sizes {sizes!r}: expected comma-separated integers such as 5,10,20") from None
+    if not 0 < alpha < 1:
+        raise ConfigError(f"`alpha` must be in (0, 1), got {alpha}")
+    if texts < 2:
+        raise ConfigError(f"`texts` must be at least 2, got {texts}")
+    resolve_device(device)
+    return dict(
+        n_texts=texts,
+        repeats=repeats,
+        base_texts=base_texts,
+        steps=steps,
+        d_model=d_model,
+        layers=layers,
+        sizes=size_list,
+        repetitions=repetitions,
+        budget=budget,
+        search_budget=search_budget,
+        alpha=alpha,
+        device=device,
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add the MemHunter verbs to `app` (the `rote llm` typer app)."""
 
@@ -174,20 +216,14 @@ def register(app: typer.Typer) -> None:
         alpha, and exact extraction by generator prompts against plain prefix prompting at the same budget."""
         import dataclasses
 
-        from rote.core.device import resolve_device
         from rote.core.runs import RunFolder
         from rote.llm.memhunter_demo import DEMO_CONFIG, memhunter_demo
         from rote.llm.memhunter_report import demo_outputs
 
-        try:
-            size_list = [int(s) for s in sizes.split(",") if s.strip()]
-        except ValueError:
-            raise ConfigError(f"--sizes {sizes!r}: expected comma-separated integers such as 5,10,20") from None
-        if not 0 < alpha < 1:
-            raise ConfigError(f"`alpha` must be in (0, 1), got {alpha}")
-        if texts < 2:
-            raise ConfigError(f"`texts` must be at least 2, got {texts}")
-        resolve_device(device)
+        kw = _demo_options(
+            texts, repeats, base_texts, steps, d_model, layers, sizes, repetitions, budget, search_budget, alpha, device
+        )
+        size_list = kw["sizes"]
         cfg = dataclasses.replace(DEMO_CONFIG, rounds=rounds)
         run = RunFolder(out, force=force)
         options = {
@@ -208,20 +244,9 @@ def register(app: typer.Typer) -> None:
         run.write_config("rote llm memhunter-demo", options, seed=seed)
         result = memhunter_demo(
             run.path,
-            n_texts=texts,
-            repeats=repeats,
-            base_texts=base_texts,
-            steps=steps,
-            d_model=d_model,
-            layers=layers,
-            sizes=size_list,
-            repetitions=repetitions,
-            budget=budget,
-            search_budget=search_budget,
-            alpha=alpha,
+            **kw,
             config=cfg,
             seed=seed,
-            device=device,
             progress=not quiet,
         )
         return run.finish(
@@ -254,39 +279,18 @@ def register(app: typer.Typer) -> None:
     ) -> int:
         """`memhunter-demo` once per seed through rote.sweep (processes or Ray), then tpr, fpr and extraction by
         generator and by prefix prompting as means over seeds with t-intervals. Rerunning resumes."""
-        from rote.core.device import resolve_device
         from rote.core.runs import RunFolder
         from rote.llm.memhunter_demo import memhunter_grid
         from rote.llm.memhunter_report import grid_outputs
         from rote.sweep import axis_values
 
         seed_list = axis_values(seeds, int, "seeds")
-        try:
-            size_list = [int(x) for x in sizes.split(",") if x.strip()]
-        except ValueError:
-            raise ConfigError(f"--sizes {sizes!r}: expected comma-separated integers such as 5,10,20") from None
-        if not 0 < alpha < 1:
-            raise ConfigError(f"`alpha` must be in (0, 1), got {alpha}")
-        if texts < 2:
-            raise ConfigError(f"`texts` must be at least 2, got {texts}")
         if workers < 1:
             raise ConfigError(f"`workers` must be at least 1, got {workers}")
-        resolve_device(device)
-        demo_kw = dict(
-            n_texts=texts,
-            repeats=repeats,
-            base_texts=base_texts,
-            steps=steps,
-            d_model=d_model,
-            layers=layers,
-            sizes=size_list,
-            repetitions=repetitions,
-            budget=budget,
-            search_budget=search_budget,
-            alpha=alpha,
-            rounds=rounds,
-            device=device,
+        demo_kw = _demo_options(
+            texts, repeats, base_texts, steps, d_model, layers, sizes, repetitions, budget, search_budget, alpha, device
         )
+        demo_kw["rounds"] = rounds
         run = RunFolder(out, force=force)
         options = {"seeds": seed_list, **demo_kw, "workers": workers, "ray": ray}
         run.write_config("rote llm memhunter-grid", options)  # before the grid: an interrupted one resumes
