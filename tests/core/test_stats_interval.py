@@ -39,3 +39,16 @@ def test_bounds_clip_the_interval_not_the_mean():
     iv = mean_t_interval([0.9, 1.0, 1.0], bounds=(0.0, 1.0))
     free = mean_t_interval([0.9, 1.0, 1.0])
     assert free.high > 1 and iv.high == 1.0 and iv.low == free.low and iv.estimate == free.estimate
+
+
+def test_welch_t_one_sided_halves_the_two_sided_p():
+    from rote.core.stats import welch_t
+
+    x, y = [2.0, 2.5, 3.1, 2.8], [1.0, 1.4, 0.9, 1.6, 1.2]
+    t2, p2 = welch_t(x, y)
+    tg, pg = welch_t(x, y, alternative="greater")
+    tl, pl = welch_t(x, y, alternative="less")
+    assert t2 == tg == tl and t2 > 0
+    assert pg == pytest.approx(p2 / 2) and pl == pytest.approx(1 - p2 / 2)
+    with pytest.raises(ConfigError, match="`alternative`"):
+        welch_t(x, y, alternative="bigger")

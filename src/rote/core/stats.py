@@ -162,11 +162,14 @@ def cliffs_delta(x: Sequence[float], y: Sequence[float]) -> float:
     return 2 * auc - 1
 
 
-def welch_t(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
-    """Welch's unequal-variance t statistic and two-sided p-value (scipy)."""
+def welch_t(x: Sequence[float], y: Sequence[float], *, alternative: str = "two-sided") -> tuple[float, float]:
+    """Welch's unequal-variance t statistic and p-value (scipy); `alternative`: "two-sided", "greater" (mean of x
+    above mean of y) or "less"."""
     from scipy import stats
 
-    res = stats.ttest_ind(np.asarray(x, float), np.asarray(y, float), equal_var=False)
+    if alternative not in ("two-sided", "greater", "less"):
+        raise ConfigError(f"`alternative` must be two-sided, greater or less, got {alternative!r}")
+    res = stats.ttest_ind(np.asarray(x, float), np.asarray(y, float), equal_var=False, alternative=alternative)
     return float(res.statistic), float(res.pvalue)
 
 

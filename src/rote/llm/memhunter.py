@@ -47,6 +47,7 @@ from rote.core.stats import (
     mann_whitney_power,
     mann_whitney_sample_size,
     mann_whitney_test,
+    welch_t,
 )
 from rote.core.text import longest_common_substring
 from rote.llm.backends.base import Backend
@@ -584,8 +585,6 @@ def dataset_test(
     without ties for small samples, else normal with tie correction; `rote.core.stats.mann_whitney_test`) or
     "welch" (one-sided Welch t). Cliff's delta with a `level` interval and a power analysis come with either.
     """
-    from scipy import stats
-
     if test not in TESTS:
         raise ConfigError(f"`test` must be one of {', '.join(TESTS)}, got {test!r}")
     if not 0 < alpha < 1:
@@ -601,8 +600,7 @@ def dataset_test(
     elif np.ptp(np.r_[s, r]) == 0 or (s.std() == 0 and r.std() == 0):
         stat, p = math.nan, 1.0  # identical constant scores: no evidence either way
     else:
-        res = stats.ttest_ind(s, r, equal_var=False, alternative="greater")
-        stat, p = float(res.statistic), float(res.pvalue)
+        stat, p = welch_t(s, r, alternative="greater")
     ci = cliffs_delta_ci(s, r, level=level)
     return DatasetTest(
         test=test,

@@ -51,7 +51,7 @@ from rote.core.errors import BackendError, ConfigError, DataError
 from rote.core.privacy import min_k_score, roc_auc
 from rote.core.results import Result, table_field
 from rote.core.runs import atomic_write_bytes, atomic_write_json, make_rng
-from rote.core.stats import auc_ci
+from rote.core.stats import auc_ci, mean_t_interval
 from rote.llm.backends.base import SITES, Backend
 
 PROBE_FORMAT = "rote-probes"
@@ -388,8 +388,6 @@ def cross_validate(
     metrics frame with one row per problem: auc (mean over test folds holding both classes), auc_low / auc_high
     (95% t-interval of that mean over folds), acc and f1 (pooled, threshold 0))."""
     y = np.asarray(y, dtype=bool)
-    from scipy import stats
-
     # texts dealt per kind (those holding positive tokens, the others), so that every training side has both
     has_pos = pd.Series(y).groupby(np.asarray(groups)).transform("any").to_numpy()
     fold = group_folds(groups, folds, seed, strata=has_pos)
@@ -413,18 +411,14 @@ def cross_validate(
         per_fold = np.array([roc_auc(scores[i][fold == f], y[fold == f]) for f in both])
         auc = float(per_fold.mean()) if len(per_fold) else float("nan")
         # 95% t-interval of the mean over folds (folds hold disjoint texts, so they are the independent units)
-        half = float(
-            stats.t.ppf(0.975, len(per_fold) - 1) * per_fold.std(ddof=1) / np.sqrt(len(per_fold))
-            if len(per_fold) > 1
-            else float("nan")
-        )
+        iv = mean_t_interval(per_fold, bounds=(0.0, 1.0))
         rows.append(
             {
                 "auc": auc,
                 "acc": float(np.mean(pred == y)),
                 "f1": _f1(y, pred),
-                "auc_low": max(0.0, auc - half),
-                "auc_high": min(1.0, auc + half),
+                "auc_low": iv.low,
+                "auc_high": iv.high,
             }
         )
     return scores, pd.DataFrame(rows)

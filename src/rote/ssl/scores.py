@@ -628,8 +628,9 @@ def unitmem_sslmem_ttest(mu: np.ndarray, sslmem_scores: np.ndarray | pd.Series, 
     """Are points with high SSLMem also the ones units are selective for? Per point x, the highest selectivity any
     unit of the layer has for it, max_u (mu_u(x) - mean_{j!=x} mu_u(j)) / (mu_u(x) + mean_{j!=x} mu_u(j)); the
     values of the top-k SSLMem points are compared with those of the bottom-k by a one-sided Welch t-test
-    (alternative: top > bottom; scipy). mu: (N, U) unit means on the points; sslmem_scores: (N,) aligned."""
-    from scipy.stats import ttest_ind
+    (alternative: top > bottom; `rote.core.stats.welch_t`). mu: (N, U) unit means on the points; sslmem_scores:
+    (N,) aligned."""
+    from rote.core.stats import welch_t
 
     s = np.asarray(sslmem_scores, dtype=float).reshape(-1)
     if mu.shape[0] != len(s):
@@ -640,14 +641,8 @@ def unitmem_sslmem_ttest(mu: np.ndarray, sslmem_scores: np.ndarray | pd.Series, 
     per_point = point_selectivity(mu).max(axis=1)  # (N,)
     order = np.argsort(-s, kind="stable")
     top, bottom = per_point[order[:k]], per_point[order[-k:]]
-    res = ttest_ind(top, bottom, equal_var=False, alternative="greater")
-    return {
-        "k": k,
-        "top_mean": float(top.mean()),
-        "bottom_mean": float(bottom.mean()),
-        "t": float(res.statistic),
-        "p_one_sided": float(res.pvalue),
-    }
+    t, p = welch_t(top, bottom, alternative="greater")
+    return {"k": k, "top_mean": float(top.mean()), "bottom_mean": float(bottom.mean()), "t": t, "p_one_sided": p}
 
 
 def layer_units(scores: Mapping[str, np.ndarray], threshold: float) -> dict[str, int]:
