@@ -15,6 +15,15 @@ What is timed (CPU, best of `--repeat` runs):
 
 Prints a markdown table (case, baseline s, rote s, ratio, command) and writes bench/out/adversarial_lira.json.
 Timings on a machine shared with other jobs are inflated and noisy; the ratios are what to compare.
+
+      python bench/adversarial_lira.py --demem-seeds 0 1 2 3 --out runs/demem-seeds
+
+is not a speed test: the paired multi-seed comparison PGD-AT vs PGD-AT + DeMem. For each seed, the demo's
+settings (`rote.adversarial.experiment.DEMO`) with only those two runs (`run_experiment(runs=["pgd_at",
+"pgd_at_demem"], seed=s)`, out DIR/seed-<s>; a seed changes the data subset, the membership design and every
+model's seed, and both runs share them); then per metric the mean over seeds of the paired difference DeMem -
+PGD-AT with its Student-t 95% interval (`rote.core.stats.paired_difference_interval`). Finished models are reused,
+so DIR/seed-0 may be a `rote adversarial demo` folder. Writes bench/out/adversarial_demem_seeds.json.
 """
 
 from __future__ import annotations
@@ -121,12 +130,57 @@ def bench_shadows(n_models: int, workers: int, data: str, n_pool: int, epochs: i
     }
 
 
+def demem_seeds(seeds: list[int], out: Path, workers: int) -> dict:
+    from rote.adversarial.experiment import CONTRACT, DEMO, run_experiment
+    from rote.core.stats import paired_difference_interval
+
+    per_seed = {}
+    for s in seeds:
+        r = run_experiment(DEMO, out / f"seed-{s}", runs=["pgd_at", "pgd_at_demem"], seed=s, workers=workers, n_boot=0)
+        per_seed[s] = r.runs
+        print(f"seed {s}: " + ", ".join(f"{k} {v['tpr_at_0.1pct_fpr']:.4f}" for k, v in r.runs.items()), flush=True)
+    rows = []
+    for k in CONTRACT:
+        a = [per_seed[s]["pgd_at"][k] for s in seeds]
+        b = [per_seed[s]["pgd_at_demem"][k] for s in seeds]
+        iv = paired_difference_interval(b, a)
+        rows.append(
+            {
+                "metric": k,
+                "pgd_at_mean": float(np.mean(a)),
+                "pgd_at_demem_mean": float(np.mean(b)),
+                "difference": iv.estimate,
+                "low": iv.low,
+                "high": iv.high,
+                "seeds_demem_lower": int(sum(y < x for x, y in zip(a, b))),
+            }
+        )
+    print(f"| metric | PGD-AT | + DeMem | DeMem - PGD-AT [95% t, {len(seeds)} paired seeds] | seeds DeMem lower |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['metric']} | {r['pgd_at_mean']:.4f} | {r['pgd_at_demem_mean']:.4f} | "
+            f"{r['difference']:+.4f} [{r['low']:+.4f}, {r['high']:+.4f}] | {r['seeds_demem_lower']} of {len(seeds)} |"
+        )
+    return {"seeds": seeds, "per_seed": {str(s): v for s, v in per_seed.items()}, "rows": rows}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--demem-seeds", type=int, nargs="+", help="run the paired DeMem comparison on these seeds")
+    ap.add_argument("--out", type=Path, default=Path("runs/demem-seeds"), help="folder of the --demem-seeds runs")
     args = ap.parse_args()
+    if args.demem_seeds:
+        cmd = f"python bench/adversarial_lira.py --demem-seeds {' '.join(map(str, args.demem_seeds))} --out {args.out}"
+        res = demem_seeds(args.demem_seeds, args.out, args.workers)
+        (HERE / "out").mkdir(exist_ok=True)
+        (HERE / "out" / "adversarial_demem_seeds.json").write_text(
+            json.dumps({"command": cmd, **res, "machine": machine_info()}, indent=2, default=str)
+        )
+        return
     cmd = "python bench/adversarial_lira.py" + (" --quick" if args.quick else "")
     if args.quick:
         rows = bench_lira(500, 16, 2, args.repeat)

@@ -21,6 +21,7 @@ import json
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from benchlib import fmt_ratio, fmt_s, machine_info, timed  # noqa: E402  (bench/ is on sys.path)
@@ -41,6 +42,7 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=512)
     ap.add_argument("--N", type=int, default=20)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--no-sweep", action="store_true", help="time only the vectorized training, not the sweep")
     args = ap.parse_args()
     if args.quick:
         args.models, args.steps, args.hidden = 4, 20, 64
@@ -56,9 +58,14 @@ def main() -> None:
     seeds = list(range(args.models))
     kw = dict(steps=args.steps, hidden=args.hidden, eval_every=args.steps, eval_n=256, lr=0.01, device=args.device)
     train_icl(task, [0], **{**kw, "steps": 2})  # warm-up: first-use imports and allocations
+    # CPU time of this process as well as wall time: on a shared machine the wall clock also counts other jobs
+    c0 = time.process_time()
     _, t_seq, _ = timed(lambda: [train_icl(task, [s], **kw) for s in seeds])
+    c1 = time.process_time()
     _, t_vec, _ = timed(lambda: train_icl(task, seeds, **kw))
+    c2 = time.process_time()
     seqs = args.models * args.steps * 128
+    cmd = "python bench/icl_vectorized.py" + (" --quick" if args.quick else f" --hidden {args.hidden} --N {args.N}")
     rows = [
         {
             "case": f"{args.models} models, N={args.N}, H={args.hidden}, {args.steps} steps",
@@ -66,9 +73,14 @@ def main() -> None:
             "rote_s": t_vec,
             "baseline_seq_per_s": seqs / t_seq,
             "rote_seq_per_s": seqs / t_vec,
-            "command": "python bench/icl_vectorized.py" + (" --quick" if args.quick else ""),
+            "baseline_cpu_s": c1 - c0,
+            "rote_cpu_s": c2 - c1,
+            "command": cmd + f" --models {args.models} --steps {args.steps}",
         }
     ]
+    if args.no_sweep:
+        _report(rows)
+        return
     icl_grid, _ = sweep_grids(
         ["256", "1024"], [8, 16], [0, 1, 2, 3], steps=args.steps, hidden=min(args.hidden, 128), eval_every=args.steps,
         eval_n=256, lr=0.1,
@@ -87,12 +99,18 @@ def main() -> None:
             "command": rows[0]["command"],
         }
     )
+    _report(rows)
+
+
+def _report(rows: list[dict]) -> None:
     print("| case | baseline | rote | ratio | command |\n|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['case']} | {fmt_s(r['baseline_s'])} | {fmt_s(r['rote_s'])} | "
               f"{fmt_ratio(r['baseline_s'], r['rote_s'])} | `{r['command']}` |")  # fmt: skip
     r = rows[0]
     print(f"\nthroughput: sequential {r['baseline_seq_per_s']:.0f} seq/s, vectorized {r['rote_seq_per_s']:.0f} seq/s")
+    print(f"CPU time: sequential {r['baseline_cpu_s']:.2f} s, vectorized {r['rote_cpu_s']:.2f} s, "
+          f"ratio {r['baseline_cpu_s'] / r['rote_cpu_s']:.2f}x")  # fmt: skip
     out = HERE / "out"
     out.mkdir(exist_ok=True)
     (out / "icl_vectorized.json").write_text(json.dumps({"rows": rows, "machine": machine_info()}, indent=2))

@@ -23,6 +23,13 @@ Compared, per synthetic table:
 Times are wall-clock seconds of each library on the same tables in this process, and their ratio.
 
 Writes bench/out/peers_quality.json.
+
+`--alpha-beta` needs no SDMetrics (it runs in rote's own venv): naive and one-class alpha-precision / beta-recall
+(one-class on the raw features, as synthcity gets them from the TabCutMix evaluation, and on min-max scaled ones)
+and authenticity (Alaa et al.'s definition beside synthcity's index mix-up) on seeded TabCutMix, TabCutMixPlus and
+IJF tables, `--seeds` of each; writes bench/out/quality_alpha_beta.json:
+
+    OMP_NUM_THREADS=1 python bench/peers_quality.py --alpha-beta --n 2000 --seeds 3
 """
 
 from __future__ import annotations
@@ -44,12 +51,95 @@ except ImportError:  # running from a checkout without rote installed
 HERE = Path(__file__).resolve().parent
 
 
+def alpha_beta_main(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """`--alpha-beta`: rote alone, no SDMetrics. For each synthetic table and seed: naive and one-class
+    alpha-precision / beta-recall, and authenticity by Alaa et al.'s definition and by synthcity's (its index
+    mix-up), with the time of each variant. Seeds vary the synthetic tables (the augmenters' seed) and the
+    one-class network's initial weights; the real sample is fixed (random_state 0)."""
+    import pandas as pd
+
+    from rote.core.stats import mean_t_interval
+    from rote.data import dataset_schema, load_dataset
+    from rote.tabular.augment import IJFAugmenter, TabCutMix, TabCutMixPlus
+    from rote.tabular.quality import alpha_precision_beta_recall
+
+    schema = dataset_schema("adult")
+    real = load_dataset("adult", "train").sample(args.n, random_state=0).reset_index(drop=True)
+    makers = {
+        "tabcutmix": lambda s: TabCutMix(seed=s).fit(real, schema).sample(args.n),
+        "tabcutmixplus": lambda s: TabCutMixPlus(seed=s).fit(real, schema).sample(args.n),
+        "ijf": lambda s: IJFAugmenter(seed=s).fit(real, schema).sample(args.n),
+    }
+    raw: list[dict] = []
+    for name, make in makers.items():
+        for seed in range(args.seeds):
+            syn = make(seed + 1)
+            row: dict = {"synthetic": name, "seed": seed}
+            for variant, kind, oc_input in (
+                ("naive", "naive", "raw"),
+                ("oc", "oc", "raw"),
+                ("oc_minmax", "oc", "minmax"),
+            ):
+                res, t, _ = timed(
+                    lambda: alpha_precision_beta_recall(real, syn, schema, seed=seed, variant=kind, oc_input=oc_input)
+                )
+                row.update(
+                    {
+                        f"alpha_precision_{variant}": res.alpha_precision,
+                        f"beta_recall_{variant}": res.beta_recall,
+                        f"authenticity_{variant}": res.authenticity,
+                        f"authenticity_synthcity_{variant}": res.authenticity_other,
+                        f"seconds_{variant}": t,
+                    }
+                )
+            raw.append(row)
+            print(f"  {name} seed {seed}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k[0] in "ab"))
+    frame = pd.DataFrame(raw)
+    for v in ("naive", "oc", "oc_minmax"):  # what fixing synthcity's index mix-up changes, paired by seed
+        frame[f"authenticity_change_{v}"] = frame[f"authenticity_{v}"] - frame[f"authenticity_synthcity_{v}"]
+    keys = [c for c in frame.columns if c not in ("synthetic", "seed")]
+    print(
+        f"\nalpha/beta variants on Adult ({args.n} real x {args.n} synthetic rows), {args.seeds} seeds: "
+        "mean [95% t interval over seeds]\n"
+    )
+    print("| synthetic | " + " | ".join(keys) + " |")
+    print("|---" * (len(keys) + 1) + "|")
+    summary = {}
+    for name, g in frame.groupby("synthetic", sort=False):
+        stats = {k: mean_t_interval(g[k].to_numpy(float)) for k in keys}
+        summary[name] = {k: iv.to_dict() for k, iv in stats.items()}
+        print(
+            f"| {name} | "
+            + " | ".join(f"{iv.estimate:.4f} [{iv.low:.4f}, {iv.high:.4f}]" for iv in stats.values())
+            + " |"
+        )
+    record = {
+        "n": args.n,
+        "seeds": args.seeds,
+        "summary": summary,
+        "runs": raw,
+        "command": "python bench/peers_quality.py" + "".join(f" {a}" for a in (argv or sys.argv[1:])),
+    }
+    out = args.out if args.out != HERE / "out" / "peers_quality.json" else HERE / "out" / "quality_alpha_beta.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2))
+    print(f"\nwrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=5000, help="rows in the real sample and in each synthetic table")
     p.add_argument("--c2st-repeats", type=int, default=3, help="SDMetrics LogisticDetection repeats (unseeded)")
     p.add_argument("--out", type=Path, default=HERE / "out" / "peers_quality.json")
+    p.add_argument("--alpha-beta", action="store_true", help="rote's alpha/beta variants only (no SDMetrics)")
+    p.add_argument("--seeds", type=int, default=3, help="--alpha-beta: seeds per synthetic table")
     args = p.parse_args(argv)
+    if args.alpha_beta:
+        import torch
+
+        torch.set_num_threads(1)
+        return alpha_beta_main(args, argv)
     try:
         import sdmetrics
         from sdmetrics.reports.single_table import QualityReport

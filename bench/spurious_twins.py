@@ -5,7 +5,8 @@ Run:  python bench/spurious_twins.py            (about 2 minutes on 2 busy cores
 
 What is timed (CPU, one torch thread, best of `--repeat` runs, same seed, same batches):
 - twins, batched: `rote.spurious.models.StackedMLP(k=2)` (two parameter sets, one forward: the first layer is one
-  matrix product for both twins, the others one `bmm`), one optimizer, the XRM class-balanced held-in loss.
+  matrix product for both twins, the others one `bmm`), one optimizer (rote's `make_optimizer`, i.e.
+  `rote.core.training.stacked_optimizer`: multi-tensor kernels), the XRM class-balanced held-in loss.
 - twins, separate: two `rote.nets.MLP`s with the same initial weights and two optimizers, each predicting the
   whole batch (XRM needs each twin's predictions on the other twin's half) with its loss on its own half.
   Cases: the paper's linear toy (n = 1,000, d = 1,800, full batch, SGD), a small MLP 192-64-2 on coloured 8x8
@@ -40,6 +41,7 @@ except ImportError:  # running from a checkout without rote installed
 
 from rote.data import halves_indices  # noqa: E402
 from rote.nets import MLP  # noqa: E402
+from rote.spurious.heldout import make_optimizer  # noqa: E402
 from rote.spurious.mat import mat_shift  # noqa: E402
 from rote.spurious.models import StackedMLP  # noqa: E402
 
@@ -52,7 +54,7 @@ def _opt(params, kind: str, lr: float):
 
 def batched(x, y, assign, hidden, bias, kind, lr, batches, k_cls=2):
     model = StackedMLP(x.shape[1], hidden, k_cls, k=2, bias=bias, seed=0)
-    opt = _opt(model.parameters(), kind, lr)
+    opt = make_optimizer(model.parameters(), kind, lr)  # rote's: multi-tensor update of the stacked twins
     rows = torch.arange(len(x))
     for idx in batches:
         xb, yb, ab = (x, y, assign) if idx is None else (x[idx], y[idx], assign[idx])

@@ -764,6 +764,13 @@ def make_llm_probe_demo(inp: Inputs) -> Path:
     return _probe_demo(inp)
 
 
+def make_llm_probe_grid(inp: Inputs) -> Path:
+    out = inp.out("llm_probe_grid")
+    args = ["llm", "probe-grid", "--seeds", "0", "--steps", 80, "--per-count", 4, "--max-texts", 40, "--layers", 1]
+    cli([*args, "--min-run", 4, "--alphas", "0,1", "--out", out, "--quiet"])
+    return out
+
+
 def make_llm_probe(inp: Inputs) -> Path:
     demo, out = _probe_demo(inp), inp.out("llm_probe")
     cli(["llm", "probe", "--model", f"tiny:{demo / 'model'}", "--out", out, "--min-run", 4, "--folds", 2, "--quiet"])
@@ -808,6 +815,19 @@ def make_llm_memhunter_demo(inp: Inputs) -> Path:
     return out
 
 
+def make_ssl_finetune(inp: Inputs) -> Path:
+    tiny = ["--data", "digits", "--width", 2, "--epochs", 1, "--n-candidate", 40, "--n-independent", 40]
+    tiny += ["--n-shared", 100, "--batch-size", 64, "--quiet"]
+    f, g, loc = inp.out("ssl_ft_f"), inp.out("ssl_ft_g"), inp.out("ssl_ft_loc")
+    cli(["ssl", "train", "--role", "f", "--out", f, *tiny])
+    cli(["ssl", "train", "--role", "g", "--out", g, *tiny])
+    cli(["ssl", "localize", "--f", f, "--g", g, "--n-points", 40, "--k", 10, "--out", loc, "--quiet"])
+    out = inp.out("ssl_finetune")
+    args = ["ssl", "finetune", "--f", f, "--localize", loc, "--n-train", 150, "--n-test", 100, "--epochs", 1]
+    cli([*args, "--seeds", "0,1", "--out", out, "--quiet"])
+    return out
+
+
 def make_ssl_demo(inp: Inputs) -> Path:
     out = inp.out("ssl_demo")
     args = ["ssl", "demo", "--data", "digits", "--width", 4, "--epochs", 2, "--supervised-epochs", 1, "--n-shared", 200]
@@ -829,6 +849,13 @@ def make_llm_memhunter_grid(inp: Inputs) -> Path:
         args
         + ["--steps", 10, "--d-model", 16, "--layers", 1, "--sizes", 3, "--repetitions", 5, "--budget", 2, "--quiet"]
     )
+    return out
+
+
+def make_sharpness_tabular(inp: Inputs) -> Path:
+    out = inp.out("sharpness_tabular")
+    args = ["sharpness", "tabular", "--rows", 200, "--epochs", 1, "--timesteps", 5, "--samples", 30]
+    cli([*args, "--out", out, "--quiet"])
     return out
 
 
@@ -891,6 +918,7 @@ REPORT_CASES: list[ReportCase] = [
     ReportCase("llm_detect_dataset", "rote llm detect-dataset", make_llm_detect_dataset),
     ReportCase("llm_probe_demo", "rote llm probe-demo", make_llm_probe_demo),
     ReportCase("llm_probe", "rote llm probe", make_llm_probe),
+    ReportCase("llm_probe_grid", "rote llm probe-grid", make_llm_probe_grid),
     ReportCase("llm_suppress", "rote llm suppress", make_llm_suppress),
     ReportCase("llm_memhunter_demo", "rote llm memhunter-demo", make_llm_memhunter_demo),
     ReportCase("llm_memhunter_grid", "rote llm memhunter-grid", make_llm_memhunter_grid),
@@ -901,10 +929,12 @@ REPORT_CASES: list[ReportCase] = [
     ReportCase("fairness_example", "rote fairness example", make_fairness_example),
     ReportCase("sharpness_toy", "rote sharpness toy", make_sharpness_toy),
     ReportCase("sharpness_grid", "rote sharpness grid", make_sharpness_grid),
+    ReportCase("sharpness_tabular", "rote sharpness tabular", make_sharpness_tabular),
     ReportCase("spurious_toy", "rote spurious toy", make_spurious_toy),
     ReportCase("spurious_demo", "rote spurious demo", make_spurious_demo),
     ReportCase("icl_train", "rote icl train", make_icl_train),
     ReportCase("icl_sweep", "rote icl sweep", make_icl_sweep),
     ReportCase("ssl_demo", "rote ssl demo", make_ssl_demo),
+    ReportCase("ssl_finetune", "rote ssl finetune", make_ssl_finetune),
     ReportCase("adversarial_demo", "rote adversarial demo", make_adversarial_demo),
 ]

@@ -9,7 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rote.adversarial.experiment import CONTRACT, RUNS, risk_table, score_run
+from rote.adversarial.experiment import (
+    CONTRACT,
+    DEMO,
+    RUNS,
+    dp_guarantee,
+    memorization_table,
+    method_configs,
+    risk_table,
+    score_run,
+)
 from rote.adversarial.shadow import ModelSet, membership_design
 from rote.core import privacy
 from rote.core.errors import ConfigError
@@ -37,6 +46,8 @@ def test_risk_table_by_hand():
     rng = np.random.default_rng(0)
     s, mask = _set(rng)
     t = risk_table({"a": s}, "a")
+    assert set(t["risk"]) == {"train_loss", "feldman"}
+    t = t[t["risk"] == "train_loss"]
     risk = np.nanmean(s.risk, axis=0)
     q1 = risk <= np.quantile(risk, 0.25)
     row = t[(t["run"] == "a") & (t["bin"] == "q1 (lowest risk)")].iloc[0]
@@ -46,6 +57,42 @@ def test_risk_table_by_hand():
     assert row["train_acc"] == pytest.approx(np.mean(tr))
     assert row["heldout_acc"] == pytest.approx(np.mean(ho))
     assert row["memorization"] == pytest.approx(np.mean(tr) - np.mean(ho))
+
+
+def test_feldman_bins_by_hand():
+    # reference run "a" defines the bins by its Feldman estimate; run "b" is measured in them
+    rng = np.random.default_rng(2)
+    a, mask = _set(rng, m=6, n=40)
+    b, _ = _set(rng, m=6, n=40)
+    t = risk_table({"a": a, "b": b}, "a")
+    f = t[t["risk"] == "feldman"]
+    mem = np.array([a.correct[mask[:, i], i].mean() - a.correct[~mask[:, i], i].mean() for i in range(40)])
+    rules = {
+        "mem < 0": mem < 0,
+        "mem = 0": mem == 0,
+        "0 < mem < 0.5": (mem > 0) & (mem < 0.5),
+        "mem >= 0.5": mem >= 0.5,
+    }
+    assert set(f["bin"]) == {k for k, v in rules.items() if v.any()}
+    for _, row in f[f["run"] == "b"].iterrows():
+        sel = rules[row["bin"]]
+        ho = np.mean([b.correct[~mask[:, i], i].mean() for i in np.flatnonzero(sel)])
+        assert row["n"] == sel.sum() and row["heldout_acc"] == pytest.approx(ho)
+        assert row["risk_mean"] == pytest.approx(mem[sel].mean())
+    assert f[f["run"] == "b"]["n"].sum() == 40  # every example in exactly one (non-empty) bin
+    memo = memorization_table({"a": a})
+    assert len(memo) == 40 and memo["memorization"].to_numpy() == pytest.approx(mem)
+    assert (memo["n_in"] == 3).all() and (memo["low"] <= memo["memorization"]).all()
+
+
+def test_dp_guarantee_counts_steps_and_rate():
+    o = {**DEMO, "epochs": 3, "batch_size": 64}
+    cfg = method_configs(o, ["pgd_at_dpsgd"])["pgd_at_dpsgd"]
+    g = dp_guarantee(cfg, 500, 1e-5)
+    # 500 images in batches of 64: 8 steps per epoch (the last one short), sampling rate 64 / 500
+    assert g.steps == 24 and g.sample_rate == pytest.approx(0.128) and g.noise_multiplier == 0.5
+    assert g.epsilon == pytest.approx(privacy.dp_sgd_epsilon(0.128, 0.5, 24, 1e-5).epsilon)
+    assert dp_guarantee(method_configs(o, ["pgd_at"])["pgd_at"], 500, 1e-5) is None
 
 
 def test_score_run_is_leave_one_out_lira():
@@ -91,7 +138,15 @@ def test_demo_contract(tmp_path, capsys):
     assert res["mia_attack"] == "lira_online_fixed_variance"
     assert res["details"]["standard"]["n_pairs"] == 4 * 40
     bins = pd.read_parquet(out / "risk_bins.parquet")
-    assert set(bins["run"]) == set(RUNS) and len(bins) == 4 * len(RUNS)
+    assert set(bins["run"]) == set(RUNS) and set(bins["risk"]) == {"train_loss", "feldman"}
+    assert (bins.groupby(["risk", "run"])["n"].sum() == 40).all()
+    memo = pd.read_parquet(out / "memorization.parquet")
+    assert len(memo) == 40 * len(RUNS) and ((memo["n_in"] == 2) & (memo["n_out"] == 2)).all()
+    dp = res["dp"]["pgd_at_dpsgd"]
+    assert set(res["dp"]) == {"pgd_at_dpsgd"} and dp["delta"] == 1e-5 and dp["epsilon"] > 0
+    # about 20 images per model and batches of 64: one step per epoch over the whole set (sampling rate 1)
+    assert dp["steps"] == 1 and dp["sample_rate"] == 1.0 and dp["n_train_max"] < 64
+    assert res["details"]["pgd_at_dpsgd"]["dp"] == dp
     assert (out / "report.html").is_file() and (out / "metrics.png").is_file()
     # the same command again with --force reuses the finished models of the grid
     code, _, err = run([*argv, "--force"], capsys)
@@ -139,9 +194,27 @@ def test_train_then_evaluate(tmp_path, capsys):
     assert r2["membership"]["loss"]["auc"] == pytest.approx(res["membership"]["loss"]["auc"])
 
 
+def test_train_with_dp_reports_epsilon(tmp_path, capsys):
+    out = tmp_path / "dp"
+    argv = ["adversarial", "train", "--data", "digits", "--n-train", "40", "--n-test", "20", "--epochs", "2"]
+    argv += ["--method", "standard", "--dp", "--dp-noise", "1.0", "--dp-delta", "1e-3", "--batch-size", "16"]
+    code, _, err = run([*argv, "--out", str(out), "--quiet"], capsys)
+    assert code == 0, err
+    dp = json.loads((out / "results.json").read_text())["dp"]
+    # 40 images in batches of 16: 3 steps per epoch, 6 in all, sampling rate 0.4
+    expected = privacy.dp_sgd_epsilon(0.4, 1.0, 6, 1e-3)
+    assert dp["steps"] == 6 and dp["sample_rate"] == pytest.approx(0.4) and dp["delta"] == 1e-3
+    assert dp["epsilon"] == pytest.approx(expected.epsilon) and dp["conversion"] == "classic"
+    code, _, err = run(["adversarial", "evaluate", "--run", str(out), "--out", str(tmp_path / "ev"), "--quiet"], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "ev" / "results.json").read_text())["dp"] == dp
+
+
 @pytest.mark.parametrize(
     "argv, match",
     [
+        (["train", "--dp-delta", "1"], "--dp-delta"),
+        (["demo", "--dp-delta", "0"], "--dp-delta"),
         (["train", "--eps", "1.5"], "--eps"),
         (["train", "--step-size", "0.5"], "--step-size"),
         (["train", "--demem-fraction", "0"], "--demem-fraction"),

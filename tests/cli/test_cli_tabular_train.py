@@ -164,9 +164,13 @@ def test_augment_tabcutmixplus_and_quality(files, tmp_path, capsys):
     # plots: per-column shape, trend heat map, alpha/beta curves; in the report and as files; DCR with its ideal
     from rote.tabular.report import quality_plots
 
-    for name in quality_plots(ref):
+    names = set(quality_plots(ref, detail=True))
+    assert names == {"shape_columns", "trend_heatmap", "alpha_beta", "marginals", "trend_real"} | {
+        "trend_synthetic",
+        "trend_difference",
+    }
+    for name in names:
         assert (qout / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
-    assert set(quality_plots(ref)) == {"shape_columns", "trend_heatmap", "alpha_beta"}
     html = (qout / "report.html").read_text()
     assert "Pairwise trend heat map" in html and "alpha-precision and beta-coverage curves" in html
     ideal = 200 / (200 + 150)
@@ -232,6 +236,8 @@ def test_experiment_cli_grid_file_resume_and_table(files, tmp_path, capsys):
         (["tabular", "train", "--dataset", "adult", "--aug-ratio", "1e9", "--augmentation", "tabcutmix"], "above 100"),
         (["tabular", "train", "--dataset", "adult", "--num-nan-policy", "median"], "'median' is unknown"),
         (["tabular", "experiment", "--mode", "exact", "--augmentation", "tabcutmix"], "mode 'exact' is unknown"),
+        (["tabular", "quality", "--dataset", "adult", "--synthetic", "s.csv", "--oc-epochs", "0"], "--oc-epochs"),
+        (["tabular", "quality", "--dataset", "adult", "--synthetic", "s.csv", "--authenticity", "x"], "alaa or"),
     ],
 )
 def test_bad_input_exit_2(argv, needle, tmp_path, capsys):

@@ -26,6 +26,8 @@ SETTINGS = dict(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 RTOL, ATOL = 1e-9, 1e-12
+# (distance, kernel) pairs: the compiled scan serves `tabcutmix` and `l2` on the CPU, torch every distance
+PATHS = [("gower", "torch"), ("l2", "torch"), ("l2", "compiled"), ("tabcutmix", "torch"), ("tabcutmix", "compiled")]
 
 # ---------------------------------------------------------------------------------------------- brute force
 
@@ -205,22 +207,22 @@ def mixed_case(draw, max_ref: int = 40, max_query: int = 30, scale: float = 1.0)
 # ------------------------------------------------------------------------------------------- 1. presets vs brute force
 
 
-@pytest.mark.parametrize("name", sorted(DISTANCES))
+@pytest.mark.parametrize("name,kernel", PATHS)
 @settings(**SETTINGS)
 @given(case=mixed_case(), dedupe=st.booleans())
-def test_preset_matches_brute_force(name, case, dedupe):
+def test_preset_matches_brute_force(name, kernel, case, dedupe):
     query, ref, k = case
-    nb = knn(query, ref, k=k, distance=name, dedupe=dedupe)
+    nb = knn(query, ref, k=k, distance=name, dedupe=dedupe, kernel=kernel)
     check_neighbors(nb, BRUTE[name](query, ref), k)
 
 
-@pytest.mark.parametrize("name", sorted(DISTANCES))
+@pytest.mark.parametrize("name,kernel", PATHS)
 @settings(**{**SETTINGS, "max_examples": 25})
 @given(case=mixed_case(max_ref=3, max_query=10))
-def test_fewer_reference_rows_than_k(name, case):
+def test_fewer_reference_rows_than_k(name, kernel, case):
     query, ref, _ = case
     k = 3
-    nb = knn(query, ref, k=k, distance=name)
+    nb = knn(query, ref, k=k, distance=name, kernel=kernel)
     check_neighbors(nb, BRUTE[name](query, ref), k)
     if ref.n_rows < k:
         assert (nb.indices[:, ref.n_rows :] == -1).all()
@@ -237,13 +239,13 @@ def test_reference_smaller_than_k_explicit():
     assert np.isinf(nb.distances[0, 2])
 
 
-@pytest.mark.parametrize("name", sorted(DISTANCES))
+@pytest.mark.parametrize("name,kernel", PATHS)
 @settings(**{**SETTINGS, "max_examples": 20})
 @given(case=mixed_case(max_ref=30, max_query=15, scale=1500.0))
-def test_preset_adult_like_scale(name, case):
+def test_preset_adult_like_scale(name, kernel, case):
     """Values up to 1.5e6 (like Adult's fnlwgt); the tabcutmix min/max carry float64 screen rounding."""
     query, ref, k = case
-    nb = knn(query, ref, k=k, distance=name)
+    nb = knn(query, ref, k=k, distance=name, kernel=kernel)
     check_neighbors(nb, BRUTE[name](query, ref), k, rtol=1e-7, atol=1e-12)
 
 
@@ -344,16 +346,16 @@ def _blocking_case(seed: int = 3) -> tuple[MixedMatrix, MixedMatrix]:
     return MixedMatrix(q_num, q_cat, (2, 3)), MixedMatrix(ref_num, ref_cat, (2, 3))
 
 
-@pytest.mark.parametrize("name", sorted(DISTANCES))
-def test_blocking_does_not_change_results(name):
+@pytest.mark.parametrize("name,kernel", PATHS)
+def test_blocking_does_not_change_results(name, kernel):
     query, ref = _blocking_case()
     k = 3
-    base = knn(query, ref, k=k, distance=name)
+    base = knn(query, ref, k=k, distance=name, kernel=kernel)
     brute = BRUTE[name](query, ref)
     check_neighbors(base, brute, k)
     variants = [dict(block_rows=b) for b in (1, 2, 3, 7, 13)] + [dict(block_bytes=1), dict(block_bytes=8 * 60 * 4)]
     for kw in variants:
-        nb = knn(query, ref, k=k, distance=name, **kw)
+        nb = knn(query, ref, k=k, distance=name, kernel=kernel, **kw)
         np.testing.assert_array_equal(nb.distances, base.distances, err_msg=f"{kw}: distances differ")
         for i in range(query.n_rows):
             for j in range(k):
@@ -369,8 +371,8 @@ def test_progress_reports_every_query_row():
     assert sum(seen) == query.n_rows and len(seen) == math.ceil(query.n_rows / 7)
 
 
-@pytest.mark.parametrize("name", sorted(DISTANCES))
-def test_chunked_selection_path_matches_brute_force(name):
+@pytest.mark.parametrize("name,kernel", PATHS)
+def test_chunked_selection_path_matches_brute_force(name, kernel):
     """1500 unique reference rows > 64 * (k + 8): the kernel's chunked top-k selection runs."""
     rng = np.random.default_rng(11)
     n_ref, n_q, k = 1500, 25, 3
@@ -383,7 +385,7 @@ def test_chunked_selection_path_matches_brute_force(name):
     ref = MixedMatrix(ref_num, ref_cat, (3, 2))
     query = MixedMatrix(q_num, q_cat, (3, 2))
     assert np.unique(np.column_stack([ref_num, ref_cat]), axis=0).shape[0] > 64 * (k + 8)
-    nb = knn(query, ref, k=k, distance=name, block_rows=9)
+    nb = knn(query, ref, k=k, distance=name, block_rows=9, kernel=kernel)
     check_neighbors(nb, BRUTE[name](query, ref), k)
     assert (nb.distances[:8, 0] == 0).all()
 
@@ -428,18 +430,20 @@ def test_screen_near_ties_are_resolved_exactly(name, monkeypatch):
 
     query, ref = _near_tie_tables(name)
     brute = BRUTE[name](query, ref)
-    nb = knn(query, ref, k=2, distance=name)
+    nb = knn(query, ref, k=2, distance=name, kernel="torch")
     check_neighbors(nb, brute, 2)
     want = np.argsort(brute, axis=1, kind="stable")[:, 0]
     assert (nb.indices[:, 0] == want).all()
+    if name in nbmod._KERNEL_MODES:  # the compiled scan computes differences directly: no near tie here
+        np.testing.assert_array_equal(knn(query, ref, k=2, distance=name, kernel="compiled").indices[:, 0], want)
 
     monkeypatch.setattr(nbmod, "_certify", lambda *args, **kwargs: None)
-    unchecked = knn(query, ref, k=2, distance=name)
+    unchecked = knn(query, ref, k=2, distance=name, kernel="torch")
     assert not np.array_equal(unchecked.indices[:, 0], want)  # the screen alone misses the nearest row
 
 
-@pytest.mark.parametrize("name", sorted(DISTANCES))
-def test_integer_keys_tie_without_re_scoring(name, monkeypatch):
+@pytest.mark.parametrize("name,kernel", PATHS)
+def test_integer_keys_tie_without_re_scoring(name, kernel, monkeypatch):
     """Categorical-only tables give integer screening keys, computed without rounding: their many exact ties
     need no re-scoring (it would cost a pass per query row), and the result still equals brute force."""
     rng = np.random.default_rng(3)
@@ -449,7 +453,7 @@ def test_integer_keys_tie_without_re_scoring(name, monkeypatch):
     seen: list[int] = []
     original = cls.exact
     monkeypatch.setattr(cls, "exact", lambda self, q, *a: (seen.append(q.n_rows), original(self, q, *a))[1])
-    nb = knn(query, ref, k=2, distance=name, dedupe=False)
+    nb = knn(query, ref, k=2, distance=name, dedupe=False, kernel=kernel)
     check_neighbors(nb, BRUTE[name](query, ref), 2)
     assert seen and min(seen) > 1  # only whole blocks, no single-row re-scoring
 
@@ -603,11 +607,12 @@ def _float_limit_case(seed: int) -> tuple[MixedMatrix, MixedMatrix]:
     return query, ref
 
 
+@pytest.mark.parametrize("kernel", ["torch", "compiled"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_tabcutmix_at_the_float_limit_matches_hypot_brute_force(seed):
+def test_tabcutmix_at_the_float_limit_matches_hypot_brute_force(seed, kernel):
     query, ref = _float_limit_case(seed)
     with np.errstate(over="raise", invalid="raise", divide="raise"):  # no silent overflow warnings either
-        nb = knn(query, ref, k=2, distance="tabcutmix")
+        nb = knn(query, ref, k=2, distance="tabcutmix", kernel=kernel)
     brute = hypot_tabcutmix(query, ref)
     check_neighbors(nb, brute, 2, rtol=1e-9, atol=1e-15)
     # the distance-ratio decision (d1/d2 < 1/3) agrees row by row with the hypot brute force
@@ -618,7 +623,8 @@ def test_tabcutmix_at_the_float_limit_matches_hypot_brute_force(seed):
     assert (got == expected).all()
 
 
-def test_l2_at_the_float_limit_matches_hypot_brute_force():
+@pytest.mark.parametrize("kernel", ["torch", "compiled"])
+def test_l2_at_the_float_limit_matches_hypot_brute_force(kernel):
     query, ref = _float_limit_case(2)
     dist = L2Distance().fit(ref)
     assert np.isfinite(dist.mean).all() and np.isfinite(dist.std).all()
@@ -628,7 +634,7 @@ def test_l2_at_the_float_limit_matches_hypot_brute_force():
     assert dist.mean[1] == pytest.approx(mean * 2.0**600, rel=1e-12)
     assert dist.std[1] == pytest.approx(math.sqrt(sum((v - mean) ** 2 for v in col) / len(col)) * 2.0**600, rel=1e-12)
     with np.errstate(over="raise", invalid="raise"):
-        nb = knn(query, ref, k=2, distance=dist)
+        nb = knn(query, ref, k=2, distance=dist, kernel=kernel)
     check_neighbors(nb, hypot_l2(query, ref, dist.mean, dist.std), 2, rtol=1e-9, atol=1e-12)
 
 
@@ -639,3 +645,120 @@ def test_gower_at_the_float_limit():
     wide = MixedMatrix(np.array([[1.7e308], [-1.7e308], [0.0]]), np.zeros((3, 0), np.int64), ())
     with pytest.raises(ConfigError, match=r"`gower`.*column 0.*rescale"):
         knn(wide, wide, distance="gower")
+
+
+# ---------------------------------------------------------------------------------------------- the compiled scan
+
+
+def _adult_like(seed: int, n_ref: int, n_q: int) -> tuple[MixedMatrix, MixedMatrix]:
+    """Adult-like mixed rows (ages, a fnlwgt-sized column, a capital-gain-like column of mostly zeros, three
+    categoricals) with exact copies and numeric-only copies among the queries."""
+    rng = np.random.default_rng(seed)
+
+    def rows(n: int) -> tuple[np.ndarray, np.ndarray]:
+        num = np.column_stack(
+            [rng.integers(17, 90, n), rng.integers(12_000, 1_500_000, n), rng.choice([0, 0, 0, 2174, 99999], n)]
+        ).astype(np.float64)
+        return num, np.column_stack([rng.integers(0, 9, n), rng.integers(0, 16, n), rng.integers(0, 2, n)])
+
+    ref_num, ref_cat = rows(n_ref)
+    q_num, q_cat = rows(n_q)
+    src = rng.integers(0, n_ref, n_q // 3)
+    q_num[: src.size], q_cat[: src.size // 2] = ref_num[src], ref_cat[src[: src.size // 2]]
+    return MixedMatrix(q_num, q_cat, (9, 16, 2)), MixedMatrix(ref_num, ref_cat, (9, 16, 2))
+
+
+@pytest.mark.parametrize("name", ["l2", "tabcutmix"])
+def test_compiled_scan_equals_the_torch_path_and_brute_force(name):
+    """On 60 x 1,500 Adult-like rows both paths return the brute-force distances bit for bit alike, and the
+    same neighbours wherever the nearest rows are not tied."""
+    query, ref = _adult_like(4, 1500, 60)
+    a = knn(query, ref, k=2, distance=name, kernel="torch")
+    b = knn(query, ref, k=2, distance=name, kernel="compiled")
+    np.testing.assert_array_equal(a.distances, b.distances)
+    check_neighbors(b, BRUTE[name](query, ref), 2)
+    untied = a.distances[:, 0] < a.distances[:, 1]
+    np.testing.assert_array_equal(a.indices[untied, 0], b.indices[untied, 0])
+
+
+@pytest.mark.parametrize("name", ["l2", "tabcutmix"])
+def test_compiled_scan_rows_it_cannot_certify_are_searched_exhaustively(name, monkeypatch):
+    """Reference rows equal in their numbers and differing only in categories the query matches in none tie
+    exactly in the screen, so the k-th and the last candidate cannot be told apart: those rows take the
+    exhaustive path, and the result still equals brute force. With every row forced down that path too."""
+    import rote.core.neighbors as nbmod
+
+    rng = np.random.default_rng(9)
+    n = 400
+    ref_num = np.repeat(rng.uniform(0, 100, (20, 2)), 20, axis=0)  # 20 numeric profiles, 20 rows each
+    ref_cat = np.column_stack([np.tile(np.arange(20), 20), np.zeros(n, np.int64)])
+    ref = MixedMatrix(ref_num, ref_cat, (21, 1))
+    q_cat = np.column_stack([np.full(11, 20), np.zeros(11, np.int64)])  # category 20: no reference row has it
+    query = MixedMatrix(ref_num[::37] + 0.5, q_cat, (21, 1))
+    failed: list[int] = []
+    original = nbmod._Scan.certified
+
+    def counting(self, *args):
+        ok = original(self, *args)
+        failed.append(int((~ok).sum()))
+        return ok
+
+    monkeypatch.setattr(nbmod._Scan, "certified", counting)
+    nb = knn(query, ref, k=2, distance=name, kernel="compiled")
+    check_neighbors(nb, BRUTE[name](query, ref), 2)
+    assert sum(failed) == query.n_rows  # every query row had ties past its 10th candidate
+
+    monkeypatch.setattr(nbmod._Scan, "certified", lambda self, key, mis, exact, k: np.zeros(len(key), bool))
+    q2, r2 = _adult_like(1, 500, 40)
+    check_neighbors(knn(q2, r2, k=3, distance=name, kernel="compiled"), BRUTE[name](q2, r2), 3)
+
+
+def test_compiled_scan_threads_and_blocks_do_not_change_results():
+    query, ref = _adult_like(2, 800, 100)
+    base = knn(query, ref, k=2, distance="tabcutmix", kernel="compiled")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)  # three slices of each block, run in parallel
+        for rows in (1, 7, 100):
+            nb = knn(query, ref, k=2, distance="tabcutmix", kernel="compiled", block_rows=rows)
+            np.testing.assert_array_equal(nb.distances, base.distances)
+            np.testing.assert_array_equal(nb.indices, base.indices)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_auto_uses_the_compiled_scan_where_it_applies(monkeypatch):
+    import rote.core.neighbors as nbmod
+
+    calls: list[str] = []
+    original = nbmod._Scan.__call__
+    monkeypatch.setattr(nbmod._Scan, "__call__", lambda self, q: (calls.append(self.dist.name), original(self, q))[1])
+    query, ref = _blocking_case()
+    for name in sorted(DISTANCES):
+        knn(query, ref, k=2, distance=name)
+        knn(query, ref, k=2, distance=name, kernel="torch")
+    assert sorted(set(calls)) == ["l2", "tabcutmix"]  # auto picks it for those two; torch and gower never
+
+
+def test_without_a_compiler_auto_falls_back_and_compiled_is_refused(monkeypatch, tmp_path):
+    import rote.core.neighbors as nbmod
+
+    query, ref = _blocking_case()
+    want = knn(query, ref, k=2, distance="tabcutmix", kernel="torch")
+    monkeypatch.setenv("ROTE_CACHE_DIR", str(tmp_path))  # an empty cache: it has to compile
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    nbmod._compiled_scan.cache_clear()
+    try:
+        assert nbmod._compiled_scan() is None
+        np.testing.assert_array_equal(knn(query, ref, k=2, distance="tabcutmix").distances, want.distances)
+        with pytest.raises(ConfigError, match=r"`kernel`='compiled'.*C compiler"):
+            knn(query, ref, k=2, distance="tabcutmix", kernel="compiled")
+    finally:
+        nbmod._compiled_scan.cache_clear()
+
+
+def test_kernel_argument_is_checked():
+    with pytest.raises(ConfigError, match="`kernel`"):
+        knn(_small(), _small(), kernel="numba")
+    with pytest.raises(ConfigError, match=r"`kernel`='compiled'.*'gower'"):
+        knn(_small(), _small(), distance="gower", kernel="compiled")

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from rote.core.errors import ConfigError
 from rote.icl.models import ICLNet, MLPNet
 from rote.icl.task import BinaryTask
 from rote.icl.train import train_icl, train_mlp
@@ -131,3 +132,26 @@ def test_mlp_memorization_curve_and_integral():
     y = 2.0 * task.labels() - 1
     assert abs(float(torch.sigmoid(-y * z).mean()) - c1[0]) < 1e-6
     assert c1[-1] < c1[0]
+
+
+@pytest.mark.parametrize("equalize", [False, True])
+@pytest.mark.parametrize("kind", ["one_layer", "two_layer"])
+def test_table_batches_equal_the_task_sampler_bit_for_bit(kind, equalize):
+    """The training loop gathers tokens of all models from a per-class table (LayerNorm-ed for one_layer); they
+    must be exactly the tokens `task.sample` draws from each seed's generator, so results do not change."""
+    from rote.icl.train import _batch_drawer
+
+    task = BinaryTask(K=64, N=8, equalize=equalize)
+    net = ICLNet(kind, [0, 1], task.dim, hidden=8)
+    x, y, normalized = _batch_drawer(task, net, [torch.Generator().manual_seed(s) for s in (0, 1)], 16, "cpu")()
+    batches = [task.sample(16, torch.Generator().manual_seed(s)) for s in (0, 1)]
+    ref = torch.stack([b.x for b in batches])
+    assert normalized == (kind == "one_layer")
+    assert torch.equal(x, F.layer_norm(ref, (task.dim,)) if normalized else ref)
+    assert torch.equal(y, torch.stack([b.y for b in batches]))
+    # and the model reads normalized tokens as it reads raw ones
+    if normalized:
+        torch.testing.assert_close(net(x, normalized=True), net(ref), rtol=0, atol=0)
+    else:
+        with pytest.raises(ConfigError, match="`normalized`"):
+            net(x, normalized=True)

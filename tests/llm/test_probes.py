@@ -25,6 +25,7 @@ from rote.llm.probes import (
     perplexity,
     probe_study,
     repetition_positions,
+    reproduced_windows,
     suppress,
     window_min_k,
 )
@@ -262,6 +263,50 @@ def test_suppress_curve_against_independent_extraction(trained, study):
     with backend.intervene({(1, "resid"): project_out(probes.direction(1, "resid"), alpha=8.0)}):
         assert res.curve[2]["extraction_rate"] == pytest.approx(extraction_rate(backend, ids, 12, 12))
         assert res.curve[2]["heldout_ppl"] == pytest.approx(perplexity(backend, backend.encode(held)))
+
+
+def test_reproduced_windows_are_what_generate_reproduces(trained, study):
+    backend, members, controls = trained
+    texts = members + controls  # only the memorized half holds windows
+    ids = backend.encode(texts)
+    wins = reproduced_windows(backend, ids, 8, 8)
+    assert wins
+    # every window is a piece of one text, and greedy decoding from its 8-token prefix reproduces its suffix
+    assert all(any(w == x[i : i + 16] for x in ids for i in range(len(x) - 15)) for w in wins)
+    assert [g for g in backend.generate([w[:8] for w in wins], 8)] == [w[8:] for w in wins]
+    # brute force over every window position: the windows whose suffix generate reproduces from the window's own
+    # prefix; the function's are among them (it also asks for a hit given the whole text before)
+    found = {tuple(w) for w in wins}
+    good = set()
+    for x in ids:
+        cand = [x[p + 1 - 8 : p + 9] for p in range(7, len(x) - 8)]
+        good |= {tuple(c) for c, g in zip(cand, backend.generate([c[:8] for c in cand], 8)) if g == c[8:]}
+    assert found <= good
+    res = suppress(
+        backend, study[1], texts, ["held out text"], layers=[1], alphas=(0,), prefix=8, suffix=8, windows=True
+    )
+    assert res.n_memorized_texts == len(wins) and res.baseline["extraction_rate"] == 1.0
+    with pytest.raises(DataError, match="reproduces no run of 40 tokens"):  # 40 tokens span unseen random digits
+        suppress(backend, study[1], controls, ["held out"], layers=[1], alphas=(0,), prefix=8, suffix=40, windows=True)
+
+
+def test_capture_chunks_are_byte_for_byte_np_save(tmp_path, trained):
+    backend, members, _ = trained
+    ids = backend.encode(members)
+    store = backend.capture_hidden_states(ids, tmp_path / "a", layers=[1], sites=["resid"], chunk_rows=50)
+    name = store.names[0]
+    hs = np.concatenate(backend.hidden_states(ids, layers=[1], sites=["resid"])[(1, "resid")])
+    np.testing.assert_array_equal(store.load(name), hs)  # the captured values are the plain forward's
+    info = store.index["modules"][name]
+    start = 0
+    for c in info["chunks"]:
+        import io
+
+        bio = io.BytesIO()
+        np.save(bio, hs[start : start + c["rows"]], allow_pickle=False)
+        assert (tmp_path / "a" / info["dir"] / c["file"]).read_bytes() == bio.getvalue()
+        start += c["rows"]
+    assert start == len(hs) and len(info["chunks"]) == -(-len(hs) // 50)
 
 
 def test_study_bad_inputs(trained):

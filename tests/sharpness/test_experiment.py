@@ -45,6 +45,10 @@ def test_detection_agrees_with_sklearn_and_grouping_by_hand():
     small = pd.DataFrame({"class": [0, 0, 0, 0, 1, 1], "memorized": [1, 1, 0, 0, 0, 1], "s_t1": [1.0, 2, 3, 4, 5, 6]})
     g = grouped(small, ["s_t1"], 2)
     assert g["s_t1"].tolist() == [1.5, 3.5, 5.5] and g["memorized"].tolist() == [True, False, True]
+    # squared norms are averaged as norms (the paper averages ||H_delta s_delta||, not its square)
+    small["delta_hs_norm2_t9"] = [1.0, 9.0, 4.0, 16.0, 0.0, 25.0]
+    g = grouped(small, ["s_t1", "delta_hs_norm2_t9"], 2)
+    assert g["delta_hs_norm2_t9"].tolist() == [2.0, 3.0, 2.5]
 
 
 def test_toy_data_is_the_5_95_mixture():
@@ -109,6 +113,9 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys):
     pd.DataFrame({"memorized": [True, False], "x": [1, 2]}).to_parquet(bad)
     code, _, err = run(["sharpness", "eval", "--scores", str(bad), "--out", str(tmp_path / "e")], capsys)
     assert code == 2 and "statistic columns" in err
+    by_class = pd.DataFrame({"class": [0, 0, 1, 1], "memorized": [0, 1, 1, 1], "hs_norm2_t1": [1.0, 2, 3, 4]})
+    res = evaluate(by_class, label="class", group_size=1)
+    assert res.n_memorized == 2 and res.detection["hs_norm2_t1"]["auc"] == 1.0
     with pytest.raises(Exception, match="has no column 'nope'"):
         evaluate(pd.read_parquet(bad), label="nope")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats as sst
 
@@ -72,3 +73,22 @@ def test_cli_writes_results_and_report(tmp_path, capsys):
     assert (out / "report.html").is_file() and (out / "grid_auc.png").is_file()
     auc = res["detection"]["default"]["neg_trace_t499"]["auc"]
     assert np.isfinite(auc["estimate"]) and auc["low"] is None  # one seed: no interval, not a zero-width one
+
+
+def test_tabular_setup_is_a_grid_and_refuses_image_options(tmp_path, capsys):
+    from rote.sharpness.grid import grid_point
+    from rote.sharpness.tabular import run_tabular
+
+    tiny = dict(rows=120, epochs=1, num_timesteps=4, samples=16)
+    point = grid_point({"setup": "tabular", "seed": 1, **tiny}, tmp_path)
+    single, _ = run_tabular(seed=1, **tiny)
+    det = point["detection"].set_index("statistic")
+    assert point["paper_statistic"] == single.paper_statistic == "delta_hs_norm2_t3"
+    for name, v in single.detection.items():
+        assert det.loc[name, "auc"] == v["auc"] or (pd.isna(v["auc"]) and pd.isna(det.loc[name, "auc"]))
+    with pytest.raises(Exception, match="`second_order_weight`"):
+        build_grid("tabular", [0], [0.5], {})
+    code, _, err = run(
+        ["sharpness", "grid", "--setup", "tabular", "--steps", "5", "--out", str(tmp_path / "g")], capsys
+    )
+    assert code == 2 and "--steps" in err

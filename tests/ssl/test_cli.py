@@ -46,6 +46,8 @@ DEMO = [
     "40",
     "--n-probe",
     "60",
+    "--finetune-epochs",
+    "2",
     "--quiet",
 ]
 
@@ -210,6 +212,9 @@ def test_demo_contract(tmp_path, capsys):
     assert set(res["pruning"]) == {"top", "random", "bottom", "none"}
     assert all(isinstance(v, float) for v in res["pruning"].values())
     assert "supervised_classmem_mean" in res["layer_details"][0]
+    assert set(res["finetune"]) == {"most", "last", "random"}
+    assert all(isinstance(v, float) and 0 <= v <= 1 for v in res["finetune"].values())
+    assert res["setup"]["finetune_k"] == 2
     assert (out / "report.html").read_text().count("<img") == 3
 
 
@@ -256,3 +261,4 @@ def test_grid_averages_the_demo_over_seeds(tmp_path, capsys):
     assert got["layermem.res2.conv2"]["mean"] == pytest.approx(sum(vals) / 2)
     assert got["layermem.res2.conv2"]["std"] == pytest.approx(abs(vals[0] - vals[1]) / 2**0.5)
     assert got["pruning.top"]["n_seeds"] == 2
+    assert got["finetune.most"]["n_seeds"] == 2

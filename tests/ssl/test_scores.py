@@ -227,6 +227,12 @@ def test_ttest_is_welch_one_sided_on_the_best_unit_per_point():
     df = se**4 / ((top.var(ddof=1) / 4) ** 2 / 3 + (bot.var(ddof=1) / 4) ** 2 / 3)
     assert t["t"] == pytest.approx(tt)
     assert t["p_one_sided"] == pytest.approx(scipy.stats.t.sf(tt, df))
+    # Student's pooled-variance test of the reference Ttest.py, by hand: df = 2k - 2
+    st = unitmem_sslmem_ttest(mu, s, k=4, equal_var=True)
+    pooled = (3 * top.var(ddof=1) + 3 * bot.var(ddof=1)) / 6
+    ts = (top.mean() - bot.mean()) / np.sqrt(pooled * (1 / 4 + 1 / 4))
+    assert st["t"] == pytest.approx(ts)
+    assert st["p_one_sided"] == pytest.approx(scipy.stats.t.sf(ts, 6))
 
 
 def test_bad_inputs_are_rote_errors_naming_the_argument():

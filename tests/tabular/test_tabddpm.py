@@ -16,7 +16,7 @@ from rote.core.errors import BackendError, ConfigError, DataError
 from rote.data import TableSchema, dataset_schema, load_dataset
 from rote.tabular import audit
 from rote.tabular.models import EarlyStopping, MemorizationHook, MixedDiffusion, TabDDPM
-from rote.tabular.models.tabddpm import cosine_betas
+from rote.tabular.models.tabddpm import MLPDenoiser, cosine_betas
 from rote_testing import kill_when_ready
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -616,3 +616,112 @@ def test_keep_best_samples_from_the_lowest_loss_epoch():
     assert best != max(seen)  # a high lr makes the last epoch not the best one here, so the test can tell
     for k, v in params_of(m).items():
         torch.testing.assert_close(v, seen[best][1][k], atol=0, rtol=0)
+
+
+# ---------------------------------------------------------------------------------------------- class conditioning
+
+
+def _reference_conditional_forward(net, x, t, y):
+    """tab-ddpm `MLPDiffusion.forward` with `is_y_cond`: emb = time_embed(emb(t)) + silu(label_emb(y)), restated."""
+    half = net.dim_t // 2
+    freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32) / half)
+    args = t[:, None].float() * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    lin = lambda m, v: v @ m.weight.T + m.bias  # noqa: E731
+    emb = lin(net.time_mlp[2], F.silu(lin(net.time_mlp[0], emb))) + F.silu(net.label_emb.weight[y])
+    h = lin(net.proj, x) + emb
+    for m in net.blocks:
+        if isinstance(m, torch.nn.Linear):
+            h = torch.relu(lin(m, h))
+    return lin(net.head, h)
+
+
+def test_conditioning_is_off_by_default_and_adds_nothing():
+    """Default: no conditioning parameters in the model's parameters (model files and resume checks unchanged),
+    no label embedding. With `cond_column` the label column leaves the diffusion; a denoiser with classes draws
+    the same initial weights for its other layers (the embedding is made last)."""
+    df, schema = toy_table(64)
+    plain = TabDDPM(epochs=0, **TINY, seed=3).fit(df, schema, progress=False)
+    assert "cond_column" not in plain.get_params() and "cond_dropout" not in plain.config()
+    assert not plain.conditional and not hasattr(plain.denoiser_, "label_emb")
+    cond = TabDDPM(epochs=0, **TINY, seed=3, cond_column="y").fit(df, schema, progress=False)
+    assert cond.conditional and cond.config()["cond_dropout"] == 0.1
+    assert cond.diffusion_.n_classes == [3] and plain.diffusion_.n_classes == [3, 2]
+    assert cond.denoiser_.label_emb.weight.shape == (3, 16)  # classes 0, 1 and "no class"
+    torch.manual_seed(0)
+    a = MLPDenoiser(7, (16, 16), 8).state_dict()
+    torch.manual_seed(0)
+    b = MLPDenoiser(7, (16, 16), 8, num_classes=2).state_dict()
+    assert set(b) - set(a) == {"label_emb.weight"} and all(torch.equal(v, b[k]) for k, v in a.items())
+
+
+def test_conditional_forward_pass_matches_the_reference():
+    df, schema = toy_table(64)
+    m = TabDDPM(epochs=0, **TINY, seed=2, cond_column="y").fit(df, schema, progress=False)
+    net = m.denoiser_
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6, net.proj.in_features, generator=g)
+    t = torch.tensor([0, 1, 5, 9, 19, 19])
+    y = torch.tensor([0, 1, 2, 0, 1, 2])  # 2 = "no class"
+    with torch.no_grad():
+        torch.testing.assert_close(net(x, t, y), _reference_conditional_forward(net, x, t, y), atol=1e-5, rtol=1e-5)
+        with pytest.raises(ConfigError, match="`y`"):
+            TabDDPM(epochs=0, **TINY).fit(df, schema, progress=False).denoiser_(x[:, :5], t, y)
+
+
+def test_label_dropout_rate_and_class_frequencies():
+    """The denoiser sees "no class" for a share cond_dropout of training rows (binomial bounds); sampled labels
+    follow the training table's class frequencies; both are saved with the model."""
+    rng = np.random.default_rng(1)
+    df, schema = toy_table(400)
+    seen = []
+    m = TabDDPM(epochs=0, **TINY, seed=0, cond_column="c", cond_dropout=0.3).fit(df, schema, progress=False)
+    forward = m.denoiser_.forward
+
+    def spy(x, t, y=None):
+        seen.append(y.clone())
+        return forward(x, t, y)
+
+    m.denoiser_.forward = spy
+    m._x_num, m._x_cat = m.codec_.encode(df)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        m._train_step(torch.as_tensor(rng.choice(400, 64, replace=False)), type("S", (), {"generator": gen})())
+    y = torch.cat(seen)
+    share = float((y == 3).float().mean())
+    assert abs(share - 0.3) < 3 * math.sqrt(0.3 * 0.7 / len(y)), share
+    want = df["c"].value_counts().reindex(["a", "b", "c"]).to_numpy()
+    assert m.class_counts_.tolist() == want.tolist()
+    draws = m.draw_classes(40_000, torch.Generator().manual_seed(1))
+    np.testing.assert_allclose(np.bincount(draws.numpy(), minlength=3) / 40_000, want / want.sum(), atol=0.01)
+
+
+def test_conditional_model_learns_class_dependent_numerics_and_round_trips(tmp_path):
+    """x ~ N(-2, 0.5) for class a, N(+2, 0.5) for class b: sampled rows put x on their label's side, and a saved
+    and loaded model samples the same rows."""
+    rng = np.random.default_rng(0)
+    n = 1000
+    lab = rng.choice(["a", "b"], n)
+    df = pd.DataFrame({"x": np.where(lab == "a", -2.0, 2.0) + rng.normal(0, 0.5, n), "lab": lab})
+    schema = TableSchema(("x",), ("lab",), target="lab")
+    m = TabDDPM(
+        epochs=30, batch_size=128, d_layers=(64, 64), dim_t=32, num_timesteps=20, lr=5e-3, seed=0, cond_column="lab"
+    ).fit(df, schema, progress=False)
+    s = m.sample(600, seed=1)
+    assert list(s.columns) == ["x", "lab"]
+    assert s["lab"].value_counts(normalize=True)["a"] == pytest.approx((lab == "a").mean(), abs=0.06)
+    assert (np.sign(s["x"]) == np.where(s["lab"] == "a", -1, 1)).mean() > 0.9
+    loaded = TabDDPM.load(m.save(tmp_path / "m.pt"))
+    assert loaded.conditional and loaded.class_counts_.tolist() == m.class_counts_.tolist()
+    pd.testing.assert_frame_equal(m.sample(50, seed=4), loaded.sample(50, seed=4))
+
+
+def test_conditioning_bad_values():
+    df, schema = toy_table(64)
+    with pytest.raises(ConfigError, match="`cond_column`.*'c', 'y'"):
+        TabDDPM(epochs=0, **TINY, cond_column="x").fit(df, schema, progress=False)
+    for p in (1.0, -0.1, "a"):
+        with pytest.raises(ConfigError, match="`cond_dropout`"):
+            TabDDPM(cond_column="y", cond_dropout=p).config()
+    with pytest.raises(ConfigError, match="`cond_dropout` needs `cond_column`"):
+        TabDDPM(cond_dropout=0.1).config()

@@ -49,7 +49,13 @@ def _check_common(o: dict) -> None:
         if o[k] < 1:
             raise ConfigError(f"--{k.replace('_', '-')} must be >= 1, got {o[k]}")
     check_attack(o["eps"], o["eval_step_size"], o["eval_steps"])
+    _check_delta(o)
     method_configs(o)  # checks every training option before any work
+
+
+def _check_delta(o: dict) -> None:
+    if not 0 < o.get("dp_delta", 1e-5) < 1:
+        raise ConfigError(f"--dp-delta must be in (0, 1) (usually below 1 / training images), got {o['dp_delta']}")
 
 
 @app.command("demo")
@@ -68,6 +74,7 @@ def adversarial_demo(
     demem_weight: float = typer.Option(2.0, "--demem-weight", help="DeMem penalty weight lambda."),
     demem_fraction: float = typer.Option(0.1, "--demem-fraction", help="Share of training images that are high-risk."),
     dp_noise: float = typer.Option(0.5, "--dp-noise", help="DP-SGD noise multiplier."),
+    dp_delta: float = typer.Option(1e-5, "--dp-delta", help="delta of the reported (epsilon, delta) of DP-SGD."),
     workers: int = typer.Option(2, "--workers", help="Worker processes for the models (0: in this process)."),
     ray: Optional[str] = typer.Option(None, "--ray", help="Train the models as Ray tasks: 'local' or an address."),
     seed: int = _SEED,
@@ -97,6 +104,7 @@ def adversarial_demo(
         demem_weight=demem_weight,
         demem_fraction=demem_fraction,
         dp_noise=dp_noise,
+        dp_delta=dp_delta,
     )
     o["train_step_size"] = min(o["train_step_size"], 2 * eps) if eps > 0 else o["train_step_size"]
     o["eval_step_size"] = min(o["eval_step_size"], 2 * eps) if eps > 0 else o["eval_step_size"]
@@ -150,6 +158,7 @@ def adversarial_train(
     demem_target: str = typer.Option("clean", "--demem-target", help="Loss the flood acts on: clean or objective."),
     dp_clip: float = typer.Option(1.0, "--dp-clip", help="DP-SGD per-sample clipping norm."),
     dp_noise: float = typer.Option(0.5, "--dp-noise", help="DP-SGD noise multiplier."),
+    dp_delta: float = typer.Option(1e-5, "--dp-delta", help="delta of the reported (epsilon, delta) of DP-SGD."),
     seed: int = _SEED,
     device: str = _DEVICE,
     force: bool = _FORCE,
@@ -201,6 +210,7 @@ def adversarial_train(
         demem_target=demem_target,
         dp_clip=dp_clip,
         dp_noise=dp_noise,
+        dp_delta=dp_delta,
     )
     _check_common_single(o, name)
     dev = str(resolve_device(device))
@@ -229,6 +239,7 @@ def _check_common_single(o: dict, name: str) -> None:
     if o["n_pool"] < 10 or o["n_test"] < 1:
         raise ConfigError(f"--n-train must be >= 10 and --n-test >= 1, got {o['n_pool']} and {o['n_test']}")
     check_attack(o["eps"], o["eval_step_size"], o["eval_steps"])
+    _check_delta(o)
     TrainConfig(
         method=name.removesuffix("_demem").removesuffix("_dpsgd"),
         attack=AttackConfig(o["eps"], o["train_step_size"], o["train_steps"]),

@@ -7,6 +7,7 @@ as m models on random halves of one pool, evaluated by natural / PGD accuracy an
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,7 +20,14 @@ import torch
 from rote.adversarial.shadow import ModelSet, membership_design, train_models
 from rote.adversarial.train import AttackConfig, DeMemConfig, DPConfig, TrainConfig
 from rote.core.errors import ConfigError, DataError
-from rote.core.privacy import balanced_accuracy, lira_leave_one_out, membership_metrics
+from rote.core.privacy import (
+    DPGuarantee,
+    balanced_accuracy,
+    dp_sgd_epsilon,
+    feldman_memorization,
+    lira_leave_one_out,
+    membership_metrics,
+)
 from rote.core.results import Result, table_field
 
 __all__ = [
@@ -28,15 +36,20 @@ __all__ = [
     "DATASETS",
     "DEMO",
     "RUNS",
+    "dp_guarantee",
     "evaluate_checkpoint",
     "load_images",
+    "memorization_table",
     "method_configs",
+    "risk_table",
     "run_experiment",
     "train_one",
 ]
 
 DATASETS = ("fashion-mnist", "mnist5k", "digits", "cifar10", "cifar100")
 RUNS = ("standard", "pgd_at", "pgd_at_demem", "trades", "trades_demem", "pgd_at_dpsgd")
+# trainable one at a time (`rote adversarial train`), outside the demo's comparison
+EXTRA_RUNS = ("standard_demem", "standard_dpsgd", "trades_dpsgd")
 CONTRACT = ("natural_acc", "robust_acc", "mia_auc", "tpr_at_0.1pct_fpr", "tpr_at_1pct_fpr")
 MIA_ATTACK = "lira_online_fixed_variance"
 
@@ -66,6 +79,7 @@ DEMO: dict[str, Any] = {
     "demem_target": "clean",
     "dp_clip": 1.0,
     "dp_noise": 0.5,
+    "dp_delta": 1e-5,
     "augmentations": ["identity", "hflip"],
 }
 
@@ -130,8 +144,8 @@ def method_configs(options: Mapping[str, Any], runs: Sequence[str] = RUNS) -> di
     }
     out: dict[str, TrainConfig] = {}
     for name in runs:
-        if name not in RUNS:
-            raise ConfigError(f"`runs`: unknown run {name!r}; choose from {', '.join(RUNS)}")
+        if name not in RUNS + EXTRA_RUNS:
+            raise ConfigError(f"`runs`: unknown run {name!r}; choose from {', '.join(RUNS + EXTRA_RUNS)}")
         method = name.removesuffix("_demem").removesuffix("_dpsgd")
         out[name] = TrainConfig(
             method=method,
@@ -142,6 +156,21 @@ def method_configs(options: Mapping[str, Any], runs: Sequence[str] = RUNS) -> di
     return out
 
 
+def dp_guarantee(config: TrainConfig, n_train: int, delta: float) -> DPGuarantee | None:
+    """(epsilon, delta) of a DP-SGD TrainConfig trained on `n_train` images (None without DP or without noise):
+    RDP accounting of the Poisson-subsampled Gaussian mechanism (`rote.core.privacy.dp_sgd_epsilon`, classic
+    conversion) at sampling rate batch_size / n_train over epochs * ceil(n_train / batch_size) steps. rote's
+    DP-SGD draws shuffled fixed-size batches, not Poisson samples, so this is the customary accounting that TF
+    Privacy's and Opacus's tutorials report for such training, not a proof for shuffling."""
+    if config.dp is None or config.dp.noise == 0:
+        return None
+    if n_train < 1:
+        raise ConfigError(f"`n_train` must be >= 1 for privacy accounting, got {n_train}")
+    steps = config.epochs * math.ceil(n_train / config.batch_size)
+    q = min(1.0, config.batch_size / n_train)
+    return dp_sgd_epsilon(q, config.dp.noise, steps, delta)
+
+
 @dataclasses.dataclass(frozen=True)
 class AdversarialRun(Result):
     """What `run_experiment` measured.
@@ -150,7 +179,9 @@ class AdversarialRun(Result):
         means over the m models on the test images; the MIA numbers are leave-one-out LiRA (`mia_attack`) over
         all m * n (model, pool example) pairs. details: name -> std of the accuracies over models, the AUC's
         DeLong interval, bootstrap intervals of the TPRs, balanced accuracy, pairs scored and excluded.
-    models: one row per (run, model); risk_bins: accuracy of each run by risk quartile (see `risk_table`).
+    dp: name -> (epsilon, delta) of each DP-SGD run's models (`dp_guarantee`).
+    models: one row per (run, model); risk_bins: accuracy of each run by risk quartile, under two risk scores (see
+    `risk_table`); memorization: Feldman's estimate per (run, pool example) (see `memorization_table`).
     """
 
     runs: dict[str, dict[str, float]]
@@ -160,8 +191,10 @@ class AdversarialRun(Result):
     n_models: int
     seconds: float
     messages: list[str]
+    dp: dict[str, dict[str, Any]]
     models: pd.DataFrame = table_field("models")
     risk_bins: pd.DataFrame = table_field("risk_bins")
+    memorization: pd.DataFrame = table_field("memorization")
 
     def summary(self) -> str:
         lines = [
@@ -172,41 +205,121 @@ class AdversarialRun(Result):
                 f"{name:<14} {r['natural_acc']:.3f}    {r['robust_acc']:.3f}   {r['mia_auc']:.3f}    "
                 f"{r['tpr_at_0.1pct_fpr']:.4f}    {r['tpr_at_1pct_fpr']:.4f}"
             )
+        for name, g in self.dp.items():
+            lines.append(
+                f"{name}: ({g['epsilon']:.3g}, {g['delta']:g})-DP (RDP accounting, {g['conversion']} conversion)"
+            )
         return "\n".join(lines + self.messages)
 
 
-def risk_table(sets: Mapping[str, ModelSet], reference: str) -> pd.DataFrame:
-    """Accuracy of every run on the pool examples, by quartile of a per-example risk score.
+RISK_SCORES = ("train_loss", "feldman")
 
-    The risk of example i is its mean clean training loss over the epochs of the `reference` run's models that
-    trained on it (DeMem's trajectory risk). Per bin and run: train_acc (mean correctness under the models that
-    trained on i), heldout_acc (under those that did not) and memorization = train_acc - heldout_acc (Feldman's
-    estimate from the same models)."""
+
+def _mean_over_in(risk: np.ndarray) -> np.ndarray:
+    """(m, n) risk, NaN where the model did not train on the example -> (n,) mean over IN models (NaN if none)."""
+    inn = ~np.isnan(risk)
+    k = inn.sum(axis=0)
+    return np.where(k > 0, np.where(inn, risk, 0.0).sum(axis=0) / np.maximum(k, 1), np.nan)
+
+
+_BIN_LABELS = ["q1 (lowest risk)", "q2", "q3", "q4 (highest risk)"]
+# Feldman estimates from m models are multiples of 2/m and mostly tie at 0 (an image every model gets right, or
+# none), so quartiles collapse; fixed bins of the estimate instead
+_FELDMAN_BINS = ["mem < 0", "mem = 0", "0 < mem < 0.5", "mem >= 0.5"]
+
+
+def _feldman_bin(mem: np.ndarray) -> np.ndarray:
+    b = np.full(len(mem), -1)
+    b[mem < 0] = 0
+    b[mem == 0] = 1
+    b[(mem > 0) & (mem < 0.5)] = 2
+    b[mem >= 0.5] = 3
+    return b
+
+
+def risk_table(sets: Mapping[str, ModelSet], reference: str) -> pd.DataFrame:
+    """Accuracy of every run on the pool examples, by bins of a per-example risk score of the `reference` run.
+
+    Two risk scores (column `risk`): "train_loss", example i's mean clean training loss over the epochs of the
+    reference run's models that trained on it (DeMem's trajectory risk), in quartiles; and "feldman", Feldman's
+    memorization estimate of i from the reference run's models (`rote.core.privacy.feldman_memorization`: accuracy
+    of the models that trained on i minus that of those that did not), in the fixed bins mem < 0, mem = 0,
+    0 < mem < 0.5, mem >= 0.5 (the estimate moves in steps of 2/m and mostly ties at 0, so quartiles collapse;
+    empty bins are left out, `n` counts each bin). Per bin and run:
+    train_acc (mean correctness under the models that trained on i), heldout_acc (under those that did not) and
+    memorization = train_acc - heldout_acc. For the reference run itself, Feldman bins select on the same
+    held-out correctness they then report, so its heldout_acc by Feldman bin is biased (low in high bins by
+    construction); the other runs' models are independent of the binning."""
     ref = sets[reference]
-    risk = np.nanmean(ref.risk, axis=0)
-    edges = np.quantile(risk, [0.25, 0.5, 0.75])
-    bins = np.searchsorted(edges, risk, side="right")
-    labels = ["q1 (lowest risk)", "q2", "q3", "q4 (highest risk)"]
+    ref_in = ~np.isnan(ref.risk)
+    scores = {
+        "train_loss": _mean_over_in(ref.risk),
+        "feldman": feldman_memorization(ref.correct.astype(bool), ref_in).memorization,
+    }
+    per_run = {name: feldman_memorization(s.correct.astype(bool), ~np.isnan(s.risk)) for name, s in sets.items()}
     rows = []
+    for score, risk in scores.items():
+        valid = ~np.isnan(risk)
+        if not valid.any():
+            continue
+        if score == "feldman":
+            bins, labels = _feldman_bin(risk), _FELDMAN_BINS
+        else:
+            edges = np.quantile(risk[valid], [0.25, 0.5, 0.75])
+            bins, labels = np.where(valid, np.searchsorted(edges, risk, side="right"), -1), _BIN_LABELS
+        for name, fe in per_run.items():
+            for b, lab in enumerate(labels):
+                sel = bins == b
+                if not sel.any():
+                    continue
+                tr, ho = _nanmean(fe.p_in[sel]), _nanmean(fe.p_out[sel])
+                rows.append(
+                    {
+                        "risk": score,
+                        "run": name,
+                        "bin": lab,
+                        "n": int(sel.sum()),
+                        "risk_mean": float(risk[sel].mean()),
+                        "risk_low": float(risk[sel].min()),
+                        "risk_high": float(risk[sel].max()),
+                        "train_acc": float(tr),
+                        "heldout_acc": float(ho),
+                        "memorization": float(tr - ho),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def _nanmean(x: np.ndarray) -> float:
+    x = x[~np.isnan(x)]
+    return float(x.mean()) if len(x) else math.nan
+
+
+def memorization_table(sets: Mapping[str, ModelSet], *, level: float = 0.95) -> pd.DataFrame:
+    """Feldman's memorization estimate of every pool example under every run, from the run's own models (no
+    extra training): one row per (run, example) with the estimate, its Newcombe interval at `level`, the IN / OUT
+    model counts and the mean clean training loss (DeMem's trajectory risk) over the IN models."""
+    frames = []
     for name, s in sets.items():
         inn = ~np.isnan(s.risk)
-        c = s.correct.astype(float)
-        tr = (c * inn).sum(0) / np.maximum(inn.sum(0), 1)
-        ho = (c * ~inn).sum(0) / np.maximum((~inn).sum(0), 1)
-        for b, lab in enumerate(labels):
-            sel = bins == b
-            rows.append(
+        fe = feldman_memorization(s.correct.astype(bool), inn, level=level)
+        frames.append(
+            pd.DataFrame(
                 {
                     "run": name,
-                    "bin": lab,
-                    "n": int(sel.sum()),
-                    "risk_mean": float(risk[sel].mean()),
-                    "train_acc": float(tr[sel].mean()),
-                    "heldout_acc": float(ho[sel].mean()),
-                    "memorization": float((tr - ho)[sel].mean()),
+                    "example": np.arange(s.correct.shape[1]),
+                    "memorization": fe.memorization,
+                    "low": fe.low,
+                    "high": fe.high,
+                    "p_in": fe.p_in,
+                    "p_out": fe.p_out,
+                    "n_in": fe.n_in,
+                    "n_out": fe.n_out,
+                    "train_loss": _mean_over_in(s.risk),
                 }
             )
-    return pd.DataFrame(rows)
+        )
+    return pd.concat(frames, ignore_index=True)
 
 
 def score_run(s: ModelSet, *, n_boot: int = 200, seed: int = 0) -> tuple[dict[str, float], dict[str, Any], str]:
@@ -296,6 +409,22 @@ def run_experiment(
                 }
             )
     reference = "pgd_at" if "pgd_at" in sets else next(iter(sets))
+    dp: dict[str, dict[str, Any]] = {}
+    for name, cfg in configs.items():
+        # each model trains on its own IN half (sizes differ a little): report the largest epsilon over models
+        sizes = sorted({int(k) for k in mask.sum(axis=1)})
+        gs = [dp_guarantee(cfg, k, float(o.get("dp_delta", 1e-5))) for k in sizes]
+        if gs and gs[0] is not None:
+            worst = max(gs, key=lambda g: g.epsilon)
+            dp[name] = {**worst.to_dict(), "n_train_min": sizes[0], "n_train_max": sizes[-1]}
+            details[name]["dp"] = dp[name]
+    memo = memorization_table(sets)
+    for name, s in sets.items():
+        fe = feldman_memorization(s.correct.astype(bool), ~np.isnan(s.risk))
+        details[name]["feldman_mean"] = float(np.nanmean(fe.memorization)) if fe.included.any() else math.nan
+        details[name]["feldman_excluded"] = fe.n_excluded
+        if fe.message:
+            messages.append(f"{name}: {fe.message}")
     data_info = {
         "source": o["data"],
         "n_pool": int(o["n_pool"]),
@@ -312,8 +441,10 @@ def run_experiment(
         n_models=n_models,
         seconds=time.perf_counter() - t0,
         messages=messages,
+        dp=dp,
         models=pd.DataFrame(rows),
         risk_bins=risk_table(sets, reference),
+        memorization=memo,
     )
 
 
@@ -324,7 +455,8 @@ def run_experiment(
 class SingleRun(Result):
     """One trained (or re-evaluated) model: test accuracy natural and under PGD, and the threshold attacks that
     need no shadow models (loss, confidence, modified entropy; members = its training images, non-members = the
-    test images). samples: one row per training image (risk, final clean loss, DeMem's high-risk flag)."""
+    test images). samples: one row per training image (risk, final clean loss, DeMem's high-risk flag). dp: the
+    (epsilon, delta) of a DP-SGD model (`dp_guarantee`), None otherwise."""
 
     run: str
     natural_acc: float
@@ -336,12 +468,20 @@ class SingleRun(Result):
     seconds: float
     checkpoint: str
     samples: pd.DataFrame = table_field("samples")
+    dp: dict[str, Any] | None = None
 
     def summary(self) -> str:
         lines = [f"{self.run}: natural accuracy {self.natural_acc:.3f}, PGD accuracy {self.robust_acc:.3f}"]
         for k, m in self.membership.items():
             lines.append(f"  {k} attack: AUC {m['auc']:.3f}, TPR at 1% FPR {m['tpr_at_0.01_fpr']:.3f}")
+        if self.dp:
+            lines.append(f"  DP-SGD: ({self.dp['epsilon']:.3g}, {self.dp['delta']:g})-DP (RDP accounting)")
         return "\n".join(lines)
+
+
+def _dp_dict(config: TrainConfig, n_train: int, options: Mapping[str, Any]) -> dict[str, Any] | None:
+    g = dp_guarantee(config, n_train, float(options.get("dp_delta", 1e-5)))
+    return None if g is None else g.to_dict()
 
 
 def _threshold_attacks(model: Any, px: torch.Tensor, py: torch.Tensor, tx: torch.Tensor, ty: torch.Tensor) -> dict:
@@ -418,6 +558,7 @@ def train_one(
         seconds=time.perf_counter() - t0,
         checkpoint=str(ck) if ck is not None else "",
         samples=samples,
+        dp=_dp_dict(config, len(py), options),
     )
 
 
@@ -483,4 +624,5 @@ def evaluate_checkpoint(
         seconds=time.perf_counter() - t0,
         checkpoint=str(ck_path),
         samples=pd.DataFrame({"index": np.arange(len(py)), "label": py.numpy()}),
+        dp=_dp_dict(config, len(py), o),
     )

@@ -25,7 +25,8 @@ _WHAT = (
     "variance, queried with several augmentations: every model in turn is the target and the other m - 1 are its "
     "shadow models; the scores of all (model, image) pairs are pooled into one ROC. TPR at 0.1% FPR is the "
     "leakage DeMem (Luo & Li 2025) aims to cut. DeMem here adds a per-sample penalty only to the high-risk "
-    "training images (highest mean clean loss during training); DP-SGD clips and noises every sample's gradient."
+    "training images (by default those whose clean loss dropped most from its mean so far: fitted late); "
+    "DP-SGD clips and noises every sample's gradient."
 )
 
 
@@ -54,19 +55,41 @@ def metrics_plot(run: Any) -> bytes:
     return figure_to_png(fig)
 
 
+_RISK_TITLES = {
+    "train_loss": "risk = mean clean training loss",
+    "feldman": "risk = Feldman memorization estimate",
+}
+
+
 def risk_plot(run: Any) -> bytes:
-    """Held-out accuracy by risk quartile, one line per run."""
-    fig = new_figure(8.0, 3.4)
-    ax = fig.add_subplot()
+    """Held-out accuracy by risk quartile, one line per run; one panel per risk score."""
     rb = run.risk_bins
-    for i, (name, g) in enumerate(rb.groupby("run", sort=False)):
-        ax.plot(g["bin"], g["heldout_acc"], marker="o", color=_COLORS[i % len(_COLORS)], label=name)
-    ax.set_ylabel("held-out accuracy")
-    ax.set_xlabel(f"risk quartile (mean clean training loss under {run.data.get('risk_reference')})")
-    ax.spines[["top", "right"]].set_visible(False)
-    ax.legend(frameon=False, fontsize=8)
-    ax.set_title("Who pays for privacy: accuracy by risk bin")
+    scores = list(dict.fromkeys(rb["risk"])) if "risk" in rb else ["train_loss"]
+    fig = new_figure(4.6 * len(scores), 3.4)
+    for p, score in enumerate(scores):
+        ax = fig.add_subplot(1, len(scores), p + 1)
+        part = rb[rb["risk"] == score] if "risk" in rb else rb
+        for i, (name, g) in enumerate(part.groupby("run", sort=False)):
+            ax.plot(g["bin"], g["heldout_acc"], marker="o", color=_COLORS[i % len(_COLORS)], label=name)
+        ax.set_ylabel("held-out accuracy")
+        ax.set_xlabel(f"{'quartile' if score == 'train_loss' else 'bin'} under {run.data.get('risk_reference')}")
+        ax.set_title(_RISK_TITLES.get(score, score), fontsize=9)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.spines[["top", "right"]].set_visible(False)
+        if p == 0:
+            ax.legend(frameon=False, fontsize=7)
+    fig.suptitle("Who pays for privacy: accuracy by risk bin")
     return figure_to_png(fig)
+
+
+_FELDMAN = (
+    "Feldman's memorization estimate of a pool image is the accuracy on it of the models that trained on it minus "
+    "that of the models that did not (Feldman 2020), here from the same models LiRA uses (half IN, half OUT per "
+    "image), so it costs no extra training; with m models it moves in steps of 2/m, so many images tie. The left "
+    "panel bins images by the reference run's mean clean training loss, the right one by its Feldman estimate. For "
+    "the reference run itself the Feldman bins select on the held-out accuracy they show (biased low in high "
+    "bins); the other runs' models are independent of the binning."
+)
 
 
 def experiment_outputs(run: Any) -> dict[str, Any]:
@@ -80,6 +103,8 @@ def experiment_outputs(run: Any) -> dict[str, Any]:
         )
         items = {f"{k}: TPR @ 0.1% FPR": f"{v['tpr_at_0.1pct_fpr']:.4f}" for k, v in run.runs.items()}
         items["attack"] = run.mia_attack
+        for k, g in getattr(run, "dp", {}).items():
+            items[f"{k}: DP epsilon"] = f"{g['epsilon']:.3g} (delta {g['delta']:g})"
         items["seconds"] = f"{run.seconds:.0f}"
         rep.add_summary(items)
         rep.add_heading("What is measured")
@@ -100,16 +125,28 @@ def experiment_outputs(run: Any) -> dict[str, Any]:
                     "balanced_acc": d["balanced_acc"],
                     "pairs": d["n_pairs"],
                     "excluded": d["n_excluded"],
+                    "dp_epsilon": d["dp"]["epsilon"] if "dp" in d else None,
+                    "feldman_mean": d.get("feldman_mean"),
                 }
             )
         rep.add_table(pd.DataFrame(rows), caption="Per run: accuracies (mean and std over models), LiRA")
         for msg in run.messages:
             rep.add_text(msg)
         rep.add_heading("Accuracy by risk bin")
+        rep.add_text(_FELDMAN)
         rep.add_image(plots["risk_bins"], alt="Held-out accuracy by risk quartile")
         rep.add_table(
             run.risk_bins, caption="Train / held-out accuracy and Feldman memorization by risk quartile", max_rows=200
         )
+        if getattr(run, "dp", None):
+            rep.add_heading("Differential privacy of the DP-SGD runs")
+            rep.add_text(
+                "RDP accountant of the Poisson-subsampled Gaussian mechanism (Mironov et al. 2019) at sampling rate "
+                "batch size / training images, converted to (epsilon, delta) with the classic conversion "
+                "(Mironov 2017). Training draws shuffled fixed-size batches, not Poisson samples: this is the "
+                "customary figure for such training, not a proof. The largest epsilon over the models is shown."
+            )
+            rep.add_table(pd.DataFrame([{"run": k, **g} for k, g in run.dp.items()]))
         rep.add_table(run.models, caption="Every model", max_rows=200)
         rep.add_config(config)
         return rep.render()
@@ -140,6 +177,11 @@ def single_outputs(run: Any, *, title: str) -> dict[str, Any]:
                 "PGD accuracy": f"{run.robust_acc:.3f}",
                 "attack": f"{run.attack['norm']} eps {run.attack['eps']:g}, {run.attack['steps']} steps",
                 "checkpoint": run.checkpoint or "-",
+                **(
+                    {"DP": f"epsilon {run.dp['epsilon']:.3g} at delta {run.dp['delta']:g} (RDP, classic)"}
+                    if getattr(run, "dp", None)
+                    else {}
+                ),
             }
         )
         rep.add_heading("Threshold membership attacks (training vs test images)")

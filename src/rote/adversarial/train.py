@@ -23,7 +23,8 @@ finds (Feldman 2020; Carlini et al. 2022), hence the default risk rule.
 
 DP-SGD (Abadi et al. 2016): per-sample gradients (torch.func vmap over grad), each clipped to L2 norm `clip`,
 summed, Gaussian noise of std `noise * clip` added, divided by the batch size. Batches are fixed-size shuffles
-(not Poisson sampling), so no privacy accounting is claimed: it is the paper's DP baseline, not a DP guarantee.
+(not Poisson sampling); `rote.adversarial.experiment.dp_guarantee` reports the customary (epsilon, delta) of the
+RDP accountant for the Poisson-subsampled Gaussian at q = batch size / n, which assumes Poisson sampling.
 """
 
 from __future__ import annotations

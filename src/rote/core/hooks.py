@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import io
 import json
 import math
 import os
@@ -51,7 +50,7 @@ import torch
 import torch.nn as nn
 
 from rote.core.errors import ConfigError, DataError
-from rote.core.runs import atomic_write_bytes, atomic_write_json
+from rote.core.runs import atomic_write_json, atomic_write_stream
 
 __all__ = [
     "Reduce",
@@ -368,6 +367,21 @@ def _to_numpy(t: torch.Tensor | np.ndarray) -> np.ndarray:
     return t.numpy()
 
 
+def _atomic_write_npy(path: Path, pieces: Sequence[np.ndarray], shape: tuple[int, ...]) -> None:
+    """Write the row-wise concatenation of `pieces` (same dtype, rows of equal shape) to `path` in .npy format,
+    atomically (`rote.core.runs.atomic_write_stream`). Each piece's buffer goes to the file directly: activation
+    chunks are the bulk of a capture's time beside the forward pass."""
+
+    def write(fh) -> None:
+        header = {"descr": np.lib.format.dtype_to_descr(pieces[0].dtype), "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(fh, header)
+        for piece in pieces:
+            if piece.size:  # an empty piece has no buffer to write (and memoryview refuses it)
+                fh.write(memoryview(np.ascontiguousarray(piece)).cast("B"))
+
+    atomic_write_stream(path, write)
+
+
 class ActivationWriter:
     """Write rows of activations per module to `out_dir` in chunks of `chunk_rows` rows, holding at most
     chunk_rows - 1 rows per module between `add` calls (plus the batch being added).
@@ -436,28 +450,39 @@ class ActivationWriter:
         self._buf[name].append(a)
         self._buffered[name] += a.shape[0]
         while self._buffered[name] >= self.chunk_rows:
-            block = np.concatenate(self._buf[name]) if len(self._buf[name]) > 1 else self._buf[name][0]
-            self._write_chunk(name, block[: self.chunk_rows])
-            rest = block[self.chunk_rows :]
-            self._buf[name] = [rest] if len(rest) else []
-            self._buffered[name] = len(rest)
+            # split the buffered pieces at chunk_rows without concatenating them (views, no copy)
+            take, rest, need = [], [], self.chunk_rows
+            for piece in self._buf[name]:
+                if need == 0:
+                    rest.append(piece)
+                elif len(piece) <= need:
+                    take.append(piece)
+                    need -= len(piece)
+                else:
+                    take.append(piece[:need])
+                    rest.append(piece[need:])
+                    need = 0
+            self._write_chunk(name, take)
+            self._buf[name] = rest
+            self._buffered[name] -= self.chunk_rows
         self.max_buffered_rows = max(self.max_buffered_rows, self._buffered[name])
 
-    def _write_chunk(self, name: str, block: np.ndarray) -> None:
+    def _write_chunk(self, name: str, pieces: list[np.ndarray]) -> None:
+        """Write the rows of `pieces` (in order) as one .npy chunk, byte for byte what np.save of their
+        concatenation writes, but streamed piece by piece: no concatenated copy and no in-memory file."""
         info = self._modules[name]
         file = f"chunk-{len(info['chunks']):06d}.npy"
-        bio = io.BytesIO()
-        np.save(bio, np.ascontiguousarray(block), allow_pickle=False)
-        atomic_write_bytes(self.out_dir / info["dir"] / file, bio.getvalue())
-        info["chunks"].append({"file": file, "rows": int(block.shape[0])})
-        info["rows"] += int(block.shape[0])
+        rows = sum(int(p.shape[0]) for p in pieces)
+        _atomic_write_npy(self.out_dir / info["dir"] / file, pieces, (rows, *info["shape"]))
+        info["chunks"].append({"file": file, "rows": rows})
+        info["rows"] += rows
 
     def close(self) -> "ActivationStore":
         """Write the remaining rows and index.json; returns a reader of the folder."""
         if not self.closed:
             for name in self._modules:
                 if self._buffered[name]:
-                    self._write_chunk(name, np.concatenate(self._buf[name]))
+                    self._write_chunk(name, self._buf[name])
                 self._buf[name], self._buffered[name] = [], 0
             atomic_write_json(
                 self.out_dir / INDEX,

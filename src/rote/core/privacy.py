@@ -618,3 +618,263 @@ __all__ = [
     "lira_offline_score",
     "logit_confidence",
 ]
+
+
+# ------------------------------------------------------------------------------- Feldman memorization (shadow models)
+
+
+@dataclasses.dataclass(frozen=True)
+class FeldmanEstimate:
+    """Feldman's (2020) label memorization of n examples, estimated from m models trained on random subsets.
+
+    memorization: (n,) p_in - p_out, in [-1, 1]; NaN where excluded. p_in / p_out: (n,) accuracy on the example of
+    the models that did / did not train on it (NaN where that side has no model). n_in / n_out: (n,) ints.
+    included: (n,) bool; n_excluded: examples with fewer than `min_models` IN or OUT models; message: why, or "".
+    low / high: (n,) Newcombe hybrid-score interval of the difference at `level` (None when no level was asked).
+    """
+
+    memorization: np.ndarray
+    p_in: np.ndarray
+    p_out: np.ndarray
+    n_in: np.ndarray
+    n_out: np.ndarray
+    included: np.ndarray
+    n_excluded: int
+    message: str
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+    level: float | None = None
+
+
+def _wilson(k: np.ndarray, n: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorized Wilson score bounds of k / n (NaN where n = 0); `rote.core.stats.binomial_ci(method="wilson")`."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = k / n
+        denom = 1 + z * z / n
+        centre = (p + z * z / (2 * n)) / denom
+        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return np.maximum(0.0, centre - half), np.minimum(1.0, centre + half)
+
+
+def feldman_memorization(
+    correct: Any,
+    in_mask: Any,
+    *,
+    min_models: int = 1,
+    level: float | None = None,
+) -> FeldmanEstimate:
+    """Feldman's memorization estimate, mem(i) = P[correct on i | i in training] - P[correct on i | i not in
+    training], from models that are already trained on random subsets (e.g. LiRA's shadow models; Feldman & Zhang
+    2020 use the same subsampled estimator), so it costs no extra training.
+
+    correct: (m, n) bool, whether model j classifies example i correctly; in_mask: (m, n) bool, whether model j
+    trained on example i. Examples with fewer than `min_models` IN or fewer than `min_models` OUT models are
+    excluded (NaN, `included` False) and counted in `message`, as in `lira_scores`. level: with a value such as
+    0.95, a per-example interval of the difference: Newcombe's (1998) hybrid score interval (his method 10: Wilson
+    intervals of p_in and p_out combined), which stays inside [-1, 1] and keeps its width at 0/k and k/k, where a
+    Wald interval collapses to a point (with 4 IN and 4 OUT models it is wide: the estimate is coarse).
+    """
+    c = np.asarray(correct)
+    mask = np.asarray(in_mask)
+    if c.ndim != 2 or mask.shape != c.shape:
+        raise ConfigError(
+            f"`correct` and `in_mask` must both be (n_models, n_examples) arrays; got {c.shape} and {mask.shape}"
+        )
+    if mask.dtype != bool:
+        raise ConfigError(f"`in_mask` must be boolean (True where the model trained on the example), got {mask.dtype}")
+    if c.dtype != bool and not np.isin(c, (0, 1)).all():
+        raise ConfigError("`correct` must be boolean (or 0/1): whether each model classifies each example correctly")
+    if isinstance(min_models, bool) or not isinstance(min_models, (int, np.integer)) or min_models < 1:
+        raise ConfigError(f"`min_models` must be a whole number >= 1, got {min_models!r}")
+    c = c.astype(np.float64)
+    n_in, n_out = mask.sum(axis=0), (~mask).sum(axis=0)
+    k_in, k_out = (c * mask).sum(axis=0), (c * ~mask).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_in = np.where(n_in > 0, k_in / np.maximum(n_in, 1), np.nan)
+        p_out = np.where(n_out > 0, k_out / np.maximum(n_out, 1), np.nan)
+    ok = (n_in >= min_models) & (n_out >= min_models)
+    mem = np.where(ok, p_in - p_out, np.nan)
+    n_bad = int((~ok).sum())
+    message = ""
+    if n_bad:
+        message = (
+            f"{n_bad} of {len(ok)} examples have fewer than {min_models} IN or OUT models and were excluded from the "
+            "memorization estimate; train more models or lower `min_models`"
+        )
+    low = high = None
+    if level is not None:
+        from rote.core.stats import _z
+
+        z = _z(level)
+        l_in, u_in = _wilson(k_in, n_in.astype(np.float64), z)
+        l_out, u_out = _wilson(k_out, n_out.astype(np.float64), z)
+        low = np.where(ok, mem - np.sqrt((p_in - l_in) ** 2 + (u_out - p_out) ** 2), np.nan)
+        high = np.where(ok, mem + np.sqrt((u_in - p_in) ** 2 + (p_out - l_out) ** 2), np.nan)
+    return FeldmanEstimate(mem, p_in, p_out, n_in, n_out, ok, n_bad, message, low, high, level)
+
+
+# ------------------------------------------------------------------------------- DP-SGD accounting (RDP)
+# Renyi DP of the Poisson-subsampled Gaussian mechanism (Mironov, Talwar & Zhang 2019, "Renyi Differential Privacy
+# of the Sampled Gaussian Mechanism"): each example enters a step with probability q, the summed clipped gradients
+# (sensitivity 1 in units of the clipping norm) get N(0, sigma^2) noise. Per step, RDP at order alpha is
+# log(A_alpha) / (alpha - 1), A_alpha = E_{z ~ mu0}[(mu(z) / mu0(z))^alpha], mu0 = N(0, sigma^2),
+# mu = (1 - q) mu0 + q N(1, sigma^2); T steps compose additively.
+
+DEFAULT_RDP_ORDERS: tuple[float, ...] = tuple(
+    [1 + x / 10 for x in range(1, 100)] + list(range(12, 64)) + [128, 256, 512]
+)
+
+
+def _signed_logsumexp(logs: np.ndarray, signs: np.ndarray) -> float:
+    """log(sum_k signs_k exp(logs_k)) for a positive total."""
+    m = float(np.max(logs))
+    total = float(np.sum(signs * np.exp(logs - m)))
+    if not total > 0:
+        raise ConfigError(
+            "the RDP series of the sampled Gaussian lost all precision at one of the `orders`; drop the fractional "
+            "orders (use integers) or raise `noise_multiplier`"
+        )
+    return m + np.log(total)
+
+
+def _log_a_int(q: float, sigma: float, alpha: int) -> float:
+    """log A_alpha for an integer order: the binomial expansion (Mironov et al. 2019, Sec. 3.3),
+    A_alpha = sum_k C(alpha, k) (1 - q)^(alpha - k) q^k exp((k^2 - k) / (2 sigma^2))."""
+    from scipy.special import gammaln
+
+    k = np.arange(alpha + 1, dtype=np.float64)
+    log_binom = gammaln(alpha + 1) - gammaln(k + 1) - gammaln(alpha - k + 1)
+    logs = log_binom + k * np.log(q) + (alpha - k) * np.log1p(-q) + (k * k - k) / (2 * sigma**2)
+    m = logs.max()
+    return float(m + np.log(np.exp(logs - m).sum()))
+
+
+def _log_a_frac(q: float, sigma: float, alpha: float, tol: float = 30.0, max_terms: int = 10_000_000) -> float:
+    """log A_alpha for a fractional order: Mironov et al.'s two series split at z0 = sigma^2 log(1/q - 1) + 1/2,
+    with generalized binomial coefficients C(alpha, k). Past k > alpha the terms alternate in sign, and z0 makes
+    the exponential parts cancel, so they shrink only like k^-(alpha + 2); they are summed in blocks (vectorized)
+    until the last term is `tol` nats below the largest, which bounds the error of the alternating tail."""
+    from scipy.special import gammaln, log_ndtr
+
+    z0 = sigma**2 * np.log(1 / q - 1) + 0.5
+    log_q, log_1q = np.log(q), np.log1p(-q)
+    logs, signs = [], []
+    start, block, best = 0, 1024, -np.inf
+    while start < max_terms:
+        k = np.arange(start, start + block, dtype=np.float64)
+        # log |C(alpha, k)| (gammaln is log|Gamma| at negative non-integers) and its sign: the product
+        # alpha (alpha - 1) ... (alpha - k + 1) has k - 1 - floor(alpha) negative factors once k > alpha
+        lb = gammaln(alpha + 1) - gammaln(k + 1) - gammaln(alpha - k + 1)
+        sign = np.where((k > alpha) & ((k - np.floor(alpha)) % 2 == 0), -1.0, 1.0)
+        j = alpha - k
+        # (1/2) erfc((k - z0) / (sqrt 2 sigma)) = Phi((z0 - k) / sigma)
+        t0 = lb + k * log_q + j * log_1q + (k * k - k) / (2 * sigma**2) + log_ndtr((z0 - k) / sigma)
+        t1 = lb + j * log_q + k * log_1q + (j * j - j) / (2 * sigma**2) + log_ndtr((j - z0) / sigma)
+        logs += [t0, t1]
+        signs += [sign, sign]
+        best = max(best, float(t0.max()), float(t1.max()))
+        if k[-1] > alpha and max(t0[-1], t1[-1]) < best - tol:
+            break
+        start, block = start + block, block * 2
+    return _signed_logsumexp(np.concatenate(logs), np.concatenate(signs))
+
+
+def rdp_sampled_gaussian(
+    q: float, noise_multiplier: float, steps: int = 1, orders: Sequence[float] = DEFAULT_RDP_ORDERS
+) -> np.ndarray:
+    """Renyi DP (in nats) of `steps` compositions of the Poisson-subsampled Gaussian mechanism, one value per order.
+
+    q: sampling rate in [0, 1] (batch size / dataset size); noise_multiplier: sigma, the noise std divided by the
+    clipping norm (> 0); orders: alpha > 1, integer orders by the binomial expansion, fractional ones by the
+    series (both Mironov et al. 2019). q = 1 gives the plain Gaussian mechanism, alpha / (2 sigma^2) per step.
+    Returns (len(orders),) float."""
+    if not 0 <= q <= 1:
+        raise ConfigError(f"`q` (the sampling rate) must be in [0, 1], got {q}")
+    if not (noise_multiplier > 0 and np.isfinite(noise_multiplier)):
+        raise ConfigError(
+            f"`noise_multiplier` must be a finite number > 0 for a privacy guarantee, got {noise_multiplier}"
+        )
+    if isinstance(steps, bool) or int(steps) != steps or steps < 0:
+        raise ConfigError(f"`steps` must be a whole number >= 0, got {steps}")
+    a = np.asarray(orders, dtype=np.float64).ravel()
+    if len(a) == 0 or not (a > 1).all() or not np.isfinite(a).all():
+        raise ConfigError("`orders` must be finite Renyi orders > 1")
+    out = np.empty(len(a))
+    for i, alpha in enumerate(a):
+        if q == 0:
+            out[i] = 0.0
+        elif q == 1:
+            out[i] = alpha / (2 * noise_multiplier**2)
+        elif float(alpha).is_integer():
+            out[i] = _log_a_int(q, noise_multiplier, int(alpha)) / (alpha - 1)
+        else:
+            out[i] = _log_a_frac(q, noise_multiplier, float(alpha)) / (alpha - 1)
+    return out * int(steps)
+
+
+def rdp_to_epsilon(orders: Sequence[float], rdp: Any, delta: float, conversion: str = "classic") -> tuple[float, float]:
+    """(epsilon, best order) of the (epsilon, delta)-DP implied by RDP curve `rdp` at `orders`, minimized over orders.
+
+    conversion: "classic", Mironov (2017, Prop. 3), eps = rdp + log(1/delta) / (alpha - 1), the one TensorFlow
+    Privacy's tutorials report; "improved", Balle et al. (2020, Thm. 21; also Canonne, Kamath & Steinke 2020),
+    eps = rdp + log((alpha - 1) / alpha) - (log(delta) + log(alpha)) / (alpha - 1), never larger (Opacus's)."""
+    if not 0 < delta < 1:
+        raise ConfigError(f"`delta` must be in (0, 1), got {delta}")
+    if conversion not in ("classic", "improved"):
+        raise ConfigError(f"`conversion` must be 'classic' or 'improved', got {conversion!r}")
+    a = np.asarray(orders, dtype=np.float64).ravel()
+    r = np.asarray(rdp, dtype=np.float64).ravel()
+    if a.shape != r.shape:
+        raise ConfigError(f"`rdp` needs one value per order: {len(r)} values for {len(a)} orders")
+    if conversion == "classic":
+        eps = r + np.log(1 / delta) / (a - 1)
+    else:
+        eps = r + np.log((a - 1) / a) - (np.log(delta) + np.log(a)) / (a - 1)
+    eps = np.maximum(eps, 0.0)
+    best = int(np.nanargmin(eps))
+    return float(eps[best]), float(a[best])
+
+
+@dataclasses.dataclass(frozen=True)
+class DPGuarantee:
+    """(epsilon, delta) of a DP-SGD run under RDP accounting of the Poisson-subsampled Gaussian mechanism."""
+
+    epsilon: float
+    delta: float
+    order: float
+    sample_rate: float
+    noise_multiplier: float
+    steps: int
+    conversion: str
+    accountant: str = "rdp_poisson_subsampled_gaussian"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def dp_sgd_epsilon(
+    sample_rate: float,
+    noise_multiplier: float,
+    steps: int,
+    delta: float,
+    *,
+    orders: Sequence[float] = DEFAULT_RDP_ORDERS,
+    conversion: str = "classic",
+) -> DPGuarantee:
+    """Epsilon of DP-SGD after `steps` steps with sampling rate `sample_rate` (batch size / n) and noise
+    multiplier sigma, at `delta` (RDP accountant, `rdp_sampled_gaussian` + `rdp_to_epsilon`). The guarantee
+    assumes Poisson sampling; with shuffled fixed-size batches it is the customary figure, not a proof."""
+    rdp = rdp_sampled_gaussian(sample_rate, noise_multiplier, steps, orders)
+    eps, order = rdp_to_epsilon(orders, rdp, delta, conversion)
+    return DPGuarantee(eps, float(delta), order, float(sample_rate), float(noise_multiplier), int(steps), conversion)
+
+
+__all__ += [
+    "FeldmanEstimate",
+    "feldman_memorization",
+    "DEFAULT_RDP_ORDERS",
+    "DPGuarantee",
+    "dp_sgd_epsilon",
+    "rdp_sampled_gaussian",
+    "rdp_to_epsilon",
+]

@@ -794,4 +794,34 @@ def fit(modules: Mapping[str, nn.Module], step_fn: StepFn, **options: Any) -> Tr
     return Trainer(modules, step_fn, **options).fit()
 
 
-__all__ = ["Trainer", "TrainState", "fit", "epoch_seed", "plain"]
+STACKED_OPTIMIZERS = ("sgd", "adam")
+
+
+def stacked_optimizer(
+    params: Any, optimizer: str, *, lr: float, weight_decay: float = 0.0, momentum: float = 0.0
+) -> torch.optim.Optimizer:
+    """SGD (with `momentum`) or Adam for M independent models held as stacked tensors (one leading model axis).
+
+    params: tensors or torch parameter groups (dicts; a group's own `weight_decay` wins). Both updates are
+    elementwise, so slice m of every tensor moves exactly as M separate optimizers would move model m, provided
+    the loss is a sum of per-model losses (each slice then gets only its own gradient). Per-model gradient
+    clipping by norm would not be elementwise; use separate optimizers for it. The multi-tensor ("foreach")
+    kernels update all tensors in a few calls instead of a loop of small ones: on CPU the same numbers as the
+    per-tensor loop, bit for bit (tests/core/test_training_stacked.py), and faster (bench/spurious_twins.py).
+    """
+    if optimizer not in STACKED_OPTIMIZERS:
+        raise ConfigError(f"`optimizer` must be one of {', '.join(STACKED_OPTIMIZERS)}, got {optimizer!r}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 or not math.isfinite(lr):
+        raise ConfigError(f"`lr` must be a finite number > 0, got {lr}")
+    if not weight_decay >= 0:
+        raise ConfigError(f"`weight_decay` must be >= 0, got {weight_decay}")
+    if not momentum >= 0:
+        raise ConfigError(f"`momentum` must be >= 0, got {momentum}")
+    if optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, foreach=True)
+    if momentum:
+        raise ConfigError("`momentum` applies to optimizer 'sgd' only; Adam keeps its own moment estimates")
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=True)
+
+
+__all__ = ["Trainer", "TrainState", "fit", "epoch_seed", "plain", "stacked_optimizer", "STACKED_OPTIMIZERS"]

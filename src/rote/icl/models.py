@@ -207,12 +207,44 @@ class ICLNet(_Batched):
         )
         return y.reshape(m, b, t, c)
 
+    def _forward_one_layer(self, xh: torch.Tensor) -> torch.Tensor:
+        """The one-layer model on normalized tokens xh (M, B, T, C) or shared (B, T, C) -> (M, B) or (M, B, L).
+
+        The same numbers as LayerNorm(x) w + b followed by `_attend_query`, rearranged so that no (M, B, T, C)
+        tensor takes part in autograd: with x_t = xh_t * w + b, the score qk . x_t = (qk * w) . xh_t + qk . b,
+        and the last term is the same for every t, which softmax ignores; sum_t p_t x_t = (sum_t p_t xh_t) * w + b
+        because the p_t sum to 1. The backward pass then touches the tokens only to form the gradients of the
+        (M, B, C) vectors, which is most of the saving over the plain form on a CPU (bench/icl_vectorized.py)."""
+        c = xh.shape[-1]
+        w_ln, b_ln = self.ln_w.unsqueeze(1), self.ln_b.unsqueeze(1)  # (M, 1, C)
+        w = self.qkv1_w
+        xq = xh[..., -1, :] * w_ln + b_ln  # (M, B, C): the query token after the LayerNorm's affine part
+        qk = torch.bmm(torch.bmm(xq, w[:, :, :c]), w[:, :, c : 2 * c].transpose(1, 2))  # (M, B, C)
+        tok = "mbtc" if xh.dim() == 4 else "btc"
+        scores = torch.einsum(f"mbc,{tok}->mbt", qk * w_ln, xh)  # scale 1.0, as the authors
+        xbar = torch.einsum(f"mbt,{tok}->mbc", scores.softmax(dim=-1), xh) * w_ln + b_ln  # (M, B, C)
+        h = xq + torch.bmm(xbar, w[:, :, 2 * c :])
+        z = _mlp3(self, "out", h, relu_last=False)
+        return z.squeeze(-1) if self.n_out == 1 else z
+
     def _ln(self, x: torch.Tensor) -> torch.Tensor:
         x = F.layer_norm(x, (x.shape[-1],))
         shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)
         return x * self.ln_w.view(shape) + self.ln_b.view(shape)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def normalize(x: torch.Tensor) -> torch.Tensor:
+        """LayerNorm of every token without the affine part, (..., C) -> (..., C): the only work the one-layer
+        model does on all T tokens, and it holds no parameter, so it can be done once per batch (or per class)."""
+        return F.layer_norm(x, (x.shape[-1],))
+
+    def forward(self, x: torch.Tensor, normalized: bool = False) -> torch.Tensor:
+        """x (M, B, T, C) or shared (B, T, C) tokens; normalized=True: x is already `normalize(tokens)` (one_layer
+        only; the training loop gathers such tokens from a per-class table)."""
+        if self.kind == "one_layer":
+            return self._forward_one_layer(x if normalized else self.normalize(x))
+        if normalized:
+            raise ConfigError(f"`normalized` inputs are only accepted by the one_layer model, not {self.kind!r}")
         x = _expand(x, self.n_models)  # (M, B, T, C)
         c = x.shape[-1]
         if self.kind == "reddy":
@@ -222,14 +254,11 @@ class ICLNet(_Batched):
             h = x[:, :, -1] + self._attend_query(x, x[:, :, -1], self.q2_w, self.k2_w, self.v2_w, s)
             h = _mlp3(self, "out", h, relu_last=True)
             return _lin(h, self.read_w, self.read_b)
-        x = self._ln(x)
-        if self.kind == "two_layer":
-            q, k, v = _lin(x, self.qkv1_w, None).split(c, dim=-1)
-            x = x + self._attend_all(q, k, v, 1.0)
-            x = x + _mlp3(self, "mid", x, relu_last=False)
-            w = self.qkv2_w
-        else:
-            w = self.qkv1_w
+        x = self._ln(x)  # two_layer: attention and an MLP at every position, then the query's attention
+        q, k, v = _lin(x, self.qkv1_w, None).split(c, dim=-1)
+        x = x + self._attend_all(q, k, v, 1.0)
+        x = x + _mlp3(self, "mid", x, relu_last=False)
+        w = self.qkv2_w
         xq = x[:, :, -1]  # (M, B, C): only the query's row is read out
         h = xq + self._attend_query(x, xq, w[:, :, :c], w[:, :, c : 2 * c], w[:, :, 2 * c :], 1.0)
         z = _mlp3(self, "out", h, relu_last=False)

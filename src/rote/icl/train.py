@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from rote.core.device import resolve_device
 from rote.core.errors import ConfigError
 from rote.core.results import Result, table_field
+from rote.core.training import stacked_optimizer
 from rote.icl.models import ICLNet, MLPNet
 from rote.icl.task import Batch, BinaryTask, ReddyTask
 
@@ -130,6 +131,45 @@ def _evaluate(net: ICLNet, sets: dict[str, Batch], chunk: int) -> dict[str, tupl
     return out
 
 
+def _batch_drawer(
+    task: BinaryTask | ReddyTask, net: ICLNet, gens: list[torch.Generator], batch: int, dev: torch.device
+) -> Callable[[], tuple[torch.Tensor, torch.Tensor, bool]]:
+    """A function drawing one training batch per model: () -> (x (M, B, T, C), y (M, B), normalized).
+
+    Model m's batch comes from `gens[m]` alone and consumes it exactly as `task.sample(batch, gens[m])` does, so a
+    seed sees the same batches whatever trains beside it. For the binary task with fixed classes and no item
+    noise, a token is a function of its class (and of being the query), so only the class indices are drawn per
+    model and the tokens of all M models are gathered at once from a (K, C) table; for the one-layer model the
+    table holds LayerNorm-ed tokens (`ICLNet.normalize`, row by row, the same numbers as normalizing the batch),
+    which takes the per-token LayerNorm out of the training step. Other tasks build tokens per model."""
+    if isinstance(task, BinaryTask) and task.K is not None and task.eps == 0:
+        means, labels = task.means(), task.labels()
+        onehot = F.one_hot(labels, 2).to(means.dtype)
+        ctx = torch.cat([means, onehot], dim=1)  # (K, C): a context token of each class
+        query = torch.cat([means, torch.zeros_like(onehot)], dim=1)  # (K, C): the query's label slot is zero
+        normalized = net.kind == "one_layer"
+        if normalized:
+            ctx, query = net.normalize(ctx), net.normalize(query)
+        table = torch.cat([ctx, query]).to(dev)  # (2K, C): row K + k is the query token of class k
+        sign = (2.0 * labels - 1.0).to(dev)
+        offset = torch.zeros(task.N, dtype=torch.long)
+        offset[-1] = task.K
+        offset = offset.to(dev)
+
+        def draw_tables() -> tuple[torch.Tensor, torch.Tensor, bool]:
+            idx = torch.stack([task.sample_indices(batch, task.K, g, labels) for g in gens]).to(dev)  # (M, B, N)
+            return table[idx + offset], sign[idx[..., -1]], normalized  # (M, B, N, C), (M, B)
+
+        return draw_tables
+    means = None if getattr(task, "K", None) is None else task.means()
+
+    def draw_tokens() -> tuple[torch.Tensor, torch.Tensor, bool]:
+        bs = [task.sample(batch, g, means) for g in gens]
+        return torch.stack([b.x for b in bs]).to(dev), torch.stack([b.y for b in bs]).to(dev), False
+
+    return draw_tokens
+
+
 def train_icl(
     task: BinaryTask | ReddyTask,
     seeds: Sequence[int],
@@ -172,10 +212,10 @@ def train_icl(
     dev = resolve_device(device)
     n_out = 1 if isinstance(task, BinaryTask) else task.L
     net = ICLNet(model, seeds, task.dim, hidden=hidden, n_out=n_out, content_dim=task.D).to(dev)
-    opt = torch.optim.SGD(net.param_groups(wd_attention, wd_mlp), lr=lr)
+    opt = stacked_optimizer(net.param_groups(wd_attention, wd_mlp), "sgd", lr=lr)
     sets = {k: v.to(dev) for k, v in task.eval_sets(eval_n).items()}
     gens = [torch.Generator().manual_seed(1_000_003 * s + 17) for s in seeds]
-    means = None if getattr(task, "K", None) is None else task.means()
+    draw = _batch_drawer(task, net, gens, batch, dev)
     rows: list[dict] = []
     train_loss = torch.zeros(len(seeds))
     n_since = 0
@@ -193,10 +233,8 @@ def train_icl(
     record(0)
     done_steps = 0
     for step in range(1, steps + 1):
-        bs = [task.sample(batch, g, means) for g in gens]
-        x = torch.stack([b.x for b in bs]).to(dev)  # (M, B, T, C)
-        y = torch.stack([b.y for b in bs]).to(dev)  # (M, B)
-        loss, _ = loss_and_correct(net(x), y)
+        x, y, normalized = draw()  # (M, B, T, C), (M, B)
+        loss, _ = loss_and_correct(net(x, normalized=normalized), y)
         per_model = loss.mean(dim=1)  # (M,)
         opt.zero_grad(set_to_none=True)
         per_model.sum().backward()  # each model's slice gets exactly its own mean-loss gradient
@@ -294,7 +332,7 @@ def train_mlp(
     x = task.means().to(dev)  # (K, D)
     y = (2.0 * task.labels() - 1).to(dev)  # (K,)
     net = MLPNet(seeds, D, hidden).to(dev)
-    opt = torch.optim.SGD(net.param_groups(0.0, weight_decay), lr=lr)
+    opt = stacked_optimizer(net.param_groups(0.0, weight_decay), "sgd", lr=lr)
     gens = [torch.Generator().manual_seed(1_000_003 * s + 29) for s in seeds]
     rows = []
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from rote.report.html import Report
-from rote.report.plots import COLOR_KEPT, COLOR_MEMORIZED, figure_to_png, new_figure
+from rote.report.plots import COLOR_KEPT, COLOR_MEMORIZED, figure_to_png, new_figure, over_seeds_table, seeds_bars
 
 
 def score_histogram_plot(rows: pd.DataFrame, tau: float | None = None) -> Any:
@@ -141,16 +141,9 @@ def grid_plot(result: Any) -> Any:
     metrics = ["tpr", "fpr", "extraction_generator", "extraction_prefix"]
     fig = new_figure(7.5, 3.6)
     ax = fig.add_subplot()
-    for i, m in enumerate(metrics):
-        v = result.over_seeds[m]
-        color = COLOR_MEMORIZED if m in ("tpr", "extraction_generator") else COLOR_KEPT
-        ax.bar(i, v["estimate"], 0.6, color=color, alpha=0.35)
-        if np.isfinite(v["low"]):
-            ax.errorbar(i, v["estimate"], yerr=[[v["estimate"] - v["low"]], [v["high"] - v["estimate"]]], color="k")
-        vals = result.per_seed[m].to_numpy(float)
-        ax.scatter(np.full(len(vals), i), vals, s=14, color=color, zorder=3)
+    colors = [COLOR_MEMORIZED if m in ("tpr", "extraction_generator") else COLOR_KEPT for m in metrics]
+    seeds_bars(ax, {m: result.over_seeds[m] for m in metrics}, result.per_seed, colors)
     ax.axhline(result.alpha, color="#999999", lw=0.8, ls="--")
-    ax.set_xticks(range(len(metrics)))
     ax.set_xticklabels(["tpr (with)", "fpr (without)", "extraction, generator", "extraction, prefix"])
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("rate")
@@ -161,9 +154,7 @@ def grid_plot(result: Any) -> Any:
 def grid_outputs(result: Any) -> dict[str, Any]:
     """`plots`, `tables` and the `report` builder of `rote llm memhunter-demo --seeds ...` for `RunFolder.finish`."""
     plot = grid_plot(result)
-    table = pd.DataFrame(
-        [{"metric": m, **{k: v for k, v in iv.items() if k != "level"}} for m, iv in result.over_seeds.items()]
-    )
+    table = over_seeds_table(result.over_seeds)
 
     def render(config: Mapping[str, Any]) -> str:
         report = Report("MemHunter over seeds", subtitle=f"{len(result.seeds)} seeds, n = {result.n_per_set} per set")

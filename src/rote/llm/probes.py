@@ -180,61 +180,69 @@ class LogisticProbes:
         p, n, c = X.shape
         mu, sd = _standardize(X)
         Z = torch.cat([(X - mu[:, None]) / sd[:, None], torch.ones(p, n, 1, dtype=X.dtype)], dim=2)  # (P, N, C+1)
-        Z32 = Z.float()
+        Z32 = Z.float() if c + 1 <= self.direct_max else Z  # the float32 copy feeds only formed Hessians
         reg = torch.ones(c + 1, dtype=X.dtype)
         reg[-1] = 0.0  # the intercept is not penalized
         C = float(self.C)
         w = torch.zeros(p, c + 1, dtype=X.dtype)
 
-        def loss_grad(Zs: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            z = torch.bmm(Zs, w.unsqueeze(2)).squeeze(2)
-            prob = torch.sigmoid(z)
+        def loss_prob(z: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            """Objective (P,) and probabilities (P, N) from the logits z = Z w (no pass over Z)."""
             # log(1 + e^-z) for y=1, log(1 + e^z) for y=0, written stably
             ll = torch.nn.functional.softplus(z) - yv * z
-            loss = 0.5 * (reg * w * w).sum(1) + C * ll.sum(1)
-            grad = reg * w + C * torch.bmm((prob - yv).unsqueeze(1), Zs).squeeze(1)
-            return loss, grad, prob
+            return 0.5 * (reg * w * w).sum(1) + C * ll.sum(1), torch.sigmoid(z)
 
-        loss, grad, prob = loss_grad(Z, w)
+        def gradient(prob: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+            return reg * w + C * torch.bmm((prob - yv).unsqueeze(1), Z).squeeze(1)
+
+        # The logits are carried along (z <- z + t Z s) instead of recomputed: with Z s computed once per step, the
+        # line search and the next gradient cost no extra pass over the (P, N, C+1) features, which on CPU are
+        # read from memory at every pass (two passes per Newton step instead of five).
+        z = torch.zeros(p, n, dtype=X.dtype)
+        loss, prob = loss_prob(z, w)
+        grad = gradient(prob, w)
         g0 = grad.norm(dim=1).clamp_min(1e-300)
         self.n_iter_ = 0
         for it in range(self.max_iter):
-            active = torch.nonzero(grad.norm(dim=1) > self.tol * g0).squeeze(1)
-            if len(active) == 0:
+            active = grad.norm(dim=1) > self.tol * g0  # (P,) problems not yet converged
+            if not bool(active.any()):
                 break
             self.n_iter_ = it + 1
-            # only the problems not yet converged take part in this step (a batch waits for no finished problem)
-            Za = Z if len(active) == p else Z[active]
-            wa, ga, la = w[active], grad[active], loss[active]
-            dvec = prob[active] * (1 - prob[active]) * C  # (P_active, N)
-
-            def hess(
-                v: torch.Tensor, rows: torch.Tensor, Za: torch.Tensor = Za, dvec: torch.Tensor = dvec
-            ) -> torch.Tensor:
-                """H v for the problems `rows` (indices into the active ones); v: (len(rows), C+1)."""
-                Zr, dr = (Za, dvec) if len(rows) == len(Za) else (Za[rows], dvec[rows])
-                zv = torch.bmm(Zr, v.unsqueeze(2)).squeeze(2)  # (rows, N)
-                return reg * v + torch.bmm((dr * zv).unsqueeze(1), Zr).squeeze(1) + 1e-10 * v
-
+            dvec = prob * (1 - prob) * C  # (P, N)
             if c + 1 <= self.direct_max:  # narrow features: form the Hessians (one batched matmul) and solve
                 # the Hessian in float32 (half the cost); the gradient and line search stay float64, so the
-                # optimum is the float64 one
-                Za32 = Z32 if len(active) == p else Z32[active]
-                H = torch.bmm(Za32.transpose(1, 2), dvec.float().unsqueeze(2) * Za32).double()
-                step = torch.linalg.solve(H + torch.diag(reg + 1e-10), -ga.unsqueeze(2)).squeeze(2)
-            else:  # inexact Newton-CG: solve to a relative residual that shrinks with the gradient
-                eta = torch.clamp(torch.sqrt(ga.norm(dim=1) / g0[active]), max=0.5)
-                step = _batched_cg(hess, -ga, self.cg_iter, eta)
-            t = torch.ones(len(active), dtype=X.dtype)
-            for _ in range(30):  # backtracking per problem (Armijo)
-                new_loss, _, _ = loss_grad(Za, wa + t[:, None] * step)
-                ok = new_loss <= la + 1e-4 * t * (ga * step).sum(1)
+                # optimum is the float64 one. Only unconverged problems pay for a Hessian (O(N C^2) each).
+                idx = torch.nonzero(active).squeeze(1)
+                Za32 = Z32 if len(idx) == p else Z32.index_select(0, idx)
+                da = dvec if len(idx) == p else dvec.index_select(0, idx)
+                H = torch.bmm(Za32.transpose(1, 2), da.float().unsqueeze(2) * Za32).double()
+                step = torch.zeros_like(w)
+                step[idx] = torch.linalg.solve(H + torch.diag(reg + 1e-10), -grad[idx].unsqueeze(2)).squeeze(2)
+            else:
+                # inexact Newton-CG on every problem at once, on the full (P, N, C+1) batch: a Hessian-vector
+                # product is O(N C), as cheap as copying out the unconverged problems, so none are copied;
+                # converged ones get a zero right-hand side and stop at once
+                def hess(v: torch.Tensor, dvec: torch.Tensor = dvec) -> torch.Tensor:
+                    zv = torch.bmm(Z, v.unsqueeze(2)).squeeze(2)  # (P, N)
+                    return reg * v + torch.bmm((dvec * zv).unsqueeze(1), Z).squeeze(1) + 1e-10 * v
+
+                eta = torch.clamp(torch.sqrt(grad.norm(dim=1) / g0), max=0.5)
+                step = _batched_cg(hess, -grad * active[:, None], self.cg_iter, eta)
+            zs = torch.bmm(Z, step.unsqueeze(2)).squeeze(2)  # (P, N): the logits move by t * zs
+            t = torch.ones(p, dtype=X.dtype)
+            slope = (grad * step).sum(1)
+            for _ in range(30):  # backtracking per problem (Armijo); converged problems have step 0
+                new_loss, new_prob = loss_prob(z + t[:, None] * zs, w + t[:, None] * step)
+                ok = (new_loss <= loss + 1e-4 * t * slope) | ~active
                 if bool(ok.all()):
                     break
                 t = torch.where(ok, t, t / 2)
-            w = w.clone()
-            w[active] = wa + t[:, None] * step
-            loss, grad, prob = loss_grad(Z, w)
+            else:  # no sufficient decrease in 30 halvings: take the last, tiny step and its values
+                new_loss, new_prob = loss_prob(z + t[:, None] * zs, w + t[:, None] * step)
+            w = w + t[:, None] * step
+            z = z + t[:, None] * zs
+            loss, prob = new_loss, new_prob
+            grad = gradient(prob, w)
         self.coef_ = w[:, :-1].numpy()
         self.intercept_ = w[:, -1].numpy()
         self.mean_, self.scale_ = mu.numpy(), sd.numpy()
@@ -260,25 +268,26 @@ class LogisticProbes:
 
 
 def _batched_cg(hess: Any, b: torch.Tensor, iters: int, eta: torch.Tensor) -> torch.Tensor:
-    """Solve H x = b for each row (H symmetric positive definite, given as a batched product hess(v, rows)) by
-    conjugate gradient, to a residual |r| <= eta |b| per row; a row stops as soon as it converges."""
+    """Solve H x = b for each row (H symmetric positive definite, given as a batched product hess(v) over all
+    rows) by conjugate gradient, to a residual |r| <= eta |b| per row. Converged rows (and rows with b = 0) are
+    frozen by a zero step length rather than dropped, so no step copies the batch."""
     x = torch.zeros_like(b)
     r = b.clone()
     d = r.clone()
     rs = (r * r).sum(1)
-    tol = (eta.square() * (b * b).sum(1)).clamp_min(1e-300)
+    tol = eta.square() * (b * b).sum(1)
     for _ in range(iters):
-        act = torch.nonzero(rs > tol).squeeze(1)
-        if len(act) == 0:
+        live = rs > tol
+        if not bool(live.any()):
             break
-        da = d[act]
-        hd = hess(da, act)
-        alpha = rs[act] / (da * hd).sum(1).clamp_min(1e-300)
-        x[act] += alpha[:, None] * da
-        r[act] -= alpha[:, None] * hd
-        rs_new = (r[act] * r[act]).sum(1)
-        d[act] = r[act] + (rs_new / rs[act].clamp_min(1e-300))[:, None] * da
-        rs[act] = rs_new
+        hd = hess(d)
+        alpha = torch.where(live, rs / (d * hd).sum(1).clamp_min(1e-300), torch.zeros_like(rs))
+        x = x + alpha[:, None] * d
+        r = r - alpha[:, None] * hd
+        rs_new = (r * r).sum(1)
+        beta = torch.where(live, rs_new / rs.clamp_min(1e-300), torch.zeros_like(rs))
+        d = torch.where(live[:, None], r + beta[:, None] * d, d)
+        rs = torch.where(live, rs_new, rs)
     return x
 
 
@@ -807,6 +816,42 @@ class SuppressResult(Result):
         return "\n".join(lines)
 
 
+def _top1_hits(backend: Backend, ids: list[list[int]], batch_size: int) -> list[np.ndarray]:
+    """Per sequence, (T,) bool: the model's argmax at position p is token p+1 (False at the last position); one
+    forward pass per batch, through `capture_hidden_states`' token metadata."""
+    with tempfile.TemporaryDirectory(prefix="rote-hits-") as tmp:
+        backend.capture_hidden_states(ids, Path(tmp) / "a", layers=[0], sites=["resid"], batch_size=batch_size)
+        tok = pd.read_parquet(Path(tmp) / "a" / "tokens.parquet")
+    top1, bounds = tok["next_top1"].to_numpy(), np.r_[0, np.cumsum([len(x) for x in ids])]
+    return [top1[bounds[i] : bounds[i + 1]] for i in range(len(ids))]
+
+
+def reproduced_windows(
+    backend: Backend, ids: list[list[int]], prefix: int, suffix: int, *, batch_size: int = 16
+) -> list[list[int]]:
+    """Token windows (prefix + suffix tokens) of the sequences `ids` whose `suffix` tokens greedy decoding from
+    the window's own `prefix` tokens reproduces: the suffix tokens are the model's top-1 predictions at every step
+    given the window's tokens before them (as `generate` decodes them, up to ties and the cached decoding's float
+    rounding). Candidates are the windows whose suffix is top-1 given the whole sequence before it; each is then
+    checked in its own context (a shorter context can lose the memory). Per sequence, windows are taken in order
+    with suffixes that do not overlap. One forward pass over the sequences and one over the candidates."""
+    cands = []  # (sequence, position predicting the first suffix token)
+    for i, hit in enumerate(_top1_hits(backend, ids, batch_size)):
+        for p in range(prefix - 1, len(ids[i]) - suffix):
+            if hit[p : p + suffix].all():
+                cands.append((i, p))
+    if not cands:
+        return []
+    wins = [list(ids[i][p + 1 - prefix : p + 1 + suffix]) for i, p in cands]
+    ok = [bool(h[prefix - 1 : prefix - 1 + suffix].all()) for h in _top1_hits(backend, wins, batch_size)]
+    out, next_free = [], {}
+    for (i, p), w, good in zip(cands, wins, ok):
+        if good and p + 1 >= next_free.get(i, 0):
+            out.append(w)
+            next_free[i] = p + 1 + suffix
+    return out
+
+
 def extraction_rate(backend: Backend, ids: list[list[int]], prefix: int, suffix: int, batch_size: int = 32) -> float:
     """Fraction of texts whose `suffix` tokens after their first `prefix` tokens greedy decoding reproduces
     exactly (texts must hold prefix + suffix tokens)."""
@@ -835,6 +880,7 @@ def suppress(
     suffix: int = 32,
     ppl_budget: float = 0.1,
     direction: str = "probe",
+    windows: bool = False,
     batch_size: int = 16,
     progress: bool = False,
 ) -> SuppressResult:
@@ -842,6 +888,9 @@ def suppress(
     the probe direction there (`direction` "probe": the probe's weights; "mean_diff": the difference of class
     means); measure greedy extraction of `memorized` (suffix from prefix) and perplexity of
     `heldout`. layers: default every probed layer. ppl_budget: the summary's allowed relative rise in perplexity.
+    windows: instead of each text's first prefix + suffix tokens, extract every window of `memorized` whose suffix
+    the unmodified model reproduces (`reproduced_windows`), so that the unmodified rate is about 1 and the curve
+    shows what the intervention removes (for models such as SmolLM2 that reproduce famous texts only in places).
     """
     from rote.core.hooks import project_out
     from rote.core.runs import progress_bar
@@ -859,13 +908,23 @@ def suppress(
         raise ConfigError(f"`alphas` {alphas}: give finite values >= 0 (0 = the unmodified model)")
     if prefix < 1 or suffix < 1:
         raise ConfigError(f"`prefix` and `suffix` must be at least 1, got {prefix} and {suffix}")
-    mem_ids = _check_texts(
-        backend,
-        memorized,
-        "memorized",
-        prefix + suffix,
-        "too short for `prefix` + `suffix`; shorten them or drop the texts",
-    )
+    if windows:
+        mem_ids = reproduced_windows(
+            backend, _check_texts(backend, memorized, "memorized", 2), prefix, suffix, batch_size=batch_size
+        )
+        if not mem_ids:
+            raise DataError(
+                f"`memorized`: the model reproduces no run of {suffix} tokens after {prefix} tokens of context in "
+                "these texts; lower `suffix` or `prefix`, or give texts it has memorized"
+            )
+    else:
+        mem_ids = _check_texts(
+            backend,
+            memorized,
+            "memorized",
+            prefix + suffix,
+            "too short for `prefix` + `suffix`; shorten them or drop the texts",
+        )
     held_ids = _check_texts(backend, heldout, "heldout", 2)
     base = {
         "extraction_rate": extraction_rate(backend, mem_ids, prefix, suffix, batch_size),
@@ -908,6 +967,7 @@ def suppress(
             "alphas": alphas,
             "ppl_budget": ppl_budget,
             "direction": direction,
+            "windows": windows,
         },
         model={"name": backend.name, "weights_fingerprint": backend.weights_fingerprint()},
         table=table,

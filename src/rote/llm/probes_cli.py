@@ -202,6 +202,12 @@ def register(app: typer.Typer) -> None:
         site: Optional[str] = typer.Option(None, "--site", help="resid, attn or mlp (default: the best probe's)."),
         alphas: str = typer.Option("0,0.5,1,2,4", "--alphas", help="Strengths: h <- h - alpha (h.w) w."),
         direction: str = typer.Option("probe", "--direction", help="probe (its weights) or mean_diff."),
+        windows: bool = typer.Option(
+            False,
+            "--windows",
+            help="Extract every prefix + suffix window of the memorized texts whose suffix the unmodified model "
+            "reproduces, instead of each text's first tokens.",
+        ),
         prefix: int = typer.Option(32, "--prefix", help="Prefix tokens given to the model."),
         suffix: int = typer.Option(32, "--suffix", help="Suffix tokens it must reproduce exactly."),
         ppl_budget: float = typer.Option(0.1, "--ppl-budget", help="Allowed relative perplexity rise (summary)."),
@@ -249,6 +255,7 @@ def register(app: typer.Typer) -> None:
             suffix=suffix,
             ppl_budget=ppl_budget,
             direction=direction,
+            windows=windows,
             batch_size=batch_size,
             progress=not quiet,
         )
@@ -259,6 +266,7 @@ def register(app: typer.Typer) -> None:
             "site": result.site,
             "alphas": alpha_list,
             "direction": direction,
+            "windows": windows,
             "prefix": prefix,
             "suffix": suffix,
             "ppl_budget": ppl_budget,
@@ -350,4 +358,75 @@ def register(app: typer.Typer) -> None:
             quiet=quiet,
             summary=f"{probe.summary()}\n{curve.summary()}",
             **outputs,
+        )
+
+    @app.command("probe-grid")
+    def probe_grid_cmd(
+        out: Path = typer.Option(
+            ..., "--out", help="Run folder: one probe demo per seed under OUT/grid, summary on top."
+        ),
+        seeds: list[str] = typer.Option(["0,1,2"], "--seeds", help="Seeds (one whole demo each), e.g. 0,1,2."),
+        steps: int = typer.Option(800, "--steps", help="Training steps of each tiny GPT."),
+        per_count: int = typer.Option(30, "--per-count", help="Planted canaries (100 copies each) and unseen ones."),
+        max_texts: int = typer.Option(1500, "--max-texts", help="KJV verses to train on."),
+        layers: int = typer.Option(2, "--layers", help="Transformer layers of the tiny GPT."),
+        min_run: int = typer.Option(16, "--min-run", help="Memorized: inside a run of >= this many greedy hits."),
+        alphas: str = typer.Option("0,0.25,0.5,1,2", "--alphas", help="Suppression strengths."),
+        direction: str = typer.Option("mean_diff", "--direction", help="probe or mean_diff."),
+        device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+        workers: int = typer.Option(1, "--workers", help="Seeds run in parallel (local processes)."),
+        ray: Optional[str] = typer.Option(None, "--ray", help="'local' or a Ray cluster address: seeds as Ray tasks."),
+        force: bool = typer.Option(False, "--force", help="Replace the summary of a finished grid (seeds are reused)."),
+        quiet: bool = typer.Option(False, "--quiet", help="No progress bar and no summary."),
+    ) -> int:
+        """`probe-demo` once per seed through rote.sweep (processes or Ray): best-layer probe AUC, loss and min-k%
+        AUCs, extraction before and after suppression, as means over seeds with t-intervals. Rerunning resumes."""
+        from rote.core.device import resolve_device
+        from rote.core.runs import RunFolder
+        from rote.llm.probes import DIRECTIONS
+        from rote.llm.probes_grid import probe_grid
+        from rote.llm.probes_report import grid_outputs
+        from rote.sweep import axis_values
+
+        seed_list = axis_values(seeds, int, "seeds")
+        alpha_list = _alphas(alphas)
+        for name, v in (
+            ("steps", steps),
+            ("per_count", per_count),
+            ("max_texts", max_texts),
+            ("layers", layers),
+            ("min_run", min_run),
+        ):
+            if v < 1:
+                raise ConfigError(f"`{name}` must be at least 1, got {v}")
+        if any(not a >= 0 for a in alpha_list):
+            raise ConfigError(f"`alphas` {alpha_list}: give finite values >= 0 (0 = the unmodified model)")
+        if direction not in DIRECTIONS:
+            raise ConfigError(f"`direction` {direction!r}: use one of {', '.join(DIRECTIONS)}")
+        if workers < 1:
+            raise ConfigError(f"`workers` must be at least 1, got {workers}")
+        resolve_device(device)
+        demo_kw = {
+            "steps": steps,
+            "per_count": per_count,
+            "max_texts": max_texts,
+            "n_layer": layers,
+            "min_run": min_run,
+            "alphas": alpha_list,
+            "direction": direction,
+            "device": device,
+        }
+        run = RunFolder(out, force=force)
+        options = {"seeds": seed_list, **demo_kw, "workers": workers, "ray": ray}
+        run.write_config("rote llm probe-grid", options)  # before the grid: an interrupted one resumes
+        result, sweep = probe_grid(run.path, seed_list, workers=workers, ray=ray, quiet=quiet, **demo_kw)
+        status, reason = sweep.exit_status()
+        return run.finish(
+            result,
+            command="rote llm probe-grid",
+            options=options,
+            quiet=quiet,
+            status=status,
+            reason=reason,
+            **grid_outputs(result),
         )

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from rote.report import Report
-from rote.report.plots import figure_to_png, new_figure
+from rote.report.plots import figure_to_png, new_figure, over_seeds_table, seeds_bars
 
 _SITE_STYLE = {"resid": ("#4a7fb0", "o"), "attn": ("#d1495b", "s"), "mlp": ("#e8a33d", "^")}
 
@@ -149,3 +149,61 @@ def demo_outputs(probe: Any, curve: Any, train: Mapping[str, Any]) -> dict[str, 
 
 def as_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
+
+
+_GRID_LABELS = {
+    "best_auc": "best probe AUC",
+    "loss_auc": "loss AUC",
+    "min_k_auc": "min-k% AUC",
+    "extraction_unmodified": "extraction, unmodified",
+    "extraction_suppressed": "extraction, suppressed (ppl +10% at most)",
+}
+
+
+def grid_plot(result: Any) -> bytes:
+    """Per-seed values (dots) and the mean with its 95% t-interval (bar) of the AUCs and extraction rates."""
+    metrics = list(_GRID_LABELS)
+    fig = new_figure(8.5, 3.8)
+    ax = fig.add_subplot()
+    colors = ["#4a7fb0" if "auc" in m else "#d1495b" for m in metrics]
+    seeds_bars(ax, {m: result.over_seeds[m] for m in metrics}, result.per_seed, colors)
+    ax.axhline(0.5, color="#bbbbbb", lw=0.8)
+    ax.set_xticklabels([_GRID_LABELS[m] for m in metrics], fontsize=7, rotation=12)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"Over {len(result.seeds)} seeds: per seed (dots), mean and 95% t-interval")
+    return figure_to_png(fig)
+
+
+def grid_outputs(result: Any) -> dict[str, Any]:
+    """`plots`, `tables` and the `report` builder of `rote llm probe-grid` for `RunFolder.finish`."""
+    plot = grid_plot(result)
+    table = over_seeds_table(result.over_seeds)
+
+    def render(config: Mapping[str, Any]) -> str:
+        report = Report("Memorization probes over seeds", subtitle=f"{len(result.seeds)} seeds of rote llm probe-demo")
+        report.add_summary(
+            {
+                "seeds": ", ".join(map(str, result.seeds)),
+                "best probe AUC (mean)": result.over_seeds["best_auc"]["estimate"],
+                "loss AUC (mean)": result.over_seeds["loss_auc"]["estimate"],
+                "min-k% AUC (mean)": result.over_seeds["min_k_auc"]["estimate"],
+                "extraction, unmodified (mean)": result.over_seeds["extraction_unmodified"]["estimate"],
+                "extraction, suppressed (mean)": result.over_seeds["extraction_suppressed"]["estimate"],
+                "failed seeds": result.n_failed,
+            }
+        )
+        report.add_heading("Over seeds")
+        report.add_text(
+            "Each seed is a whole probe demo: its own planted canaries, tiny GPT, folds, loss matching and "
+            "suppression sweep. The suppressed extraction is the lowest extraction rate whose held-out perplexity "
+            "stays within +10% of the unmodified model's (ppl_rise: its relative rise; NaN when no point keeps the "
+            "budget). Intervals are 95% Student-t intervals over seeds (none with one seed)."
+        )
+        report.add_image(plot, alt="AUCs and extraction rates per seed with their means and intervals")
+        report.add_table(table, caption="Mean over seeds and its 95% t-interval")
+        report.add_table(result.per_seed, caption="One row per seed")
+        report.add_table(result.curve, caption="Every seed's suppression curve", max_rows=80)
+        report.add_config(config)
+        return report.render()
+
+    return {"plots": {"grid": plot}, "tables": {"over_seeds": table}, "report": render}

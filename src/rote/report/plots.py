@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -97,3 +97,27 @@ def ratio_histogram(
     ax.set_title(title)
     ax.spines[["top", "right"]].set_visible(False)
     return fig
+
+
+def seeds_bars(ax: Any, over_seeds: Mapping[str, Mapping[str, float]], per_seed: Any, colors: Sequence[str]) -> None:
+    """Draw, per metric of a grid over seeds (in `over_seeds` order), the mean as a bar, its interval as an error
+    bar (where it exists: none with one seed) and every seed's value as a dot. over_seeds: metric ->
+    {"estimate", "low", "high"}; per_seed: a table with one column per metric; colors: one per metric."""
+    for i, (m, color) in enumerate(zip(over_seeds, colors)):
+        v = over_seeds[m]
+        if np.isfinite(v["estimate"]):
+            ax.bar(i, v["estimate"], 0.6, color=color, alpha=0.35)
+        if v["low"] is not None and np.isfinite(v["low"]):
+            ax.errorbar(i, v["estimate"], yerr=[[v["estimate"] - v["low"]], [v["high"] - v["estimate"]]], color="k")
+        vals = np.asarray(per_seed[m], dtype=float)
+        ax.scatter(np.full(len(vals), i), vals, s=14, color=color, zorder=3)
+    ax.set_xticks(range(len(over_seeds)))
+
+
+def over_seeds_table(over_seeds: Mapping[str, Mapping[str, Any]]) -> Any:
+    """One row per metric: the mean over seeds and its interval (the `level` key dropped)."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [{"metric": m, **{k: v for k, v in iv.items() if k != "level"}} for m, iv in over_seeds.items()]
+    )

@@ -6,7 +6,8 @@ ICML 2025, "Understanding Memorization in Generative Models via Sharpness in Pro
   threshold, the paper's ||H_delta s_delta||^2 and Wen et al.'s ||s_delta||).
 - `diffusion`: a small DDPM with classifier-free guidance and the second-order denoising score-matching loss.
 - `experiment`: the paper's toy and MNIST setups, nearest-neighbour labels, detection.
-- `tabular`: the same measurements for rote's TabDDPM (its Gaussian part).
+- `tabular`: the same measurements for rote's TabDDPM (its Gaussian part; the delta statistics for a class-
+  conditional TabDDPM) and the TabDDPM-on-Adult setup (`run_tabular`).
 """
 
 from rote.sharpness.diffusion import DDPM, linear_alphas_cumprod
@@ -42,11 +43,13 @@ from rote.sharpness.measure import (
     sharpness_statistics,
     spectrum,
 )
+from rote.sharpness.tabular import TABULAR_PRESET, TabDDPMScore, run_tabular, sample_with_trajectory, score_tabddpm
 
 __all__ = [
     "DDPM",
     "MNIST_PRESET",
     "STATISTICS",
+    "TABULAR_PRESET",
     "TOY_PRESET",
     "DimensionTooLargeError",
     "EpsilonScore",
@@ -54,6 +57,7 @@ __all__ = [
     "NotDifferentiableError",
     "ScoreModel",
     "SharpnessResult",
+    "TabDDPMScore",
     "arnoldi",
     "delta_statistics",
     "detection",
@@ -68,9 +72,12 @@ __all__ = [
     "mnist_data",
     "nn_ratio",
     "run_mnist",
+    "run_tabular",
     "run_toy",
+    "sample_with_trajectory",
     "score",
     "score_generations",
+    "score_tabddpm",
     "sharpness_statistics",
     "spectrum",
     "toy_data",

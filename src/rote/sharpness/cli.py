@@ -3,6 +3,7 @@
 
     rote sharpness toy --out DIR        the paper's 2-D 5:95 Gaussian mixture: train, generate, detect
     rote sharpness mnist --out DIR      digit 3 generalized, one 9 duplicated 100 times: train, generate, detect
+    rote sharpness tabular --out DIR    a (class-conditional) TabDDPM on Adult: train, generate, audit, detect
     rote sharpness score --model CKPT --samples N --out DIR     measure a trained model's generations
     rote sharpness eval --scores DIR --out DIR                  detection from a scores table
 
@@ -160,6 +161,68 @@ def mnist_cmd(
     return _finish(run, result, "rote sharpness mnist", options, {}, "Sharpness: MNIST (one duplicated 9)", quiet, seed)
 
 
+@app.command("tabular")
+def tabular_cmd(
+    out: Path = _OUT,
+    dataset: str = typer.Option("adult", "--dataset", help="A shipped table (rote data list)."),
+    rows: int = typer.Option(3000, "--rows", help="Training rows drawn (with the seed) from its training split."),
+    epochs: int = typer.Option(200, "--epochs", help="TabDDPM training epochs (batch 256)."),
+    timesteps: int = typer.Option(100, "--timesteps", help="Diffusion steps T."),
+    samples: int = typer.Option(1000, "--samples", help="Synthetic rows generated and scored."),
+    cond_column: str = typer.Option(
+        "target",
+        "--cond-column",
+        help="Condition on this categorical column ('target': the dataset's; 'none': unconditional TabDDPM).",
+    ),
+    cond_dropout: float = typer.Option(0.1, "--cond-dropout", help="Label dropout in training (CFG style)."),
+    seed: int = _SEED,
+    device: str = _DEVICE,
+    force: bool = _FORCE,
+    quiet: bool = _QUIET,
+) -> int:
+    """A TabDDPM (class-conditional by default) on a shipped table: train, generate, label each synthetic row with
+    the tabular audit (distance ratio < 1/3) and score every sharpness statistic, the paper's ||H_delta s_delta||^2
+    at t = T - 1 included."""
+    from rote.core.runs import RunFolder
+    from rote.sharpness.tabular import run_tabular
+
+    for name, value, low in (("rows", rows, 2), ("epochs", epochs, 1), ("timesteps", timesteps, 1)):
+        if value < low:
+            raise ConfigError(f"`{name}` must be >= {low}, got {value}")
+    if samples < 2:
+        raise ConfigError(f"`samples` must be >= 2, got {samples}")
+    if not 0.0 <= cond_dropout < 1.0:
+        raise ConfigError(f"`cond_dropout` must be in [0, 1), got {cond_dropout}")
+    run = RunFolder(out, force=force)
+    _threads(device, most=1)
+    result, _ = run_tabular(
+        seed=seed,
+        device=device,
+        cond_column=None if cond_column == "none" else cond_column,
+        checkpoint=str(run.file("model.pt")),
+        progress=not quiet,
+        dataset=dataset,
+        rows=rows,
+        epochs=epochs,
+        num_timesteps=timesteps,
+        samples=samples,
+        cond_dropout=cond_dropout,
+    )
+    options = dict(
+        dataset=dataset,
+        rows=rows,
+        epochs=epochs,
+        timesteps=timesteps,
+        samples=samples,
+        cond_column=cond_column,
+        cond_dropout=cond_dropout,
+        seed=seed,
+        device=device,
+    )
+    title = f"Sharpness: TabDDPM on {dataset}"
+    return _finish(run, result, "rote sharpness tabular", options, {}, title, quiet, seed)
+
+
 def load_model(path: Path, device: str = "cpu") -> tuple[str, Any, dict]:
     """("ddpm", DDPM, extra) or ("tabddpm", TabDDPM, {}) from a checkpoint; ConfigError for any other kind."""
     from rote.sharpness.diffusion import KIND, DDPM
@@ -296,14 +359,14 @@ def eval_cmd(
 @app.command("grid")
 def grid_cmd(
     out: Path = _OUT,
-    setup: str = typer.Option("toy", "--setup", help="toy or mnist."),
+    setup: str = typer.Option("toy", "--setup", help="toy, mnist or tabular (class-conditional TabDDPM on Adult)."),
     seeds: list[str] = typer.Option(["0,1,2"], "--seeds", help="Seeds (an axis), e.g. 0,1,2,3,4."),
     second_order_weight: Optional[list[str]] = typer.Option(
         None, "--second-order-weight", help="Second-order DSM weights (an axis), e.g. 0,0.5; default the preset's."
     ),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs (default: the setup's preset)."),
     generations: Optional[int] = typer.Option(
-        None, "--generations", help="Toy: samples; MNIST: samples per class (default: the preset's)."
+        None, "--generations", help="Toy, tabular: samples; MNIST: samples per class (default: the preset's)."
     ),
     steps: Optional[int] = typer.Option(None, "--steps", help="DDIM sampling steps (default: the preset's)."),
     device: str = _DEVICE,
@@ -312,7 +375,7 @@ def grid_cmd(
     force: bool = _FORCE,
     quiet: bool = _QUIET,
 ) -> int:
-    """The toy or MNIST setup over seeds (and second-order DSM weights) through rote.sweep: each point trains,
+    """The toy, MNIST or tabular setup over seeds (and second-order DSM weights) through rote.sweep: each point trains,
     generates and scores; the summary gives each statistic's mean AUC with a t-interval over seeds. Rerunning the
     same command resumes an interrupted grid without recomputing finished points."""
     from rote.core.runs import RunFolder
@@ -320,8 +383,10 @@ def grid_cmd(
     from rote.sharpness.report import grid_outputs
     from rote.sweep import axis_values
 
-    if setup not in ("toy", "mnist"):
-        raise ConfigError(f"`setup` must be toy or mnist, got {setup!r}")
+    if setup not in ("toy", "mnist", "tabular"):
+        raise ConfigError(f"`setup` must be toy, mnist or tabular, got {setup!r}")
+    if setup == "tabular" and steps is not None:
+        raise ConfigError("`steps` (DDIM sampling steps) is not an option of the tabular setup (TabDDPM samples all T)")
     if workers < 1:
         raise ConfigError(f"`workers` must be at least 1, got {workers}")
     seed_list = axis_values(seeds, int, "seeds")
@@ -335,7 +400,7 @@ def grid_cmd(
     if steps is not None:
         fixed["n_steps"] = steps
     if generations is not None:
-        fixed["n_generations" if setup == "toy" else "generations_per_class"] = generations
+        fixed[{"toy": "n_generations", "mnist": "generations_per_class", "tabular": "samples"}[setup]] = generations
     from rote.core.device import resolve_device
 
     resolve_device(device)

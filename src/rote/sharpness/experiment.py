@@ -210,15 +210,29 @@ def auc_intervals(scores: pd.DataFrame, statistics: list[str], n_boot: int = 200
     }
 
 
+def _group_value(name: str, values: pd.Series) -> float:
+    """A squared norm (`*norm2_t<step>`) is averaged as the norm, as the paper's `pipe.py` averages
+    ||H_delta s_delta|| (not its square) over a prompt's generations: one outlying generation then does not
+    decide the group. Other statistics are averaged as they are."""
+    if name.rsplit("_t", 1)[0].endswith("norm2"):
+        return float(np.sqrt(values.to_numpy(np.float64).clip(min=0)).mean())
+    return float(values.mean())
+
+
 def grouped(scores: pd.DataFrame, statistics: list[str], n: int) -> pd.DataFrame:
     """Mean of each statistic over consecutive groups of `n` generations of the same class (the paper's n
-    generations per prompt); label: at least half of the group memorized."""
+    generations per prompt; squared norms averaged as norms, `_group_value`); label: at least half of the group
+    memorized."""
     rows = []
     for cls, frame in scores.groupby("class", sort=True):
         for start in range(0, len(frame) - n + 1, n):
             part = frame.iloc[start : start + n]
             rows.append(
-                {"class": cls, "memorized": part["memorized"].mean() >= 0.5, **{s: part[s].mean() for s in statistics}}
+                {
+                    "class": cls,
+                    "memorized": part["memorized"].mean() >= 0.5,
+                    **{s: _group_value(s, part[s]) for s in statistics},
+                }
             )
     return pd.DataFrame(rows)
 
@@ -487,7 +501,9 @@ def evaluate(
         )
     elif paper_statistic not in cols:
         raise ConfigError(f"`paper_statistic` {paper_statistic!r} is not a statistic column: {', '.join(cols)}")
-    frame = scores.rename(columns={label: "memorized"}) if label != "memorized" else scores
+    # another ground truth (e.g. --label class, the paper's own MNIST labels) replaces `memorized`; the column
+    # it comes from stays, so grouping by class still works
+    frame = scores if label == "memorized" else scores.assign(memorized=scores[label].astype(bool))
     conditional = "class" in frame.columns and frame["class"].nunique() > 1
     det_groups = None
     if conditional and group_size > 1:

@@ -1,6 +1,6 @@
-"""Detection over seeds (and settings) as a `rote.sweep` grid: the same setup (toy or MNIST) trained and scored once
-per seed, each point an independent task (local processes or Ray), then every statistic's AUC and TPR at 1% FPR
-summarized as mean with a Student-t interval over seeds (clipped to [0, 1]).
+"""Detection over seeds (and settings) as a `rote.sweep` grid: the same setup (toy, MNIST or TabDDPM on Adult)
+trained and scored once per seed, each point an independent task (local processes or Ray), then every statistic's
+AUC and TPR at 1% FPR summarized as mean with a Student-t interval over seeds (clipped to [0, 1]).
 
 One run of `rote sharpness toy` is one seed: its AUC interval (bootstrap over generations) says nothing about how
 much the detector changes when the model is retrained. The grid answers that, and the paper's second-order
@@ -20,7 +20,7 @@ from rote.core.errors import ConfigError
 from rote.core.results import Result, table_field
 from rote.core.stats import mean_t_interval
 
-SETUPS = ("toy", "mnist")
+SETUPS = ("toy", "mnist", "tabular")
 AXES = ("seed", "second_order_weight")
 
 
@@ -28,10 +28,11 @@ def grid_point(params: dict[str, Any], work_dir: Path) -> dict[str, Any]:
     """Grid point: run one setup with one seed (and optional preset overrides); returns the detection table and
     the counts. Module-level so that worker processes and Ray tasks can import it."""
     from rote.sharpness.experiment import run_mnist, run_toy
+    from rote.sharpness.tabular import run_tabular
 
     setup = params["setup"]
     overrides = {k: v for k, v in params.items() if k not in ("setup", "seed", "device")}
-    run = run_toy if setup == "toy" else run_mnist
+    run = {"toy": run_toy, "mnist": run_mnist, "tabular": run_tabular}[setup]
     result, _ = run(seed=int(params["seed"]), device=params.get("device", "cpu"), **overrides)
     rows = []
     for name, v in result.detection.items():
@@ -105,6 +106,8 @@ def build_grid(setup: str, seeds: list[int], second_order_weights: list[float] |
     if not seeds:
         raise ConfigError("`seeds` is empty; pass at least one seed, e.g. --seeds 0,1,2")
     axes: dict[str, list] = {"seed": list(seeds)}
+    if second_order_weights and setup == "tabular":
+        raise ConfigError("`second_order_weight` is not an option of the tabular setup (TabDDPM has no such loss)")
     if second_order_weights:
         if any(w < 0 for w in second_order_weights):
             raise ConfigError(f"`second_order_weight` values must be >= 0, got {second_order_weights}")

@@ -449,7 +449,9 @@ def delta_statistics(model: ScoreModel, x: Any, t: Any, c: Any) -> dict[str, np.
     if c is None:
         raise ConfigError("`c` is needed for the conditional (delta) statistics")
     B = x.shape[0]
-    null = torch.full_like(c, -1)
+    # c = -1 is "no condition"; a model whose c also carries more than the class (the tabular adapter: a row
+    # index) says how to drop the class from it
+    null = model.null_condition(c) if hasattr(model, "null_condition") else torch.full_like(c, -1)
     shape = tuple(x.shape)
 
     def both(z: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from rote.core.errors import ConfigError, DataError
 from rote.core.results import Result, internal_field, table_field
-from rote.core.training import Trainer
+from rote.core.training import Trainer, stacked_optimizer
 from rote.data import halves_indices, kfold_indices
 from rote.spurious.data import GroupedData
 from rote.spurious.mat import flip_probability
@@ -46,15 +46,15 @@ OPTIMIZERS = ("sgd", "adam")
 def make_optimizer(
     params: Any, optimizer: str, lr: float, weight_decay: float = 0.0, momentum: float = 0.0
 ) -> torch.optim.Optimizer:
-    """SGD (with `momentum`) or Adam on `params`."""
+    """SGD (with `momentum`) or Adam on `params` (`momentum` is ignored by Adam), through
+    `rote.core.training.stacked_optimizer`: one multi-tensor update for the stacked twins or folds."""
     if not (isinstance(lr, (int, float)) and lr > 0):
         raise ConfigError(f"`lr` must be > 0, got {lr}")
     if not weight_decay >= 0:
         raise ConfigError(f"`weight_decay` must be >= 0, got {weight_decay}")
-    if optimizer == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if optimizer in ("sgd", "adam"):
+        mom = momentum if optimizer == "sgd" else 0.0
+        return stacked_optimizer(params, optimizer, lr=lr, weight_decay=weight_decay, momentum=mom)
     raise ConfigError(f"`optimizer` must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
 
 

@@ -3,7 +3,8 @@
 Implements Wang, Dziedzic, Backes, Boenisch, "Localizing Memorization in SSL Vision Encoders" (NeurIPS 2024) and the
 SSLMem score of Wang et al., "Memorization in Self-Supervised Learning Improves Downstream Generalization" (ICLR
 2024). Modules: `scores` (the scores, pure functions on torch modules), `train` (SimCLR / supervised training, the
-shared / candidate / independent split, encoder files), `prune` (pruning by UnitMem, linear probe), `experiment`
+shared / candidate / independent split, encoder files), `prune` (pruning by UnitMem, linear probe), `finetune`
+(fine-tuning the most-memorizing versus the last layers), `experiment`
 (the pipelines of `rote ssl localize` and `rote ssl demo`), `report`, `cli`. See docs/ssl.md.
 
     from rote.ssl import layermem, unitmem
@@ -50,7 +51,11 @@ _LAZY: dict[str, str] = {
         )
     },
     **{n: "rote.ssl.prune" for n in ("linear_probe", "pruned_copy", "pruning_curve")},
-    **{n: "rote.ssl.experiment" for n in ("SSLResult", "localize", "run_demo")},
+    **{
+        n: "rote.ssl.finetune"
+        for n in ("FinetuneResult", "choose_layers", "compare_finetuning", "finetune", "layer_scores", "read_localize")
+    },
+    **{n: "rote.ssl.experiment" for n in ("SSLResult", "downstream_data", "localize", "run_demo")},
 }
 
 

@@ -5,7 +5,8 @@ train     one encoder (SimCLR or supervised) on the split protocol: role f (shar
           independent); writes encoder.pt (architecture, weights, split) and resumable checkpoints
 localize  LayerMem / delta-LayerMem / UnitMem / ClassMem of f against g on f's candidates
 prune     prune the top / random / bottom fraction of units by UnitMem and re-train a linear probe
-demo      all of it at CPU scale: f and g on a Fashion-MNIST subset, localize, prune
+finetune  fine-tune the k most-memorizing layers (by LayerMem) versus the last k and random k, with a linear head
+demo      all of it at CPU scale: f and g on a Fashion-MNIST subset, localize, prune, fine-tune
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import typer
 from rote.core.errors import ConfigError, DataError
 
 app = typer.Typer(
-    help="Memorization in SSL vision encoders (Wang et al., NeurIPS 2024): train, localize, prune, demo.",
+    help="Memorization in SSL vision encoders (Wang et al., NeurIPS 2024): train, localize, prune, finetune, demo.",
     no_args_is_help=True,
 )
 
@@ -37,6 +38,10 @@ _ROOT = typer.Option(
 )
 _LAYERS = typer.Option(None, "--layers", help="Layers, comma-separated (default: all of the net's layers).")
 _THRESH = typer.Option(0.5, "--unit-threshold", help="UnitMem above which a unit counts as highly memorizing.")
+_FT_K = typer.Option(
+    2, "--finetune-k", help="Fine-tune this many layers (highest LayerMem / last / random) on the probe images; 0: no."
+)
+_FT_EPOCHS = typer.Option(5, "--finetune-epochs", help="Epochs of each fine-tuning run (demo).")
 
 
 def _device(device: str) -> str:
@@ -386,6 +391,105 @@ def ssl_prune(
     )
 
 
+@app.command("finetune")
+def ssl_finetune(
+    out: Path = _OUT,
+    f: Path = typer.Option(..., "--f", help="encoder.pt (or its run folder) to fine-tune."),
+    localize: Path = typer.Option(
+        ..., "--localize", help="The --out folder of `rote ssl localize` (or `demo`) run on this encoder."
+    ),
+    k: int = typer.Option(2, "--k", help="Layers to fine-tune."),
+    rules: str = typer.Option(
+        "most,last,random", "--rules", help="Comma-separated: most, most-delta, last, random, none (head only)."
+    ),
+    seeds: str = typer.Option("0,1,2", "--seeds", help="Seeds, comma-separated: one fine-tuning run per rule each."),
+    data: Optional[str] = typer.Option(None, "--data", help="Downstream data (default: the encoder's own)."),
+    root: Optional[Path] = _ROOT,
+    n_train: int = typer.Option(1000, "--n-train", help="Labelled downstream training images (test split)."),
+    n_test: int = typer.Option(1000, "--n-test", help="Downstream test images (disjoint from --n-train)."),
+    epochs: int = typer.Option(10, "--epochs", help="Fine-tuning epochs."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Fine-tuning batch size."),
+    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
+    weight_decay: float = typer.Option(1e-4, "--weight-decay", help="Adam weight decay (reference: 1e-4)."),
+    augment: bool = typer.Option(True, "--augment/--no-augment", help="Crop + flip views while fine-tuning."),
+    device: str = _DEVICE,
+    force: bool = _FORCE,
+    quiet: bool = _QUIET,
+) -> int:
+    """Fine-tune the k most-memorizing layers (by LayerMem) versus the last k (and random k) with a linear head."""
+    from rote.core.runs import RunFolder
+    from rote.ssl.experiment import downstream_data
+    from rote.ssl.finetune import compare_finetuning, parse_rules, read_localize
+    from rote.ssl.report import finetune_outputs
+    from rote.ssl.train import load_encoder
+
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"--seeds must be whole numbers separated by commas, got {seeds!r}") from None
+    if not seed_list or min(seed_list) < 0:
+        raise ConfigError(f"--seeds must be one or more whole numbers >= 0, got {seeds!r}")
+    parse_rules(rules)
+    _positive(k, "--k")
+    _positive(epochs, "--epochs")
+    _positive(batch_size, "--batch-size", 2)
+    _positive(n_train, "--n-train", 2)
+    _positive(n_test, "--n-test")
+    if not lr > 0:
+        raise ConfigError(f"--lr must be > 0, got {lr}")
+    run = RunFolder(out, force=force, inputs=[f, localize] + ([root] if root else []))
+    dev = _device(device)
+    ef = load_encoder(f, name="f", device=dev)
+    scores = read_localize(localize)
+    sets, desc = downstream_data(
+        ef.info, ef.arch, data=data, root=root, n_train=n_train, n_test=n_test, seed=seed_list[0] + 1
+    )
+    options = {
+        "f": str(f),
+        "localize": str(localize),
+        "k": k,
+        "rules": rules,
+        "seeds": seed_list,
+        "data": data,
+        "root": str(root) if root else None,
+        "n_train": n_train,
+        "n_test": n_test,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "augment": augment,
+        "device": dev,
+    }
+    result = compare_finetuning(
+        ef.model,
+        scores,
+        sets,
+        k=k,
+        rules=rules,
+        seeds=seed_list,
+        arch=ef.arch,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        augment=augment,
+        n_classes=desc["classes"],
+        device=dev,
+        setup={**desc, "encoder_arch": ef.arch, "encoder_data": ef.info.get("data")},
+        progress=not quiet,
+    )
+    return run.finish(
+        result,
+        command="rote ssl finetune",
+        options=options,
+        seed=seed_list[0],
+        quiet=quiet,
+        inputs={"f": f, "localize": localize},
+        **finetune_outputs(result),
+    )
+
+
 @app.command("demo")
 def ssl_demo(
     out: Path = _OUT,
@@ -401,6 +505,8 @@ def ssl_demo(
     batch_size: int = typer.Option(32, "--batch-size", help="Training batch size."),
     n_probe: int = typer.Option(1000, "--n-probe", help="Probe train/test images from the test split (0: no pruning)."),
     prune_fraction: float = typer.Option(0.1, "--prune-fraction", help="Fraction of each layer's units pruned."),
+    finetune_k: int = _FT_K,
+    finetune_epochs: int = _FT_EPOCHS,
     unit_threshold: float = _THRESH,
     seed: int = _SEED,
     device: str = _DEVICE,
@@ -418,6 +524,8 @@ def ssl_demo(
     _positive(epochs, "--epochs")
     _positive(supervised_epochs, "--supervised-epochs", 0)
     _positive(n_probe, "--n-probe", 0)
+    _positive(finetune_k, "--finetune-k", 0)
+    _positive(finetune_epochs, "--finetune-epochs")
     if not 0 < prune_fraction < 1:
         raise ConfigError(f"--prune-fraction must lie in (0, 1), got {prune_fraction}")
     run = RunFolder(out, force=force)
@@ -433,6 +541,8 @@ def ssl_demo(
         "batch_size": batch_size,
         "n_probe": n_probe,
         "prune_fraction": prune_fraction,
+        "finetune_k": finetune_k,
+        "finetune_epochs": finetune_epochs,
         "unit_threshold": unit_threshold,
         "seed": seed,
         "device": dev,
@@ -448,6 +558,8 @@ def ssl_demo(
         batch_size=batch_size,
         n_probe=n_probe,
         prune_fraction=prune_fraction,
+        finetune_k=finetune_k,
+        finetune_epochs=finetune_epochs,
         unit_threshold=unit_threshold,
         seed=seed,
         device=dev,
@@ -474,6 +586,8 @@ def ssl_grid(
     n_independent: int = typer.Option(100, "--n-independent", help="Independent points."),
     batch_size: int = typer.Option(32, "--batch-size", help="Training batch size."),
     n_probe: int = typer.Option(1000, "--n-probe", help="Probe train/test images (0: no pruning)."),
+    finetune_k: int = _FT_K,
+    finetune_epochs: int = _FT_EPOCHS,
     force: bool = _FORCE,
     quiet: bool = _QUIET,
 ) -> int:
@@ -492,6 +606,8 @@ def ssl_grid(
     if data not in ("fashion-mnist", "mnist-5k", "digits"):
         raise ConfigError(f"--data must be fashion-mnist, mnist-5k or digits, got {data!r}")
     _positive(epochs, "--epochs")
+    _positive(finetune_k, "--finetune-k", 0)
+    _positive(finetune_epochs, "--finetune-epochs")
     run = RunFolder(out, force=force)
     options = {
         "data": data,
@@ -503,6 +619,8 @@ def ssl_grid(
         "n_independent": n_independent,
         "batch_size": batch_size,
         "n_probe": n_probe,
+        "finetune_k": finetune_k,
+        "finetune_epochs": finetune_epochs,
     }
     table, sweep = run_demo_seeds(seed_list, run.file("."), options=options, workers=workers, ray=ray, quiet=quiet)
     status, reason = sweep.exit_status()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,12 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from rote.core.errors import ConfigError, DataError
 from rote.core.results import Result, internal_field, table_field
 from rote.data.images import ImageDataset
+from rote.ssl.finetune import compare_finetuning
 from rote.ssl.prune import pruning_curve
 from rote.ssl.scores import (
     OUTPUT,
@@ -35,7 +37,7 @@ from rote.ssl.scores import (
 )
 from rote.ssl.train import build_encoder, make_splits, train_simclr, train_supervised
 
-__all__ = ["DATASETS", "load_data", "SSLResult", "localize", "run_demo", "DEMO"]
+__all__ = ["DATASETS", "load_data", "SSLResult", "localize", "run_demo", "DEMO", "downstream_data"]
 
 DATASETS = ("fashion-mnist", "mnist-5k", "digits", "cifar10", "cifar100", "svhn", "stl10", "folder")
 
@@ -73,11 +75,14 @@ class SSLResult(Result):
     layers: input to output, {"name", "layermem", "delta_layermem", "units_highly_memorizing"} (units of f with
     UnitMem above `unit_threshold`). sslmem: mean SSLMem at the encoder output. pruning: {rule: probe accuracy}
     or None. layer_details: per layer the top/bottom/random means, UnitMem mean/median/max and ClassMem means.
+    finetune (demo only): {rule: downstream test accuracy} after fine-tuning the k layers with the highest LayerMem
+    ("most"), the last k ("last") or k random ones ("random") with a linear head (`rote.ssl.finetune`), else None.
     """
 
     layers: list[dict[str, Any]]
     sslmem: float | None
     pruning: dict[str, float] | None
+    finetune: dict[str, float] | None
     unit_threshold: float
     n_points: int
     layer_details: list[dict[str, Any]]
@@ -104,6 +109,8 @@ class SSLResult(Result):
             )
         if self.pruning:
             lines.append("probe accuracy after pruning: " + ", ".join(f"{k} {v:.4f}" for k, v in self.pruning.items()))
+        if self.finetune:
+            lines.append("accuracy after fine-tuning: " + ", ".join(f"{k} {v:.4f}" for k, v in self.finetune.items()))
         return "\n".join(lines)
 
 
@@ -227,6 +234,7 @@ def localize(
         layers=rows,
         sslmem=float(scores[OUTPUT].mean()),
         pruning=pruning,
+        finetune=None,
         unit_threshold=unit_threshold,
         n_points=n,
         layer_details=details,
@@ -252,6 +260,8 @@ DEMO: dict[str, Any] = {
     "batch_size": 32,
     "n_probe": 1000,
     "prune_fraction": 0.1,
+    "finetune_k": 2,
+    "finetune_epochs": 5,
 }
 """`rote ssl demo`'s defaults: an 8-wide ResNet9 (the paper's is 64), 300 Fashion-MNIST training images (the paper:
 50,000 CIFAR-10), 100 SimCLR epochs at batch 32 (600 steps per encoder); scale is what a 2-core CPU affords."""
@@ -268,6 +278,8 @@ def run_demo(
     batch_size: int = DEMO["batch_size"],
     n_probe: int = DEMO["n_probe"],
     prune_fraction: float = DEMO["prune_fraction"],
+    finetune_k: int = DEMO["finetune_k"],
+    finetune_epochs: int = DEMO["finetune_epochs"],
     unit_threshold: float = 0.5,
     seed: int = 0,
     device: str = "cpu",
@@ -277,7 +289,9 @@ def run_demo(
     """The end-to-end experiment: split `data` (train split) into shared / candidate / independent, train SimCLR
     encoders f (shared + candidate) and g (shared + independent) from the same initialization, a supervised
     ResNet9 on f's data (when supervised_epochs > 0), localize, and prune 10% of every layer's units by UnitMem
-    (top / random / bottom) with a linear probe on `n_probe` + `n_probe` test images."""
+    (top / random / bottom) with a linear probe on `n_probe` + `n_probe` test images. With finetune_k > 0, also
+    fine-tune f's `finetune_k` highest-LayerMem, last and random layers with a linear head on the same images
+    (`finetune_epochs`, one run per rule with the demo's seed)."""
     secs: dict[str, float] = {}
     ds = load_data(data, split="train")
     n_total = n_shared + n_candidate + n_independent
@@ -316,7 +330,7 @@ def run_demo(
         sup.eval()
         secs["train_supervised"] = time.perf_counter() - t0
     cand = pool.subset(sp.candidate)
-    pruning = None
+    pruning = finetune = None
     result = localize(
         models["f"],
         models["g"],
@@ -339,6 +353,20 @@ def run_demo(
             models["f"], um, (tr.images, tr.labels, te.images, te.labels), fraction=prune_fraction, seed=seed
         )
         secs["pruning"] = time.perf_counter() - t0
+        if finetune_k > 0:
+            t0 = time.perf_counter()
+            ft = compare_finetuning(
+                models["f"],
+                result.layers,
+                (tr.images, tr.labels, te.images, te.labels),
+                k=min(finetune_k, len(result.layers)),
+                seeds=[seed],
+                epochs=finetune_epochs,
+                n_classes=test.n_classes,
+                device=device,
+            )
+            finetune = ft.finetune
+            secs["finetune"] = time.perf_counter() - t0
     setup = {
         "data": data,
         "arch": arch,
@@ -350,9 +378,70 @@ def run_demo(
         "batch_size": batch_size,
         "n_probe": n_probe,
         "prune_fraction": prune_fraction,
+        "finetune_k": finetune_k if n_probe > 0 else 0,
+        "finetune_epochs": finetune_epochs,
         "device": str(device),
     }
-    return dataclasses.replace(result, pruning=pruning, setup={**setup, **result.setup}, seconds=secs)
+    return dataclasses.replace(
+        result, pruning=pruning, finetune=finetune, setup={**setup, **result.setup}, seconds=secs
+    )
+
+
+SINGLE_SPLIT = ("mnist-5k", "digits", "folder")
+"""Datasets whose "test" split is the training data itself: the encoder's training points are left out there."""
+
+
+def downstream_data(
+    info: Mapping[str, Any],
+    arch: Mapping[str, Any],
+    *,
+    data: str | None = None,
+    root: str | Path | None = None,
+    n_train: int = 1000,
+    n_test: int = 1000,
+    seed: int = 0,
+) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], dict[str, Any]]:
+    """The labelled downstream set: `n_train` + `n_test` disjoint images drawn (seeded) from the test split of
+    `data` (default: the data the encoder was trained on, `info["data"]`). On single-split datasets (mnist-5k,
+    digits, an image folder) the encoder's own training ids are left out when it is the encoder's data. Images must
+    have the encoder's channels; images of another size are resized (bilinear, antialiased) to its `image_size`, as
+    the paper resized STL-10 to 32x32. Returns ((train x, train y, test x, test y), a description)."""
+    for flag, v, low in (("n_train", n_train, 2), ("n_test", n_test, 1)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+            raise ConfigError(f"`{flag}` must be a whole number >= {low}, got {v!r}")
+    name = data or info.get("data")
+    if not name:
+        raise ConfigError("`data`: the encoder records no dataset; pass the downstream data explicitly")
+    if data is None and root is None:
+        root = info.get("root")
+    ds = load_data(name, root, "test")
+    pool = np.arange(len(ds))
+    if name in SINGLE_SPLIT and name == info.get("data") and info.get("train_ids"):
+        seen = np.isin(ds.ids.cpu().numpy(), np.asarray(info["train_ids"], dtype=np.int64))
+        pool = pool[~seen]  # the same file serves as train and test split: never fine-tune on pre-training points
+    if len(pool) < n_train + n_test:
+        raise DataError(
+            f"{name} has {len(pool)} images available for fine-tuning; n_train {n_train} + n_test {n_test} needs "
+            f"{n_train + n_test}: pass smaller --n-train / --n-test"
+        )
+    c, h, w = ds.shape
+    if c != arch.get("in_channels"):
+        raise DataError(
+            f"{name} images have {c} channel(s) but the encoder takes {arch.get('in_channels')}; fine-tune on data "
+            "with the encoder's channels"
+        )
+    size = int(arch.get("image_size", h))
+    perm = pool[np.random.default_rng(seed).permutation(len(pool))]
+    tr, te = ds.subset(perm[:n_train]).float(), ds.subset(perm[n_train : n_train + n_test]).float()
+    xtr, xte = tr.images, te.images
+    if (h, w) != (size, size):  # as the paper's STL-10 (96 px) resized to the encoder's 32 px
+        xtr, xte = (
+            F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+            for x in (xtr, xte)
+        )
+    desc = {"data": name, "split": "test", "n_train": n_train, "n_test": n_test, "classes": ds.n_classes}
+    desc["resized_from"] = [h, w] if (h, w) != (size, size) else None
+    return (xtr, tr.labels, xte, te.labels), desc
 
 
 # ---------------------------------------------------------------------------------------------- seeds as a grid
@@ -373,6 +462,7 @@ def demo_point(params: dict[str, Any], work_dir: Path) -> dict[str, Any]:
         "bottom": {n: v["bottom_k_layermem"] for n, v in d.items()},
         "unitmem": {n: v["unitmem_mean"] for n, v in d.items()},
         "pruning": res.pruning or {},
+        "finetune": res.finetune or {},
         "points": res.points,
         "units_table": res.units,
     }
@@ -409,6 +499,7 @@ def run_demo_seeds(
             "bottom",
             "unitmem",
             "pruning",
+            "finetune",
         ):
             vals = pd.to_numeric(done[col], errors="coerce").dropna().to_numpy(dtype=float)
             if len(vals):

@@ -624,12 +624,16 @@ def layer_consistency(scores: pd.DataFrame, *, k: int = 100) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["layer_a", "layer_b", "topk_overlap", "kendall_tau", "k"])
 
 
-def unitmem_sslmem_ttest(mu: np.ndarray, sslmem_scores: np.ndarray | pd.Series, *, k: int = 50) -> dict[str, float]:
+def unitmem_sslmem_ttest(
+    mu: np.ndarray, sslmem_scores: np.ndarray | pd.Series, *, k: int = 50, equal_var: bool = False
+) -> dict[str, float]:
     """Are points with high SSLMem also the ones units are selective for? Per point x, the highest selectivity any
     unit of the layer has for it, max_u (mu_u(x) - mean_{j!=x} mu_u(j)) / (mu_u(x) + mean_{j!=x} mu_u(j)); the
     values of the top-k SSLMem points are compared with those of the bottom-k by a one-sided Welch t-test
     (alternative: top > bottom; `rote.core.stats.welch_t`). mu: (N, U) unit means on the points; sslmem_scores:
-    (N,) aligned."""
+    (N,) aligned. equal_var=True: Student's pooled-variance test instead, as the reference `Ttest.py`
+    (scipy `ttest_ind(equal_var=True)`, two-sided p halved towards "greater"); its per-point values come from
+    .mat files no script of the reference repository writes, so the per-point statistic here is rote's own."""
     from rote.core.stats import welch_t
 
     s = np.asarray(sslmem_scores, dtype=float).reshape(-1)
@@ -641,7 +645,12 @@ def unitmem_sslmem_ttest(mu: np.ndarray, sslmem_scores: np.ndarray | pd.Series, 
     per_point = point_selectivity(mu).max(axis=1)  # (N,)
     order = np.argsort(-s, kind="stable")
     top, bottom = per_point[order[:k]], per_point[order[-k:]]
-    t, p = welch_t(top, bottom, alternative="greater")
+    if equal_var:
+        from scipy import stats
+
+        t, p = (float(v) for v in stats.ttest_ind(top, bottom, equal_var=True, alternative="greater"))
+    else:
+        t, p = welch_t(top, bottom, alternative="greater")
     return {"k": k, "top_mean": float(top.mean()), "bottom_mean": float(bottom.mean()), "t": t, "p_one_sided": p}
 
 

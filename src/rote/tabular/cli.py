@@ -491,15 +491,27 @@ def tabular_quality(
     numeric: Optional[list[str]] = typer.Option(None, "--numeric", help=_SCHEMA_HELP["numeric"]),
     categorical: Optional[list[str]] = typer.Option(None, "--categorical", help=_SCHEMA_HELP["categorical"]),
     seed: int = typer.Option(0, "--seed", help="Seed of the metrics' classifiers and subsamples."),
+    one_class: bool = typer.Option(
+        True, "--one-class/--no-one-class", help="Also the one-class (embedded) alpha-precision / beta-recall."
+    ),
+    oc_epochs: int = typer.Option(1000, "--oc-epochs", help="Training steps of the one-class embedding network."),
+    authenticity: str = typer.Option(
+        "alaa", "--authenticity", help="alaa (Alaa et al.'s definition) or synthcity (its index mix-up, for parity)."
+    ),
     force: bool = typer.Option(False, "--force", help="Replace the results of a finished run in --out."),
     quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> int:
-    """Quality of a synthetic table: shape, trend, alpha-precision, beta-recall, C2ST, MLE and DCR share."""
+    """Quality of a synthetic table: shape, trend, alpha-precision, beta-recall (naive and one-class), C2ST, MLE
+    and DCR share; per-column marginals and trend heat maps in the report."""
     from rote.core.runs import RunFolder
     from rote.data import load_dataset
     from rote.tabular.report import quality_html, quality_plots
     from rote.tabular.quality import quality_report
 
+    if oc_epochs < 1:
+        raise ConfigError(f"`--oc-epochs` must be at least 1 (got {oc_epochs}); or pass --no-one-class")
+    if authenticity not in ("alaa", "synthcity"):
+        raise ConfigError(f"`--authenticity` must be alaa or synthcity (got {authenticity!r})")
     run = RunFolder(out, force=force, inputs=[p for p in (train, synthetic, test, schema) if p is not None])
     table, sch, source = _training_table(
         train,
@@ -517,8 +529,17 @@ def tabular_quality(
         real_test = load_dataset(dataset, "test")
     else:
         real_test = None
-    result = quality_report(table, synth, sch, real_test=real_test, seed=seed)
-    plots = quality_plots(result)
+    result = quality_report(
+        table,
+        synth,
+        sch,
+        real_test=real_test,
+        seed=seed,
+        one_class=one_class,
+        oc_epochs=oc_epochs,
+        authenticity=authenticity,
+    )
+    plots = quality_plots(result, detail=True)
     return run.finish(
         result,
         command="rote tabular quality",

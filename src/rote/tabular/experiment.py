@@ -74,6 +74,15 @@ means "code" with preset "paper" (the comparison with the paper's numbers uses i
 
 METRICS = ("mem_ratio", "mle", "alpha_precision", "beta_recall", "shape", "trend", "c2st", "dcr_share")
 """The paper-table columns (fractions in [0, 1]; the table shows them in %)."""
+EXTRA_QUALITY = ("alpha_precision_oc", "beta_recall_oc", "authenticity", "authenticity_oc")
+"""Quality columns shown after the paper's: the one-class alpha/beta variants and authenticity (Alaa et al.'s
+definition; naive and one-class), where the points computed them."""
+EXTRA_LABELS = {
+    "alpha_precision_oc": "α-precision OC %",
+    "beta_recall_oc": "β-recall OC %",
+    "authenticity": "Authenticity %",
+    "authenticity_oc": "Authenticity OC %",
+}
 METRIC_LABELS = {
     "mem_ratio": "Mem. ratio %",
     "mle": "MLE (AUC) %",
@@ -297,6 +306,7 @@ def experiment_point(params: dict[str, Any], work_dir: Path) -> dict[str, Any]:
 
         q = quality_report(train, synthetic, sch, real_test=test, seed=p["seed"])
         out.update(_quality_scalars(q))
+        out.update({k: float("nan") if getattr(q, k) is None else float(getattr(q, k)) for k in EXTRA_QUALITY})
         out["quality_notes"] = "; ".join(q.notes)
     else:
         out.update({k: float("nan") for k in METRICS if k != "mem_ratio"})
@@ -318,7 +328,11 @@ def paper_table(sweep) -> pd.DataFrame:
     real held-out rows), `identical_share` (new rows equal to a training row) and `quality_notes`."""
     from rote.core.stats import paired_difference_interval, relative_change, welch_t
 
-    extra = [c for c in ("ood_excess", "ood_real_rate", "identical_share", "dcr_ideal") if c in sweep.table.columns]
+    extra = [
+        c
+        for c in ("ood_excess", "ood_real_rate", "identical_share", "dcr_ideal", *EXTRA_QUALITY)
+        if c in sweep.table.columns
+    ]
     agg = sweep.aggregate([*METRICS, "mem_auc", "ood_rate", *extra])
     for c in ("improvement", "improvement_low", "improvement_high", "welch_p"):
         agg[c] = float("nan")
@@ -405,6 +419,9 @@ def format_paper_table(table: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame
         row["Improv. [95% CI] p"] = _improvement_text(r)
         for m in METRICS[1:]:
             row[METRIC_LABELS[m]] = cell(100 * r[f"{m}_mean"], 100 * r[f"{m}_std"], n)
+        for m in EXTRA_QUALITY:  # only where some point computed them (older runs and --no-quality have none)
+            if f"{m}_mean" in table.columns and table[f"{m}_mean"].notna().any():
+                row[EXTRA_LABELS[m]] = cell(100 * r[f"{m}_mean"], 100 * r[f"{m}_std"], n)
         ideal = r.get("dcr_ideal_mean", float("nan"))
         if not (isinstance(ideal, float) and math.isnan(ideal)) and not math.isnan(r["dcr_share_mean"]):
             row[METRIC_LABELS["dcr_share"]] += f" (ideal {100 * ideal:.1f})"

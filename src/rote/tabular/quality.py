@@ -5,7 +5,9 @@ detail; `quality_report` runs them all. Scores are fractions in [0, 1], higher =
 
 - `shape_score`: SDMetrics "Column Shapes" (KSComplement / TVComplement), mean over columns.
 - `trend_score`: SDMetrics "Column Pair Trends" (CorrelationSimilarity / ContingencySimilarity), mean over pairs.
-- `alpha_precision_beta_recall`: synthcity `AlphaPrecision`, the "naive" variants the paper reports.
+- `alpha_precision_beta_recall`: synthcity `AlphaPrecision`: the "naive" variants the paper reports and the
+  one-class ("oc") variants; authenticity as Alaa et al. define it (synthcity's index mix-up as an option).
+- `marginals`: per-column real and synthetic histograms / category shares (the report's marginal plots).
 - `c2st_score`: SDMetrics `LogisticDetection`.
 - `mle_score`: train a gradient-boosted classifier on synthetic rows, ROC AUC on real test rows.
 - `dcr_share`: the holdout DCR share of `rote.tabular.audit.audit` (not a second implementation).
@@ -103,14 +105,89 @@ def shape_score(real: pd.DataFrame, synth: pd.DataFrame, schema: TableSchema) ->
     return ShapeScore(score=float(frame["score"].mean()), columns=frame)
 
 
+# ---------------------------------------------------------------------------------------------- marginals
+
+MARGINAL_BINS = 20
+"""Equal-width bins of a numeric column's real-vs-synthetic histogram (over the range of both tables)."""
+MARGINAL_TOP = 12
+"""Categories shown per categorical column: the most frequent in the real table (then the synthetic one); the rest
+are pooled into "other"."""
+
+
+def _edges(lo: float, hi: float, bins: int) -> np.ndarray:
+    """`bins` + 1 equal-width edges from lo to hi, computed as lo (1 - t) + hi t so that a range near the float
+    limit (hi - lo = inf) still gives finite edges."""
+    t = np.linspace(0.0, 1.0, bins + 1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        edges = lo * (1 - t) + hi * t
+    edges[0], edges[-1] = lo, hi
+    return edges
+
+
+def _bin_shares(v: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Share of `v` in each bin of `edges` (left-closed bins, the last one closed on both sides)."""
+    k = len(edges) - 1
+    pos = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, k - 1)
+    return np.bincount(pos, minlength=k).astype(float) / max(len(v), 1)
+
+
+def marginals(
+    real: pd.DataFrame,
+    synth: pd.DataFrame,
+    schema: TableSchema,
+    *,
+    bins: int = MARGINAL_BINS,
+    top: int = MARGINAL_TOP,
+) -> pd.DataFrame:
+    """Per-column distributions of both tables, the data of the report's marginal plots.
+
+    numeric column: `bins` equal-width bins over [min, max] of both tables together (the last bin is closed);
+    categorical column: the `top` categories most frequent in the real table (ties: in the synthetic table, then
+    by name), the others pooled into one "other" row (only when there are others).
+    Returns one row per (column, bin or category): column, kind ("numeric" / "categorical"), label (the
+    category, or "[left, right)"), left, right (bin edges; NaN for categories), real_share, synthetic_share
+    (fractions of each table's rows; each column's shares sum to 1 in each table).
+    """
+    for name, v, low in (("bins", bins, 1), ("top", top, 1)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+            raise ConfigError(f"marginals: `{name}`={v!r} must be a whole number >= {low}")
+    r, s = _both(real, synth, schema)
+    rows = []
+    for c in schema.columns:
+        if c in schema.numeric:
+            x, y = r[c].to_numpy(np.float64), s[c].to_numpy(np.float64)
+            both = np.concatenate([x, y])
+            lo, hi = (float(both.min()), float(both.max())) if len(both) else (0.0, 0.0)
+            edges = _edges(lo, hi, int(bins) if hi > lo else 1)  # a constant column: one bin
+            k = len(edges) - 1
+            pr, ps = _bin_shares(x, edges), _bin_shares(y, edges)
+            for i in range(k):
+                label = f"[{edges[i]:.4g}, {edges[i + 1]:.4g}" + ("]" if i == k - 1 else ")")
+                rows.append((c, "numeric", label, edges[i], edges[i + 1], pr[i], ps[i]))
+        else:
+            pr = r[c].astype(str).value_counts(normalize=True)
+            ps = s[c].astype(str).value_counts(normalize=True)
+            cats = pd.DataFrame({"real": pr, "synthetic": ps}).fillna(0.0)
+            cats["name"] = cats.index
+            cats = cats.sort_values(["real", "synthetic", "name"], ascending=[False, False, True], kind="stable")
+            shown, rest = cats.iloc[: int(top)], cats.iloc[int(top) :]
+            for name, v in shown.iterrows():
+                rows.append((c, "categorical", str(name), np.nan, np.nan, v["real"], v["synthetic"]))
+            if len(rest):
+                other = "other" if "other" not in set(shown.index) else "(other)"
+                rows.append((c, "categorical", other, np.nan, np.nan, rest["real"].sum(), rest["synthetic"].sum()))
+    return pd.DataFrame(rows, columns=["column", "kind", "label", "left", "right", "real_share", "synthetic_share"])
+
+
 # ---------------------------------------------------------------------------------------------- trend
 
 
 @dataclass(frozen=True)
 class TrendScore(Result):
     """`score`: mean over the defined column pairs that meet the thresholds; `pairs`: one row per pair (score NaN
-    with `note` when undefined, e.g. a constant column in a correlation; `meets_threshold`); `n_undefined`: how
-    many pairs were undefined."""
+    with `note` when undefined, e.g. a constant column in a correlation; `meets_threshold`; `association`,
+    `real`, `synthetic`: the pair's Pearson r (numeric pairs, NaN for a constant column) or uncorrected Cramer's V
+    of the binned table (other pairs) in each table); `n_undefined`: how many pairs were undefined."""
 
     score: float
     n_pairs: int
@@ -188,7 +265,10 @@ def trend_score(
                 if np.ptp(v) == 0
             ]
             if const:
-                rows.append((a, b, "CorrelationSimilarity", np.nan, f"constant column: {', '.join(const)}", False))
+                rho_r = pearson(xr, yr) if np.ptp(xr) > 0 and np.ptp(yr) > 0 else np.nan
+                rho_s = pearson(xs, ys) if np.ptp(xs) > 0 and np.ptp(ys) > 0 else np.nan
+                note = f"constant column: {', '.join(const)}"
+                rows.append((a, b, "CorrelationSimilarity", np.nan, note, False, "pearson", rho_r, rho_s))
                 continue
             rho_r, rho_s = pearson(xr, yr), pearson(xs, ys)
             rows.append(
@@ -199,6 +279,9 @@ def trend_score(
                     1.0 - abs(rho_r - rho_s) / 2,
                     "",
                     abs(rho_r) > correlation_threshold or correlation_threshold <= 0,
+                    "pearson",
+                    rho_r,
+                    rho_s,
                 )
             )
         else:
@@ -206,10 +289,26 @@ def trend_score(
             br, bs, kb = disc[b]
             k = ka * kb
             real_counts = np.bincount(ar * kb + br, minlength=k).astype(float)
-            tvd = tv_distance(real_counts, np.bincount(as_ * kb + bs, minlength=k).astype(float))
-            meets = association_threshold <= 0 or _cramers_v_plain(real_counts.reshape(ka, kb)) > association_threshold
-            rows.append((a, b, "ContingencySimilarity", 1.0 - tvd, "", meets))
-    frame = pd.DataFrame(rows, columns=["column_1", "column_2", "metric", "score", "note", "meets_threshold"])
+            synth_counts = np.bincount(as_ * kb + bs, minlength=k).astype(float)
+            tvd = tv_distance(real_counts, synth_counts)
+            v_real = _cramers_v_plain(real_counts.reshape(ka, kb))
+            v_synth = _cramers_v_plain(synth_counts.reshape(ka, kb))
+            meets = association_threshold <= 0 or v_real > association_threshold
+            rows.append((a, b, "ContingencySimilarity", 1.0 - tvd, "", meets, "cramers_v", v_real, v_synth))
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "column_1",
+            "column_2",
+            "metric",
+            "score",
+            "note",
+            "meets_threshold",
+            "association",
+            "real",
+            "synthetic",
+        ],
+    )
     defined = frame["score"].notna() & frame["meets_threshold"]
     score = float(frame.loc[defined, "score"].mean()) if defined.any() else float("nan")
     return TrendScore(
@@ -236,15 +335,30 @@ def _design(
     return out
 
 
+OC_DISTINCT_WARN = 0.5
+"""`quality_report` notes a one-class embedding that keeps fewer than this share of the distinct real rows."""
+AUTHENTICITY = ("alaa", "synthcity")
+"""`authenticity` definitions: "alaa" (Alaa et al. 2022, the default) or "synthcity" (its index mix-up)."""
+VARIANTS = ("naive", "oc")
+
+
 @dataclass(frozen=True)
 class AlphaBetaScore(Result):
-    """alpha_precision, beta_recall, authenticity (synthcity's naive variants); `curves`: the alpha grid with the
-    alpha-precision and beta-coverage curves; n: rows used from each table."""
+    """alpha_precision, beta_recall, authenticity of one variant ("naive": min-max scaled features; "oc": the
+    one-class embedding) with the `authenticity_definition` used ("alaa" or "synthcity"; `authenticity_other`:
+    the value by the other definition, for comparison); `curves`: the alpha grid with the alpha-precision and
+    beta-coverage curves; n: rows used from each table; distinct_share: distinct real rows after the embedding over
+    distinct real rows before it (1 for "naive"; well below 1 when the one-class network maps many rows onto the
+    same point, e.g. dead ReLU units on unscaled features, and its scores say little)."""
 
     alpha_precision: float
     beta_recall: float
     authenticity: float
+    authenticity_other: float
     n: int
+    distinct_share: float
+    variant: str
+    authenticity_definition: str
     curves: pd.DataFrame = table_field("alpha_beta_curves")
 
 
@@ -261,34 +375,171 @@ def _nearest(query: np.ndarray, reference: np.ndarray, k: int) -> tuple[np.ndarr
     return nb.distances, nb.indices
 
 
+def alpha_beta_curves(
+    x: np.ndarray, y: np.ndarray, centre: np.ndarray | None = None
+) -> tuple[pd.DataFrame, float, float, dict[str, float]]:
+    """The alpha-precision / beta-recall / authenticity computation of Alaa et al. (2022) on two feature arrays
+    of equal length, as synthcity's `AlphaPrecision.metrics` (the same for its naive and OC variants).
+
+    x: (n, p) real rows; y: (n, p) synthetic rows (already scaled or embedded); centre: (p,) the real
+    distribution's centre (default: the mean of x; the OC variant passes its one-class centre).
+    With alphas = linspace(0, 1, 30):
+    alpha-precision curve(a) = share of synthetic rows within the a-quantile of real distances to `centre`;
+    beta-coverage curve(a) = share of real rows whose nearest synthetic row is no farther than their nearest
+    other real row and lies within the a-quantile (over real rows) of distances of those nearest synthetic
+    rows to the synthetic mean; each score = 1 - sum |alphas - curve| / sum alphas.
+    Authenticity, by definition ("alaa", "synthcity"): "alaa" = share of synthetic rows farther from their nearest
+    real row than that real row is from its own nearest other real row (Alaa et al., Sec. 3: a row closer than
+    that is a copy); "synthcity" = synthcity's value, which indexes the real-to-real distances with the synthetic
+    row nearest to each real row (an index mix-up reported upstream): a share of real rows, not synthetic rows.
+    Returns (curves frame: alpha, alpha_precision, beta_coverage; alpha-precision; beta-recall;
+    {definition: authenticity}).
+    """
+    alphas = np.linspace(0.0, 1.0, N_ALPHAS)
+    centre = x.mean(0) if centre is None else np.asarray(centre, np.float64)
+    radii = np.quantile(np.linalg.norm(x - centre, axis=1), alphas)
+    synth_to_centre = np.linalg.norm(y - centre, axis=1)
+    rr, _ = _nearest(x, x, 2)
+    real_to_real = rr[:, 1]  # nearest other real row (the row itself is at distance 0)
+    rs, rs_idx = _nearest(x, y, 1)
+    real_to_synth, nearest_synth = rs[:, 0], rs_idx[:, 0]
+    closest_d = np.linalg.norm(y[nearest_synth] - y.mean(0), axis=1)
+    closest_radii = np.quantile(closest_d, alphas)
+    precision = (synth_to_centre[None, :] <= radii[:, None]).mean(1)
+    coverage = ((real_to_synth <= real_to_real)[None, :] & (closest_d[None, :] <= closest_radii[:, None])).mean(1)
+    sr, sr_idx = _nearest(y, x, 1)  # each synthetic row's nearest real row
+    auth = {
+        "alaa": float(np.mean(real_to_real[sr_idx[:, 0]] < sr[:, 0])),
+        "synthcity": float(np.mean(real_to_real[nearest_synth] < real_to_synth)),
+    }
+    total = alphas.sum()
+    curves = pd.DataFrame({"alpha": alphas, "alpha_precision": precision, "beta_coverage": coverage})
+    return (
+        curves,
+        float(1 - np.abs(alphas - precision).sum() / total),
+        float(1 - np.abs(alphas - coverage).sum() / total),
+        auth,
+    )
+
+
+class OneClassEmbedding:
+    """The one-class (Deep SVDD-like) network of synthcity's `AlphaPrecision` OC variant (synthcity
+    `OneClassLayer` as `MetricEvaluator._get_oneclass_model` builds it; Alaa et al. 2022, Sec. 4).
+
+    Network: Linear(p, hidden) -> ReLU -> (layers - 1) x [Linear(hidden, hidden) -> ReLU] -> Linear(hidden, p),
+    all without bias (a bias could map every row onto the centre); the output has the input's width p.
+    Training: full batch, `epochs` AdamW steps (lr, weight_decay) on loss = mean ||f(x) - c||^2 / nu, c = `centre`
+    in every coordinate (synthcity's soft-boundary loss reduces to this: its radius term is overwritten). float32.
+    Defaults are synthcity's: 4 layers of 32 units, 1000 epochs, lr 2e-3, weight decay 2e-3, nu 1e-2, c = 10.
+    seed: the initial weights (torch's default Linear init from a generator seeded with it; the global RNG is
+    left as it was). No dropout and no batching, so training has no other randomness.
+    Fitted state: `net_` (the torch module), `centre_` (p,), `losses_` (epochs,).
+    """
+
+    def __init__(
+        self,
+        *,
+        hidden: int = 32,
+        layers: int = 4,
+        epochs: int = 1000,
+        lr: float = 2e-3,
+        weight_decay: float = 2e-3,
+        nu: float = 1e-2,
+        centre: float = 10.0,
+        seed: int = 0,
+    ):
+        self.hidden, self.layers, self.epochs, self.lr = hidden, layers, epochs, lr
+        self.weight_decay, self.nu, self.centre, self.seed = weight_decay, nu, centre, seed
+
+    def fit(self, x: np.ndarray) -> OneClassEmbedding:
+        """x: (n, p) real rows (synthcity's input: raw numeric | one-hot categorical, not scaled)."""
+        import torch
+
+        from rote.nets import seeded
+
+        for name in ("hidden", "layers", "epochs"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ConfigError(f"OneClassEmbedding: `{name}`={v!r} must be a whole number >= 1")
+        x = np.asarray(x, np.float64)
+        if x.ndim != 2 or len(x) < 1 or not np.isfinite(x).all():
+            raise DataError(f"OneClassEmbedding: x must be a finite (n, p) array with n >= 1, got shape {x.shape}")
+        if np.abs(x).max(initial=0.0) > np.finfo(np.float32).max:  # the network runs in float32, as synthcity's
+            raise DataError(
+                "OneClassEmbedding: values beyond float32's range (3.4e38) would overflow the one-class network; "
+                "scale the table first (`oc_input`='minmax' in alpha_precision_beta_recall)"
+            )
+        p = x.shape[1]
+        widths = [p, *([int(self.hidden)] * int(self.layers)), p]
+        with seeded(self.seed):
+            mods: list[torch.nn.Module] = []
+            for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+                mods.append(torch.nn.Linear(a, b, bias=False))
+                if i < len(widths) - 2:
+                    mods.append(torch.nn.ReLU())
+            net = torch.nn.Sequential(*mods)
+        c = torch.full((p,), float(self.centre))
+        inputs = torch.from_numpy(x).float()  # (n, p)
+        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        losses = np.empty(int(self.epochs))
+        for epoch in range(int(self.epochs)):
+            opt.zero_grad()
+            loss = ((net(inputs) - c) ** 2).sum(1).mean() / self.nu
+            loss.backward()
+            opt.step()
+            losses[epoch] = float(loss.detach())
+        self.net_, self.centre_, self.losses_ = net.eval(), c.numpy().astype(np.float64), losses
+        return self
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """(n, p) rows -> (n, p) embedding (float64 of the float32 network output)."""
+        import torch
+
+        if not hasattr(self, "net_"):
+            raise ConfigError("OneClassEmbedding is not fitted: call fit(real_rows) first")
+        with torch.no_grad():
+            return self.net_(torch.from_numpy(np.asarray(x, np.float64)).float()).numpy().astype(np.float64)
+
+
 def alpha_precision_beta_recall(
-    real: pd.DataFrame, synth: pd.DataFrame, schema: TableSchema, *, seed: int = 0, max_rows: int | None = None
+    real: pd.DataFrame,
+    synth: pd.DataFrame,
+    schema: TableSchema,
+    *,
+    seed: int = 0,
+    max_rows: int | None = None,
+    variant: str = "naive",
+    authenticity: str = "alaa",
+    oc_epochs: int = 1000,
+    oc_input: str = "raw",
 ) -> AlphaBetaScore:
-    """alpha-precision and beta-recall (Alaa et al. 2022), the "naive" variants of synthcity's `AlphaPrecision`
-    (`delta_precision_alpha_naive`, `delta_coverage_beta_naive`, `authenticity_naive`) as the paper reports them.
+    """alpha-precision, beta-recall and authenticity (Alaa et al. 2022) as synthcity's `AlphaPrecision` computes
+    them: variant "naive" (`delta_precision_alpha_naive`, ..., what the paper reports) or "oc" (`..._OC`).
 
     Features: [numeric | one-hot categorical] of every schema column (the TabCutMix evaluation passes the label
-    as a categorical column), min-max scaled with the real table's range (synthcity's naive normalisation).
+    as a categorical column). "naive": min-max scaled with the real table's range, centre = real mean. "oc":
+    the unscaled features (as the TabCutMix evaluation hands them to synthcity) embedded by a
+    `OneClassEmbedding` fitted on the real rows (synthcity's settings; `oc_epochs` full-batch steps, seeded
+    with `seed`), centre = its fixed centre c = (10, ..., 10). Both then run `alpha_beta_curves`.
+    oc_input: "raw" (synthcity as the TabCutMix evaluation calls it: Adult's fnlwgt, in the 1e5s, dominates the
+    embedding, and the scores swing with the network's seed) or "minmax" (the naive variant's scaling first).
     synthcity needs equal row counts: the larger table is subsampled to the smaller one's size with `seed`
     (and both to `max_rows` when given: the two exact nearest-neighbour searches cost O(n^2), about 50 s for
     Adult's 32,561 rows on one busy CPU core).
-    With alphas = linspace(0, 1, 30), centre c = mean of real rows:
-    alpha-precision curve(a) = share of synthetic rows within the a-quantile of real distances to c;
-    beta-coverage curve(a) = share of real rows whose nearest synthetic row is closer than their nearest other
-    real row and lies within the a-quantile (over real rows) of distances of those nearest synthetic rows to the
-    synthetic mean; each score = 1 - sum |alphas - curve| / sum alphas.
-
-    authenticity copies synthcity's `authenticity_naive` as it is, including its index mix-up (reported upstream):
-    the real-to-real distances are indexed with the *synthetic* row nearest to each real row, so it is not Alaa et
-    al.'s authenticity (the share of synthetic rows farther from their nearest real row than that row is from its
-    own nearest real neighbour). Kept for comparison with numbers computed by synthcity; do not read it as
-    Alaa et al.'s metric. The one-class (OC, Deep-SVDD embedded) variants are not implemented.
+    authenticity: "alaa" (default; Alaa et al.'s definition) or "synthcity" (synthcity's `authenticity_*`
+    value, kept for parity with numbers computed by synthcity); see `alpha_beta_curves`.
     """
+    if oc_input not in ("raw", "minmax"):
+        raise ConfigError(f"`oc_input`={oc_input!r}; choose raw or minmax")
+    if variant not in VARIANTS:
+        raise ConfigError(f"`variant`={variant!r}; choose one of {', '.join(VARIANTS)}")
+    if authenticity not in AUTHENTICITY:
+        raise ConfigError(f"`authenticity`={authenticity!r}; choose one of {', '.join(AUTHENTICITY)}")
     r, s = _both(real, synth, schema)
     n = min(len(r), len(s))
     if max_rows is not None:
         if isinstance(max_rows, bool) or not isinstance(max_rows, (int, np.integer)) or max_rows < 2:
-            raise ConfigError(f"max_rows={max_rows!r} must be a whole number >= 2 (or None for all rows)")
+            raise ConfigError(f"`max_rows`={max_rows!r} must be a whole number >= 2 (or None for all rows)")
         n = min(n, int(max_rows))
     if n < 2:
         raise DataError(
@@ -301,29 +552,33 @@ def alpha_precision_beta_recall(
     if len(s) > n:
         s = s.iloc[np.sort(rng.choice(len(s), n, replace=False))].reset_index(drop=True)
     x, y = _design([r, s], r, schema, list(schema.columns))
-    lo, span = x.min(0), np.ptp(x, 0)
-    span = np.where(span > 0, span, 1.0)  # a constant real column maps to 0 (as sklearn's MinMaxScaler)
-    x, y = (x - lo) / span, (y - lo) / span
-    alphas = np.linspace(0.0, 1.0, N_ALPHAS)
-    centre = x.mean(0)
-    radii = np.quantile(np.linalg.norm(x - centre, axis=1), alphas)
-    synth_to_centre = np.linalg.norm(y - centre, axis=1)
-    rr, _ = _nearest(x, x, 2)
-    real_to_real = rr[:, 1]  # nearest other real row (the row itself is at distance 0)
-    rs, rs_idx = _nearest(x, y, 1)
-    real_to_synth, nearest_synth = rs[:, 0], rs_idx[:, 0]
-    closest_d = np.linalg.norm(y[nearest_synth] - y.mean(0), axis=1)
-    closest_radii = np.quantile(closest_d, alphas)
-    precision = (synth_to_centre[None, :] <= radii[:, None]).mean(1)
-    coverage = ((real_to_synth <= real_to_real)[None, :] & (closest_d[None, :] <= closest_radii[:, None])).mean(1)
-    authenticity = float(np.mean(real_to_real[nearest_synth] < real_to_synth))
-    total = alphas.sum()
+    centre = None
+    if variant == "naive" or oc_input == "minmax":
+        lo, span = x.min(0), np.ptp(x, 0)
+        span = np.where(span > 0, span, 1.0)  # a constant real column maps to 0 (as sklearn's MinMaxScaler)
+        x, y = (x - lo) / span, (y - lo) / span
+    distinct = 1.0
+    if variant == "oc":
+        emb = OneClassEmbedding(epochs=oc_epochs, seed=seed).fit(x)
+        before = len(np.unique(x, axis=0))
+        x, y, centre = emb.transform(x), emb.transform(y), emb.centre_
+        distinct = len(np.unique(x, axis=0)) / before
+        if not (np.isfinite(x).all() and np.isfinite(y).all()):
+            raise DataError(
+                "alpha_precision_beta_recall: the one-class network's output overflowed (values too large for "
+                "float32 training); use `oc_input`='minmax'"
+            )
+    curves, a, b, auth = alpha_beta_curves(x, y, centre)
     return AlphaBetaScore(
-        alpha_precision=float(1 - np.abs(alphas - precision).sum() / total),
-        beta_recall=float(1 - np.abs(alphas - coverage).sum() / total),
-        authenticity=authenticity,
+        alpha_precision=a,
+        beta_recall=b,
+        authenticity=auth[authenticity],
+        authenticity_other=auth[next(d for d in AUTHENTICITY if d != authenticity)],
         n=n,
-        curves=pd.DataFrame({"alpha": alphas, "alpha_precision": precision, "beta_coverage": coverage}),
+        distinct_share=distinct,
+        variant=variant,
+        authenticity_definition=authenticity,
+        curves=curves,
     )
 
 
@@ -467,7 +722,10 @@ def dcr_share(
 class QualityResult(Result):
     """Every quality metric of one synthetic table (fractions in [0, 1]; None where not computed).
 
-    mle_auc and dcr need `real_test`; `notes` says why anything is missing.
+    alpha_precision, beta_recall, authenticity: the naive variants; `*_oc`: the one-class variants (None with
+    `one_class=False`); authenticity_definition: "alaa" or "synthcity". mle_auc and dcr need `real_test`;
+    `notes` says why anything is missing. Tables: shape_columns, trend_pairs (with each pair's real and
+    synthetic association), alpha_beta_curves (naive and, when computed, `*_oc` curves), marginals.
     """
 
     shape: float
@@ -475,6 +733,10 @@ class QualityResult(Result):
     alpha_precision: float
     beta_recall: float
     authenticity: float
+    alpha_precision_oc: float | None
+    beta_recall_oc: float | None
+    authenticity_oc: float | None
+    authenticity_definition: str
     c2st: float
     mle_auc: float | None
     dcr_share: float | None
@@ -485,6 +747,7 @@ class QualityResult(Result):
     shape_columns: pd.DataFrame = table_field("shape_columns")
     trend_pairs: pd.DataFrame = table_field("trend_pairs")
     alpha_beta_curves: pd.DataFrame = table_field("alpha_beta_curves")
+    marginals: pd.DataFrame = table_field("marginals")
 
     def summary(self) -> str:
         def pct(v: float | None) -> str:
@@ -492,7 +755,10 @@ class QualityResult(Result):
 
         lines = [
             f"shape            {pct(self.shape)}   trend {pct(self.trend)}",
-            f"alpha-precision  {pct(self.alpha_precision)}   beta-recall {pct(self.beta_recall)}",
+            f"alpha-precision  {pct(self.alpha_precision)}   beta-recall {pct(self.beta_recall)}   "
+            f"authenticity {pct(self.authenticity)} (naive)",
+            f"alpha-precision  {pct(self.alpha_precision_oc)}   beta-recall {pct(self.beta_recall_oc)}   "
+            f"authenticity {pct(self.authenticity_oc)} (one-class)",
             f"C2ST (logistic)  {pct(self.c2st)}",
             f"MLE (AUC)        {pct(self.mle_auc)}",
             f"DCR share        {pct(self.dcr_share)}",
@@ -509,21 +775,54 @@ def quality_report(
     seed: int = 0,
     dcr: bool = True,
     alpha_beta_max_rows: int | None = None,
+    one_class: bool = True,
+    authenticity: str = "alaa",
+    oc_epochs: int = 1000,
 ) -> QualityResult:
     """All quality metrics of `synth` against `real_train` (and `real_test` for MLE and DCR) in one call.
 
     Shape, trend, alpha/beta and C2ST compare `synth` with `real_train` (the paper compares with the training
     split). MLE trains on `synth` and tests on `real_test` (needs a categorical `schema.target`); the DCR share
     uses `real_test` as holdout (`dcr=False` skips it). alpha_beta_max_rows: subsample for alpha/beta (see
-    `alpha_precision_beta_recall`). On full Adult (32,561 synthetic rows) on one busy core: shape + trend 1 s,
-    alpha/beta 50 s (all rows), C2ST 13 s, MLE 3 s, DCR 28 s.
+    `alpha_precision_beta_recall`). one_class: also the OC variants (`oc_epochs` full-batch steps of the
+    one-class network); authenticity: "alaa" or "synthcity" (both variants). On full Adult (32,561 synthetic
+    rows) on one busy core: shape + trend 1 s, alpha/beta 50 s (all rows), C2ST 13 s, MLE 3 s, DCR 28 s.
     """
     notes: list[str] = []
     sh = shape_score(real_train, synth, schema)
     tr = trend_score(real_train, synth, schema)
     if tr.n_undefined:
         notes.append(f"trend: {tr.n_undefined} of {tr.n_pairs} column pairs undefined (constant column) and left out")
-    ab = alpha_precision_beta_recall(real_train, synth, schema, seed=seed, max_rows=alpha_beta_max_rows)
+    ab = alpha_precision_beta_recall(
+        real_train, synth, schema, seed=seed, max_rows=alpha_beta_max_rows, authenticity=authenticity
+    )
+    curves = ab.curves
+    oc = None
+    if one_class:
+        try:
+            oc = alpha_precision_beta_recall(
+                real_train,
+                synth,
+                schema,
+                seed=seed,
+                max_rows=alpha_beta_max_rows,
+                variant="oc",
+                authenticity=authenticity,
+                oc_epochs=oc_epochs,
+            )
+        except DataError as e:  # huge values: the naive scores stand, the OC ones say why they are missing
+            notes.append(f"one-class alpha/beta not computed: {e}")
+    if oc is not None and oc.distinct_share < OC_DISTINCT_WARN:
+        notes.append(
+            f"one-class alpha/beta: the network maps the real rows onto {oc.distinct_share:.0%} as many distinct "
+            "points as there are distinct rows (collapsed units on unscaled features, as synthcity's network); "
+            "its scores say little here (`oc_input`='minmax' scales first)"
+        )
+    if oc is not None:
+        curves = curves.assign(
+            alpha_precision_oc=oc.curves["alpha_precision"].to_numpy(),
+            beta_coverage_oc=oc.curves["beta_coverage"].to_numpy(),
+        )
     c2 = c2st_score(real_train, synth, schema, seed=seed)
     mle = share = dcr_info = None
     if real_test is None:
@@ -545,6 +844,10 @@ def quality_report(
         alpha_precision=ab.alpha_precision,
         beta_recall=ab.beta_recall,
         authenticity=ab.authenticity,
+        alpha_precision_oc=None if oc is None else oc.alpha_precision,
+        beta_recall_oc=None if oc is None else oc.beta_recall,
+        authenticity_oc=None if oc is None else oc.authenticity,
+        authenticity_definition=authenticity,
         c2st=c2,
         mle_auc=mle,
         dcr_share=share,
@@ -554,5 +857,6 @@ def quality_report(
         notes=notes,
         shape_columns=sh.columns,
         trend_pairs=tr.pairs,
-        alpha_beta_curves=ab.curves,
+        alpha_beta_curves=curves,
+        marginals=marginals(real_train, synth, schema),
     )

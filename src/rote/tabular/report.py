@@ -4,7 +4,8 @@
   training rows beside their memorized copies) and its plots; `rote tabular audit` and `rote tabular train`.
 - `association_heatmap`, `cluster_dendrogram`, `quality_bars`, `quality_table`, `augment_report`: TabCutMixPlus's
   column association and clusters, quality metrics of several synthetic tables side by side; `rote tabular augment`.
-- `quality_html`: report.html of `rote tabular quality`.
+- `quality_plots`, `marginal_figure`, `trend_heatmaps`, `quality_html`: report.html of `rote tabular quality`
+  (marginals per column, real / synthetic / difference trend heat maps, naive and one-class alpha/beta curves).
 - `experiment_plots`, `experiment_report`: memorization against epoch, training size and feature fraction, and the
   paper-style table of `rote tabular experiment`.
 """
@@ -22,6 +23,7 @@ from rote.core.errors import ConfigError
 from rote.report import Report, figure_to_png, ratio_histogram
 from rote.report.plots import new_figure
 from rote.tabular.audit import AuditResult
+from rote.tabular.quality import MARGINAL_BINS, MARGINAL_TOP
 
 COPIES_PER_ROW = 3  # memorized synthetic rows shown under each most-copied training row
 
@@ -709,10 +711,104 @@ def experiment_report(
     return report.render()
 
 
-def quality_plots(result) -> dict[str, bytes]:
+MARGINAL_GRID_COLUMNS = 3  # subplots per row of the marginal grid
+
+
+def marginal_figure(marginals: pd.DataFrame, title: str = "Marginals: real vs synthetic") -> Figure:
+    """A grid of one subplot per column of a `rote.tabular.quality.marginals` frame: side-by-side bars of the real
+    and synthetic shares of each numeric bin or category (the truncated category lists end with "other").
+    Each subplot has two bar containers labelled "real" and "synthetic" whose heights are the shares in %."""
+    need = {"column", "kind", "label", "left", "right", "real_share", "synthetic_share"}
+    if not need <= set(marginals.columns):
+        raise ConfigError(f"`marginals` needs the columns {sorted(need)} (from rote.tabular.quality.marginals)")
+    cols = list(dict.fromkeys(marginals["column"].astype(str)))
+    n = max(len(cols), 1)
+    ncols = min(MARGINAL_GRID_COLUMNS, n)
+    nrows = -(-n // ncols)
+    fig = new_figure(3.6 * ncols + 0.4, 2.7 * nrows + 0.6)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    for ax in axes[len(cols) :]:
+        ax.set_visible(False)
+    names = marginals["column"].astype(str)
+    for ax, c in zip(axes, cols):
+        m = marginals[names == c]
+        real, synth = 100 * m["real_share"].to_numpy(float), 100 * m["synthetic_share"].to_numpy(float)
+        if (m["kind"] == "numeric").all():
+            left, right = m["left"].to_numpy(float), m["right"].to_numpy(float)
+            with np.errstate(over="ignore", invalid="ignore"):
+                width = np.where(np.isfinite(right - left), right - left, 0.0)
+                mid = left / 2 + right / 2
+            w = np.where(width > 0, width / 2, 1.0)
+            ax.bar(mid - w / 2, real, w, label="real", color="#4c72b0", alpha=0.85)
+            ax.bar(mid + w / 2, synth, w, label="synthetic", color="#dd8452", alpha=0.85)
+            ax.set_xlabel(c, fontsize=8)
+        else:
+            x = np.arange(len(m))
+            ax.bar(x - 0.2, real, 0.4, label="real", color="#4c72b0")
+            ax.bar(x + 0.2, synth, 0.4, label="synthetic", color="#dd8452")
+            labels = [s if len(s) <= 14 else s[:13] + "…" for s in m["label"].astype(str)]
+            ax.set_xticks(x, labels, rotation=60, ha="right", fontsize=7)
+            ax.set_xlabel(c, fontsize=8)
+        ax.set_ylabel("% of rows", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.set_title(c, fontsize=9)
+    if cols:
+        axes[0].legend(fontsize=7)
+    fig.suptitle(title)
+    return fig
+
+
+def _pair_matrix(pairs: pd.DataFrame, value: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """(columns, (C, C) symmetric matrix of `value` per pair; NaN on the diagonal and for missing pairs)."""
+    a, b = pairs["column_1"].astype(str).tolist(), pairs["column_2"].astype(str).tolist()
+    cols = list(dict.fromkeys([*a, *b]))
+    idx = {c: i for i, c in enumerate(cols)}
+    m = np.full((len(cols), len(cols)), np.nan)
+    for u, v, x in zip(a, b, value):
+        m[idx[u], idx[v]] = m[idx[v], idx[u]] = x
+    return cols, m
+
+
+def trend_heatmaps(pairs: pd.DataFrame) -> dict[str, Figure]:
+    """The pairwise-trend heat maps of a `trend_score(...).pairs` frame: `trend_real`, `trend_synthetic` (each
+    pair's association in that table: Pearson r for two numeric columns, Cramér's V of the binned table
+    otherwise) and `trend_difference` (|real - synthetic|). The matrices are the figures' images (`ax.images[0]`);
+    cells are annotated when there are at most 16 columns."""
+    if not {"column_1", "column_2", "real", "synthetic"} <= set(pairs.columns):
+        raise ConfigError("`pairs` needs the columns column_1, column_2, real, synthetic (from trend_score)")
+    real, synth = pairs["real"].to_numpy(float), pairs["synthetic"].to_numpy(float)
+    specs = {
+        "trend_real": (real, "Real table: association per column pair", "RdBu_r", -1.0, 1.0),
+        "trend_synthetic": (synth, "Synthetic table: association per column pair", "RdBu_r", -1.0, 1.0),
+        "trend_difference": (np.abs(real - synth), "|real − synthetic| association", "magma_r", 0.0, 1.0),
+    }
+    out = {}
+    for name, (vals, title, cmap, lo, hi) in specs.items():
+        cols, m = _pair_matrix(pairs, vals)
+        k = len(cols)
+        size = max(4.0, min(11.0, 0.42 * k + 2.5))
+        fig = new_figure(size + 1.2, size)
+        ax = fig.add_subplot()
+        im = ax.imshow(m, vmin=lo, vmax=hi, cmap=cmap)
+        ax.set_xticks(range(k), cols, rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(range(k), cols, fontsize=7)
+        if k <= 16:
+            for i in range(k):
+                for j in range(k):
+                    if np.isfinite(m[i, j]):
+                        ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=6)
+        ax.set_title(title, fontsize=10)
+        fig.colorbar(im, ax=ax, shrink=0.8, label="Pearson r (numeric pairs) · Cramér's V (other pairs)")
+        out[name] = fig
+    return out
+
+
+def quality_plots(result, *, detail: bool = False) -> dict[str, bytes]:
     """PNG plots of a QualityResult: `shape_columns` (per-column marginal score), `trend_heatmap` (per-pair trend
     score as a column x column matrix; blank where undefined) and `alpha_beta` (the alpha-precision and
-    beta-coverage curves against the ideal diagonal)."""
+    beta-coverage curves of the naive and, when computed, one-class variants against the ideal diagonal).
+    detail: also `marginals` (`marginal_figure`) and `trend_real`, `trend_synthetic`, `trend_difference`
+    (`trend_heatmaps`); `quality_html` draws them itself when they are not given."""
     out: dict[str, bytes] = {}
     sc = result.shape_columns
     if len(sc):
@@ -743,31 +839,56 @@ def quality_plots(result) -> dict[str, bytes]:
         fig = new_figure(5.5, 4.0)
         ax = fig.add_subplot()
         ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="ideal")
-        ax.plot(ab["alpha"], ab["alpha_precision"], label="α-precision curve")
-        ax.plot(ab["alpha"], ab["beta_coverage"], label="β-coverage curve")
+        ax.plot(ab["alpha"], ab["alpha_precision"], color="#4c72b0", label="α-precision (naive)")
+        ax.plot(ab["alpha"], ab["beta_coverage"], color="#dd8452", label="β-coverage (naive)")
+        if "alpha_precision_oc" in ab:
+            ax.plot(ab["alpha"], ab["alpha_precision_oc"], color="#4c72b0", ls=":", label="α-precision (one-class)")
+            ax.plot(ab["alpha"], ab["beta_coverage_oc"], color="#dd8452", ls=":", label="β-coverage (one-class)")
         ax.set_xlabel("α (β)")
         ax.set_ylabel("share of rows")
         ax.set_title("α-precision and β-recall curves")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
         out["alpha_beta"] = figure_to_png(fig)
+    if detail:
+        out.update(_detail_plots(result))
+    return out
+
+
+DETAIL_PLOTS = ("marginals", "trend_real", "trend_synthetic", "trend_difference")
+
+
+def _detail_plots(result) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    marg = getattr(result, "marginals", None)
+    if marg is not None and len(marg):
+        out["marginals"] = figure_to_png(marginal_figure(marg))
+    tp = result.trend_pairs
+    if len(tp) and {"real", "synthetic"} <= set(tp.columns):
+        out.update({k: figure_to_png(f) for k, f in trend_heatmaps(tp).items()})
     return out
 
 
 def quality_html(result, *, config: Mapping[str, Any] | None = None, plots: Mapping[str, bytes] | None = None) -> str:
-    """report.html of `rote tabular quality` (a QualityResult), with `quality_plots` (computed when not given)."""
-    plots = quality_plots(result) if plots is None else plots
+    """report.html of `rote tabular quality` (a QualityResult), with `quality_plots` (computed when not given;
+    the detail plots, marginals and the real / synthetic / difference trend heat maps, are drawn when missing)."""
+    plots = dict(quality_plots(result) if plots is None else plots)
+    if not set(DETAIL_PLOTS) <= set(plots):
+        plots.update({k: v for k, v in _detail_plots(result).items() if k not in plots})
 
     def pct(v: Any) -> str:
         return "n/a" if v is None or v != v else f"{100 * float(v):.2f}%"
 
+    definition = result.authenticity_definition
     report = Report("Synthetic table quality", subtitle="shape, trend, α-precision, β-recall, C2ST, MLE, DCR")
     report.add_summary(
         {
             "shape": pct(result.shape),
             "trend": pct(result.trend),
-            "α-precision": pct(result.alpha_precision),
-            "β-recall": pct(result.beta_recall),
+            "α-precision (naive / one-class)": f"{pct(result.alpha_precision)} / {pct(result.alpha_precision_oc)}",
+            "β-recall (naive / one-class)": f"{pct(result.beta_recall)} / {pct(result.beta_recall_oc)}",
+            f"authenticity, {definition} (naive / one-class)": f"{pct(result.authenticity)} / "
+            f"{pct(result.authenticity_oc)}",
             "C2ST (logistic detection)": pct(result.c2st),
             "MLE (AUC on real test)": pct(result.mle_auc),
             "DCR share closer to train": pct(result.dcr_share)
@@ -778,11 +899,34 @@ def quality_html(result, *, config: Mapping[str, Any] | None = None, plots: Mapp
     )
     for note in result.notes:
         report.add_text(note, note=True)
-    report.add_heading("Per column: shape")
+    report.add_heading("Per column: marginals")
+    if "marginals" in plots:
+        report.add_image(
+            plots["marginals"],
+            alt="Marginals of each column, real vs synthetic",
+            caption=f"Share of rows per bin ({MARGINAL_BINS} equal-width bins over the range of both tables) or per "
+            f"category (the {MARGINAL_TOP} most frequent real categories; the rest pooled as 'other').",
+        )
     if "shape_columns" in plots:
         report.add_image(plots["shape_columns"], alt="Per-column shape scores")
     report.add_table(result.shape_columns, caption="1 - KS (numeric) or 1 - TVD (categorical)", max_rows=200)
     report.add_heading("Per column pair: trend")
+    for key, alt, caption in (
+        ("trend_real", "Pairwise association heat map, real table", "Association in the real table."),
+        ("trend_synthetic", "Pairwise association heat map, synthetic table", "Association in the synthetic table."),
+        (
+            "trend_difference",
+            "Pairwise association difference heat map",
+            "|real − synthetic|: where the synthetic table breaks (or invents) a relation between two columns.",
+        ),
+    ):
+        if key in plots:
+            report.add_image(
+                plots[key],
+                alt=alt,
+                caption=caption + " Pearson r for two numeric columns, Cramér's V (no bias correction) of the "
+                "binned table otherwise.",
+            )
     if "trend_heatmap" in plots:
         report.add_image(plots["trend_heatmap"], alt="Pairwise trend heat map")
     report.add_table(result.trend_pairs, max_rows=200)
@@ -792,6 +936,25 @@ def quality_html(result, *, config: Mapping[str, Any] | None = None, plots: Mapp
             plots["alpha_beta"],
             alt="alpha-precision and beta-coverage curves",
             caption="Each score is 1 minus the area between its curve and the diagonal, over the area under it.",
+        )
+        report.add_text(
+            "Naive: features (numeric | one-hot) min-max scaled with the real range, centre = real mean (what "
+            "Fang et al. report). One-class: the same unscaled features embedded by synthcity's one-class network "
+            "(4 bias-free layers of 32 units, 1000 full-batch AdamW steps, lr 2e-3, weight decay 2e-3, centre 10), "
+            "fitted on the real rows with the run's seed."
+        )
+    if definition == "alaa":
+        report.add_text(
+            "Authenticity: share of synthetic rows farther from their nearest real row than that row is from its "
+            "own nearest other real row (Alaa et al. 2022). synthcity's `authenticity_*` indexes these distances "
+            'with the wrong row (reported upstream); `authenticity="synthcity"` reproduces its value.',
+            note=True,
+        )
+    else:
+        report.add_text(
+            "Authenticity is synthcity's value, which indexes the real-to-real distances with the synthetic row "
+            "nearest to each real row (an index mix-up reported upstream): it is not Alaa et al.'s authenticity.",
+            note=True,
         )
     if config:
         report.add_config(config)

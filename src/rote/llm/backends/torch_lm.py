@@ -349,17 +349,24 @@ class TorchLMBackend(Backend):
         current: dict[str, torch.Tensor] = {}
         stats: list[tuple[np.ndarray, np.ndarray]] = []
 
+        store_dtype = getattr(torch, dtype)
+
         def real_tokens(t: torch.Tensor) -> torch.Tensor:  # (b, T, C) -> (n_real, C), row-major = input order
-            return t[current["mask"]].float()
+            flat = t.reshape(-1, t.shape[-1])
+            rows = current["rows"]
+            # one copy, cast included (a copy, since a model may edit its outputs in place later in the pass); a
+            # boolean-mask index costs several times a plain copy, so whole batches skip it
+            return flat.to(store_dtype, copy=True) if rows is None else flat.index_select(0, rows).to(store_dtype)
 
         def forward(_: Any, batch: list[list[int]]) -> None:
             x, mask, pos = self._padded(batch)
-            current["mask"] = mask.bool()
-            logits, _ = self._forward(x, mask, pos, None, False)  # (b, T, V)
-            logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # float32: labels, not exact scores
-            nxt = x[:, 1:]
-            lp = logp.gather(2, nxt.unsqueeze(2)).squeeze(2)  # (b, T-1)
-            lp_np, top1_np = lp.cpu().numpy(), (logp.argmax(-1) == nxt).cpu().numpy()
+            current["rows"] = None if bool(mask.all()) else mask.reshape(-1).nonzero().squeeze(1)
+            with torch.inference_mode():  # as the plain forward: no autograd bookkeeping at all
+                logits, _ = self._forward(x, mask, pos, None, False)  # (b, T, V)
+                logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # float32: labels, not exact scores
+                nxt = x[:, 1:]
+                lp = logp.gather(2, nxt.unsqueeze(2)).squeeze(2)  # (b, T-1)
+                lp_np, top1_np = lp.cpu().numpy(), (logp.argmax(-1) == nxt).cpu().numpy()
             for r, s in enumerate(batch):
                 n = len(s)
                 stats.append((np.append(lp_np[r, : n - 1], np.nan), np.append(top1_np[r, : n - 1], False)))

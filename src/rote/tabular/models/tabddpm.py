@@ -16,6 +16,14 @@ Vectorization: all categorical columns live in one padded tensor (B, C, K_max) o
 column does not have hold a large negative constant, so one logsumexp over the last axis normalizes every column
 at once, with no Python loop over columns or rows.
 
+Class conditioning (optional, off by default): `cond_column` names a categorical column (the target) that is
+taken out of the diffusion and fed to the denoiser as a label embedding added to the time embedding, as the
+reference's `MLPDiffusion` with `is_y_cond` (`emb += silu(label_emb(y))`); sampling draws the class from its
+training frequencies first (the reference's `empirical_class_dist`). Unlike the reference, the label is replaced
+by a "no class" index with probability `cond_dropout` during training (classifier-free guidance's dropout), so the
+same network also gives the unconditional prediction: `rote.sharpness` needs both scores for s_delta. With
+`cond_column` left at None nothing of this exists: no extra module, no extra random draw, the same outputs.
+
 Timestep indexing follows the DDPM code convention: index t in 0..T-1 denotes x_{t+1}; `abar[t]` is the
 product of alphas through index t, and the posterior at index 0 is the distribution of x_0 itself.
 """
@@ -60,9 +68,14 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) 
 
 
 class MLPDenoiser(nn.Module):
-    """x (B, d_in), t (B,) -> (B, d_in): proj(x) + time_mlp(emb(t)), then ReLU MLP `d_layers`, then a linear head."""
+    """x (B, d_in), t (B,) -> (B, d_in): proj(x) + time_mlp(emb(t)), then ReLU MLP `d_layers`, then a linear head.
 
-    def __init__(self, d_in: int, d_layers: tuple[int, ...], dim_t: int = 128, dropout: float = 0.0) -> None:
+    num_classes > 0 adds `label_emb`, an embedding of num_classes + 1 rows (the last one is "no class"), and
+    `forward(x, t, y)` adds silu(label_emb(y)) to the time embedding (the reference's `MLPDiffusion`)."""
+
+    def __init__(
+        self, d_in: int, d_layers: tuple[int, ...], dim_t: int = 128, dropout: float = 0.0, num_classes: int = 0
+    ) -> None:
         super().__init__()
         self.dim_t = dim_t
         self.proj = nn.Linear(d_in, dim_t)
@@ -74,10 +87,20 @@ class MLPDenoiser(nn.Module):
             prev = width
         self.blocks = nn.Sequential(*blocks)
         self.head = nn.Linear(prev, d_in)
+        self.num_classes = int(num_classes)
+        if self.num_classes > 0:  # created last: the other layers draw the same initial weights as without it
+            self.label_emb = nn.Embedding(self.num_classes + 1, dim_t)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        h = self.proj(x) + self.time_mlp(timestep_embedding(t, self.dim_t))  # (B, dim_t)
-        return self.head(self.blocks(h))  # (B, d_in)
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """y: (B,) class indices in [0, num_classes], num_classes meaning "no class"; only for num_classes > 0."""
+        emb = self.time_mlp(timestep_embedding(t, self.dim_t))  # (B, dim_t)
+        if y is not None:
+            if self.num_classes == 0:
+                raise ConfigError(
+                    "TabDDPM: `y` was given to an unconditional denoiser (set `cond_column` to train one)"
+                )
+            emb = emb + F.silu(self.label_emb(y))
+        return self.head(self.blocks(self.proj(x) + emb))  # (B, d_in)
 
 
 class MixedDiffusion:
@@ -263,11 +286,13 @@ class MixedDiffusion:
         t: torch.Tensor,
         noise: torch.Tensor,
         x_cat_t: torch.Tensor,
+        y: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The loss for given draws (timesteps t, Gaussian noise, noisy categories): (total, gaussian, multinomial)."""
+        """The loss for given draws (timesteps t, Gaussian noise, noisy categories): (total, gaussian, multinomial).
+        y: (B,) class labels of a class-conditional denoiser (None: unconditional)."""
         x_num_t = self.q_sample_num(x_num, t, noise)
         inp = self.denoiser_input(x_num_t, x_cat_t)
-        out = denoiser(inp, t)
+        out = denoiser(inp, t) if y is None else denoiser(inp, t, y)
         zero = torch.zeros((), device=t.device)
         loss_num = F.mse_loss(out[:, : self.n_num], noise) if self.n_num else zero
         if self.C:
@@ -278,7 +303,12 @@ class MixedDiffusion:
         return loss_num + loss_cat, loss_num, loss_cat
 
     def loss(
-        self, denoiser: nn.Module, x_num: torch.Tensor, x_cat: torch.Tensor, gen: torch.Generator
+        self,
+        denoiser: nn.Module,
+        x_num: torch.Tensor,
+        x_cat: torch.Tensor,
+        gen: torch.Generator,
+        y: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training loss of one batch: (total, gaussian, multinomial) scalars.
 
@@ -292,7 +322,7 @@ class MixedDiffusion:
         t = torch.randint(0, self.T, (B,), generator=gen, device=dev)
         noise = torch.randn((B, self.n_num), generator=gen, device=dev)
         x_cat_t = self.q_sample_cat(x_cat, t, gen) if self.C else x_cat
-        return self.loss_given(denoiser, x_num, x_cat, t, noise, x_cat_t)
+        return self.loss_given(denoiser, x_num, x_cat, t, noise, x_cat_t, y)
 
     # ------------------------------------------------------------------ sampling
     def posterior_probs_step(self, probs_x0: torch.Tensor, x_cat_t: torch.Tensor, i: int) -> torch.Tensor:
@@ -322,15 +352,19 @@ class MixedDiffusion:
         return torch.minimum(code, sizes - 1)  # u equal to the total (float edge) would pick padding
 
     @torch.no_grad()
-    def sample(self, denoiser: nn.Module, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run the reverse chain from noise: (n, n_num) normal scores and (n, C) codes."""
+    def sample(
+        self, denoiser: nn.Module, n: int, gen: torch.Generator, y: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the reverse chain from noise: (n, n_num) normal scores and (n, C) codes; y (n,) classes of a
+        class-conditional denoiser (None: unconditional)."""
         dev = self.device
         x_num = torch.randn((n, self.n_num), generator=gen, device=dev)
         uniform = self.valid.float().expand(n, -1, -1)
         x_cat = self.sample_from_probs(uniform, gen) if self.C else torch.zeros((n, 0), dtype=torch.long, device=dev)
         for i in reversed(range(self.T)):
             t = torch.full((n,), i, device=dev, dtype=torch.long)
-            out = denoiser(self.denoiser_input(x_num, x_cat), t)
+            inp = self.denoiser_input(x_num, x_cat)
+            out = denoiser(inp, t) if y is None else denoiser(inp, t, y)
             if self.n_num:
                 x_num = self.p_sample_num(x_num, out[:, : self.n_num], t, gen)
             if self.C:
@@ -353,6 +387,11 @@ class TabDDPM(TabularGenerator):
     keep_best: sample from the weights of the epoch with the lowest mean training loss (the reference keeps the
         step with the lowest single-batch loss; with 8 steps per Adult epoch the epoch mean is the closest the
         epoch-based loop gets, a documented deviation).
+    cond_column: None (default: unconditional, the label is one more categorical column, as TabCutMix trains it)
+        or the name of a categorical column to condition on (the reference's `is_y_cond`): it leaves the
+        diffusion and enters the denoiser as a label embedding; sampled rows draw it from its training frequencies.
+    cond_dropout: probability that a training row's label is replaced by "no class" (classifier-free guidance
+        dropout; default 0.1 when `cond_column` is set), so that the unconditional score exists too.
     """
 
     kind = "rote.tabular.TabDDPM"
@@ -404,7 +443,10 @@ class TabDDPM(TabularGenerator):
         keep_best: bool | None = None,
         seed: int = 0,
         device: str = "cpu",
+        cond_column: str | None = None,
+        cond_dropout: float | None = None,
     ) -> None:
+        self.cond_column, self.cond_dropout = cond_column, cond_dropout
         self.cat_input, self.keep_best = cat_input, keep_best
         self.preset, self.epochs, self.steps, self.batch_size, self.lr = preset, epochs, steps, batch_size, lr
         self.weight_decay, self.d_layers, self.dim_t, self.dropout = weight_decay, d_layers, dim_t, dropout
@@ -415,6 +457,39 @@ class TabDDPM(TabularGenerator):
             device,
         )
 
+    def get_params(self) -> dict[str, Any]:
+        """The `__init__` arguments; the conditioning ones only when set, so that the parameters (and model files,
+        and the resume check against checkpoints written before they existed) of an unconditional model are
+        exactly what they were."""
+        params = super().get_params()
+        for key in ("cond_column", "cond_dropout"):
+            if params[key] is None:
+                del params[key]
+        return params
+
+    @property
+    def conditional(self) -> bool:
+        """Whether the denoiser is class-conditional (`cond_column` set)."""
+        return self.cond_column is not None
+
+    def split_condition(self, x_cat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n, C_all) codes of every categorical column -> ((n, C_all - 1) the diffused columns, (n,) the labels)."""
+        j = self.cond_index_
+        return torch.cat([x_cat[:, :j], x_cat[:, j + 1 :]], dim=1), x_cat[:, j]
+
+    def join_condition(self, x_cat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Inverse of `split_condition`: put the labels back at the condition column's place."""
+        j = self.cond_index_
+        return torch.cat([x_cat[:, :j], y[:, None].to(x_cat.dtype), x_cat[:, j:]], dim=1)
+
+    def draw_classes(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        """(n,) labels drawn from the training frequencies of the condition column (uniform before training)."""
+        counts = self.class_counts_
+        if counts is None or float(counts.sum()) == 0:
+            counts = torch.ones(self.n_cond_classes_)
+        probs = counts.double().to(self.diffusion_.device)
+        return torch.multinomial(probs / probs.sum(), n, replacement=True, generator=gen)
+
     def _total_epochs(self, cfg: dict[str, Any], n_rows: int) -> int:
         if cfg.get("epochs") is None:
             return math.ceil(int(cfg["steps"]) / steps_per_epoch(n_rows, int(cfg["batch_size"])))
@@ -423,13 +498,27 @@ class TabDDPM(TabularGenerator):
     def _build(self, cfg: dict[str, Any], codec: TableCodec, n_rows: int, device: torch.device) -> None:
         self.cfg_ = cfg
         self.n_rows_ = n_rows
+        n_classes, n_labels = list(codec.n_classes), 0
+        if cfg.get("cond_column") is not None:
+            col = str(cfg["cond_column"])
+            if col not in codec.categorical:
+                raise ConfigError(
+                    f"TabDDPM: `cond_column`={col!r} is not a categorical column of the table; choose one of "
+                    f"{', '.join(map(repr, codec.categorical)) or '(none: the table has no categorical column)'}"
+                )
+            self.cond_index_ = codec.categorical.index(col)
+            n_labels = n_classes.pop(self.cond_index_)
+            self.n_cond_classes_ = n_labels
+            self.class_counts_: torch.Tensor | None = None  # set from the training table by the first step
         self.diffusion_ = MixedDiffusion(
-            len(codec.numeric), codec.n_classes, cfg["num_timesteps"], device, cat_input=str(cfg["cat_input"])
+            len(codec.numeric), n_classes, cfg["num_timesteps"], device, cat_input=str(cfg["cat_input"])
         )
         d_in = len(codec.numeric) + self.diffusion_.n_onehot
         with torch.random.fork_rng(devices=[]):  # weight init from the seed, global RNG left as it was
             torch.manual_seed(int(cfg["seed"]))
-            self.denoiser_ = MLPDenoiser(d_in, tuple(cfg["d_layers"]), int(cfg["dim_t"]), float(cfg["dropout"]))
+            self.denoiser_ = MLPDenoiser(
+                d_in, tuple(cfg["d_layers"]), int(cfg["dim_t"]), float(cfg["dropout"]), num_classes=n_labels
+            )
         self.denoiser_.to(device)
         self.optimizer_ = torch.optim.AdamW(
             self.denoiser_.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"])
@@ -449,10 +538,15 @@ class TabDDPM(TabularGenerator):
         return {"optimizer": self.optimizer_}
 
     def _extra_state(self) -> dict[str, Any]:
-        return {"n_rows": int(self.n_rows_), "step": int(self.step_), "cat_input": self.diffusion_.cat_input}
+        extra = {"n_rows": int(self.n_rows_), "step": int(self.step_), "cat_input": self.diffusion_.cat_input}
+        if self.conditional and self.class_counts_ is not None:
+            extra["class_counts"] = [int(v) for v in self.class_counts_]
+        return extra
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         self.step_ = int(state["step"])
+        if self.conditional and state.get("class_counts") is not None:
+            self.class_counts_ = torch.as_tensor(state["class_counts"], dtype=torch.long)
         if "cat_input" not in state:  # a model saved before issue 18 was trained on the plain one-hot input
             self.diffusion_.cat_input = self.cat_input = "onehot"
 
@@ -467,18 +561,42 @@ class TabDDPM(TabularGenerator):
             raise ConfigError(
                 f"TabDDPM: `cat_input`={cfg['cat_input']!r} is unknown; choose one of {', '.join(CAT_INPUTS)}"
             )
+        if cfg.get("cond_column") is not None:
+            p = cfg.setdefault("cond_dropout", 0.1)
+            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= float(p) < 1.0:
+                raise ConfigError(f"TabDDPM: `cond_dropout`={p!r} must be in [0, 1), e.g. 0.1")
+        elif cfg.get("cond_dropout") is not None:
+            raise ConfigError("TabDDPM: `cond_dropout` needs `cond_column` (the column to condition on)")
         return cfg
 
     def _train_step(self, idx: torch.Tensor, state: Any) -> dict[str, torch.Tensor]:
         # TabDDPM's schedule: the lr of step k is lr * (1 - k / total_steps), set before the step
         for group in self.optimizer_.param_groups:
             group["lr"] = linear_decay_lr(float(self.cfg_["lr"]), self.step_, self.total_steps_)
-        loss, l_num, l_cat = self.diffusion_.loss(self.denoiser_, self._x_num[idx], self._x_cat[idx], state.generator)
+        if self.conditional:
+            loss, l_num, l_cat = self._conditional_loss(idx, state.generator)
+        else:
+            loss, l_num, l_cat = self.diffusion_.loss(
+                self.denoiser_, self._x_num[idx], self._x_cat[idx], state.generator
+            )
         self.step_ += 1
         return {"loss": loss, "loss_gaussian": l_num, "loss_multinomial": l_cat}
+
+    def _conditional_loss(self, idx: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+        if self.class_counts_ is None:  # the training labels' frequencies, for sampling (saved with the model)
+            labels = self._x_cat[:, self.cond_index_]
+            self.class_counts_ = torch.bincount(labels, minlength=self.n_cond_classes_).cpu()
+        x_cat, y = self.split_condition(self._x_cat[idx])
+        drop = torch.rand(y.shape, generator=gen, device=y.device) < float(self.cfg_["cond_dropout"])
+        y = torch.where(drop, torch.full_like(y, self.n_cond_classes_), y)  # the "no class" index
+        return self.diffusion_.loss(self.denoiser_, self._x_num[idx], x_cat, gen, y=y)
 
     def _epoch_end(self, epoch: int, logs: dict) -> None:
         logs["lr"] = self.optimizer_.param_groups[0]["lr"]
 
     def _sample_codes(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.diffusion_.sample(self.denoiser_, n, gen)
+        if not self.conditional:
+            return self.diffusion_.sample(self.denoiser_, n, gen)
+        y = self.draw_classes(n, gen)  # the label first, then x given it (the reference's sampling)
+        x_num, x_cat = self.diffusion_.sample(self.denoiser_, n, gen, y=y)
+        return x_num, self.join_condition(x_cat, y)
