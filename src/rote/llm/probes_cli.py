@@ -43,6 +43,40 @@ def _alphas(value: str) -> list[float]:
     return out
 
 
+def _demo_options(
+    steps: int, per_count: int, max_texts: int, layers: int, min_run: int, alphas: str, direction: str, device: str
+) -> dict[str, Any]:
+    """The probe demo's options, checked once for `probe-demo` and `probe-grid`, as `probe_demo` keywords."""
+    from rote.core.device import resolve_device
+    from rote.llm.probes import DIRECTIONS
+
+    alpha_list = _alphas(alphas)
+    for name, v in (
+        ("steps", steps),
+        ("per_count", per_count),
+        ("max_texts", max_texts),
+        ("layers", layers),
+        ("min_run", min_run),
+    ):
+        if v < 1:
+            raise ConfigError(f"`{name}` must be at least 1, got {v}")
+    if any(not a >= 0 for a in alpha_list):
+        raise ConfigError(f"`alphas` {alpha_list}: give finite values >= 0 (0 = the unmodified model)")
+    if direction not in DIRECTIONS:
+        raise ConfigError(f"`direction` {direction!r}: use one of {', '.join(DIRECTIONS)}")
+    resolve_device(device)
+    return {
+        "steps": steps,
+        "per_count": per_count,
+        "max_texts": max_texts,
+        "n_layer": layers,
+        "min_run": min_run,
+        "alphas": alpha_list,
+        "direction": direction,
+        "device": device,
+    }
+
+
 def _texts(path: Optional[Path]) -> list[str] | None:
     from rote.data.text import load_texts
 
@@ -300,31 +334,15 @@ def register(app: typer.Typer) -> None:
     ) -> int:
         """Plant canaries in KJV verses, train a tiny GPT, probe its activations and suppress extraction, in one run
         (a few minutes on a laptop CPU)."""
-        from rote.core.device import resolve_device
         from rote.core.runs import RunFolder, seed_everything
         from rote.llm.probes import probe_demo
         from rote.llm.probes_report import demo_outputs
 
-        alpha_list = _alphas(alphas)
-        for name, v in (("steps", steps), ("per_count", per_count), ("max_texts", max_texts), ("layers", layers)):
-            if v < 1:
-                raise ConfigError(f"`{name}` must be at least 1, got {v}")
-        resolve_device(device)
+        demo_kw = _demo_options(steps, per_count, max_texts, layers, min_run, alphas, direction, device)
+        alpha_list = demo_kw["alphas"]
         run = RunFolder(out, force=force)
         seed_everything(seed)
-        probe, curve, train, probes = probe_demo(
-            run.file("model"),
-            steps=steps,
-            per_count=per_count,
-            max_texts=max_texts,
-            n_layer=layers,
-            min_run=min_run,
-            alphas=alpha_list,
-            direction=direction,
-            seed=seed,
-            device=device,
-            progress=not quiet,
-        )
+        probe, curve, train, probes = probe_demo(run.file("model"), **demo_kw, seed=seed, progress=not quiet)
         probes.save(run.file("."))
         options = {
             "steps": steps,
@@ -381,41 +399,15 @@ def register(app: typer.Typer) -> None:
     ) -> int:
         """`probe-demo` once per seed through rote.sweep (processes or Ray): best-layer probe AUC, loss and min-k%
         AUCs, extraction before and after suppression, as means over seeds with t-intervals. Rerunning resumes."""
-        from rote.core.device import resolve_device
         from rote.core.runs import RunFolder
-        from rote.llm.probes import DIRECTIONS
         from rote.llm.probes_grid import probe_grid
         from rote.llm.probes_report import grid_outputs
         from rote.sweep import axis_values
 
         seed_list = axis_values(seeds, int, "seeds")
-        alpha_list = _alphas(alphas)
-        for name, v in (
-            ("steps", steps),
-            ("per_count", per_count),
-            ("max_texts", max_texts),
-            ("layers", layers),
-            ("min_run", min_run),
-        ):
-            if v < 1:
-                raise ConfigError(f"`{name}` must be at least 1, got {v}")
-        if any(not a >= 0 for a in alpha_list):
-            raise ConfigError(f"`alphas` {alpha_list}: give finite values >= 0 (0 = the unmodified model)")
-        if direction not in DIRECTIONS:
-            raise ConfigError(f"`direction` {direction!r}: use one of {', '.join(DIRECTIONS)}")
+        demo_kw = _demo_options(steps, per_count, max_texts, layers, min_run, alphas, direction, device)
         if workers < 1:
             raise ConfigError(f"`workers` must be at least 1, got {workers}")
-        resolve_device(device)
-        demo_kw = {
-            "steps": steps,
-            "per_count": per_count,
-            "max_texts": max_texts,
-            "n_layer": layers,
-            "min_run": min_run,
-            "alphas": alpha_list,
-            "direction": direction,
-            "device": device,
-        }
         run = RunFolder(out, force=force)
         options = {"seeds": seed_list, **demo_kw, "workers": workers, "ray": ray}
         run.write_config("rote llm probe-grid", options)  # before the grid: an interrupted one resumes
