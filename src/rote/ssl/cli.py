@@ -56,6 +56,16 @@ def _layers(text: Optional[str]) -> Optional[list[str]]:
     return split_list([text]) if text else None
 
 
+def _seed_list(seeds: str) -> list[int]:
+    """`--seeds 0,1,2` -> [0, 1, 2] (`rote.sweep.axis_values`), refusing an empty list and negative seeds."""
+    from rote.sweep import axis_values
+
+    seed_list = axis_values([seeds], int, "seeds")
+    if not seed_list or min(seed_list) < 0:
+        raise ConfigError(f"--seeds must be one or more whole numbers >= 0, got {seeds!r}")
+    return seed_list
+
+
 def _positive(value: float, flag: str, low: float = 1) -> None:
     if value < low:
         raise ConfigError(f"{flag} must be >= {low}, got {value}")
@@ -423,12 +433,7 @@ def ssl_finetune(
     from rote.ssl.report import finetune_outputs
     from rote.ssl.train import load_encoder
 
-    try:
-        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-    except ValueError:
-        raise ConfigError(f"--seeds must be whole numbers separated by commas, got {seeds!r}") from None
-    if not seed_list or min(seed_list) < 0:
-        raise ConfigError(f"--seeds must be one or more whole numbers >= 0, got {seeds!r}")
+    seed_list = _seed_list(seeds)
     parse_rules(rules)
     _positive(k, "--k")
     _positive(epochs, "--epochs")
@@ -595,12 +600,7 @@ def ssl_grid(
     from rote.core.runs import RunFolder
     from rote.ssl.experiment import run_demo_seeds
 
-    try:
-        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-    except ValueError:
-        raise ConfigError(f"--seeds must be whole numbers separated by commas, got {seeds!r}") from None
-    if not seed_list or min(seed_list) < 0:
-        raise ConfigError(f"--seeds must be one or more whole numbers >= 0, got {seeds!r}")
+    seed_list = _seed_list(seeds)
     if workers < 0:
         raise ConfigError(f"--workers must be >= 0, got {workers}")
     if data not in ("fashion-mnist", "mnist-5k", "digits"):
