@@ -24,6 +24,14 @@ settings (`rote.adversarial.experiment.DEMO`) with only those two runs (`run_exp
 model's seed, and both runs share them); then per metric the mean over seeds of the paired difference DeMem -
 PGD-AT with its Student-t 95% interval (`rote.core.stats.paired_difference_interval`). Finished models are reused,
 so DIR/seed-0 may be a `rote adversarial demo` folder. Writes bench/out/adversarial_demem_seeds.json.
+
+      python bench/adversarial_lira.py --demem-seeds 0 1 2 3 4 --regime leaky
+
+is the same comparison in the regime where PGD-AT leaks (`rote.adversarial.experiment.LEAKY`: 500 pool images,
+width-16 CNN, 40 epochs, 16 models per run; DeMem's settings checked on tuning seed 100, never on 0-4): about
+8 CPU-minutes per seed; out runs/demem-seeds-leaky, writes bench/out/adversarial_demem_leaky.json (after every
+seed, so an interrupted run keeps its finished seeds; rerunning reuses every finished model). Both modes also
+give, per seed, the TPR differences with a 95% bootstrap over pool images (`within_seed_bootstrap`).
 """
 
 from __future__ import annotations
@@ -130,15 +138,98 @@ def bench_shadows(n_models: int, workers: int, data: str, n_pool: int, epochs: i
     }
 
 
-def demem_seeds(seeds: list[int], out: Path, workers: int) -> dict:
-    from rote.adversarial.experiment import CONTRACT, DEMO, run_experiment
-    from rote.core.stats import paired_difference_interval
+def demem_seeds(seeds: list[int], out: Path, workers: int, regime: str = "demo", on_seed=None) -> dict:
+    """Run the paired comparison seed after seed; `on_seed(summary)` after each (a partial run keeps its seeds)."""
+    from rote.adversarial.experiment import DEMO, LEAKY, run_experiment
 
-    per_seed = {}
+    options = LEAKY if regime == "leaky" else DEMO
+    per_seed: dict[int, dict] = {}
+    boot: dict[int, dict] = {}
+    res: dict = {}
     for s in seeds:
-        r = run_experiment(DEMO, out / f"seed-{s}", runs=["pgd_at", "pgd_at_demem"], seed=s, workers=workers, n_boot=0)
+        r = run_experiment(
+            options, out / f"seed-{s}", runs=["pgd_at", "pgd_at_demem"], seed=s, workers=workers, n_boot=0
+        )
         per_seed[s] = r.runs
         print(f"seed {s}: " + ", ".join(f"{k} {v['tpr_at_0.1pct_fpr']:.4f}" for k, v in r.runs.items()), flush=True)
+        boot[s] = within_seed_bootstrap(out / f"seed-{s}", options, s)
+        print(f"seed {s}, DeMem - PGD-AT, 95% bootstrap over images: {boot[s]}", flush=True)
+        res = {
+            "regime": regime,
+            "options": dict(options),
+            "seeds": list(per_seed),
+            "per_seed": {str(k): v for k, v in per_seed.items()},
+            "rows": demem_rows(per_seed) if len(per_seed) >= 2 else [],
+            "within_seed_bootstrap": {str(k): v for k, v in boot.items()},
+        }
+        if on_seed is not None:
+            on_seed(res)
+    n = len(per_seed)
+    print(f"| metric | PGD-AT | + DeMem | DeMem - PGD-AT [95% t, {n} paired seeds] | relative | seeds DeMem lower |")
+    print("|---|---|---|---|---|---|")
+    for r in res["rows"]:
+        print(
+            f"| {r['metric']} | {r['pgd_at_mean']:.4f} | {r['pgd_at_demem_mean']:.4f} | "
+            f"{r['difference']:+.4f} [{r['low']:+.4f}, {r['high']:+.4f}] | {r['relative']:+.1%} | "
+            f"{r['seeds_demem_lower']} of {n} |"
+        )
+    return res
+
+
+def within_seed_bootstrap(seed_dir: Path, options: dict, seed: int, n_boot: int = 1000) -> dict[str, dict]:
+    """The DeMem - PGD-AT difference of one seed's TPRs at 0.1% and 1% FPR with a 95% percentile bootstrap over
+    pool images (`rote.core.stats.bootstrap_ci`): a replicate redraws the images, each with all its (model, image)
+    pairs under both runs (same images, same membership design), and pools them into one ROC per run. It measures
+    the attack's sampling noise over images within one seed, not the variation between seeds (the t-interval)."""
+    import dataclasses
+
+    from rote.adversarial.experiment import method_configs
+    from rote.adversarial.shadow import train_models
+    from rote.adversarial.train import AttackConfig
+    from rote.core.privacy import lira_leave_one_out, tpr_at_fpr
+    from rote.core.stats import bootstrap_ci
+
+    configs = method_configs(options, ["pgd_at", "pgd_at_demem"])
+    sets = train_models(  # every model is finished: this only loads the grid's arrays
+        {k: c.to_dict() for k, c in configs.items()},
+        seed_dir / "grid" / "data.npz",
+        int(options["n_models"]),
+        seed_dir / "grid",
+        seed=seed,
+        eval_attack=dataclasses.asdict(AttackConfig(options["eps"], options["eval_step_size"], options["eval_steps"])),
+        augmentations=tuple(options["augmentations"]),
+        workers=0,
+        quiet=True,
+    )
+    per_image = {}
+    for name, ms in sets.items():
+        mask = ~np.isnan(ms.risk)
+        scores, labels, bad, _ = lira_leave_one_out(ms.stats, mask, online=True, fix_variance=True, min_models=1)
+        if bad:
+            raise SystemExit(f"seed {seed}: {bad} pairs excluded; the per-image bootstrap needs every pair")
+        m, n = mask.shape
+        per_image[name] = (scores.reshape(m, n).T, labels.reshape(m, n).T)  # (n images, m models)
+    (sa, la), (sb, lb) = per_image["pgd_at"], per_image["pgd_at_demem"]
+    assert np.array_equal(la, lb)
+    out = {}
+    for fpr in (0.001, 0.01):
+
+        def diff(a, b, lab, fpr=fpr):
+            return tpr_at_fpr(b.ravel(), lab.ravel(), fpr) - tpr_at_fpr(a.ravel(), lab.ravel(), fpr)
+
+        iv = bootstrap_ci(diff, sa, sb, la, n_boot=n_boot, seed=seed)
+        out[f"tpr_at_{fpr * 100:g}pct_fpr"] = iv.to_dict()
+    return out
+
+
+def demem_rows(per_seed: dict[int, dict]) -> list[dict]:
+    """Per contract metric: means, the paired difference DeMem - PGD-AT with its 95% Student-t interval
+    (`rote.core.stats.paired_difference_interval`), the difference relative to PGD-AT's mean, and in how many
+    seeds DeMem was lower."""
+    from rote.adversarial.experiment import CONTRACT
+    from rote.core.stats import paired_difference_interval
+
+    seeds = list(per_seed)
     rows = []
     for k in CONTRACT:
         a = [per_seed[s]["pgd_at"][k] for s in seeds]
@@ -152,17 +243,11 @@ def demem_seeds(seeds: list[int], out: Path, workers: int) -> dict:
                 "difference": iv.estimate,
                 "low": iv.low,
                 "high": iv.high,
+                "relative": float(iv.estimate / np.mean(a)) if np.mean(a) else float("nan"),
                 "seeds_demem_lower": int(sum(y < x for x, y in zip(a, b))),
             }
         )
-    print(f"| metric | PGD-AT | + DeMem | DeMem - PGD-AT [95% t, {len(seeds)} paired seeds] | seeds DeMem lower |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['metric']} | {r['pgd_at_mean']:.4f} | {r['pgd_at_demem_mean']:.4f} | "
-            f"{r['difference']:+.4f} [{r['low']:+.4f}, {r['high']:+.4f}] | {r['seeds_demem_lower']} of {len(seeds)} |"
-        )
-    return {"seeds": seeds, "per_seed": {str(s): v for s, v in per_seed.items()}, "rows": rows}
+    return rows
 
 
 def main() -> None:
@@ -171,15 +256,29 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--demem-seeds", type=int, nargs="+", help="run the paired DeMem comparison on these seeds")
-    ap.add_argument("--out", type=Path, default=Path("runs/demem-seeds"), help="folder of the --demem-seeds runs")
+    ap.add_argument("--out", type=Path, help="folder of the --demem-seeds runs (default runs/demem-seeds[-leaky])")
+    ap.add_argument(
+        "--regime",
+        choices=("demo", "leaky"),
+        default="demo",
+        help="--demem-seeds settings: the demo's (DEMO) or the leaky regime (LEAKY: 500 images, width 16, 16 models)",
+    )
     args = ap.parse_args()
     if args.demem_seeds:
-        cmd = f"python bench/adversarial_lira.py --demem-seeds {' '.join(map(str, args.demem_seeds))} --out {args.out}"
-        res = demem_seeds(args.demem_seeds, args.out, args.workers)
-        (HERE / "out").mkdir(exist_ok=True)
-        (HERE / "out" / "adversarial_demem_seeds.json").write_text(
-            json.dumps({"command": cmd, **res, "machine": machine_info()}, indent=2, default=str)
+        leaky = args.regime == "leaky"
+        out = args.out or Path("runs/demem-seeds-leaky" if leaky else "runs/demem-seeds")
+        cmd = f"python bench/adversarial_lira.py --demem-seeds {' '.join(map(str, args.demem_seeds))} --out {out}" + (
+            " --regime leaky" if leaky else ""
         )
+        name = "adversarial_demem_leaky.json" if leaky else "adversarial_demem_seeds.json"
+        (HERE / "out").mkdir(exist_ok=True)
+
+        def write(res: dict) -> None:
+            (HERE / "out" / name).write_text(
+                json.dumps({"command": cmd, **res, "machine": machine_info()}, indent=2, default=str)
+            )
+
+        demem_seeds(args.demem_seeds, out, args.workers, args.regime, on_seed=write)
         return
     cmd = "python bench/adversarial_lira.py" + (" --quick" if args.quick else "")
     if args.quick:

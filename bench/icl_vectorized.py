@@ -1,24 +1,36 @@
-"""Speed of rote's vectorized multi-seed ICL training against training the same models one after another, and of
-a sweep with parallel worker processes against one worker.
+"""Speed of rote's vectorized multi-seed ICL training against training the same models one after another, on one
+and on two torch threads, and of a sweep with parallel worker processes against one worker.
 
-Run:  python bench/icl_vectorized.py            (16 models, N = 20, paper widths: about 5 minutes on 2 idle cores)
-      python bench/icl_vectorized.py --quick    (smoke run: 4 models, small widths, under a minute)
+Run:  python bench/icl_vectorized.py            (the final table: 16 models, H = 128 / N = 8 and the paper's
+                                                 H = 512 / N = 20, 60 steps, 1 and 2 threads, 3 interleaved
+                                                 repeats each: a few minutes on 2 idle cores, then the sweep)
+      python bench/icl_vectorized.py --no-sweep  (the training table only)
+      python bench/icl_vectorized.py --profile   (where a step's time goes: draw / forward / backward / optimizer /
+                                                 evaluation per step, one model against 16, whole-step wall
+                                                 times on 1 and 2 threads, and the top operators)
+      python bench/icl_vectorized.py --quick     (smoke run: 4 models, H = 64, 1 repeat, under a minute)
 
-What is timed (torch on one thread, CPU, the binary task of Nguyen and Reddy, K = 1024, batch 128):
-- `sequential` (the baseline): `train_icl(task, [s])` for each of the M seeds in turn, `--steps` SGD steps each.
+What is timed (CPU, the binary task of Nguyen and Reddy, K = 1024, batch 128, SGD lr 0.01, one evaluation of
+3 x 256 sequences at the start and one at the end, as `train_icl` does with eval_every = steps):
+- `sequential` (the baseline): `train_icl(task, [s])` for each of the M seeds in turn.
 - `vectorized`: one `train_icl(task, seeds)` call training all M models at once on batched parameters. Both
   compute the same models (tests/icl/test_models.py checks that the curves agree), so the ratio is pure speed.
-  Throughput is training sequences per second summed over the models (M * steps * batch / seconds).
-- `sweep`: `run_sweep` over a 4-point grid (K x N, 4 seeds each) with 1 worker process, then with 2.
+Each repeat runs sequential then vectorized back to back (ABAB...), so both see the same machine load; the table
+gives medians over the repeats of wall seconds and of process CPU seconds (`time.process_time`, all threads).
+Throughput is training sequences per second summed over the models (M * steps * batch / wall seconds).
+On two threads the CPU time also counts the threads' busy-waiting, so wall time is the measure there; the
+"2 cores" verdict compares the vectorized run on 2 threads with the faster sequential setting (1 or 2 threads).
 
-Prints a markdown table (case, baseline s, rote s, ratio, command) and writes bench/out/icl_vectorized.json.
+Prints markdown tables and writes bench/out/icl_vectorized.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -32,6 +44,159 @@ except ImportError:  # running from a checkout without rote installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 HERE = Path(__file__).resolve().parent
+BATCH = 128
+
+
+def _clock(fn) -> tuple[float, float]:
+    """(wall s, process CPU s) of one call."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    fn()
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def compare(hidden: int, n: int, models: int, steps: int, repeats: int, threads: int, device: str) -> dict:
+    """Median wall and CPU seconds of the sequential and the vectorized run, interleaved `repeats` times."""
+    import torch
+
+    from rote.icl.task import BinaryTask
+    from rote.icl.train import train_icl
+
+    torch.set_num_threads(threads)
+    task = BinaryTask(K=1024, N=n)
+    seeds = list(range(models))
+    kw = dict(steps=steps, hidden=hidden, eval_every=steps, eval_n=256, lr=0.01, batch=BATCH, device=device)
+    train_icl(task, seeds[:2], **{**kw, "steps": 2})  # warm-up: first-use imports, allocations, thread pool
+    seq, vec = [], []
+    for _ in range(repeats):
+        seq.append(_clock(lambda: [train_icl(task, [s], **kw) for s in seeds]))
+        vec.append(_clock(lambda: train_icl(task, seeds, **kw)))
+    med = lambda xs, i: statistics.median(x[i] for x in xs)  # noqa: E731
+    row = {
+        "case": f"{models} models, H={hidden}, N={n}, {steps} steps",
+        "hidden": hidden,
+        "N": n,
+        "threads": threads,
+        "repeats": repeats,
+        "baseline_s": med(seq, 0),
+        "rote_s": med(vec, 0),
+        "baseline_cpu_s": med(seq, 1),
+        "rote_cpu_s": med(vec, 1),
+        "baseline_all": seq,
+        "rote_all": vec,
+    }
+    print(f"{row['case']}, {threads} thread(s): sequential {row['baseline_s']:.2f} s, vectorized {row['rote_s']:.2f} s",
+          file=sys.stderr)  # fmt: skip
+    seqs = models * steps * BATCH
+    row["baseline_seq_per_s"], row["rote_seq_per_s"] = seqs / row["baseline_s"], seqs / row["rote_s"]
+    return row
+
+
+def profile(hidden: int, n: int, models: int, reps: int = 12) -> dict:
+    """CPU ms per training step in each phase (draw, forward, backward, optimizer; evaluation: one pass over the
+    three 256-sequence sets) for one model and for `models` at once, one thread, medians over `reps` steps; and
+    the stacked step's top operators by self CPU time (torch.profiler)."""
+    import torch
+
+    from rote.icl.models import ICLNet
+    from rote.icl.task import BinaryTask
+    from rote.icl.train import _batch_drawer, _evaluate, _optimizer, loss_and_correct
+
+    torch.set_num_threads(1)
+    task = BinaryTask(K=1024, N=n)
+    sets = task.eval_sets(256)
+
+    def setup(m: int):
+        net = ICLNet("one_layer", list(range(m)), task.dim, hidden=hidden)
+        opt = _optimizer(net, 1e-10, 1e-10, 0.01)  # what train_icl builds
+        draw = _batch_drawer(task, net, [torch.Generator().manual_seed(s) for s in range(m)], BATCH, "cpu")
+        return net, opt, draw
+
+    def phases(m: int) -> dict[str, float]:
+        net, opt, draw = setup(m)
+        t: dict[str, list[float]] = {k: [] for k in ("draw", "forward", "backward", "optimizer", "evaluation")}
+        for i in range(reps + 2):
+            c = time.process_time()
+            x, y, normalized = draw()
+            c1 = time.process_time()
+            per_model = loss_and_correct(net(x, normalized=normalized), y)[0].mean(1)
+            c2 = time.process_time()
+            opt.zero_grad(set_to_none=True)
+            per_model.sum().backward()
+            c3 = time.process_time()
+            opt.step()
+            c4 = time.process_time()
+            if i >= 2:  # the first two steps allocate
+                for k, v in zip(t, (c1 - c, c2 - c1, c3 - c2, c4 - c3)):
+                    t[k].append(v * 1e3)
+            if i < 3:
+                c = time.process_time()
+                _evaluate(net, sets, chunk=max(1, 4096 // m))
+                t["evaluation"].append((time.process_time() - c) * 1e3)
+        return {k: statistics.median(v) for k, v in t.items()}
+
+    def step_times(m: int, threads: int, n_steps: int = 30) -> dict[str, float]:
+        """Wall ms of whole training steps on `threads` threads: the fastest (what the machine can do when no other
+        job takes a core in that step: robust to load) and the median."""
+        torch.set_num_threads(threads)
+        net, opt, draw = setup(m)
+        times = []
+        for i in range(n_steps + 3):
+            t0 = time.perf_counter()
+            x, y, normalized = draw()
+            per_model = loss_and_correct(net(x, normalized=normalized), y)[0].mean(1)
+            opt.zero_grad(set_to_none=True)
+            per_model.sum().backward()
+            opt.step()
+            if i >= 3:
+                times.append((time.perf_counter() - t0) * 1e3)
+        torch.set_num_threads(1)
+        return {"min_ms": min(times), "median_ms": statistics.median(times)}
+
+    steps_wall = {
+        f"{t} thread(s)": {"1 model": step_times(1, t), f"{models} models": step_times(models, t)} for t in (1, 2)
+    }
+    one, many = phases(1), phases(models)
+    net, opt, draw = setup(models)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True) as prof:
+        for _ in range(5):
+            x, y, normalized = draw()
+            loss = loss_and_correct(net(x, normalized=normalized), y)[0].mean(1).sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    averages = prof.key_averages(group_by_input_shape=True)
+    ops = sorted(((e.self_cpu_time_total / 5e3, e.key, str(e.input_shapes)) for e in averages), reverse=True)
+    total = sum(o[0] for o in ops)
+    return {
+        "hidden": hidden,
+        "N": n,
+        "models": models,
+        "step_wall_ms": steps_wall,
+        "one_model_ms": one,
+        "stacked_ms": many,
+        "top_ops": [{"op": k, "shapes": s[:80], "ms_per_step": v, "share": v / total} for v, k, s in ops[:12]],
+    }
+
+
+def _print_profile(p: dict) -> None:
+    m = p["models"]
+    print(f"\n### H = {p['hidden']}, N = {p['N']}: CPU ms per step, one thread (evaluation: one pass, 3 x 256 seqs)")
+    print(f"| phase | 1 model | x {m} | {m} models at once | ratio |\n|---|---|---|---|---|")
+    for k, v in p["one_model_ms"].items():
+        w = p["stacked_ms"][k]
+        print(f"| {k} | {v:.2f} | {v * m:.2f} | {w:.2f} | {v * m / w:.2f}x |")
+    one = sum(v for k, v in p["one_model_ms"].items() if k != "evaluation")
+    many = sum(v for k, v in p["stacked_ms"].items() if k != "evaluation")
+    print(f"| training step | {one:.2f} | {one * m:.2f} | {many:.2f} | {one * m / many:.2f}x |")
+    print(f"\nwhole training steps, wall ms (fastest / median of 30); ratio = {m} x (1 model) / ({m} models):")
+    for t, d in p["step_wall_ms"].items():
+        a, b = d["1 model"], d[f"{m} models"]
+        fast, mid = m * a["min_ms"] / b["min_ms"], m * a["median_ms"] / b["median_ms"]
+        print(f"  {t}: 1 model {a['min_ms']:.2f} / {a['median_ms']:.2f}, {m} models {b['min_ms']:.2f} / "
+              f"{b['median_ms']:.2f}; ratio {fast:.2f}x / {mid:.2f}x")  # fmt: skip
+    print(f"\ntop operators of the {m}-model step (self CPU, share of the profiled step):")
+    for o in p["top_ops"][:8]:
+        print(f"  {o['share']:5.1%} {o['ms_per_step']:6.2f} ms  {o['op']} {o['shapes']}")
 
 
 def main() -> None:
@@ -39,51 +204,42 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--models", type=int, default=16)
     ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--hidden", type=int, default=512)
-    ap.add_argument("--N", type=int, default=20)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--cases", default="128:8,512:20", help="H:N pairs, comma-separated")
+    ap.add_argument("--threads", default="1,2", help="torch thread counts, comma-separated")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--no-sweep", action="store_true", help="time only the vectorized training, not the sweep")
+    ap.add_argument("--no-sweep", action="store_true", help="time only the training, not the sweep")
+    ap.add_argument("--profile", action="store_true", help="print where the time goes instead of the table")
     args = ap.parse_args()
     if args.quick:
-        args.models, args.steps, args.hidden = 4, 20, 64
+        args.models, args.steps, args.repeats, args.cases, args.no_sweep = 4, 20, 1, "64:8", True
+    cases = [tuple(int(v) for v in c.split(":")) for c in args.cases.split(",")]
+    if args.profile:
+        profs = [profile(h, n, args.models) for h, n in cases]
+        for p in profs:
+            _print_profile(p)
+        _write({"profile": profs})
+        return
+    threads = [int(t) for t in args.threads.split(",")]
+    rows = [
+        compare(h, n, args.models, args.steps, args.repeats, t, args.device) for h, n in cases for t in threads
+    ]  # fmt: skip
+    cmd = "python bench/icl_vectorized.py" + (" --quick" if args.quick else "")
+    for r in rows:
+        r["command"] = cmd
+    if not args.no_sweep:
+        rows.append(_sweep(args.steps, min(h for h, _ in cases)) | {"command": cmd})
+    _report(rows)
 
+
+def _sweep(steps: int, hidden: int) -> dict:
     import torch
 
-    torch.set_num_threads(1)
     from rote.icl.experiment import run_sweep, sweep_grids
-    from rote.icl.task import BinaryTask
-    from rote.icl.train import train_icl
 
-    task = BinaryTask(K=1024, N=args.N)
-    seeds = list(range(args.models))
-    kw = dict(steps=args.steps, hidden=args.hidden, eval_every=args.steps, eval_n=256, lr=0.01, device=args.device)
-    train_icl(task, [0], **{**kw, "steps": 2})  # warm-up: first-use imports and allocations
-    # CPU time of this process as well as wall time: on a shared machine the wall clock also counts other jobs
-    c0 = time.process_time()
-    _, t_seq, _ = timed(lambda: [train_icl(task, [s], **kw) for s in seeds])
-    c1 = time.process_time()
-    _, t_vec, _ = timed(lambda: train_icl(task, seeds, **kw))
-    c2 = time.process_time()
-    seqs = args.models * args.steps * 128
-    cmd = "python bench/icl_vectorized.py" + (" --quick" if args.quick else f" --hidden {args.hidden} --N {args.N}")
-    rows = [
-        {
-            "case": f"{args.models} models, N={args.N}, H={args.hidden}, {args.steps} steps",
-            "baseline_s": t_seq,
-            "rote_s": t_vec,
-            "baseline_seq_per_s": seqs / t_seq,
-            "rote_seq_per_s": seqs / t_vec,
-            "baseline_cpu_s": c1 - c0,
-            "rote_cpu_s": c2 - c1,
-            "command": cmd + f" --models {args.models} --steps {args.steps}",
-        }
-    ]
-    if args.no_sweep:
-        _report(rows)
-        return
+    torch.set_num_threads(1)
     icl_grid, _ = sweep_grids(
-        ["256", "1024"], [8, 16], [0, 1, 2, 3], steps=args.steps, hidden=min(args.hidden, 128), eval_every=args.steps,
-        eval_n=256, lr=0.1,
+        ["256", "1024"], [8, 16], [0, 1, 2, 3], steps=steps, hidden=hidden, eval_every=steps, eval_n=256, lr=0.1,
     )  # fmt: skip
     tmp = Path(tempfile.mkdtemp(prefix="rote_icl_bench_"))
     try:
@@ -91,29 +247,37 @@ def main() -> None:
         _, t_w2, _ = timed(lambda: run_sweep(tmp / "w2", icl_grid, workers=2, quiet=True))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    rows.append(
-        {
-            "case": "sweep, 4 points x 4 seeds: 1 worker vs 2 workers",
-            "baseline_s": t_w1,
-            "rote_s": t_w2,
-            "command": rows[0]["command"],
-        }
-    )
-    _report(rows)
+    return {"case": f"sweep, 4 points x 4 seeds, H={hidden}: 1 worker vs 2 workers", "baseline_s": t_w1, "rote_s": t_w2}
 
 
 def _report(rows: list[dict]) -> None:
-    print("| case | baseline | rote | ratio | command |\n|---|---|---|---|---|")
+    print("| case | threads | sequential (wall / CPU) | vectorized (wall / CPU) | ratio wall | ratio CPU | seq/s |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['case']} | {fmt_s(r['baseline_s'])} | {fmt_s(r['rote_s'])} | "
-              f"{fmt_ratio(r['baseline_s'], r['rote_s'])} | `{r['command']}` |")  # fmt: skip
-    r = rows[0]
-    print(f"\nthroughput: sequential {r['baseline_seq_per_s']:.0f} seq/s, vectorized {r['rote_seq_per_s']:.0f} seq/s")
-    print(f"CPU time: sequential {r['baseline_cpu_s']:.2f} s, vectorized {r['rote_cpu_s']:.2f} s, "
-          f"ratio {r['baseline_cpu_s'] / r['rote_cpu_s']:.2f}x")  # fmt: skip
+        if "threads" not in r:
+            continue
+        print(f"| {r['case']} | {r['threads']} | {fmt_s(r['baseline_s'])} / {fmt_s(r['baseline_cpu_s'])} | "
+              f"{fmt_s(r['rote_s'])} / {fmt_s(r['rote_cpu_s'])} | **{fmt_ratio(r['baseline_s'], r['rote_s'])}** | "
+              f"{fmt_ratio(r['baseline_cpu_s'], r['rote_cpu_s'])} | "
+              f"{r['baseline_seq_per_s']:.0f} -> {r['rote_seq_per_s']:.0f} |")  # fmt: skip
+    print("\n'On 2 cores' (vectorized on 2 threads against the faster sequential setting, wall time):")
+    for case in dict.fromkeys(r["case"] for r in rows if "threads" in r):
+        by_t = {r["threads"]: r for r in rows if r.get("case") == case}
+        if 2 in by_t:
+            best = min(r["baseline_s"] for r in by_t.values())
+            print(f"  {case}: {best / by_t[2]['rote_s']:.2f}x (target 4x)")
+    for r in rows:
+        if "threads" not in r:
+            print(f"\n{r['case']}: {fmt_s(r['baseline_s'])} vs {fmt_s(r['rote_s'])} "
+                  f"({fmt_ratio(r['baseline_s'], r['rote_s'])})")  # fmt: skip
+    _write({"rows": rows})
+
+
+def _write(payload: dict) -> None:
     out = HERE / "out"
     out.mkdir(exist_ok=True)
-    (out / "icl_vectorized.json").write_text(json.dumps({"rows": rows, "machine": machine_info()}, indent=2))
+    name = "icl_vectorized_profile.json" if "profile" in payload else "icl_vectorized.json"
+    (out / name).write_text(json.dumps({**payload, "machine": machine_info(load_average=os.getloadavg())}, indent=2))
 
 
 if __name__ == "__main__":

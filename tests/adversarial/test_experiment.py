@@ -122,6 +122,12 @@ def test_demo_contract(tmp_path, capsys):
         "4",
         "--epochs",
         "1",
+        "--width",
+        "4",
+        "--hidden",
+        "16",
+        "--demem-flood",
+        "0.7",
         "--workers",
         "0",
         "--out",
@@ -130,6 +136,14 @@ def test_demo_contract(tmp_path, capsys):
     ]
     code, stdout, err = run(argv, capsys)
     assert code == 0, err
+    # the network and flood options reach every model's TrainConfig (the leaky regime's command relies on them)
+    cfg = json.loads((out / "config.json").read_text())["options"]
+    assert (cfg["width"], cfg["hidden"], cfg["demem_flood"]) == (4, 16, 0.7)
+    points = list((out / "grid" / "points").glob("*/result.json"))
+    assert len(points) == 4 * len(RUNS)
+    trained = [json.loads(p.read_text())["params"]["run"] for p in points]
+    assert all(r["config"]["width"] == 4 and r["config"]["hidden"] == 16 for r in trained)
+    assert {r["config"]["demem"]["flood"] for r in trained if r["config"]["demem"]} == {0.7}
     res = json.loads((out / "results.json").read_text())
     assert list(res["runs"]) == list(RUNS)
     for r in res["runs"].values():
@@ -219,6 +233,8 @@ def test_train_with_dp_reports_epsilon(tmp_path, capsys):
         (["train", "--step-size", "0.5"], "--step-size"),
         (["train", "--demem-fraction", "0"], "--demem-fraction"),
         (["demo", "--n-models", "3"], "--n-models"),
+        (["demo", "--width", "0"], "--width"),
+        (["demo", "--demem-flood", "-1"], "--demem-flood"),
         (["demo", "--runs", "standard,mart"], "mart"),
         (["evaluate", "--run", "{tmp}"], "config.json"),
     ],
@@ -270,3 +286,23 @@ def test_demo_on_cuda(tmp_path, capsys):
     res = json.loads((out / "results.json").read_text())
     assert set(res["runs"]) == {"pgd_at", "pgd_at_dpsgd"}
     assert json.loads((out / "config.json").read_text())["options"]["device"].startswith("cuda")
+
+
+def test_leaky_regime_is_the_documented_demo_command(tmp_path, capsys, monkeypatch):
+    # docs/adversarial.md gives the leaky regime as a `rote adversarial demo` command: it must build LEAKY's options
+    from rote.adversarial import experiment
+    from rote.adversarial.experiment import LEAKY
+
+    seen = {}
+
+    def capture(options, out_dir, **kw):
+        seen.update(options=dict(options), runs=list(kw["runs"]))
+        raise ConfigError("captured")
+
+    monkeypatch.setattr(experiment, "run_experiment", capture)
+    argv = "--runs pgd_at,pgd_at_demem --n-pool 500 --n-models 16 --epochs 40 --width 16 --hidden 128".split()
+    code, _, err = run(["adversarial", "demo", *argv, "--out", str(tmp_path / "o"), "--quiet"], capsys)
+    assert code == 2 and "captured" in err, err
+    assert seen["runs"] == ["pgd_at", "pgd_at_demem"]
+    assert seen["options"] == LEAKY
+    assert (LEAKY["n_pool"], LEAKY["n_models"], LEAKY["width"], LEAKY["epochs"]) == (500, 16, 16, 40)

@@ -136,3 +136,19 @@ def test_bad_task_parameters_name_the_argument(make, name):
 def test_class_means_scale():
     m = BinaryTask(K=2000, N=2).means()
     assert math.isclose(float((m**2).sum(1).mean()), 1.0, rel_tol=0.02)  # E |mu|^2 = D * (1/D)
+
+
+@pytest.mark.parametrize("equalize", [False, True])
+def test_sample_indices_many_draws_each_seed_as_alone(equalize):
+    """The batched draw for M generators gives each generator's own `sample_indices` stream, step after step (the
+    redraws of absent queries interleave with the bulk draws, so a second and third batch check the order)."""
+    task = BinaryTask(K=64, N=6, equalize=equalize)
+    labels = task.labels()
+    gens = [torch.Generator().manual_seed(s) for s in (3, 4, 5)]
+    refs = [torch.Generator().manual_seed(s) for s in (3, 4, 5)]
+    for _ in range(3):
+        many = task.sample_indices_many(40, task.K, gens, labels)
+        alone = torch.stack([task.sample_indices(40, task.K, g, labels) for g in refs])
+        assert torch.equal(many, alone)
+        # the query's class is in its context in every sequence
+        assert (many[..., :-1] == many[..., -1:]).any(-1).all()

@@ -142,3 +142,26 @@ def test_mnist_preset_memorizes_the_nine_and_sharpness_detects_it():
 def test_toy_on_cuda(tmp_path, capsys):
     code, _, err = run(["sharpness", "toy", "--out", str(tmp_path / "g"), "--device", "cuda", *TINY_TOY], capsys)
     assert code == 0, err
+
+
+def test_tiny_mnist_with_second_order_loss_and_score_reproduces_its_labels(tmp_path, capsys):
+    tiny = ["--epochs", "1", "--generations-per-class", "4", "--steps", "4", "--duplicates", "3", "--quiet"]
+    out = tmp_path / "m"
+    code, _, err = run(["sharpness", "mnist", "--out", str(out), "--second-order-weight", "0.5", *tiny], capsys)
+    assert code == 0, err
+    assert json.loads((out / "config.json").read_text())["options"]["second_order_weight"] == 0.5
+    # the preset run_mnist trained with (results.json `config`) carries the weight
+    assert json.loads((out / "results.json").read_text())["config"]["second_order_weight"] == 0.5
+    a = pd.read_parquet(out / "scores.parquet")
+    # `score` on the checkpoint samples as `mnist` did (x0 clipped to [-1, 1]): same generations, same labels
+    code, _, err = run(
+        ["sharpness", "score", "--model", str(out / "model.pt"), "--samples", "8", "--steps", "4", "--spectrum", "none"]
+        + ["--out", str(tmp_path / "s"), "--quiet"],
+        capsys,
+    )
+    assert code == 0, err
+    s = pd.read_parquet(tmp_path / "s" / "scores.parquet")
+    np.testing.assert_allclose(s["ratio"], a["ratio"], rtol=1e-6)
+    np.testing.assert_allclose(s["delta_hs_norm2_t499"], a["delta_hs_norm2_t499"], rtol=1e-5)
+    code, _, err = run(["sharpness", "mnist", "--out", str(tmp_path / "x"), "--second-order-weight", "-1"], capsys)
+    assert code == 2 and "--second-order-weight" in err and err.count("\n") == 1

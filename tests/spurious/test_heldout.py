@@ -109,3 +109,106 @@ def test_predict_batches_agree():
     m = StackedMLP(5, (3,), 2, k=2, seed=0)
     x = torch.randn(11, 5)
     torch.testing.assert_close(predict(m, x, batch_size=4), predict(m, x, batch_size=100))
+
+
+@pytest.mark.parametrize("hidden,bias,sizes", [((5, 4), True, [4, 7]), ((), False, [6, 5]), ((3,), True, [0, 4, 7])])
+def test_heldin_backward_equals_the_plain_backward(hidden, bias, sizes):
+    """`heldin` row counts: each member's first-layer weight gradient from its own rows only; when the loss of member
+    i uses only its rows, every gradient equals autograd's plain backward pass (and the forward is unchanged)."""
+    k, n = len(sizes), sum(sizes)
+    x = torch.randn(n, 6, generator=torch.Generator().manual_seed(1))
+    y = torch.randint(0, 3, (n,), generator=torch.Generator().manual_seed(2))
+    owner = torch.repeat_interleave(torch.arange(k), torch.tensor(sizes))  # rows grouped by member
+    grads, outs = [], []
+    for heldin in (None, sizes):
+        m = StackedMLP(6, hidden, 3, k=k, bias=bias, seed=5)
+        out = m(x, heldin=heldin)  # (k, n, 3)
+        loss = F.cross_entropy(out[owner, torch.arange(n)], y, reduction="none").mul(torch.arange(1.0, n + 1)).sum()
+        loss.backward()
+        outs.append(out.detach())
+        grads.append([p.grad.clone() for p in m.parameters()])
+    torch.testing.assert_close(outs[1], outs[0], rtol=0, atol=0)
+    for plain, split in zip(*grads):
+        torch.testing.assert_close(split, plain, rtol=1e-5, atol=1e-7)
+    if sizes[0] == 0:  # a member without rows gets a zero first-layer gradient
+        assert float(grads[1][0][0].abs().max()) == 0.0
+    with pytest.raises(ConfigError, match="`heldin`"):
+        StackedMLP(6, hidden, 3, k=k, bias=bias)(x, heldin=[n] + [1] * (k - 1))
+
+
+def _separate_xrm(train, hidden, epochs, batch_size, lr, seed):
+    """XRM written out with two rote.nets.MLPs and two torch Adams: the Trainer's batch order and flip draws
+    (its per-epoch generator), the class-balanced loss of each twin on its half, flips from the other twin."""
+    from rote.core.training import epoch_seed
+    from rote.spurious.mat import flip_probability
+
+    n, k_cls = len(train), train.n_classes
+    _, b_idx = halves_indices(n, seed=seed, labels=train.y.numpy())
+    assign = torch.zeros(n, dtype=torch.int64)
+    assign[torch.as_tensor(b_idx)] = 1
+    nets = [MLP(train.in_features, hidden, k_cls, seed=seed + i) for i in range(2)]
+    opts = [torch.optim.Adam(net.parameters(), lr=lr) for net in nets]
+    y_dyn = train.y.clone()
+    for e in range(1, epochs + 1):
+        gen = torch.Generator().manual_seed(epoch_seed(seed, e))
+        order = torch.randperm(n, generator=gen)
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            xb, yb, ab = train.x[idx], y_dyn[idx], assign[idx]
+            outs = []
+            for j, (net, opt) in enumerate(zip(nets, opts)):
+                out = net(xb)
+                yj = yb[ab == j]
+                ce = F.cross_entropy(out[ab == j], yj, reduction="none")
+                loss = sum(ce[yj == c].mean() for c in torch.unique(yj))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                outs.append(out.detach())
+            probs = torch.softmax(torch.where((ab == 0).unsqueeze(1), outs[1], outs[0]), 1)
+            change = torch.rand(len(idx), generator=gen) < flip_probability(probs)
+            y_dyn[idx[change]] = probs.argmax(1)[change]
+    with torch.no_grad():
+        logits = torch.stack([net(train.x) for net in nets])
+    return logits[1 - assign, torch.arange(n)], y_dyn
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+def test_minibatch_twins_with_flips_equal_two_separate_networks(toy, monkeypatch, grouped):
+    """Mini-batches, Adam and label flipping: the stacked twins (grouped by twin or not) = two separate networks."""
+    import rote.spurious.heldout as heldout
+
+    monkeypatch.setattr(heldout, "_GROUP_MIN_WEIGHTS", 0 if grouped else 1 << 40)
+    ho = xrm_twins(toy.train, hidden=(8,), epochs=6, batch_size=16, optimizer="adam", lr=0.02, seed=3)
+    want, dyn = _separate_xrm(toy.train, (8,), 6, 16, 0.02, 3)
+    torch.testing.assert_close(ho.train_logits, want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(ho.dynamic_labels, dyn.numpy())
+    assert ho.flip_rate > 0  # the flips ran
+
+
+def test_fused_adam_moves_stacked_members_as_separate_ones():
+    """make_optimizer(fused=True): torch's fused Adam on stacked (2, ...) tensors = the same optimizer on each member
+    alone, bit for bit (the update is elementwise), and the multi-tensor Adam to float rounding."""
+    from rote.spurious.heldout import make_optimizer
+
+    gen = torch.Generator().manual_seed(0)
+    init = [torch.randn(2, 5, 7, generator=gen), torch.randn(2, 1, 5, generator=gen)]
+    grads = [[torch.randn(t.shape, generator=gen) for t in init] for _ in range(4)]
+
+    def run(fused, member=None):
+        ps = [torch.nn.Parameter(t.clone() if member is None else t[member].clone()) for t in init]
+        opt = make_optimizer(ps, "adam", 0.01, weight_decay=0.1, fused=fused)
+        for gs in grads:
+            for p, g in zip(ps, gs):
+                p.grad = g.clone() if member is None else g[member].clone()
+            opt.step()
+        return [p.detach() for p in ps]
+
+    stacked = run(True)
+    for m in range(2):
+        for s, alone in zip(stacked, run(True, m)):
+            torch.testing.assert_close(s[m], alone, rtol=0, atol=0)
+    for s, multi in zip(stacked, run(False)):
+        torch.testing.assert_close(s, multi, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ConfigError, match="`lr` must be a finite number > 0"):
+        make_optimizer(stacked, "adam", float("inf"), fused=True)

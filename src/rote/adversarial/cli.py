@@ -70,9 +70,12 @@ def adversarial_demo(
     runs: str = typer.Option(
         "standard,pgd_at,pgd_at_demem,trades,trades_demem,pgd_at_dpsgd", "--runs", help="Runs, comma-separated."
     ),
+    width: int = typer.Option(8, "--width", help="SmallCNN conv1 channels of every model."),
+    hidden: int = typer.Option(64, "--hidden", help="SmallCNN hidden units of every model."),
     eps: float = typer.Option(0.1, "--eps", help="L-inf radius of training and evaluation attacks (pixels in [0, 1])."),
     demem_weight: float = typer.Option(2.0, "--demem-weight", help="DeMem penalty weight lambda."),
     demem_fraction: float = typer.Option(0.1, "--demem-fraction", help="Share of training images that are high-risk."),
+    demem_flood: float = typer.Option(0.5, "--demem-flood", help="Flood level b of the flood penalty."),
     dp_noise: float = typer.Option(0.5, "--dp-noise", help="DP-SGD noise multiplier."),
     dp_delta: float = typer.Option(1e-5, "--dp-delta", help="delta of the reported (epsilon, delta) of DP-SGD."),
     workers: int = typer.Option(2, "--workers", help="Worker processes for the models (0: in this process)."),
@@ -100,9 +103,12 @@ def adversarial_demo(
         n_test=n_test,
         n_models=n_models,
         epochs=epochs,
+        width=width,
+        hidden=hidden,
         eps=eps,
         demem_weight=demem_weight,
         demem_fraction=demem_fraction,
+        demem_flood=demem_flood,
         dp_noise=dp_noise,
         dp_delta=dp_delta,
     )

@@ -35,11 +35,14 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import io
 import json
 import math
 import os
+import queue
 import re
 import shutil
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Callable, Union
@@ -50,7 +53,7 @@ import torch
 import torch.nn as nn
 
 from rote.core.errors import ConfigError, DataError
-from rote.core.runs import atomic_write_json, atomic_write_stream
+from rote.core.runs import AtomicFile, atomic_write_json
 
 __all__ = [
     "Reduce",
@@ -367,24 +370,42 @@ def _to_numpy(t: torch.Tensor | np.ndarray) -> np.ndarray:
     return t.numpy()
 
 
-def _atomic_write_npy(path: Path, pieces: Sequence[np.ndarray], shape: tuple[int, ...]) -> None:
-    """Write the row-wise concatenation of `pieces` (same dtype, rows of equal shape) to `path` in .npy format,
-    atomically (`rote.core.runs.atomic_write_stream`). Each piece's buffer goes to the file directly: activation
-    chunks are the bulk of a capture's time beside the forward pass."""
+def _numpy_dtype(t: torch.Tensor | np.ndarray) -> np.dtype:
+    """The dtype `_to_numpy(t)` will have, without converting t (a GPU tensor is copied later, off the caller)."""
+    if isinstance(t, np.ndarray):
+        return t.dtype
+    return np.dtype(np.float32) if t.dtype == torch.bfloat16 else torch.empty(0, dtype=t.dtype).numpy().dtype
 
-    def write(fh) -> None:
-        header = {"descr": np.lib.format.dtype_to_descr(pieces[0].dtype), "fortran_order": False, "shape": shape}
-        np.lib.format.write_array_header_1_0(fh, header)
-        for piece in pieces:
-            if piece.size:  # an empty piece has no buffer to write (and memoryview refuses it)
-                fh.write(memoryview(np.ascontiguousarray(piece)).cast("B"))
 
-    atomic_write_stream(path, write)
+def _npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
+    """The .npy (version 1.0) header that np.save writes for a C-ordered array of `dtype` and `shape`."""
+    bio = io.BytesIO()
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(bio, header)
+    return bio.getvalue()
+
+
+class _OpenChunk:
+    """A chunk file being filled: the temporary file, its rows so far and the length of the header reserved at its
+    start (the header of a full chunk; rewritten in place, or the file rebuilt, if the chunk ends short)."""
+
+    def __init__(self, path: Path, header: bytes):
+        self.file = AtomicFile(path)
+        self.file.fh.write(header)
+        self.header_len = len(header)
+        self.rows = 0
 
 
 class ActivationWriter:
-    """Write rows of activations per module to `out_dir` in chunks of `chunk_rows` rows, holding at most
-    chunk_rows - 1 rows per module between `add` calls (plus the batch being added).
+    """Write rows of activations per module to `out_dir` in chunks of `chunk_rows` rows. Rows go straight into the
+    module's open chunk file (a temporary file, renamed into place when the chunk is full or at `close`), so no rows
+    are held in memory between `add` calls.
+
+    background: write on a separate thread, so that writing (and the fsync of every chunk) overlaps the caller's
+    next forward pass; `add` then only queues the rows, and blocks while more than `queue_bytes` bytes wait (memory
+    stays bounded). The files are byte for byte those of the synchronous writer. An error on the writer thread (a
+    full disk, say) is raised in the caller by the next `add` or by `close`; rows queued after it are dropped. The
+    queued tensors are read later, so the caller must not edit them in place after `add` (copy them if it might).
 
     Folder format (version 1):
         out_dir/index.json                   written last, by `close`: {"format": "rote-activations", "version": 1,
@@ -404,6 +425,8 @@ class ActivationWriter:
         *,
         overwrite: bool = False,
         meta: Mapping[str, Any] | None = None,
+        background: bool = False,
+        queue_bytes: int = 256 << 20,
     ):
         if int(chunk_rows) < 1:
             raise ConfigError(f"chunk_rows={chunk_rows}: must be at least 1")
@@ -417,73 +440,147 @@ class ActivationWriter:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.chunk_rows = int(chunk_rows)
         self.meta = dict(meta or {})
+        # rows held in memory per module between `add` calls: none, since rows go straight to the open chunk file
+        # (the attributes stay for callers that check the bound)
         self._buf: dict[str, list[np.ndarray]] = {}
         self._buffered: dict[str, int] = {}
+        self.max_buffered_rows = 0
         self._modules: dict[str, dict[str, Any]] = {}
-        self.max_buffered_rows = 0  # the most rows held for one module after any `add` (<= chunk_rows - 1)
+        self._open: dict[str, _OpenChunk] = {}
         self.closed = False
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if background:
+            self._queue: queue.SimpleQueue[tuple[str, Any, int] | None] = queue.SimpleQueue()
+            self._queue_bytes = max(1, int(queue_bytes))
+            self._queued = 0  # bytes queued and not yet written
+            self._room = threading.Condition()
+            self._thread = threading.Thread(target=self._drain, name=f"rote-activations:{self.out_dir.name}")
+            self._thread.daemon = True  # an abandoned writer must not keep the interpreter alive
+            self._thread.start()
 
     def add(self, name: str, rows: torch.Tensor | np.ndarray) -> None:
-        """Append rows (n, *shape) of module `name`; writes every full chunk at once."""
+        """Append rows (n, *shape) of module `name`; with `background`, queue them for the writer thread."""
         if self.closed:
             raise ConfigError(f"{self.out_dir}: the writer is closed")
-        a = _to_numpy(rows)
-        if a.ndim == 0:
+        self._raise_writer_error()
+        if rows.ndim == 0:
             raise DataError(f"{name}: activations need a leading row axis, got a scalar")
+        dtype = _numpy_dtype(rows)
         info = self._modules.get(name)
         if info is None:
             info = {
                 "dir": quote(name, safe="._-"),
-                "dtype": a.dtype.str,
-                "shape": list(a.shape[1:]),
+                "dtype": dtype.str,
+                "shape": list(rows.shape[1:]),
                 "rows": 0,
                 "chunks": [],
             }
             self._modules[name] = info
             self._buf[name], self._buffered[name] = [], 0
-        elif list(a.shape[1:]) != info["shape"] or a.dtype.str != info["dtype"]:
+        elif list(rows.shape[1:]) != info["shape"] or dtype.str != info["dtype"]:
             raise DataError(
-                f"{name}: rows of shape {a.shape[1:]} {a.dtype} after {tuple(info['shape'])} "
+                f"{name}: rows of shape {tuple(rows.shape[1:])} {dtype} after {tuple(info['shape'])} "
                 f"{np.dtype(info['dtype'])}; every batch must give the same per-row shape (pad "
                 "sequences to one length, or use a reduction such as reduce='mean')"
             )
-        self._buf[name].append(a)
-        self._buffered[name] += a.shape[0]
-        while self._buffered[name] >= self.chunk_rows:
-            # split the buffered pieces at chunk_rows without concatenating them (views, no copy)
-            take, rest, need = [], [], self.chunk_rows
-            for piece in self._buf[name]:
-                if need == 0:
-                    rest.append(piece)
-                elif len(piece) <= need:
-                    take.append(piece)
-                    need -= len(piece)
-                else:
-                    take.append(piece[:need])
-                    rest.append(piece[need:])
-                    need = 0
-            self._write_chunk(name, take)
-            self._buf[name] = rest
-            self._buffered[name] -= self.chunk_rows
-        self.max_buffered_rows = max(self.max_buffered_rows, self._buffered[name])
+        if self._thread is None:
+            self._write_rows(name, _to_numpy(rows))
+            return
+        size = int(rows.numel() * rows.element_size()) if isinstance(rows, torch.Tensor) else int(rows.nbytes)
+        with self._room:
+            # one item larger than the whole budget still goes through, alone
+            while self._queued and self._queued + size > self._queue_bytes and self._error is None:
+                self._room.wait()
+            self._queued += size
+        self._queue.put((name, rows, size))
+        self._raise_writer_error()
 
-    def _write_chunk(self, name: str, pieces: list[np.ndarray]) -> None:
-        """Write the rows of `pieces` (in order) as one .npy chunk, byte for byte what np.save of their
-        concatenation writes, but streamed piece by piece: no concatenated copy and no in-memory file."""
+    def _raise_writer_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _drain(self) -> None:
+        """The writer thread: write queued rows in order until the None sentinel; after an error, drop the rest
+        (still freeing their room, so that a blocked `add` wakes up and raises the error)."""
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            name, rows, size = item
+            try:
+                if self._error is None:
+                    self._write_rows(name, _to_numpy(rows))
+            except BaseException as exc:  # surfaced in the caller by `add` / `close`
+                self._error = exc
+            finally:
+                del rows, item  # free the batch before waiting for the next one
+                with self._room:
+                    self._queued -= size
+                    self._room.notify_all()
+
+    def _write_rows(self, name: str, a: np.ndarray) -> None:
+        """Append a's rows to the module's open chunk file, committing every chunk that fills up."""
         info = self._modules[name]
-        file = f"chunk-{len(info['chunks']):06d}.npy"
-        rows = sum(int(p.shape[0]) for p in pieces)
-        _atomic_write_npy(self.out_dir / info["dir"] / file, pieces, (rows, *info["shape"]))
-        info["chunks"].append({"file": file, "rows": rows})
-        info["rows"] += rows
+        start = 0
+        while start < a.shape[0]:
+            chunk = self._open.get(name)
+            if chunk is None:
+                path = self.out_dir / info["dir"] / f"chunk-{len(info['chunks']):06d}.npy"
+                header = _npy_header(a.dtype, (self.chunk_rows, *info["shape"]))
+                chunk = self._open[name] = _OpenChunk(path, header)
+            take = min(self.chunk_rows - chunk.rows, a.shape[0] - start)
+            piece = a[start : start + take]
+            if piece.size:  # an empty row shape has no buffer to write (and memoryview refuses it)
+                chunk.file.fh.write(memoryview(np.ascontiguousarray(piece)).cast("B"))
+            chunk.rows += take
+            start += take
+            if chunk.rows == self.chunk_rows:
+                self._commit(name)
+
+    def _commit(self, name: str) -> None:
+        """Finish the module's open chunk: the header of its real row count, then fsync + rename."""
+        chunk = self._open.pop(name)
+        info = self._modules[name]
+        if chunk.rows != self.chunk_rows:  # a short last chunk: its header differs from the one reserved
+            header = _npy_header(np.dtype(info["dtype"]), (chunk.rows, *info["shape"]))
+            fh = chunk.file.fh
+            if len(header) == chunk.header_len:  # the usual case (headers are padded to 64 bytes)
+                fh.seek(0)
+                fh.write(header)
+            else:  # the row count changed the padded length: rebuild the file behind the right header
+                rebuilt = AtomicFile(chunk.file.path)
+                try:
+                    rebuilt.fh.write(header)
+                    fh.flush()
+                    fh.seek(chunk.header_len)
+                    shutil.copyfileobj(fh, rebuilt.fh, 1 << 22)
+                except BaseException:
+                    rebuilt.abort()
+                    chunk.file.abort()
+                    raise
+                chunk.file.abort()
+                chunk.file = rebuilt
+        chunk.file.commit()
+        file = chunk.file.path.name
+        info["chunks"].append({"file": file, "rows": chunk.rows})
+        info["rows"] += chunk.rows
+
+    def _stop_thread(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
 
     def close(self) -> "ActivationStore":
         """Write the remaining rows and index.json; returns a reader of the folder."""
         if not self.closed:
-            for name in self._modules:
-                if self._buffered[name]:
-                    self._write_chunk(name, self._buf[name])
-                self._buf[name], self._buffered[name] = [], 0
+            self._stop_thread()
+            if self._error is not None:
+                self.abort()
+                raise self._error
+            for name in list(self._open):
+                self._commit(name)
             atomic_write_json(
                 self.out_dir / INDEX,
                 {
@@ -497,12 +594,23 @@ class ActivationWriter:
             self.closed = True
         return ActivationStore(self.out_dir)
 
+    def abort(self) -> None:
+        """Stop without index.json (the folder stays marked unfinished): let the writer thread write what is queued
+        (as the synchronous writer would have), then remove the chunk files still open. Finished chunks stay."""
+        self._stop_thread()
+        for chunk in self._open.values():
+            chunk.file.abort()
+        self._open.clear()
+        self.closed = True
+
     def __enter__(self) -> "ActivationWriter":
         return self
 
     def __exit__(self, exc_type: Any, *exc: Any) -> None:
         if exc_type is None:
-            self.close()  # on an error, no index.json: the folder stays marked unfinished
+            self.close()
+        else:
+            self.abort()  # on an error, no index.json: the folder stays marked unfinished
 
 
 class ActivationStore:
@@ -589,19 +697,25 @@ def capture_to_disk(
     overwrite: bool = False,
     meta: Mapping[str, Any] | None = None,
     progress: Callable[[int], None] | None = None,
+    background: bool = True,
 ) -> ActivationStore:
     """Stream the activations of `names` over many batches into `out_dir` (format: `ActivationWriter`), with memory
-    bounded by one batch plus chunk_rows rows per module.
+    bounded by one batch plus the writer's queue (`ActivationWriter`'s `queue_bytes`).
 
     batches: any iterable (a DataLoader); forward(model, batch) runs one pass (default: tensors -> model(x),
         dicts -> model(**batch), (x, y, ...) -> model(x)). reduce: as in `capture` ("mean" by default: (B, C) rows).
     Row i of a module is sample i of the concatenated batches. meta: JSON-able facts stored in the index (the
     model, the dataset). progress: called with 1 after each batch. Runs under torch.no_grad().
+    background: write on a thread of its own, overlapping the next batch's forward pass (same files; see
+    `ActivationWriter`). The hooked tensors are queued as they are, so a `reduce` that returns a view of an output
+    the model later edits in place (reduce="none" on an in-place ReLU, say) needs background=False.
     """
     resolve_modules(model, names)  # bad names or reductions fail before anything is written
     _check_reduce(reduce)
     how = reduce if isinstance(reduce, str) else getattr(reduce, "__name__", "custom")
-    writer = ActivationWriter(out_dir, chunk_rows, overwrite=overwrite, meta={"reduce": how, **dict(meta or {})})
+    writer = ActivationWriter(
+        out_dir, chunk_rows, overwrite=overwrite, meta={"reduce": how, **dict(meta or {})}, background=background
+    )
     fwd = forward or _default_forward
     with writer, record(model, names, reduce=reduce, dtype=dtype, sink=writer.add), torch.no_grad():
         for batch in batches:

@@ -33,24 +33,51 @@ def _umask() -> int:
     return mask
 
 
+class AtomicFile:
+    """The open-ended form of `atomic_write_stream`, for a file filled across many calls: `fh` is a temporary file
+    beside `path` (opened "w+b", so it can be read back); `commit()` flushes, fsyncs and renames it over `path`;
+    `abort()` closes and removes it. Readers see the old file or the whole new one, never a partial one."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        try:
+            os.chmod(self.tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; results should be as readable as any file
+            self.fh: BinaryIO = os.fdopen(fd, "w+b")
+        except BaseException:
+            os.close(fd)
+            os.unlink(self.tmp)
+            raise
+
+    def commit(self) -> Path:
+        try:
+            self.fh.flush()
+            os.fsync(self.fh.fileno())
+            self.fh.close()
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            self.fh.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)
+
+
 def atomic_write_stream(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
     """Call `write(fh)` on a temporary file beside `path`, fsync it and rename it over `path`: readers see the old
     file or the whole new one, never a partial one (for writers that stream pieces rather than hold one bytes)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    f = AtomicFile(path)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; results should be as readable as any file
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write(f.fh)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        f.abort()
         raise
-    return path
+    return f.commit()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

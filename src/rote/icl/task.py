@@ -147,6 +147,24 @@ class BinaryTask:
             idx[rows, -1] = ctx[rows, pick]
         return idx
 
+    def sample_indices_many(
+        self, n: int, k: int, gens: list[torch.Generator], labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(M, n, N) class indices, row m exactly `sample_indices(n, k, gens[m], labels)`: the same draws from each
+        generator in the same order (the bulk draw, then the redraws of absent queries), with the checks and the
+        repair done for all M at once instead of in M rounds of small operations."""
+        if self.equalize:
+            return torch.stack([self.sample_indices(n, k, g, labels) for g in gens])
+        idx = torch.stack([torch.randint(k, (n, self.N), generator=g) for g in gens])  # (M, n, N)
+        ctx, q = idx[..., :-1], idx[..., -1]
+        absent = ~(ctx == q[..., None]).any(dim=-1)  # (M, n)
+        counts = absent.sum(dim=1).tolist()
+        picks = [torch.randint(self.N - 1, (c,), generator=g) for g, c in zip(gens, counts) if c]
+        if picks:
+            m, rows = torch.nonzero(absent, as_tuple=True)  # model-major, rows ascending: the order of `picks`
+            idx[m, rows, -1] = ctx[m, rows, torch.cat(picks)]
+        return idx
+
     def sample(self, n: int, g: torch.Generator, means: torch.Tensor | None = None) -> Batch:
         """n training sequences. `means`: (K, D) training means (pass them to avoid redrawing; None: self.means())."""
         if self.K is None:

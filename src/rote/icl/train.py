@@ -117,7 +117,7 @@ class ICLRun(Result):
 def _evaluate(net: ICLNet, sets: dict[str, Batch], chunk: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """set -> (accuracy (M,), loss (M,)) on shared evaluation batches, `chunk` sequences at a time."""
     out = {}
-    with torch.no_grad():
+    with torch.inference_mode():
         for name, batch in sets.items():
             losses, correct = [], []
             for i in range(0, len(batch.y), chunk):
@@ -129,6 +129,12 @@ def _evaluate(net: ICLNet, sets: dict[str, Batch], chunk: int) -> dict[str, tupl
                 torch.cat(losses, 1).mean(1).cpu().numpy(),
             )
     return out
+
+
+def _optimizer(net: ICLNet | MLPNet, wd_attention: float, wd_mlp: float, lr: float) -> torch.optim.Optimizer:
+    """Plain SGD with the two weight-decay groups, fused kernels: the same update as torch's per-tensor loop bit
+    for bit (tests/core/test_training_stacked.py), without the "foreach" path's temporaries for the decay."""
+    return stacked_optimizer(net.param_groups(wd_attention, wd_mlp), "sgd", lr=lr, fused=True)
 
 
 def _batch_drawer(
@@ -157,8 +163,10 @@ def _batch_drawer(
         offset = offset.to(dev)
 
         def draw_tables() -> tuple[torch.Tensor, torch.Tensor, bool]:
-            idx = torch.stack([task.sample_indices(batch, task.K, g, labels) for g in gens]).to(dev)  # (M, B, N)
-            return table[idx + offset], sign[idx[..., -1]], normalized  # (M, B, N, C), (M, B)
+            idx = task.sample_indices_many(batch, task.K, gens, labels).to(dev)  # (M, B, N)
+            # index_select: the same rows as table[idx + offset], about 3x faster than advanced indexing on a CPU
+            x = torch.index_select(table, 0, (idx + offset).view(-1)).view(*idx.shape, table.shape[1])
+            return x, sign[idx[..., -1]], normalized  # (M, B, N, C), (M, B)
 
         return draw_tables
     means = None if getattr(task, "K", None) is None else task.means()
@@ -212,7 +220,7 @@ def train_icl(
     dev = resolve_device(device)
     n_out = 1 if isinstance(task, BinaryTask) else task.L
     net = ICLNet(model, seeds, task.dim, hidden=hidden, n_out=n_out, content_dim=task.D).to(dev)
-    opt = stacked_optimizer(net.param_groups(wd_attention, wd_mlp), "sgd", lr=lr)
+    opt = _optimizer(net, wd_attention, wd_mlp, lr)
     sets = {k: v.to(dev) for k, v in task.eval_sets(eval_n).items()}
     gens = [torch.Generator().manual_seed(1_000_003 * s + 17) for s in seeds]
     draw = _batch_drawer(task, net, gens, batch, dev)
@@ -332,7 +340,7 @@ def train_mlp(
     x = task.means().to(dev)  # (K, D)
     y = (2.0 * task.labels() - 1).to(dev)  # (K,)
     net = MLPNet(seeds, D, hidden).to(dev)
-    opt = stacked_optimizer(net.param_groups(0.0, weight_decay), "sgd", lr=lr)
+    opt = _optimizer(net, 0.0, weight_decay, lr)
     gens = [torch.Generator().manual_seed(1_000_003 * s + 29) for s in seeds]
     rows = []
 

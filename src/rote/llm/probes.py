@@ -153,8 +153,12 @@ class LogisticProbes:
     Objective per problem (scikit-learn's `LogisticRegression(C=C)` on standardized features):
     0.5 |w|^2 + C * sum_i log(1 + exp(-s_i (x_i . w + b))), s_i = +-1, intercept b unpenalized. Minimized by
     Newton's method batched over problems, in float64, to a gradient norm below `tol` (relative to the start): with
-    the Hessians formed and solved when C + 1 <= `direct_max`, else Newton-CG (Hessian-vector products X^T D X v,
-    O(N C) per CG step instead of O(N C^2), `cg_iter` steps at most).
+    the Hessians formed and Cholesky-solved at every step when C + 1 <= `direct_max`, else Newton-CG (Hessian-vector
+    products X^T D X v, O(N C) per CG step instead of O(N C^2), `cg_iter` steps at most) preconditioned by the
+    Cholesky factor of an earlier step's Hessian. On one CPU core a formed Hessian (BLAS syrk) costs about
+    (C + 1) / 32 Hessian-vector products and preconditioned CG takes a few steps, so forming it at every step pays
+    only for narrow features (`direct_max` = 128). Problems go through in blocks of about `block_bytes` of features
+    (sized to stay in cache), and converged problems leave their block's batch (see `_newton`).
 
     fit(x (P, N, C), y (N,) 0/1) -> self; `coef_` (P, C) on standardized features, `intercept_` (P,), `mean_`,
     `scale_` (P, C); `decision_function(x)` (P, N); `direction()` (P, C) = coef_ / scale_, the direction in the raw
@@ -162,14 +166,22 @@ class LogisticProbes:
     """
 
     def __init__(
-        self, C: float = 1.0, *, max_iter: int = 50, tol: float = 1e-7, cg_iter: int = 100, direct_max: int = 384
+        self,
+        C: float = 1.0,
+        *,
+        max_iter: int = 50,
+        tol: float = 1e-7,
+        cg_iter: int = 100,
+        direct_max: int = 128,
+        block_bytes: int = 8 << 20,
     ):
         self.C, self.max_iter, self.tol, self.cg_iter, self.direct_max = C, max_iter, tol, cg_iter, direct_max
+        self.block_bytes = block_bytes
 
     def fit(self, x: np.ndarray | torch.Tensor, y: np.ndarray) -> "LogisticProbes":
         if not self.C > 0:
             raise ConfigError(f"`C` must be > 0, got {self.C}")
-        X = torch.as_tensor(np.asarray(x), dtype=torch.float64)
+        X = torch.as_tensor(np.asarray(x))  # converted to float64 block by block, below
         if X.dim() == 2:
             X = X.unsqueeze(0)
         yv = torch.as_tensor(np.asarray(y), dtype=torch.float64)
@@ -178,60 +190,117 @@ class LogisticProbes:
         if len(torch.unique(yv)) != 2:
             raise DataError("probe labels hold one class only; a probe needs positive and negative tokens")
         p, n, c = X.shape
-        mu, sd = _standardize(X)
-        Z = torch.cat([(X - mu[:, None]) / sd[:, None], torch.ones(p, n, 1, dtype=X.dtype)], dim=2)  # (P, N, C+1)
-        Z32 = Z.float() if c + 1 <= self.direct_max else Z  # the float32 copy feeds only formed Hessians
-        reg = torch.ones(c + 1, dtype=X.dtype)
+        w = torch.zeros(p, c + 1, dtype=torch.float64)
+        mu, sd = torch.zeros(p, c, dtype=torch.float64), torch.ones(p, c, dtype=torch.float64)
+        self.n_iter_ = 0
+        # Problems are solved in blocks whose features fit in cache (`block_bytes`): every Newton and CG step
+        # passes over a block's features, and a batch larger than the cache is read from memory at every pass
+        # (all 30 SmolLM2 problems in one batch took 5x the time of a loop over them). Standardizing block by
+        # block keeps those passes in cache too.
+        size = max(1, min(p, int(self.block_bytes) // (n * (c + 1) * 12)))  # float64 + float32 copies
+        for lo in range(0, p, size):
+            hi = min(p, lo + size)
+            Z = torch.empty(hi - lo, n, c + 1, dtype=torch.float64)
+            centered = Z[:, :, :c]
+            Xb = X[lo:hi].to(torch.float64)
+            mu[lo:hi] = Xb.mean(dim=1)
+            torch.sub(Xb, mu[lo:hi, None], out=centered)
+            # `_standardize`'s population std, from the centered rows at hand (torch.std takes several times longer)
+            std = centered.square().mean(dim=1).sqrt_()
+            sd[lo:hi] = torch.where(std > 1e-12, std, torch.ones_like(std))
+            centered.div_(sd[lo:hi, None])
+            Z[:, :, c] = 1.0  # the intercept's column
+            w[lo:hi], steps = self._newton(Z, yv)
+            self.n_iter_ = max(self.n_iter_, steps)
+        self.coef_ = w[:, :-1].numpy()
+        self.intercept_ = w[:, -1].numpy()
+        self.mean_, self.scale_ = mu.numpy(), sd.numpy()
+        return self
+
+    def _newton(self, Z: torch.Tensor, yv: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Minimize the objective for a block Z (b, N, C+1) (standardized features and a ones column); returns
+        (w (b, C+1), the most Newton steps a problem took).
+
+        Each step solves H s = -g, H = diag(reg) + C Z^T D Z, D = p (1 - p). With C + 1 <= `direct_max`, H is formed
+        (a float32 batched matmul, O(N C^2)) and Cholesky-factored at every step: exact Newton. Wider features use
+        conjugate gradients (Hessian-vector products, O(N C) each) preconditioned by the Cholesky factor of an
+        earlier step's Hessian: near the optimum the Hessian changes little, so a few CG steps suffice, and the
+        factor is refreshed when CG took more steps than a refresh costs. Gradients and the line search stay
+        float64, so the optimum is the float64 one. Converged problems are dropped from the batch (one copy each
+        time the batch halves; until then they ride along with a zero step)."""
+        b, n, c1 = Z.shape
+        reg = torch.ones(c1, dtype=Z.dtype)
         reg[-1] = 0.0  # the intercept is not penalized
         C = float(self.C)
-        w = torch.zeros(p, c + 1, dtype=X.dtype)
+        W = torch.zeros(b, c1, dtype=Z.dtype)
+        held = torch.arange(b)  # problems still in the batch: rows of Zh, Zh32, w, z, ...
+        Zh, Zh32 = Z, Z.float()
+        w = torch.zeros(b, c1, dtype=Z.dtype)
+        z = torch.zeros(b, n, dtype=Z.dtype)  # logits Z w, carried along: no extra pass over Z to recompute them
 
         def loss_prob(z: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            """Objective (P,) and probabilities (P, N) from the logits z = Z w (no pass over Z)."""
-            # log(1 + e^-z) for y=1, log(1 + e^z) for y=0, written stably
-            ll = torch.nn.functional.softplus(z) - yv * z
+            ll = torch.nn.functional.softplus(z) - yv * z  # log(1 + e^-z) for y=1, log(1 + e^z) for y=0
             return 0.5 * (reg * w * w).sum(1) + C * ll.sum(1), torch.sigmoid(z)
 
-        def gradient(prob: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-            return reg * w + C * torch.bmm((prob - yv).unsqueeze(1), Z).squeeze(1)
-
-        # The logits are carried along (z <- z + t Z s) instead of recomputed: with Z s computed once per step, the
-        # line search and the next gradient cost no extra pass over the (P, N, C+1) features, which on CPU are
-        # read from memory at every pass (two passes per Newton step instead of five).
-        z = torch.zeros(p, n, dtype=X.dtype)
         loss, prob = loss_prob(z, w)
-        grad = gradient(prob, w)
+        grad = reg * w + C * torch.bmm((prob - yv).unsqueeze(1), Zh).squeeze(1)
         g0 = grad.norm(dim=1).clamp_min(1e-300)
-        self.n_iter_ = 0
+        factor: torch.Tensor | None = None  # (len(held), C+1, C+1) float32 Cholesky factor of a recent Hessian
+        refresh = True  # the first step is exact (w = 0: D = C/4 everywhere) and gives the first factor
+        # CG steps after which the next Newton step forms a fresh Hessian instead: the fit time is flat between 6
+        # and 12 on SmolLM2 and tiny-GPT activations (3 to 100 tried, bench/llm_probes.py's problems)
+        refresh_after = 6
+        steps = 0
         for it in range(self.max_iter):
-            active = grad.norm(dim=1) > self.tol * g0  # (P,) problems not yet converged
+            active = grad.norm(dim=1) > self.tol * g0
             if not bool(active.any()):
                 break
-            self.n_iter_ = it + 1
-            dvec = prob * (1 - prob) * C  # (P, N)
-            if c + 1 <= self.direct_max:  # narrow features: form the Hessians (one batched matmul) and solve
-                # the Hessian in float32 (half the cost); the gradient and line search stay float64, so the
-                # optimum is the float64 one. Only unconverged problems pay for a Hessian (O(N C^2) each).
-                idx = torch.nonzero(active).squeeze(1)
-                Za32 = Z32 if len(idx) == p else Z32.index_select(0, idx)
-                da = dvec if len(idx) == p else dvec.index_select(0, idx)
-                H = torch.bmm(Za32.transpose(1, 2), da.float().unsqueeze(2) * Za32).double()
-                step = torch.zeros_like(w)
-                step[idx] = torch.linalg.solve(H + torch.diag(reg + 1e-10), -grad[idx].unsqueeze(2)).squeeze(2)
+            steps = it + 1
+            if 2 * int(active.sum()) <= len(held):  # compact: the converged half leaves the batch
+                keep = torch.nonzero(active).squeeze(1)
+                W[held[~active]] = w[~active]
+                held, Zh, Zh32 = held[keep], Zh.index_select(0, keep), Zh32.index_select(0, keep)
+                w, z, loss, prob, grad, g0, active = (
+                    w[keep],
+                    z[keep],
+                    loss[keep],
+                    prob[keep],
+                    grad[keep],
+                    g0[keep],
+                    active[keep],
+                )
+                factor = None if factor is None else factor.index_select(0, keep)
+            rhs = -grad * active[:, None]  # converged problems still held take a zero step
+            dvec = prob * (1 - prob) * C  # (h, N)
+            if c1 <= self.direct_max:
+                step = _cholesky_solve(_hessian_factor(Zh32, dvec, reg), rhs)
+            elif refresh:  # an exact Newton step, and the factor that preconditions the next ones
+                factor = _hessian_factor(Zh32, dvec, reg)
+                step = _cholesky_solve(factor, rhs)
+                factor = factor.float()  # float32 solves: half the memory traffic per CG step
+                refresh = False
             else:
-                # inexact Newton-CG on every problem at once, on the full (P, N, C+1) batch: a Hessian-vector
-                # product is O(N C), as cheap as copying out the unconverged problems, so none are copied;
-                # converged ones get a zero right-hand side and stop at once
-                def hess(v: torch.Tensor, dvec: torch.Tensor = dvec) -> torch.Tensor:
-                    zv = torch.bmm(Z, v.unsqueeze(2)).squeeze(2)  # (P, N)
-                    return reg * v + torch.bmm((dvec * zv).unsqueeze(1), Z).squeeze(1) + 1e-10 * v
+
+                def hess(
+                    v: torch.Tensor, dvec32: torch.Tensor = dvec.float(), Zh32: torch.Tensor = Zh32
+                ) -> torch.Tensor:
+                    # float32 products (half the memory traffic); CG only needs an approximate solve
+                    zv = torch.bmm(Zh32, v.float().unsqueeze(2))  # (h, N, 1)
+                    return reg * v + torch.bmm(Zh32.transpose(1, 2), dvec32.unsqueeze(2) * zv).squeeze(2).double()
+
+                def precondition(r: torch.Tensor, factor: torch.Tensor | None = factor) -> torch.Tensor:
+                    if factor is None:
+                        return r
+                    return _cholesky_solve(factor, r.float()).double()
 
                 eta = torch.clamp(torch.sqrt(grad.norm(dim=1) / g0), max=0.5)
-                step = _batched_cg(hess, -grad * active[:, None], self.cg_iter, eta)
-            zs = torch.bmm(Z, step.unsqueeze(2)).squeeze(2)  # (P, N): the logits move by t * zs
-            t = torch.ones(p, dtype=X.dtype)
+                step, cg_steps = _batched_pcg(hess, rhs, precondition, self.cg_iter, eta)
+                if cg_steps > refresh_after:
+                    refresh = True  # the next step forms the Hessian afresh (and takes an exact Newton step)
+            zs = torch.bmm(Zh, step.unsqueeze(2)).squeeze(2)  # (h, N): the logits move by t * zs
+            t = torch.ones(len(held), dtype=Z.dtype)
             slope = (grad * step).sum(1)
-            for _ in range(30):  # backtracking per problem (Armijo); converged problems have step 0
+            for _ in range(30):  # backtracking per problem (Armijo); a zero step is always accepted
                 new_loss, new_prob = loss_prob(z + t[:, None] * zs, w + t[:, None] * step)
                 ok = (new_loss <= loss + 1e-4 * t * slope) | ~active
                 if bool(ok.all()):
@@ -242,11 +311,9 @@ class LogisticProbes:
             w = w + t[:, None] * step
             z = z + t[:, None] * zs
             loss, prob = new_loss, new_prob
-            grad = gradient(prob, w)
-        self.coef_ = w[:, :-1].numpy()
-        self.intercept_ = w[:, -1].numpy()
-        self.mean_, self.scale_ = mu.numpy(), sd.numpy()
-        return self
+            grad = reg * w + C * torch.bmm((prob - yv).unsqueeze(1), Zh).squeeze(1)
+        W[held] = w
+        return W, steps
 
     def decision_function(self, x: np.ndarray | torch.Tensor) -> np.ndarray:
         """(P, N) logits for x (P, N, C) (or (N, C) with one problem)."""
@@ -267,28 +334,64 @@ class LogisticProbes:
         return self.coef_ / self.scale_
 
 
-def _batched_cg(hess: Any, b: torch.Tensor, iters: int, eta: torch.Tensor) -> torch.Tensor:
-    """Solve H x = b for each row (H symmetric positive definite, given as a batched product hess(v) over all
-    rows) by conjugate gradient, to a residual |r| <= eta |b| per row. Converged rows (and rows with b = 0) are
-    frozen by a zero step length rather than dropped, so no step copies the batch."""
+def _hessian_factor(Z32: torch.Tensor, dvec: torch.Tensor, reg: torch.Tensor) -> torch.Tensor:
+    """Upper Cholesky factors U (b, C+1, C+1), float64, of the Hessians diag(reg) + Z^T diag(dvec) Z (H = U^T U;
+    solve with `_cholesky_solve`). Each Hessian is formed in float32 by BLAS syrk, which
+    computes one triangle only (half the flops of a matmul, and half again for float32), and factored in float64
+    by LAPACK potrf, which reads that triangle only."""
+    from scipy.linalg import blas, lapack
+
+    b, n, c1 = Z32.shape
+    out = np.empty((b, c1, c1))
+    root = torch.sqrt(dvec.float()).numpy()  # Z^T D Z = (D^1/2 Z)^T (D^1/2 Z)
+    for i in range(b):
+        a = root[i][:, None] * Z32[i].numpy()  # (N, C+1) C-ordered = (C+1, N) Fortran-ordered: no copy below
+        H = blas.ssyrk(1.0, a.T, lower=0).astype(np.float64)  # upper triangle of a^T a
+        H[np.diag_indices(c1)] += reg.numpy() + 1e-10
+        U, info = lapack.dpotrf(H, lower=0, clean=1)
+        if info > 0:  # float32 rounding made a nearly singular Hessian indefinite: add a little ridge
+            H[np.diag_indices(c1)] += 1e-6 * np.abs(np.diag(H)).max() + 1e-8
+            U, info = lapack.dpotrf(H, lower=0, clean=1)
+        if info != 0:
+            raise FloatingPointError(f"Cholesky factorization of a probe Hessian failed (LAPACK info {info})")
+        out[i] = U
+    return torch.from_numpy(out)
+
+
+def _cholesky_solve(U: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """x (b, C) solving U^T U x = r for upper factors U (b, C, C), in U's dtype: two triangular solves on U as it
+    is laid out (torch.cholesky_solve would first copy a row-major factor to column-major, at every call)."""
+    y = torch.linalg.solve_triangular(U.mT, r.unsqueeze(2), upper=False)
+    return torch.linalg.solve_triangular(U, y, upper=True).squeeze(2)
+
+
+def _batched_pcg(
+    hess: Any, b: torch.Tensor, precondition: Any, iters: int, eta: torch.Tensor
+) -> tuple[torch.Tensor, int]:
+    """Solve H x = b for each row (H symmetric positive definite, given as a batched product hess(v)) by
+    preconditioned conjugate gradients (precondition(r) ~ H^-1 r), to a residual |r| <= eta |b| per row. Rows that
+    converge (or have b = 0) are frozen by a zero step length. Returns (x, the steps taken)."""
     x = torch.zeros_like(b)
     r = b.clone()
-    d = r.clone()
-    rs = (r * r).sum(1)
+    s = precondition(r)
+    d = s.clone()
+    rs = (r * s).sum(1)
     tol = eta.square() * (b * b).sum(1)
-    for _ in range(iters):
-        live = rs > tol
+    k = 0
+    for k in range(1, iters + 1):
+        live = (r * r).sum(1) > tol
         if not bool(live.any()):
-            break
+            return x, k - 1
         hd = hess(d)
         alpha = torch.where(live, rs / (d * hd).sum(1).clamp_min(1e-300), torch.zeros_like(rs))
         x = x + alpha[:, None] * d
         r = r - alpha[:, None] * hd
-        rs_new = (r * r).sum(1)
+        s = precondition(r)
+        rs_new = (r * s).sum(1)
         beta = torch.where(live, rs_new / rs.clamp_min(1e-300), torch.zeros_like(rs))
-        d = torch.where(live[:, None], r + beta[:, None] * d, d)
+        d = torch.where(live[:, None], s + beta[:, None] * d, d)
         rs = torch.where(live, rs_new, rs)
-    return x
+    return x, k
 
 
 class MLPProbe:

@@ -114,6 +114,11 @@ def mnist_cmd(
     duplicates: int = typer.Option(100, "--duplicates", help="Copies of the one training 9 (paper: 100)."),
     side: int = typer.Option(14, "--side", help="Image side: 28 (paper), 14 (default, CPU) or 7."),
     steps: int = typer.Option(50, "--steps", help="DDIM sampling steps."),
+    second_order_weight: float = typer.Option(
+        0.0,
+        "--second-order-weight",
+        help="Weight of the second-order DSM loss, one Gaussian probe per sample (paper: 0.5; 0 = plain DSM).",
+    ),
     seed: int = _SEED,
     device: str = _DEVICE,
     force: bool = _FORCE,
@@ -132,6 +137,8 @@ def mnist_cmd(
         raise ConfigError(f"`guidance` must be >= 0, got {guidance}")
     if net not in ("mlp", "conv"):
         raise ConfigError(f"`net` must be mlp or conv, got {net!r}")
+    if second_order_weight < 0:
+        raise ConfigError(f"`second_order_weight` must be >= 0, got {second_order_weight}")
     run = RunFolder(out, force=force)
     _threads(device, most=1)
     result, _ = run_mnist(
@@ -146,6 +153,7 @@ def mnist_cmd(
         side=side,
         n_steps=steps,
         net=net,
+        second_order_weight=second_order_weight,
     )
     options = dict(
         net=net,
@@ -155,6 +163,7 @@ def mnist_cmd(
         duplicates=duplicates,
         side=side,
         steps=steps,
+        second_order_weight=second_order_weight,
         seed=seed,
         device=device,
     )
@@ -285,6 +294,9 @@ def score_cmd(
         if "train" not in extra:
             raise ConfigError(f"`model` {model}: the checkpoint carries no training data for the labels")
         g = float(extra.get("guidance", 1.0)) if guidance is None else guidance
+        # images are sampled with x0 clipped to their range, as `rote sharpness mnist` did (older MNIST
+        # checkpoints do not record it)
+        clip = extra.get("clip", 1.0 if extra.get("setup") == "mnist" else None)
         result = score_generations(
             m,
             np.asarray(extra["train"]),
@@ -294,6 +306,7 @@ def score_cmd(
             spectrum_method=spectrum,
             seed=seed,
             setup=str(extra.get("setup", "ddpm")),
+            clip=None if clip is None else float(clip),
         )
     else:
         from rote.data import load_table

@@ -450,6 +450,7 @@ def run_mnist(
             classes=torch.as_tensor(c),
             setup="mnist",
             guidance=float(p["guidance"]),
+            clip=1.0,
         )
     result = score_generations(
         model,

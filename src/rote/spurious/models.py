@@ -3,9 +3,11 @@
 XRM's twins (k = 2) and k-fold cross-fitting (k models) train several copies of one network on different subsets.
 Stacking their weights on a leading axis turns k small matrix products per layer into one batched product
 (`torch.baddbmm`), and k optimizers into one: on CPU, where small models are bound by per-operation overhead, this
-is where the speed-up over separate models comes from (bench/spurious_twins.py). Member i is initialised exactly
-like `rote.nets.MLP(in_features, hidden, num_classes, seed=seed + i)` and `member(i)` returns it as such an MLP,
-so a stacked model trained on member-wise masked losses equals k separately trained MLPs (tested).
+is where the speed-up over separate models comes from (bench/spurious_twins.py), together with `heldin`: when each
+member's loss uses only its own rows (XRM's twins), its first-layer weight gradient skips the other rows. Member i
+is initialised exactly like `rote.nets.MLP(in_features, hidden, num_classes, seed=seed + i)` and `member(i)`
+returns it as such an MLP, so a stacked model trained on member-wise masked losses equals k separately trained
+MLPs (tested).
 """
 
 from __future__ import annotations
@@ -22,6 +24,35 @@ from rote.nets import MLP
 __all__ = ["StackedMLP"]
 
 _ACT = {"relu": torch.relu, "tanh": torch.tanh}
+
+
+class _HeldInLinear(torch.autograd.Function):
+    """The stacked first layer x (B, in) -> (B, k out) as one product, whose backward pass forms member i's weight
+    gradient from its own rows only (`StackedMLP.forward`'s `heldin`): g_i^T x_i with g_i (n_i, out) instead of
+    g^T x over all B rows, most of which are zero for member i. The bias gradient is the plain column sum."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, sizes):  # x (B, in), w (k, out, in), b (k, 1, out) or None
+        ctx.save_for_backward(x, w)
+        ctx.sizes = sizes
+        return F.linear(x, w.reshape(-1, w.shape[2]), None if b is None else b.reshape(-1))
+
+    @staticmethod
+    def backward(ctx, g):  # g (B, k out)
+        x, w = ctx.saved_tensors
+        k, out, _ = w.shape
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = g @ w.reshape(k * out, -1)
+        if ctx.needs_input_grad[1]:
+            gw = torch.empty_like(w)
+            start = 0
+            for i, n in enumerate(ctx.sizes):
+                torch.mm(g[start : start + n, i * out : (i + 1) * out].t(), x[start : start + n], out=gw[i])
+                start += n
+        if ctx.needs_input_grad[2]:
+            gb = g.sum(0).view(k, 1, out)
+        return gx, gw, gb, None
 
 
 class StackedMLP(nn.Module):
@@ -62,14 +93,27 @@ class StackedMLP(nn.Module):
                 self.biases.append(nn.Parameter(torch.stack([m.bias.detach().unsqueeze(0) for m in layers])))
         self._names = names
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, *) shared by all members -> logits (k, B, num_classes)."""
+    def forward(self, x: torch.Tensor, heldin: Sequence[int] | None = None) -> torch.Tensor:
+        """x: (B, *) shared by all members -> logits (k, B, num_classes).
+
+        heldin: k row counts when the rows of x are grouped by the member whose loss uses them (the first
+        heldin[0] rows member 0's, and so on; XRM's twins) and the loss of member i has no gradient through any
+        other row. The first layer's weight gradient of member i is then computed from its own rows only, half
+        the largest product of the backward pass for twins; the forward pass and every gradient are unchanged
+        (only rows whose gradient is exactly zero are skipped). None: the plain backward pass.
+        """
         x = x.reshape(x.shape[0], -1)  # (B, in)
         act = _ACT[self.activation]
         last = len(self.weights) - 1
         w0 = self.weights[0]  # (k, out, in): the shared input makes the first layer one matrix product
-        b0 = self.biases[0].reshape(-1) if self.use_bias else None
-        h = F.linear(x, w0.reshape(-1, w0.shape[2]), b0).view(x.shape[0], self.k, -1).transpose(0, 1)  # (k, B, out)
+        b0 = self.biases[0] if self.use_bias else None
+        if heldin is not None:
+            if len(heldin) != self.k or sum(heldin) != x.shape[0]:
+                raise ConfigError(f"`heldin` must give {self.k} row counts summing to {x.shape[0]}, got {heldin}")
+            h = _HeldInLinear.apply(x, w0, b0, tuple(int(n) for n in heldin))
+        else:
+            h = F.linear(x, w0.reshape(-1, w0.shape[2]), None if b0 is None else b0.reshape(-1))
+        h = h.view(x.shape[0], self.k, -1).transpose(0, 1)  # (k, B, out)
         for j in range(1, last + 1):
             h = act(h)
             w = self.weights[j].transpose(1, 2)  # (k, in_j, out_j)

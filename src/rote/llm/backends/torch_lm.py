@@ -321,9 +321,12 @@ class TorchLMBackend(Backend):
         overwrite: bool = False,
         meta: Mapping[str, Any] | None = None,
         progress: bool = False,
+        background: bool = True,
     ) -> Any:
         """Stream the activation of every real token at each (layer, site) to `out_dir`, one forward pass per batch,
-        through `rote.core.hooks.capture_to_disk` (memory bounded by one batch plus `chunk_rows` rows per module).
+        through `rote.core.hooks.capture_to_disk` (memory bounded by one batch plus the writer's queue). With
+        `background` (the default) the files are written on a thread of their own while the next batch runs
+        (the same bytes; False writes them in the forward pass, as bench/llm_probes.py compares).
 
         Rows are tokens in input order (sequence 0's tokens, then sequence 1's, ...), (C,) of `dtype` each
         ("float32", or "float16" to halve the disk traffic); module
@@ -354,8 +357,9 @@ class TorchLMBackend(Backend):
         def real_tokens(t: torch.Tensor) -> torch.Tensor:  # (b, T, C) -> (n_real, C), row-major = input order
             flat = t.reshape(-1, t.shape[-1])
             rows = current["rows"]
-            # one copy, cast included (a copy, since a model may edit its outputs in place later in the pass); a
-            # boolean-mask index costs several times a plain copy, so whole batches skip it
+            # one copy, cast included: a model may edit its outputs in place later in the pass, and the background
+            # writer reads the rows while the next batch runs. A boolean-mask index costs several times a plain
+            # copy, so whole batches skip it
             return flat.to(store_dtype, copy=True) if rows is None else flat.index_select(0, rows).to(store_dtype)
 
         def forward(_: Any, batch: list[list[int]]) -> None:
@@ -389,6 +393,7 @@ class TorchLMBackend(Backend):
                     **dict(meta or {}),
                 },
                 progress=advance,
+                background=background,
             )
         lens = [len(s) for s in seqs]
         tokens = pd.DataFrame(
