@@ -208,6 +208,33 @@ def test_finish_writes_every_file_results_last_and_returns_the_status(tmp_path, 
     assert capsys.readouterr() == ("", "")
 
 
+class _Sweep:
+    """Stands in for a `rote.sweep` result: only `exit_status()` is read by `finish`."""
+
+    def __init__(self, status, reason=None):
+        self.status, self.reason, self.calls = status, reason, 0
+
+    def exit_status(self):
+        self.calls += 1
+        return self.status, self.reason
+
+
+def test_finish_takes_its_status_from_the_first_failing_sweep(tmp_path, capsys):
+    ok, bad, worse = _Sweep(0), _Sweep(2, "1 of 4 grid points failed on bad input"), _Sweep(1, "internal")
+    rf = RunFolder(tmp_path / "a")
+    assert rf.finish({"x": 1}, command="c", options={}, quiet=True, sweeps=(ok, None, bad, worse)) == 2
+    assert capsys.readouterr().err == "error: 1 of 4 grid points failed on bad input\n"
+    assert (ok.calls, bad.calls, worse.calls) == (1, 1, 0)  # the first failing sweep decides
+    assert read_json(tmp_path / "a" / "results.json") == {"x": 1}  # files are written all the same
+    # one sweep, no failure: status 0, nothing on stderr
+    assert RunFolder(tmp_path / "b").finish({"x": 1}, command="c", options={}, quiet=True, sweeps=ok) == 0
+    assert capsys.readouterr() == ("", "")
+    # a status the command set itself wins over the sweeps'
+    rf = RunFolder(tmp_path / "c")
+    assert rf.finish({}, command="c", options={}, quiet=True, status=1, reason="own", sweeps=bad) == 1
+    assert capsys.readouterr().err == "error: own\n"
+
+
 def test_a_failed_run_leaves_no_half_made_folder(tmp_path):
     # a folder the run created is removed
     with pytest.raises(RuntimeError):

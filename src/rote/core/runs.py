@@ -390,6 +390,7 @@ class RunFolder:
         quiet: bool = False,
         status: int = STATUS_OK,
         reason: str | None = None,
+        sweeps: Any = None,
     ) -> int:
         """Write everything a run leaves behind and return its exit status; the one way every command ends.
 
@@ -399,7 +400,15 @@ class RunFolder:
         `to_dict()`, or the mapping itself, plus `extra`). Then prints `summary` (default: `result.summary()`)
         and the report's path unless `quiet`. `status` 2 with a one-line `reason` (printed to stderr as
         `error: ...`, also when quiet) says that part of the run failed on bad input; the files are still written.
+        `sweeps`: a `rote.sweep` result, or several (None entries skipped), for grid verbs: when `status` is 0 the
+        first of them with a failed point sets `status` and `reason` through its `exit_status()` (2: bad input).
         """
+        if status == STATUS_OK and sweeps is not None:
+            for sweep in sweeps if isinstance(sweeps, (list, tuple)) else (sweeps,):
+                if sweep is not None:
+                    status, reason = sweep.exit_status()
+                    if status != STATUS_OK:
+                        break
         config = self.config(command, options, inputs, seed)
         self.write_json("config.json", config)
         own_tables = result.tables() if hasattr(result, "tables") and callable(result.tables) else {}

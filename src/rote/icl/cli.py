@@ -174,17 +174,13 @@ def _sweep_and_analyze(
     }
     run.write_config(command, options)  # before the grid: an interrupted sweep resumes from its points
     icl, mlp = run_sweep(out, icl_grid, mlp_grid, workers=workers, ray=ray, quiet=quiet)
-    status, reason = icl.exit_status()
-    if mlp is not None and status == 0:
-        status, reason = mlp.exit_status()
     result = analyze_sweep(out, allow_missing=True, n_boot=n_boot)
     return run.finish(
         result,
         command=command,
         options=options,
         quiet=quiet,
-        status=status,
-        reason=reason,
+        sweeps=(icl, mlp),
         **icl_analysis_outputs(result, command),
     )
 

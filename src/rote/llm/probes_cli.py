@@ -412,13 +412,11 @@ def register(app: typer.Typer) -> None:
         options = {"seeds": seed_list, **demo_kw, "workers": workers, "ray": ray}
         run.write_config("rote llm probe-grid", options)  # before the grid: an interrupted one resumes
         result, sweep = probe_grid(run.path, seed_list, workers=workers, ray=ray, quiet=quiet, **demo_kw)
-        status, reason = sweep.exit_status()
         return run.finish(
             result,
             command="rote llm probe-grid",
             options=options,
             quiet=quiet,
-            status=status,
-            reason=reason,
+            sweeps=sweep,
             **grid_outputs(result),
         )

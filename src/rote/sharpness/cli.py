@@ -423,13 +423,11 @@ def grid_cmd(
     result, sweep = run_sharpness_grid(
         out, setup, seed_list, second_order_weights=weights, fixed=fixed, workers=workers, ray=ray, quiet=quiet
     )
-    status, reason = sweep.exit_status()
     return run.finish(
         result,
         command="rote sharpness grid",
         options=options,
         quiet=quiet,
-        status=status,
-        reason=reason,
+        sweeps=sweep,
         **grid_outputs(result, title=f"Sharpness over seeds: {setup}"),
     )

@@ -72,15 +72,13 @@ def _device(device: str) -> str:
 def _finish_run(run, result, sweep, *, command: str, options: dict, quiet: bool, title: str) -> int:
     from rote.spurious.report import run_outputs
 
-    status, reason = sweep.exit_status() if sweep is not None else (0, None)
     return run.finish(
         result,
         command=command,
         options=options,
         seed=result.seeds[0],
         quiet=quiet,
-        status=status,
-        reason=reason,
+        sweeps=sweep,
         **run_outputs(result, title=title),
     )
 

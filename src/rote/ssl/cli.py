@@ -623,7 +623,6 @@ def ssl_grid(
         "finetune_epochs": finetune_epochs,
     }
     table, sweep = run_demo_seeds(seed_list, run.file("."), options=options, workers=workers, ray=ray, quiet=quiet)
-    status, reason = sweep.exit_status()
     result = {"seeds": seed_list, "metrics": table.to_dict("records")}
     lines = [f"{r.metric:<32}{r.mean:>10.4f} ± {r.std:.4f}" for r in table.itertuples()]
 
@@ -640,8 +639,7 @@ def ssl_grid(
         command="rote ssl grid",
         options={**options, "seeds": seed_list, "workers": workers, "ray": ray},
         quiet=quiet,
-        status=status,
-        reason=reason,
+        sweeps=sweep,
         tables={"aggregate": table},
         report=report,
         summary="\n".join(lines),
