@@ -25,10 +25,10 @@ model's seed, and both runs share them); then per metric the mean over seeds of 
 PGD-AT with its Student-t 95% interval (`rote.core.stats.paired_difference_interval`). Finished models are reused,
 so DIR/seed-0 may be a `rote adversarial demo` folder. Writes bench/out/adversarial_demem_seeds.json.
 
-      python bench/adversarial_lira.py --demem-seeds 0 1 2 3 4 --regime leaky
+      python bench/adversarial_lira.py --demem-seeds 0 1 2 3 4 5 6 7 --regime leaky
 
 is the same comparison in the regime where PGD-AT leaks (`rote.adversarial.experiment.LEAKY`: 500 pool images,
-width-16 CNN, 40 epochs, 16 models per run; DeMem's settings checked on tuning seed 100, never on 0-4): about
+width-16 CNN, 40 epochs, 16 models per run; DeMem's settings checked on tuning seed 100, never on 0-7): about
 8 CPU-minutes per seed; out runs/demem-seeds-leaky, writes bench/out/adversarial_demem_leaky.json (after every
 seed, so an interrupted run keeps its finished seeds; rerunning reuses every finished model). Both modes also
 give, per seed, the TPR differences with a 95% bootstrap over pool images (`within_seed_bootstrap`).
