@@ -5,6 +5,8 @@ same run.
 Run:  python bench/llm_probes.py                          (a random tiny GPT; about 2 minutes)
       python bench/llm_probes.py --model smollm2 --quick  (SmolLM2-135M, 30 layers, 2048 tokens; 1000-token probes)
       python bench/llm_probes.py --model smollm2          (8192 tokens, 4000-token probes; ~20 min quiet)
+      python bench/llm_probes.py --model smollm2 --capture-only   (the capture rows only: 8192 tokens in 4 batches,
+                                                          so the background writer can overlap; ~5 min quiet)
 
 What is timed (CPU; torch threads 1 and 2, `--threads`; scikit-learn/BLAS threads limited alike):
 - capture: `Backend.capture_hidden_states` (hooks on every layer's residual, attention and MLP outputs through
@@ -20,7 +22,8 @@ What is timed (CPU; torch threads 1 and 2, `--threads`; scikit-learn/BLAS thread
   1e-7 of the initial gradient norm), so it stops earlier.
 Every case is timed `--repeat` times, the cases interleaved (A B C A B C ...), and the median is reported, wall
 seconds and process CPU seconds (all threads). Prints a markdown table and writes bench/out/llm_probes.json
-(bench/out/llm_probes-<model>[-quick].json for other models).
+(bench/out/llm_probes-<model>[-quick][-capture].json for other models or options). With `--quick` all 2048
+tokens are one batch, so there is nothing for the background writer to overlap but the last write.
 """
 
 from __future__ import annotations
@@ -81,6 +84,60 @@ def med(ts: list, k: int) -> float:
     return statistics.median(t[k] for t in ts)
 
 
+def bench_probe_fits(args, backend, ids, threads, rng, rows: list) -> None:
+    """Append the probe-fit rows: all layers at once against a loop of one-layer fits and scikit-learn's loop."""
+    from threadpoolctl import threadpool_limits
+
+    n_layers = backend.n_layers
+    # probes on real activations (residual stream of every layer), labels planted along a random direction mixed
+    # with the layer's own features so that every problem is different but learnable
+    torch.set_num_threads(threads[0])
+    hs = backend.hidden_states(ids[: max(4, len(ids) // 2)], layers=None, sites=["resid"], batch_size=args.batch)
+    feats = np.stack([np.concatenate(hs[(la, "resid")]) for la in range(n_layers)])  # (P, N, C)
+    feats = feats[:, : 4000 if not args.quick else 1000]
+    direction = rng.normal(size=feats.shape[2])
+    z = (feats[-1] - feats[-1].mean(0)) / (feats[-1].std(0) + 1e-6) @ direction
+    y = (z + rng.normal(scale=z.std(), size=len(z)) > 0).astype(float)
+    from sklearn.linear_model import LogisticRegression  # imported before timing
+    from sklearn.preprocessing import StandardScaler
+
+    probe_cases = {
+        "all at once": lambda: LogisticProbes(1.0).fit(feats, y),
+        "one layer at a time": lambda: [LogisticProbes(1.0).fit(feats[p : p + 1], y) for p in range(n_layers)],
+        "scikit-learn lbfgs loop": lambda: [
+            LogisticRegression(C=1.0, max_iter=5000).fit(StandardScaler().fit_transform(feats[p]), y)
+            for p in range(n_layers)
+        ],
+    }
+    shape = f"{n_layers} problems x {feats.shape[1]} tokens x {feats.shape[2]} features"
+    for t in threads:
+        torch.set_num_threads(t)
+        with threadpool_limits(limits=t):
+            for fn in probe_cases.values():
+                fn()  # warm-up (lazy imports: scipy.linalg)
+            fits, times = interleaved(probe_cases, args.repeat)
+        together, one, sk = fits.values()
+        auc_all = [roc_auc(together.decision_function(feats)[p], y) for p in range(n_layers)]
+        auc_one = [roc_auc(one[p].decision_function(feats[p : p + 1])[0], y) for p in range(n_layers)]
+        auc_sk = [
+            roc_auc(sk[p].decision_function(StandardScaler().fit_transform(feats[p])), y) for p in range(n_layers)
+        ]
+        assert np.allclose(auc_all, auc_one, atol=1e-3) and np.allclose(auc_all, auc_sk, atol=1e-3), (auc_all, auc_sk)
+        for name in ("one layer at a time", "scikit-learn lbfgs loop"):
+            rows.append(
+                {
+                    "case": f"probes all at once, {shape}",
+                    "threads": t,
+                    "baseline": name,
+                    "baseline_s": med(times[name], 0),
+                    "baseline_cpu_s": med(times[name], 1),
+                    "rote_s": med(times["all at once"], 0),
+                    "rote_cpu_s": med(times["all at once"], 1),
+                    "repeats": args.repeat,
+                }
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="tiny-random", help="tiny-random, smollm2, tiny:FOLDER or a HF folder")
@@ -90,8 +147,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", default="1,2", help="torch thread counts to time, comma-separated")
     ap.add_argument("--quick", action="store_true", help="16 sequences, 1000-token probes, 1 repeat")
+    ap.add_argument("--capture-only", action="store_true", help="time the capture only (no probe fits)")
     args = ap.parse_args()
-    from threadpoolctl import threadpool_limits
 
     if args.quick:
         args.texts, args.repeat = 16, 1
@@ -167,55 +224,11 @@ def main() -> None:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
-    # probes on real activations (residual stream of every layer), labels planted along a random direction mixed
-    # with the layer's own features so that every problem is different but learnable
-    torch.set_num_threads(threads[0])
-    hs = backend.hidden_states(ids[: max(4, len(ids) // 2)], layers=None, sites=["resid"], batch_size=args.batch)
-    feats = np.stack([np.concatenate(hs[(la, "resid")]) for la in range(n_layers)])  # (P, N, C)
-    feats = feats[:, : 4000 if not args.quick else 1000]
-    direction = rng.normal(size=feats.shape[2])
-    z = (feats[-1] - feats[-1].mean(0)) / (feats[-1].std(0) + 1e-6) @ direction
-    y = (z + rng.normal(scale=z.std(), size=len(z)) > 0).astype(float)
-    from sklearn.linear_model import LogisticRegression  # imported before timing
-    from sklearn.preprocessing import StandardScaler
-
-    probe_cases = {
-        "all at once": lambda: LogisticProbes(1.0).fit(feats, y),
-        "one layer at a time": lambda: [LogisticProbes(1.0).fit(feats[p : p + 1], y) for p in range(n_layers)],
-        "scikit-learn lbfgs loop": lambda: [
-            LogisticRegression(C=1.0, max_iter=5000).fit(StandardScaler().fit_transform(feats[p]), y)
-            for p in range(n_layers)
-        ],
-    }
-    shape = f"{n_layers} problems x {feats.shape[1]} tokens x {feats.shape[2]} features"
-    for t in threads:
-        torch.set_num_threads(t)
-        with threadpool_limits(limits=t):
-            for fn in probe_cases.values():
-                fn()  # warm-up (lazy imports: scipy.linalg)
-            fits, times = interleaved(probe_cases, args.repeat)
-        together, one, sk = fits.values()
-        auc_all = [roc_auc(together.decision_function(feats)[p], y) for p in range(n_layers)]
-        auc_one = [roc_auc(one[p].decision_function(feats[p : p + 1])[0], y) for p in range(n_layers)]
-        auc_sk = [
-            roc_auc(sk[p].decision_function(StandardScaler().fit_transform(feats[p])), y) for p in range(n_layers)
-        ]
-        assert np.allclose(auc_all, auc_one, atol=1e-3) and np.allclose(auc_all, auc_sk, atol=1e-3), (auc_all, auc_sk)
-        for name in ("one layer at a time", "scikit-learn lbfgs loop"):
-            rows.append(
-                {
-                    "case": f"probes all at once, {shape}",
-                    "threads": t,
-                    "baseline": name,
-                    "baseline_s": med(times[name], 0),
-                    "baseline_cpu_s": med(times[name], 1),
-                    "rote_s": med(times["all at once"], 0),
-                    "rote_cpu_s": med(times["all at once"], 1),
-                    "repeats": args.repeat,
-                }
-            )
+    if not args.capture_only:
+        bench_probe_fits(args, backend, ids, threads, rng, rows)
     cmd = "python bench/llm_probes.py" + (f" --model {args.model}" if args.model != "tiny-random" else "")
     cmd += " --quick" if args.quick else ""
+    cmd += " --capture-only" if args.capture_only else ""
     cmd += f" --threads {args.threads}" if args.threads != "1,2" else ""
     for opt, default in (("texts", 64), ("length", 128), ("batch", 16), ("repeat", 3)):
         if not args.quick and getattr(args, opt) != default:
@@ -242,6 +255,7 @@ def main() -> None:
         "llm_probes" if args.model == "tiny-random" else f"llm_probes-{args.model.replace(':', '-').replace('/', '-')}"
     )
     name += "-quick" if args.quick else ""
+    name += "-capture" if args.capture_only else ""
     (out / f"{name}.json").write_text(
         json.dumps({"rows": rows, "command": cmd, "machine": machine_info(torch_threads=threads)}, indent=1)
     )
