@@ -440,11 +440,6 @@ class ActivationWriter:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.chunk_rows = int(chunk_rows)
         self.meta = dict(meta or {})
-        # rows held in memory per module between `add` calls: none, since rows go straight to the open chunk file
-        # (the attributes stay for callers that check the bound)
-        self._buf: dict[str, list[np.ndarray]] = {}
-        self._buffered: dict[str, int] = {}
-        self.max_buffered_rows = 0
         self._modules: dict[str, dict[str, Any]] = {}
         self._open: dict[str, _OpenChunk] = {}
         self.closed = False
@@ -477,7 +472,6 @@ class ActivationWriter:
                 "chunks": [],
             }
             self._modules[name] = info
-            self._buf[name], self._buffered[name] = [], 0
         elif list(rows.shape[1:]) != info["shape"] or dtype.str != info["dtype"]:
             raise DataError(
                 f"{name}: rows of shape {tuple(rows.shape[1:])} {dtype} after {tuple(info['shape'])} "
