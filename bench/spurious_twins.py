@@ -205,6 +205,76 @@ def profile_demo(quick: bool) -> dict:
     return {"case": name.replace(", 15 epochs", ", 1 epoch"), "shares": out}
 
 
+def phases_demo(quick: bool, epochs: int = 4) -> dict:
+    """CPU ms per step of the stacked twins' step, by phase, on the demo case (one thread): the step of `xrm_twins`
+    written out with timers (grouping rows by twin, the forward pass with `heldin`, the class-balanced loss, the
+    flips, the backward pass, the fused Adam update), and the library call itself per step, so that what the
+    `Trainer` adds per step shows as the difference."""
+    from rote.spurious.heldout import make_optimizer
+    from rote.spurious.models import StackedMLP
+
+    torch.set_num_threads(1)
+    name, data, kw = _cases(quick)[0]
+    x, y, n, k_cls = data.x.reshape(len(data), -1), data.y, len(data), data.n_classes
+    _, b_idx = halves_indices(n, seed=0, labels=y.numpy())
+    assign = torch.zeros(n, dtype=torch.int64)
+    assign[torch.as_tensor(b_idx)] = 1
+    y_dyn, rows = y.clone(), torch.arange(n)
+    # the library call's cost per step beyond its fixed costs (set-up, the final predictions of every row) and
+    # first-call effects: a warm-up call, then (epochs) minus (1 epoch); measured before the written-out loop,
+    # in a process that has run nothing else (a loop run first made the call read 2-3 ms per step slower)
+    xrm_twins(data, seed=0, **dict(kw, epochs=1))
+    c = time.process_time()
+    xrm_twins(data, seed=0, **dict(kw, epochs=1))
+    one = time.process_time() - c
+    c = time.process_time()
+    xrm_twins(data, seed=0, **dict(kw, epochs=epochs))
+    per_epoch = -(-n // kw["batch_size"])
+    call_ms = (time.process_time() - c - one) / ((epochs - 1) * per_epoch) * 1e3
+    model = StackedMLP(x.shape[1], kw["hidden"], k_cls, k=2, seed=0)
+    opt = make_optimizer(model.parameters(), "adam", kw["lr"], fused=True)
+    gen = torch.Generator().manual_seed(0)
+    t = dict.fromkeys(("group rows", "forward", "loss", "flips", "backward", "optimizer"), 0.0)
+    bs, steps = kw["batch_size"], 0
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=gen)
+        for start in range(0, n, bs):
+            c0 = time.process_time()
+            idx = order[start : start + bs]
+            o = torch.argsort(assign[idx], stable=True)
+            idx = idx[o]
+            sizes = torch.bincount(assign[idx], minlength=2).tolist()
+            xb, yb, ab = x[idx], y_dyn[idx], assign[idx]
+            c1 = time.process_time()
+            logits = model(xb, heldin=sizes)
+            c2 = time.process_time()
+            cell = ab * k_cls + yb
+            counts = torch.bincount(cell, minlength=2 * k_cls).to(logits.dtype)
+            ar = rows[: len(idx)]
+            loss = (F.cross_entropy(logits[ab, ar], yb, reduction="none") / counts[cell]).sum()
+            c3 = time.process_time()
+            with torch.no_grad():
+                probs = torch.softmax(logits[1 - ab, ar], 1)
+                change = torch.rand(len(idx), generator=gen)[o] < flip_probability(probs)
+                y_dyn[idx[change]] = probs.argmax(1)[change]
+            c4 = time.process_time()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            c5 = time.process_time()
+            opt.step()
+            c6 = time.process_time()
+            for key, a, b in zip(t, (c0, c1, c2, c3, c4, c5), (c1, c2, c3, c4, c5, c6)):
+                t[key] += b - a
+            steps += 1
+    ms = {k: v / steps * 1e3 for k, v in t.items()}
+    return {
+        "case": name.split(", 15 epochs")[0],
+        "epochs": epochs,
+        "ms_per_step": ms,
+        "library_call_ms_per_step": call_ms,
+    }
+
+
 def shift_loop(h: np.ndarray, y: np.ndarray, tau: float, k: int) -> np.ndarray:
     n = len(y)
     out = np.zeros((n, k))
@@ -260,7 +330,17 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=20, help="epochs of the per-batch shift baseline")
     ap.add_argument("--cases", default=",".join(CASES), help=f"twin cases, comma-separated: {', '.join(CASES)}")
     ap.add_argument("--profile", action="store_true", help="also profile the demo case (one epoch, one thread)")
+    ap.add_argument("--phases", action="store_true", help="only the demo's stacked step by phase (one thread)")
     args = ap.parse_args()
+    if args.phases:
+        ph = phases_demo(args.quick)
+        total = sum(ph["ms_per_step"].values())
+        print(f"{ph['case']}: stacked twins' step by phase, CPU ms per step ({ph['epochs']} epochs, one thread)")
+        for k, v in ph["ms_per_step"].items():
+            print(f"  {k:12s} {v:6.2f}  {v / total:5.1%}")
+        print(f"  {'sum':12s} {total:6.2f}; the library call `xrm_twins` per step, fixed costs aside: "
+              f"{ph['library_call_ms_per_step']:.2f}")  # fmt: skip
+        return
     threads = [int(t) for t in args.threads.split(",")]
     repeat = 2 if args.quick else args.repeat
     cmd = "python bench/spurious_twins.py" + (" --quick" if args.quick else "")

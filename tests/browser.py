@@ -747,6 +747,13 @@ def make_sharpness_toy(inp: Inputs) -> Path:
     return out
 
 
+def make_sharpness_fashion(inp: Inputs) -> Path:
+    out = inp.out("sharpness_fashion")
+    args = ["sharpness", "mnist", "--dataset", "fashion-mnist", "--epochs", 1, "--generations-per-class", 4]
+    cli([*args, "--steps", 4, "--duplicates", 3, "--out", out, "--quiet"])
+    return out
+
+
 def _probe_demo(inp: Inputs) -> Path:
     """A small `rote llm probe-demo` run (a tiny GPT that memorizes its planted canaries, probes, a suppression
     curve), built once: its model and probes feed the probe and suppress cases."""
@@ -928,6 +935,7 @@ REPORT_CASES: list[ReportCase] = [
     ReportCase("fairness_audit", "rote fairness audit", make_fairness_audit),
     ReportCase("fairness_example", "rote fairness example", make_fairness_example),
     ReportCase("sharpness_toy", "rote sharpness toy", make_sharpness_toy),
+    ReportCase("sharpness_fashion", "rote sharpness mnist --dataset fashion-mnist", make_sharpness_fashion),
     ReportCase("sharpness_grid", "rote sharpness grid", make_sharpness_grid),
     ReportCase("sharpness_tabular", "rote sharpness tabular", make_sharpness_tabular),
     ReportCase("spurious_toy", "rote spurious toy", make_spurious_toy),

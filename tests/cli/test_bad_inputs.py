@@ -95,6 +95,7 @@ VERBS: list[tuple[str, list[str], str | None]] = [
     ("fairness example", ["fairness", "example", "--rows", "50", "--test-rows", "50", "--max-iter", "2"], "--tol"),
     ("sharpness toy", ["sharpness", "toy", "--epochs", "1", "--generations", "10", "--steps", "4"], "--epochs"),
     ("sharpness mnist", ["sharpness", "mnist", "--epochs", "1", "--generations-per-class", "2", "--steps", "4"], "--guidance"),
+    ("sharpness mnist fashion", ["sharpness", "mnist", "--dataset", "fashion-mnist", "--epochs", "1", "--generations-per-class", "2", "--steps", "4", "--duplicates", "3"], "--epochs"),
     ("sharpness score", ["sharpness", "score", "--model", "{ddpm}", "--samples", "4", "--steps", "4"], "--samples"),
     ("sharpness eval", ["sharpness", "eval", "--scores", "{scores}"], "--group-size"),
     ("sharpness grid", ["sharpness", "grid", "--seeds", "0", "--epochs", "1", "--generations", "10", "--steps", "2"], "--epochs"),

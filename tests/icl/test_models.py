@@ -9,43 +9,9 @@ import torch.nn.functional as F
 
 from rote.core.errors import ConfigError
 from rote.icl.models import ICLNet, MLPNet
+from rote.icl.reference import reference_forward, train_reference
 from rote.icl.task import BinaryTask
 from rote.icl.train import train_icl, train_mlp
-
-
-def _mlp(h, p, name, relu_last=False):
-    h = F.relu(h @ p[f"{name}0_w"] + p[f"{name}0_b"])
-    h = F.relu(h @ p[f"{name}1_w"] + p[f"{name}1_b"])
-    h = h @ p[f"{name}2_w"] + p[f"{name}2_b"]
-    return F.relu(h) if relu_last else h
-
-
-def _causal_attention(x, wq, wk, wv, scale):
-    """The authors' attention: project every token, causal softmax(q k^T * scale) v, every position."""
-    q, k, v = x @ wq, x @ wk, x @ wv
-    t = x.shape[1]
-    s = (q @ k.transpose(1, 2)) * scale
-    s = s.masked_fill(~torch.ones(t, t, dtype=torch.bool).tril(), float("-inf"))
-    return s.softmax(-1) @ v
-
-
-def reference_forward(kind: str, p: dict, x: torch.Tensor) -> torch.Tensor:
-    """One model (p: its parameters without the model axis), x (B, T, C)."""
-    c = x.shape[-1]
-    if kind == "reddy":
-        s = c**-0.5
-        x = x + _causal_attention(x, p["q1_w"], p["k1_w"], p["v1_w"], s)
-        x = x + _causal_attention(x, p["q2_w"], p["k2_w"], p["v2_w"], s)
-        h = _mlp(x[:, -1], p, "out", relu_last=True)
-        return h @ p["read_w"] + p["read_b"]
-    x = F.layer_norm(x, (c,), p["ln_w"], p["ln_b"])
-    w = p["qkv1_w"]
-    if kind == "two_layer":
-        x = x + _causal_attention(x, w[:, :c], w[:, c : 2 * c], w[:, 2 * c :], 1.0)
-        x = x + _mlp(x, p, "mid")
-        w = p["qkv2_w"]
-    x = x + _causal_attention(x, w[:, :c], w[:, c : 2 * c], w[:, 2 * c :], 1.0)  # residual, as the authors'
-    return _mlp(x[:, -1], p, "out").squeeze(-1)
 
 
 @pytest.mark.parametrize("kind", ["one_layer", "two_layer", "reddy"])
@@ -159,35 +125,19 @@ def test_table_batches_equal_the_task_sampler_bit_for_bit(kind, equalize):
 
 def test_training_equals_a_plain_per_model_loop():
     """train_icl (table-gathered tokens, batched index draws, folded LayerNorm, fused SGD) against the textbook loop
-    for each seed alone: `task.sample` batches, the per-model reference forward, torch's per-tensor SGD with the
-    two weight-decay groups. The evaluation losses after training must agree to float rounding."""
+    for each seed alone (`train_reference`: `task.sample` batches, the authors' forward pass, torch's SGD with the
+    two weight-decay groups). The evaluation losses before and after training must agree to float rounding."""
     task = BinaryTask(K=32, N=6, D=8)
-    kw = dict(steps=15, batch=16, lr=0.3, hidden=8, eval_every=15, eval_n=64, wd_attention=0.02, wd_mlp=0.001)
+    kw = dict(steps=15, batch=16, lr=0.3, hidden=8, wd_attention=0.02, wd_mlp=0.001)
     seeds = [4, 7]
-    hist = train_icl(task, seeds, **kw).history
-    sets = task.eval_sets(kw["eval_n"])
+    hist = train_icl(task, seeds, eval_every=15, eval_n=64, **kw).history
+    sets = task.eval_sets(64)
     for s in seeds:
-        p = {
-            n: t.clone().requires_grad_()
-            for n, t in ICLNet("one_layer", [s], task.dim, hidden=8).model_state(0).items()
-        }
-        att = [p[n] for n in ("ln_w", "ln_b", "qkv1_w")]
-        mlp = [t for n, t in p.items() if n.startswith("out")]
-        opt = torch.optim.SGD(
-            [{"params": att, "weight_decay": 0.02}, {"params": mlp, "weight_decay": 0.001}], lr=0.3, foreach=False
-        )
-        g = torch.Generator().manual_seed(1_000_003 * s + 17)
-        for _ in range(kw["steps"]):
-            b = task.sample(kw["batch"], g)
-            loss = F.softplus(-b.y * reference_forward("one_layer", p, b.x)).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        h = hist[(hist.seed == s) & (hist.step == kw["steps"])].set_index("set")
-        with torch.no_grad():
-            for name, b in sets.items():
-                ref = float(F.softplus(-b.y * reference_forward("one_layer", p, b.x)).mean())
-                assert h.loc[name, "loss"] == pytest.approx(ref, rel=1e-4, abs=1e-6)
-        assert h.loc["icl", "loss"] != pytest.approx(
-            hist[(hist.seed == s) & (hist.step == 0)].set_index("set").loc["icl", "loss"]
-        )
+        _, evals = train_reference(task, s, eval_sets=sets, **kw)
+        assert sorted(evals) == [0, 15]
+        for step, res in evals.items():
+            h = hist[(hist.seed == s) & (hist.step == step)].set_index("set")
+            for name, (acc, loss) in res.items():
+                assert h.loc[name, "loss"] == pytest.approx(loss, rel=1e-4, abs=1e-6)
+                assert h.loc[name, "accuracy"] == pytest.approx(acc, abs=1 / 64 + 1e-9)
+        assert evals[15]["icl"][1] != pytest.approx(evals[0]["icl"][1])  # it trained

@@ -328,6 +328,26 @@ def test_repetition_task_runs(trained):
     assert result.task == "repetition" and result.n_positive > 0 and len(result.layers) == 1
 
 
+def test_float16_capture_that_would_overflow_is_redone_in_float32(trained, study, monkeypatch):
+    import rote.llm.backends.torch_lm as torch_lm
+
+    backend, members, controls = trained
+    kw = {"min_run": 8, "folds": 3, "sites": ("resid", "mlp"), "seed": 0}
+    assert study[0].settings["capture_dtype"] == "float16"  # the default
+    f32, _ = probe_study(backend, members, controls, capture_dtype="float32", **kw)
+    assert f32.settings["capture_dtype"] == "float32"
+    assert f32.tokens[["text", "pos", "label"]].equals(study[0].tokens[["text", "pos", "label"]])  # same tokens
+    for a, b in zip(f32.layers, study[0].layers):  # float16 rows move the probes by rounding only
+        assert abs(a["auc"] - b["auc"]) < 5e-3 and abs(a["acc"] - b["acc"]) < 5e-3
+    monkeypatch.setattr(torch_lm, "FLOAT16_MAX", 0.5)  # every activation "overflows"
+    with pytest.warns(UserWarning, match="exceeds float16's largest value.*capturing again in float32"):
+        result, _ = probe_study(backend, members, controls, **kw)
+    assert result.settings["capture_dtype"] == "float32"
+    assert result.layers == f32.layers  # exactly the float32 study
+    with pytest.raises(ConfigError, match="`capture_dtype` 'int8'"):
+        probe_study(backend, members, controls, capture_dtype="int8")
+
+
 # ---------------------------------------------------------------------------------------------- CLI
 
 
@@ -367,6 +387,11 @@ def test_cli_bad_inputs_exit_2_with_one_line(tmp_path, tiny_folder, capsys):
     assert not (tmp_path / "a").exists()
     code, _, err = run(["llm", "probe", "--model", model, "--out", str(tmp_path / "b"), "--sites", "ffn"], capsys)
     assert code == 2 and "valid sites: resid, attn, mlp" in err
+    code, _, err = run(
+        ["llm", "probe", "--model", model, "--out", str(tmp_path / "c"), "--capture-dtype", "int8"], capsys
+    )
+    assert code == 2 and err.count("\n") == 1 and "--capture-dtype 'int8': use float16 or float32" in err
+    assert not (tmp_path / "c").exists()
     # a probe trained on another model is refused
     other = tmp_path / "other"
     from rote.llm.tinygpt import save_model

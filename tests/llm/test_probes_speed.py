@@ -137,6 +137,37 @@ def test_background_writer_error_surfaces_in_the_caller(tmp_path, monkeypatch):
         H.ActivationStore(out)
 
 
+def test_synchronous_writer_commits_off_the_caller_thread_and_surfaces_commit_errors(tmp_path, monkeypatch):
+    import threading
+
+    real = AtomicFile.commit
+    where, fail_at = [], [None]
+
+    def commit(self):
+        where.append(threading.current_thread().name)
+        if len(where) == fail_at[0]:
+            raise OSError(5, "Input/output error")
+        return real(self)
+
+    monkeypatch.setattr(AtomicFile, "commit", commit)
+    ok = tmp_path / "ok"
+    with H.ActivationWriter(ok, chunk_rows=3, background=False) as w:
+        w.add("m", np.arange(6 * 4, dtype=np.float32).reshape(6, 4))  # two full chunks
+        w.add("m", np.ones((1, 4), np.float32))  # a short last chunk, committed by close
+    assert where[:3] == ["rote-activations-commit:ok"] * 3  # fsync + rename on the committer thread
+    np.testing.assert_array_equal(H.read_activations(ok)["m"][:6], np.arange(24, dtype=np.float32).reshape(6, 4))
+    fail_at[0] = len(where) + 2  # the second chunk of the next writer
+    out = tmp_path / "w"
+    w = H.ActivationWriter(out, chunk_rows=3, background=False)
+    with pytest.raises(OSError, match="Input/output error"):
+        for _ in range(50):  # the error shows up at a later add (or at close)
+            w.add("m", np.zeros((3, 4), np.float32))
+            time.sleep(0.002)
+        w.close()
+    w.abort()
+    assert not (out / "index.json").exists() and not list(out.rglob("*.tmp"))
+
+
 def test_capture_background_and_synchronous_files_identical(tmp_path):
     backend = TinyGPTBackend(build_model(TinyGPTConfig(block_size=64, n_layer=2, n_head=2, n_embd=16), seed=3))
     rng = np.random.default_rng(0)
@@ -225,3 +256,99 @@ def test_pcg_preconditioned_by_a_stale_factor_solves_the_system():
         x.numpy(), torch.linalg.solve(Hn, b.unsqueeze(2)).squeeze(2).numpy(), rtol=1e-7, atol=1e-9
     )
     assert bool((x[1] == 0).all()) and 1 <= steps <= 13  # CG ends within the dimension (12, plus rounding)
+
+
+# ---------------------------------------------------------------------------------------------- writer choice, float16
+
+
+def test_background_writer_only_when_torch_leaves_a_core_free(tmp_path, monkeypatch):
+    import os
+
+    if hasattr(os, "sched_getaffinity"):
+        assert H.usable_cores() == len(os.sched_getaffinity(0))
+    monkeypatch.setattr(H, "usable_cores", lambda: 2)
+    for threads, pays in ((1, True), (2, False), (3, False)):
+        monkeypatch.setattr(torch, "get_num_threads", lambda t=threads: t)
+        assert H.writer_thread_pays() is pays
+        w = H.ActivationWriter(tmp_path / f"auto{threads}", background=None)
+        assert w.background is pays and (w._thread is not None) is pays
+        w.close()
+        for explicit in (True, False):  # an explicit choice wins over the rule
+            w = H.ActivationWriter(tmp_path / f"w{threads}{explicit}", background=explicit)
+            assert w.background is explicit
+            w.close()
+    # capture_to_disk and the backends' captures default to the rule
+    seen = []
+
+    class Spy(H.ActivationWriter):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            seen.append(self.background)
+
+    monkeypatch.setattr(H, "ActivationWriter", Spy)
+    backend = TinyGPTBackend(build_model(TinyGPTConfig(block_size=32, n_layer=1, n_head=2, n_embd=8), seed=0))
+    for threads, pays in ((1, True), (2, False)):
+        monkeypatch.setattr(torch, "get_num_threads", lambda t=threads: t)
+        backend.capture_hidden_states([[1, 2, 3, 4]], tmp_path / f"cap{threads}")
+        assert seen[-1] is pays
+
+
+def test_float16_capture_is_float32_rounded_and_refuses_overflow(tmp_path):
+    from rote.llm.backends.torch_lm import Float16Overflow
+
+    backend = TinyGPTBackend(build_model(TinyGPTConfig(block_size=64, n_layer=2, n_head=2, n_embd=16), seed=3))
+    rng = np.random.default_rng(1)
+    ids = [rng.integers(0, 256, size=n).tolist() for n in (20, 9, 31)]
+    s32 = backend.capture_hidden_states(ids, tmp_path / "f32", sites=SITES, batch_size=2)
+    s16 = backend.capture_hidden_states(ids, tmp_path / "f16", sites=SITES, batch_size=2, dtype="float16")
+    for name in s32.names:  # the float16 rows are the float32 rows rounded (numpy's cast), nothing else
+        a16 = s16.load(name)
+        assert a16.dtype == np.float16
+        np.testing.assert_array_equal(a16, s32.load(name).astype(np.float16))
+    # embeddings scaled past float16's range (65504): refused with the fix, and no folder (nor inf) left behind
+    with torch.no_grad():
+        backend.model.wte.weight.mul_(1e7)
+    big = backend.capture_hidden_states(ids, tmp_path / "big32", sites=["resid"], batch_size=2)
+    peak = max(float(np.abs(big.load(n)).max()) for n in big.names)
+    assert np.isfinite(peak) and peak > 65504
+    with pytest.raises(Float16Overflow, match=r"exceeds float16's largest value 65504; capture with `dtype` float32"):
+        backend.capture_hidden_states(ids, tmp_path / "big16", sites=["resid"], batch_size=2, dtype="float16")
+    assert not (tmp_path / "big16").exists()
+    assert issubclass(Float16Overflow, H.DataError)
+
+
+def test_parallel_blocks_same_optimum_one_thread_each_and_threads_restored():
+    from rote.llm.probes import _map_one_thread_each
+
+    x, y = _problems(1)
+    torch.set_num_threads(2)
+    try:
+        seen = _map_one_thread_each(lambda i: (i, torch.get_num_threads()), range(5), 2)
+        assert seen == [(i, 1) for i in range(5)]  # in order, each on one torch thread
+        assert torch.get_num_threads() == 2  # restored
+        for kw in ({}, {"direct_max": 1}, {"block_bytes": 1 << 40}):  # one problem per block, or 3 per worker
+            par = LogisticProbes(1.0, **kw).fit(x, y)
+            seq = LogisticProbes(1.0, parallel=False, **kw).fit(x, y)
+            np.testing.assert_allclose(par.coef_, seq.coef_, rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(par.intercept_, seq.intercept_, rtol=1e-4, atol=1e-6)
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+
+
+def test_next_token_stats_against_log_softmax():
+    from rote.llm.backends.torch_lm import next_token_stats
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 37, 50, generator=g) * 4
+    logits[:, :, 7] = logits.amax(-1)  # ties with the max: the first maximal index wins, as with argmax
+    ids = torch.randint(0, 50, (3, 37), generator=g)
+    ids[0, 1:] = logits[0, :-1].argmax(-1)  # a row of hits
+    ref = torch.log_softmax(logits.double(), -1)[:, :-1].gather(2, ids[:, 1:].unsqueeze(2)).squeeze(2)
+    for rows in (1, 5, 16, 64):  # chunks that divide the 36 positions and some that do not
+        lp, top1 = next_token_stats(logits, ids, rows=rows)
+        assert lp.shape == top1.shape == (3, 36)
+        np.testing.assert_allclose(lp.numpy(), ref.numpy(), atol=1e-5)
+        assert torch.equal(top1, logits[:, :-1].argmax(-1) == ids[:, 1:]) and bool(top1[0].all())
+    lp16, _ = next_token_stats(logits.half(), ids)  # half logits: computed in float32
+    np.testing.assert_allclose(lp16.numpy(), ref.numpy(), atol=0.05)

@@ -92,3 +92,19 @@ def test_tabular_setup_is_a_grid_and_refuses_image_options(tmp_path, capsys):
         ["sharpness", "grid", "--setup", "tabular", "--steps", "5", "--out", str(tmp_path / "g")], capsys
     )
     assert code == 2 and "--steps" in err
+
+
+def test_fashion_mnist_grid_point_is_the_single_run(tmp_path, capsys):
+    from rote.sharpness.experiment import FASHION_OVERRIDES, run_mnist
+    from rote.sharpness.grid import grid_point
+
+    tiny = dict(epochs=1, generations_per_class=3, n_steps=4, duplicates=3, spectra_samples=2, n_generalized=50)
+    point = grid_point({"setup": "mnist", "seed": 2, **FASHION_OVERRIDES, **tiny}, tmp_path)
+    single, _ = run_mnist(seed=2, **{**FASHION_OVERRIDES, **tiny})
+    assert point["n_generations"] == 6 and point["n_memorized"] == single.n_memorized
+    got = point["detection"].set_index("statistic")["auc"].to_dict()
+    assert got == pytest.approx({k: v["auc"] for k, v in single.detection.items()}, nan_ok=True)
+    code, _, err = run(
+        ["sharpness", "grid", "--setup", "toy", "--dataset", "fashion-mnist", "--out", str(tmp_path / "g")], capsys
+    )
+    assert code == 2 and "--dataset" in err and "--setup mnist" in err

@@ -68,6 +68,8 @@ __all__ = [
     "Recording",
     "record",
     "capture",
+    "usable_cores",
+    "writer_thread_pays",
     "ActivationWriter",
     "ActivationStore",
     "capture_to_disk",
@@ -396,16 +398,33 @@ class _OpenChunk:
         self.rows = 0
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one, else os.cpu_count())."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS and Windows have no affinity masks
+        return os.cpu_count() or 1
+
+
+def writer_thread_pays() -> bool:
+    """Whether a background writer thread has a core of its own: torch's intra-op threads < `usable_cores()`.
+    Without a free core the thread only competes with the forward pass (SmolLM2-135M capture on 2 cores, 2 torch
+    threads: +33% over a plain forward with the thread, +21% without; docs/probes.md, Speed)."""
+    return torch.get_num_threads() < usable_cores()
+
+
 class ActivationWriter:
     """Write rows of activations per module to `out_dir` in chunks of `chunk_rows` rows. Rows go straight into the
     module's open chunk file (a temporary file, renamed into place when the chunk is full or at `close`), so no rows
     are held in memory between `add` calls.
 
-    background: write on a separate thread, so that writing (and the fsync of every chunk) overlaps the caller's
-    next forward pass; `add` then only queues the rows, and blocks while more than `queue_bytes` bytes wait (memory
-    stays bounded). The files are byte for byte those of the synchronous writer. An error on the writer thread (a
-    full disk, say) is raised in the caller by the next `add` or by `close`; rows queued after it are dropped. The
-    queued tensors are read later, so the caller must not edit them in place after `add` (copy them if it might).
+    background: True writes on a separate thread, so that writing (and the fsync of every chunk) overlaps the
+    caller's next forward pass; `add` then only queues the rows, and blocks while more than `queue_bytes` bytes wait
+    (memory stays bounded). None decides by `writer_thread_pays()` (a thread only when torch leaves a core free);
+    the choice is in `self.background`. The files are byte for byte those of the synchronous writer. An error on
+    the writer thread (a full disk, say) is raised in the caller by the next `add` or by `close`; rows queued after
+    it are dropped. The queued tensors are read later, so the caller must not edit them in place after `add` (copy
+    them if it might).
 
     Folder format (version 1):
         out_dir/index.json                   written last, by `close`: {"format": "rote-activations", "version": 1,
@@ -425,7 +444,7 @@ class ActivationWriter:
         *,
         overwrite: bool = False,
         meta: Mapping[str, Any] | None = None,
-        background: bool = False,
+        background: bool | None = False,
         queue_bytes: int = 256 << 20,
     ):
         if int(chunk_rows) < 1:
@@ -445,7 +464,9 @@ class ActivationWriter:
         self.closed = False
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
-        if background:
+        self._committer: threading.Thread | None = None  # the synchronous writer's fsync + rename thread
+        self.background = writer_thread_pays() if background is None else bool(background)
+        if self.background:
             self._queue: queue.SimpleQueue[tuple[str, Any, int] | None] = queue.SimpleQueue()
             self._queue_bytes = max(1, int(queue_bytes))
             self._queued = 0  # bytes queued and not yet written
@@ -555,16 +576,51 @@ class ActivationWriter:
                     raise
                 chunk.file.abort()
                 chunk.file = rebuilt
-        chunk.file.commit()
+        if self._thread is None:
+            self._commit_later(chunk.file)
+        else:  # on the background writer's thread: off the forward pass already
+            chunk.file.commit()
         file = chunk.file.path.name
         info["chunks"].append({"file": file, "rows": chunk.rows})
         info["rows"] += chunk.rows
 
+    def _commit_later(self, file: AtomicFile) -> None:
+        """Hand a full chunk file to the committer thread, which flushes, fsyncs and renames it: the fsync waits on
+        the disk (about a quarter of the synchronous writer's cost in a SmolLM2 capture profile) and needs no
+        core, so the forward pass goes on meanwhile. close() waits for every commit before it writes the index;
+        an error is raised by the next `add` or by `close`, as the background writer's are."""
+        if self._committer is None:
+            self._commits: queue.SimpleQueue[AtomicFile | None] = queue.SimpleQueue()
+            self._committer = threading.Thread(
+                target=self._commit_queued, name=f"rote-activations-commit:{self.out_dir.name}", daemon=True
+            )
+            self._committer.start()
+        self._commits.put(file)
+
+    def _commit_queued(self) -> None:
+        while True:
+            file = self._commits.get()
+            if file is None:
+                return
+            try:
+                if self._error is None:
+                    file.commit()
+                else:
+                    file.abort()
+            except BaseException as exc:  # surfaced in the caller by `add` / `close`
+                file.abort()  # no temporary file left behind (a failed commit has usually removed it already)
+                self._error = exc
+
     def _stop_thread(self) -> None:
+        """Let the writer thread write what is queued, then the committer commit what it holds; both end."""
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join()
             self._thread = None
+        if self._committer is not None:
+            self._commits.put(None)
+            self._committer.join()
+            self._committer = None
 
     def close(self) -> "ActivationStore":
         """Write the remaining rows and index.json; returns a reader of the folder."""
@@ -575,6 +631,10 @@ class ActivationWriter:
                 raise self._error
             for name in list(self._open):
                 self._commit(name)
+            self._stop_thread()  # every chunk committed before the index names it
+            if self._error is not None:
+                self.abort()
+                raise self._error
             atomic_write_json(
                 self.out_dir / INDEX,
                 {
@@ -691,7 +751,7 @@ def capture_to_disk(
     overwrite: bool = False,
     meta: Mapping[str, Any] | None = None,
     progress: Callable[[int], None] | None = None,
-    background: bool = True,
+    background: bool | None = None,
 ) -> ActivationStore:
     """Stream the activations of `names` over many batches into `out_dir` (format: `ActivationWriter`), with memory
     bounded by one batch plus the writer's queue (`ActivationWriter`'s `queue_bytes`).
@@ -701,8 +761,10 @@ def capture_to_disk(
     Row i of a module is sample i of the concatenated batches. meta: JSON-able facts stored in the index (the
     model, the dataset). progress: called with 1 after each batch. Runs under torch.no_grad().
     background: write on a thread of its own, overlapping the next batch's forward pass (same files; see
-    `ActivationWriter`). The hooked tensors are queued as they are, so a `reduce` that returns a view of an output
-    the model later edits in place (reduce="none" on an in-place ReLU, say) needs background=False.
+    `ActivationWriter`); None (the default) uses the thread only when torch's threads leave a core free for it
+    (`writer_thread_pays`), False writes inside the forward pass. The hooked tensors are queued as they are, so a
+    `reduce` that returns a view of an output the model later edits in place (reduce="none" on an in-place ReLU,
+    say) needs background=False (or a copy in `reduce`).
     """
     resolve_modules(model, names)  # bad names or reductions fail before anything is written
     _check_reduce(reduce)

@@ -35,10 +35,12 @@ model is refused.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -53,10 +55,15 @@ from rote.core.results import Result, table_field
 from rote.core.runs import atomic_write_bytes, atomic_write_json, make_rng
 from rote.core.stats import auc_ci, mean_t_interval
 from rote.llm.backends.base import SITES, Backend
+from rote.llm.backends.torch_lm import Float16Overflow
 
 PROBE_FORMAT = "rote-probes"
 PROBE_KINDS = ("logistic", "mlp")
 DIRECTIONS = ("probe", "mean_diff")
+# How `probe_study` stores activations by default: float16 moved no probe's cross-validated AUC by more than 1e-4
+# (tiny GPT demo and SmolLM2, `python bench/llm_probes.py --dtype-agreement`) and halves the capture's copies and
+# disk traffic; values beyond its range fall back to float32 (docs/probes.md, Speed)
+CAPTURE_DTYPE = "float16"
 
 # ---------------------------------------------------------------------------------------------- labels
 
@@ -158,7 +165,11 @@ class LogisticProbes:
     Cholesky factor of an earlier step's Hessian. On one CPU core a formed Hessian (BLAS syrk) costs about
     (C + 1) / 32 Hessian-vector products and preconditioned CG takes a few steps, so forming it at every step pays
     only for narrow features (`direct_max` = 128). Problems go through in blocks of about `block_bytes` of features
-    (sized to stay in cache), and converged problems leave their block's batch (see `_newton`).
+    (sized to stay in cache), and converged problems leave their block's batch (see `_newton`). With `parallel`
+    and torch set to T > 1 threads, the blocks (at least one per thread) are fitted T at a time, each on one
+    thread (torch and BLAS), instead of one block at a time on T threads: a probe's operations are too small for
+    intra-op threads to pay (bench/llm_probes.py); torch's thread count is restored afterwards. The optimum is the
+    same either way (tested).
 
     fit(x (P, N, C), y (N,) 0/1) -> self; `coef_` (P, C) on standardized features, `intercept_` (P,), `mean_`,
     `scale_` (P, C); `decision_function(x)` (P, N); `direction()` (P, C) = coef_ / scale_, the direction in the raw
@@ -174,9 +185,10 @@ class LogisticProbes:
         cg_iter: int = 100,
         direct_max: int = 128,
         block_bytes: int = 8 << 20,
+        parallel: bool = True,
     ):
         self.C, self.max_iter, self.tol, self.cg_iter, self.direct_max = C, max_iter, tol, cg_iter, direct_max
-        self.block_bytes = block_bytes
+        self.block_bytes, self.parallel = block_bytes, parallel
 
     def fit(self, x: np.ndarray | torch.Tensor, y: np.ndarray) -> "LogisticProbes":
         if not self.C > 0:
@@ -192,13 +204,16 @@ class LogisticProbes:
         p, n, c = X.shape
         w = torch.zeros(p, c + 1, dtype=torch.float64)
         mu, sd = torch.zeros(p, c, dtype=torch.float64), torch.ones(p, c, dtype=torch.float64)
-        self.n_iter_ = 0
         # Problems are solved in blocks whose features fit in cache (`block_bytes`): every Newton and CG step
         # passes over a block's features, and a batch larger than the cache is read from memory at every pass
         # (all 30 SmolLM2 problems in one batch took 5x the time of a loop over them). Standardizing block by
         # block keeps those passes in cache too.
         size = max(1, min(p, int(self.block_bytes) // (n * (c + 1) * 12)))  # float64 + float32 copies
-        for lo in range(0, p, size):
+        workers = min(torch.get_num_threads(), p) if self.parallel else 1
+        if workers > 1:  # at least one block per worker
+            size = min(size, -(-p // workers))
+
+        def fit_block(lo: int) -> int:
             hi = min(p, lo + size)
             Z = torch.empty(hi - lo, n, c + 1, dtype=torch.float64)
             centered = Z[:, :, :c]
@@ -211,7 +226,14 @@ class LogisticProbes:
             centered.div_(sd[lo:hi, None])
             Z[:, :, c] = 1.0  # the intercept's column
             w[lo:hi], steps = self._newton(Z, yv)
-            self.n_iter_ = max(self.n_iter_, steps)
+            return steps
+
+        starts = range(0, p, size)
+        if workers > 1:
+            steps = _map_one_thread_each(fit_block, starts, workers)
+        else:
+            steps = [fit_block(lo) for lo in starts]
+        self.n_iter_ = max(steps)
         self.coef_ = w[:, :-1].numpy()
         self.intercept_ = w[:, -1].numpy()
         self.mean_, self.scale_ = mu.numpy(), sd.numpy()
@@ -332,6 +354,31 @@ class LogisticProbes:
     def direction(self) -> np.ndarray:
         """(P, C): coef_ / scale_, the probe's weight vector in raw activation space (unnormalized)."""
         return self.coef_ / self.scale_
+
+
+def _map_one_thread_each(fn: Any, items: Sequence[Any], workers: int) -> list[Any]:
+    """[fn(item) for item in items], `workers` at a time on threads of their own, with torch and the BLAS libraries
+    limited to one thread each for the duration. Torch reads its thread count when a thread first runs a parallel
+    operation, so the pool's fresh threads start at one; the caller's count is restored on exit."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with _blas_threads().limit(limits=1), ThreadPoolExecutor(workers, thread_name_prefix="rote-probes") as pool:
+            return list(pool.map(fn, items))
+    finally:
+        torch.set_num_threads(before)
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_threads() -> Any:
+    """A threadpoolctl controller of the BLAS libraries the fit uses (scipy's, loaded first): made once, since
+    `threadpool_limits` scans the loaded libraries at every call (4 ms, 5% of a tiny-GPT probe fit)."""
+    import scipy.linalg.blas  # noqa: F401  (loaded before the scan, so that it is limited too)
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def _hessian_factor(Z32: torch.Tensor, dvec: torch.Tensor, reg: torch.Tensor) -> torch.Tensor:
@@ -720,6 +767,7 @@ def probe_study(
     batch_size: int = 16,
     chunk_rows: int = 8192,
     activations_dir: str | os.PathLike | None = None,
+    capture_dtype: str = CAPTURE_DTYPE,
     seed: int = 0,
     progress: bool = False,
 ) -> tuple[ProbeResult, ProbeSet]:
@@ -731,7 +779,10 @@ def probe_study(
     task "repetition": positives = texts whose repeated positions (`repetition_positions`, `ngram`) are the
         positives and whose other positions are the negatives; `controls` add negatives (may be empty).
     Returns (ProbeResult, ProbeSet fitted on all labelled tokens). activations_dir: keep the capture there
-    (default: a temporary folder, removed at the end).
+    (default: a temporary folder, removed at the end). capture_dtype: how activations are stored, "float32" or
+    "float16" (half the copies and disk traffic; see docs/probes.md for what it changes in the probes); a float16
+    capture that meets a value beyond float16's range is redone in float32, with a warning, and
+    `settings["capture_dtype"]` says which was used.
     """
     if not backend.supports_internals:
         raise BackendError(
@@ -741,6 +792,8 @@ def probe_study(
         raise ConfigError(f"`task` {task!r}: choose memorization or repetition")
     if probe not in PROBE_KINDS:
         raise ConfigError(f"`probe` {probe!r}: choose one of {', '.join(PROBE_KINDS)}")
+    if capture_dtype not in ("float32", "float16"):
+        raise ConfigError(f"`capture_dtype` {capture_dtype!r}: choose float32 or float16")
     for name, v, low in (("min_run", min_run, 1), ("ngram", ngram, 1), ("loss_bins", loss_bins, 1)):
         if int(v) < low:
             raise ConfigError(f"`{name}` must be at least {low}, got {v}")
@@ -761,7 +814,8 @@ def probe_study(
 
     with tempfile.TemporaryDirectory(prefix="rote-acts-") as tmp:
         where = Path(activations_dir) if activations_dir is not None else Path(tmp) / "activations"
-        store = backend.capture_hidden_states(
+        capture = functools.partial(
+            backend.capture_hidden_states,
             all_ids,
             where,
             layers=sorted({la for la, _ in names}),
@@ -771,6 +825,11 @@ def probe_study(
             overwrite=activations_dir is None,
             progress=progress,
         )
+        try:
+            store, stored_as = capture(dtype=capture_dtype), capture_dtype
+        except Float16Overflow as exc:  # the capture removed its folder; redo it at full range
+            warnings.warn(f"{exc}; capturing again in float32", stacklevel=2)
+            store, stored_as = capture(dtype="float32"), "float32"
         tok = pd.read_parquet(where / "tokens.parquet")
         seq, lp, top1 = tok["seq"].to_numpy(), tok["next_logprob"].to_numpy(), tok["next_top1"].to_numpy()
         has_next = tok["next_token"].to_numpy() >= 0
@@ -873,6 +932,7 @@ def probe_study(
             "min_k": min_k,
             "min_k_window": min_k_window,
             "seed": seed,
+            "capture_dtype": stored_as,
             "row": "activation at the position that predicts the token",
         },
         model={
@@ -1101,6 +1161,38 @@ def probe_demo(
     at the best site on every layer, extraction of the planted canaries (32-byte prefix, 32-byte suffix) against the
     perplexity of `n_heldout` KJV verses after the training ones. Returns (probe result, suppression result,
     training record, probes)."""
+    backend, members, unseen, heldout, train = train_demo_model(
+        model_dir,
+        steps=steps,
+        per_count=per_count,
+        max_texts=max_texts,
+        n_layer=n_layer,
+        n_heldout=n_heldout,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
+    probe, probes = probe_study(backend, members, unseen, min_run=min_run, folds=5, seed=seed, progress=progress)
+    curve = suppress(
+        backend, probes, members, heldout, alphas=alphas, prefix=32, suffix=32, direction=direction, progress=progress
+    )
+    return probe, curve, train, probes
+
+
+def train_demo_model(
+    model_dir: str | os.PathLike,
+    *,
+    steps: int = 800,
+    per_count: int = 30,
+    max_texts: int = 1500,
+    n_layer: int = 2,
+    n_heldout: int = 100,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = False,
+) -> tuple[Backend, list[str], list[str], list[str], dict[str, Any]]:
+    """The tiny GPT of `probe_demo`, trained into `model_dir`: (backend, planted canary texts, unseen canary texts,
+    held-out KJV verses, training record)."""
     from rote.data.text import load_kjv, write_texts
     from rote.llm.corpus import plant_canaries
     from rote.llm.tinygpt import TinyGPTBackend, TinyGPTConfig, load_model, train_tiny_gpt
@@ -1131,11 +1223,7 @@ def probe_demo(
     can = planted.canaries
     members = can[can["member"]]["text"].astype(str).tolist()
     unseen = can[~can["member"]]["text"].astype(str).tolist()
-    probe, probes = probe_study(backend, members, unseen, min_run=min_run, folds=5, seed=seed, progress=progress)
     heldout = verses[max_texts : max_texts + n_heldout]
-    curve = suppress(
-        backend, probes, members, heldout, alphas=alphas, prefix=32, suffix=32, direction=direction, progress=progress
-    )
     train = {
         "n_params": trained.n_params,
         "steps": trained.steps,
@@ -1145,4 +1233,4 @@ def probe_demo(
         "n_unseen": per_count,
         "n_corpus_texts": max_texts,
     }
-    return probe, curve, train, probes
+    return backend, members, unseen, heldout, train

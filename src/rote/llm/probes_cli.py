@@ -147,6 +147,12 @@ def register(app: typer.Typer) -> None:
         loss_bins: int = typer.Option(10, "--loss-bins", help="Quantile bins of the loss for matching controls."),
         match_loss: bool = typer.Option(True, "--match-loss/--no-match-loss", help="Match controls on loss."),
         batch_size: int = typer.Option(16, "--batch-size", help="Texts per forward pass."),
+        capture_dtype: str = typer.Option(
+            "float16",  # rote.llm.probes.CAPTURE_DTYPE (not imported here: the CLI starts without torch)
+            "--capture-dtype",
+            help="Stored activations: float16 (half the disk traffic; values beyond its range fall back to float32) "
+            "or float32.",
+        ),
         keep_activations: bool = typer.Option(
             False, "--keep-activations", help="Keep the captured activations in OUT/activations."
         ),
@@ -165,6 +171,8 @@ def register(app: typer.Typer) -> None:
 
         layer_list = _layers(layers)
         site_list = _names(sites, "--sites")
+        if capture_dtype not in ("float16", "float32"):
+            raise ConfigError(f"--capture-dtype {capture_dtype!r}: use float16 or float32")
         resolve_device(device)
         run = RunFolder(out, force=force, inputs=[p for p in (positives, controls) if p is not None])
         seed_everything(seed)
@@ -191,6 +199,7 @@ def register(app: typer.Typer) -> None:
             match_loss=match_loss,
             batch_size=batch_size,
             activations_dir=run.file("activations") if keep_activations else None,
+            capture_dtype=capture_dtype,
             seed=seed,
             progress=not quiet,
         )
@@ -209,6 +218,7 @@ def register(app: typer.Typer) -> None:
             "loss_bins": loss_bins,
             "match_loss": match_loss,
             "batch_size": batch_size,
+            "capture_dtype": capture_dtype,
             "device": device,
         }
         return run.finish(

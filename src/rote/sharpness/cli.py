@@ -3,6 +3,8 @@
 
     rote sharpness toy --out DIR        the paper's 2-D 5:95 Gaussian mixture: train, generate, detect
     rote sharpness mnist --out DIR      digit 3 generalized, one 9 duplicated 100 times: train, generate, detect
+                                        (--dataset fashion-mnist: 3,000 trousers, one ankle boot x 100, the
+                                        paper's counts)
     rote sharpness tabular --out DIR    a (class-conditional) TabDDPM on Adult: train, generate, audit, detect
     rote sharpness score --model CKPT --samples N --out DIR     measure a trained model's generations
     rote sharpness eval --scores DIR --out DIR                  detection from a scores table
@@ -107,7 +109,17 @@ def toy_cmd(
 @app.command("mnist")
 def mnist_cmd(
     out: Path = _OUT,
-    epochs: int = typer.Option(1500, "--epochs", help="Training epochs (~600 images, batch 64)."),
+    dataset: str = typer.Option(
+        "mnist",
+        "--dataset",
+        help="mnist (every 3 of MNIST-5k, one 9) or fashion-mnist (the paper's counts: 3,000 trousers, one ankle "
+        "boot; Debian's dataset-fashion-mnist).",
+    ),
+    epochs: Optional[int] = typer.Option(
+        None,
+        "--epochs",
+        help="Training epochs, batch 64 (default: 1500 for mnist, ~600 images; 600 for fashion-mnist).",
+    ),
     net: str = typer.Option("mlp", "--net", help="Denoiser: mlp (default, CPU-sized) or conv (dilated conv net)."),
     generations_per_class: int = typer.Option(200, "--generations-per-class", help="Samples per class (3 and 9)."),
     guidance: float = typer.Option(5.0, "--guidance", help="Classifier-free guidance scale (paper: 5)."),
@@ -127,8 +139,12 @@ def mnist_cmd(
     """The MNIST setup: every "3" of MNIST-5k (generalized) and one "9" duplicated (memorized), a class-
     conditional conv DDPM with classifier-free guidance; detection with one and with four generations per class."""
     from rote.core.runs import RunFolder
-    from rote.sharpness.experiment import run_mnist
+    from rote.sharpness.experiment import FASHION_OVERRIDES, MNIST_PRESET, run_mnist
 
+    if dataset not in ("mnist", "fashion-mnist"):
+        raise ConfigError(f"`dataset` must be mnist or fashion-mnist, got {dataset!r}")
+    preset = {**MNIST_PRESET, **(FASHION_OVERRIDES if dataset == "fashion-mnist" else {})}
+    epochs = preset["epochs"] if epochs is None else epochs
     if epochs < 1:
         raise ConfigError(f"`epochs` must be >= 1, got {epochs}")
     if generations_per_class < 1:
@@ -146,16 +162,20 @@ def mnist_cmd(
         device=device,
         checkpoint=str(run.file("model.pt")),
         progress=not quiet,
-        epochs=epochs,
-        generations_per_class=generations_per_class,
-        guidance=guidance,
-        duplicates=duplicates,
-        side=side,
-        n_steps=steps,
-        net=net,
-        second_order_weight=second_order_weight,
+        **{
+            **(FASHION_OVERRIDES if dataset == "fashion-mnist" else {}),
+            "epochs": epochs,
+            "generations_per_class": generations_per_class,
+            "guidance": guidance,
+            "duplicates": duplicates,
+            "side": side,
+            "n_steps": steps,
+            "net": net,
+            "second_order_weight": second_order_weight,
+        },
     )
     options = dict(
+        dataset=dataset,
         net=net,
         epochs=epochs,
         generations_per_class=generations_per_class,
@@ -167,7 +187,12 @@ def mnist_cmd(
         seed=seed,
         device=device,
     )
-    return _finish(run, result, "rote sharpness mnist", options, {}, "Sharpness: MNIST (one duplicated 9)", quiet, seed)
+    title = (
+        "Sharpness: MNIST (one duplicated 9)"
+        if dataset == "mnist"
+        else "Sharpness: Fashion-MNIST (one duplicated boot)"
+    )
+    return _finish(run, result, "rote sharpness mnist", options, {}, title, quiet, seed)
 
 
 @app.command("tabular")
@@ -382,6 +407,9 @@ def grid_cmd(
         None, "--generations", help="Toy, tabular: samples; MNIST: samples per class (default: the preset's)."
     ),
     steps: Optional[int] = typer.Option(None, "--steps", help="DDIM sampling steps (default: the preset's)."),
+    dataset: str = typer.Option(
+        "mnist", "--dataset", help="MNIST setup: mnist or fashion-mnist (the paper's counts, as `mnist --dataset`)."
+    ),
     device: str = _DEVICE,
     workers: int = typer.Option(1, "--workers", help="Grid points run in parallel (local processes)."),
     ray: Optional[str] = typer.Option(None, "--ray", help="'local' or a Ray cluster address: points as Ray tasks."),
@@ -404,7 +432,15 @@ def grid_cmd(
         raise ConfigError(f"`workers` must be at least 1, got {workers}")
     seed_list = axis_values(seeds, int, "seeds")
     weights = axis_values(second_order_weight, float, "second_order_weight") or None
+    if dataset not in ("mnist", "fashion-mnist"):
+        raise ConfigError(f"`dataset` must be mnist or fashion-mnist, got {dataset!r}")
+    if dataset != "mnist" and setup != "mnist":
+        raise ConfigError(f"`dataset` is an option of the mnist setup, not of {setup}; drop it or pass --setup mnist")
     fixed: dict[str, Any] = {"device": device}
+    if dataset == "fashion-mnist":
+        from rote.sharpness.experiment import FASHION_OVERRIDES
+
+        fixed.update(FASHION_OVERRIDES)
     for name, value, low in (("epochs", epochs, 1), ("steps", steps, 1), ("generations", generations, 1)):
         if value is not None and value < low:
             raise ConfigError(f"`{name}` must be >= {low}, got {value}")
@@ -418,7 +454,15 @@ def grid_cmd(
 
     resolve_device(device)
     run = RunFolder(out, force=force)
-    options = dict(setup=setup, seeds=seed_list, second_order_weight=weights, fixed=fixed, workers=workers, ray=ray)
+    options = dict(
+        setup=setup,
+        dataset=dataset,
+        seeds=seed_list,
+        second_order_weight=weights,
+        fixed=fixed,
+        workers=workers,
+        ray=ray,
+    )
     run.write_config("rote sharpness grid", options)  # before the grid: an interrupted grid records how it started
     result, sweep = run_sharpness_grid(
         out, setup, seed_list, second_order_weights=weights, fixed=fixed, workers=workers, ray=ray, quiet=quiet

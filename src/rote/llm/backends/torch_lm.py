@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 from abc import abstractmethod
 from collections.abc import Iterator, Mapping
 from typing import Any, Callable
@@ -19,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from rote.core.errors import BackendError, ConfigError
+from rote.core.errors import BackendError, ConfigError, DataError
 from rote.core.runs import progress_bar
 from rote.llm.backends.base import SITES, Backend, TokenScores, check_ids
 
@@ -32,6 +33,47 @@ SITE_CHILDREN: dict[str, tuple[str, ...]] = {
 
 # logits of one scoring batch are (b, T, V) float32; keep them under this many bytes by shrinking b
 _LOGIT_BYTES = 256 * 2**20
+FLOAT16_MAX = float(torch.finfo(torch.float16).max)  # 65504
+
+
+class Float16Overflow(DataError):
+    """A float16 activation capture met a value beyond float16's range (it would have been stored as inf)."""
+
+
+def next_token_stats(logits: torch.Tensor, ids: torch.Tensor, rows: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log p(ids[:, t+1] | ids[:, <= t]), whether ids[:, t+1] is the argmax), both (b, T-1), from logits (b, T, V),
+    in float32 (labels, not exact scores). log p = logit - logsumexp(logits), and the argmax comes from the same
+    max pass: no (b, T, V) log-softmax is materialized (400 MB for 16 x 128 SmolLM2 tokens over its 49k-token
+    vocabulary). On CPU the positions go `rows` at a time, so each one's temporaries stay in cache: half the time
+    of whole-tensor logsumexp + argmax (bench/llm_probes.py's capture). Ties go to the first maximal logit, as
+    with argmax."""
+    b, t, _ = logits.shape
+    lg, nxt = logits[:, :-1], ids[:, 1:]
+    if logits.device.type != "cpu":
+        lg = lg.float()
+        lp = lg.gather(2, nxt.unsqueeze(2)).squeeze(2) - torch.logsumexp(lg, dim=-1)
+        return lp, lg.argmax(-1) == nxt
+    lp = torch.empty(b, t - 1)
+    top1 = torch.empty(b, t - 1, dtype=torch.bool)
+    for r in range(b):
+        for s in range(0, t - 1, rows):
+            part, n = lg[r, s : s + rows].float(), nxt[r, s : s + rows]  # (rows, V), (rows,)
+            peak, arg = part.max(dim=-1)
+            lse = part.sub(peak.unsqueeze(1)).exp_().sum(-1).log_().add_(peak)
+            lp[r, s : s + rows] = part.gather(1, n.unsqueeze(1)).squeeze(1) - lse
+            top1[r, s : s + rows] = arg == n
+    return lp, top1
+
+
+@contextlib.contextmanager
+def _remove_on(error: type[BaseException], folder: str | os.PathLike) -> Iterator[None]:
+    """Remove `folder` when `error` leaves the block: an unfinished capture, which its writer only started because
+    the folder was empty (or an activation folder it was told to overwrite)."""
+    try:
+        yield
+    except error:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def prompt_generator(seed: int, index: int, device: torch.device) -> torch.Generator:
@@ -321,15 +363,17 @@ class TorchLMBackend(Backend):
         overwrite: bool = False,
         meta: Mapping[str, Any] | None = None,
         progress: bool = False,
-        background: bool = True,
+        background: bool | None = None,
     ) -> Any:
         """Stream the activation of every real token at each (layer, site) to `out_dir`, one forward pass per batch,
-        through `rote.core.hooks.capture_to_disk` (memory bounded by one batch plus the writer's queue). With
-        `background` (the default) the files are written on a thread of their own while the next batch runs
-        (the same bytes; False writes them in the forward pass, as bench/llm_probes.py compares).
+        through `rote.core.hooks.capture_to_disk` (memory bounded by one batch plus the writer's queue).
+        `background`: True writes the files on a thread of their own while the next batch runs, False inside the
+        forward pass (the same bytes); None (the default) takes the thread only when torch's threads leave a core
+        free for it (`rote.core.hooks.writer_thread_pays`; bench/llm_probes.py compares the three).
 
         Rows are tokens in input order (sequence 0's tokens, then sequence 1's, ...), (C,) of `dtype` each
-        ("float32", or "float16" to halve the disk traffic); module
+        ("float32", or "float16" to halve the disk traffic and the copies; a value beyond float16's range, 65504,
+        raises `Float16Overflow` and removes `out_dir` rather than store inf); module
         `site_modules()[(layer, site)]` of the returned `ActivationStore`. Token metadata, written next to it as
         `tokens.parquet` (one row per token, same order): seq, pos, token, next_token (-1 at the last position),
         next_logprob = log p(next_token | tokens <= pos) (NaN at the last position), next_top1 = whether
@@ -357,26 +401,36 @@ class TorchLMBackend(Backend):
         def real_tokens(t: torch.Tensor) -> torch.Tensor:  # (b, T, C) -> (n_real, C), row-major = input order
             flat = t.reshape(-1, t.shape[-1])
             rows = current["rows"]
+            if store_dtype == torch.float16:  # one read of the batch (aminmax: no temporary), < 1% of a capture
+                lo, hi = torch.aminmax(flat)
+                peak = max(-float(lo), float(hi))
+                if peak > FLOAT16_MAX:  # also catches NaN-free inf; a NaN compares False and is stored as NaN
+                    raise Float16Overflow(
+                        f"`dtype` float16: an activation of magnitude {peak:.4g} in batch {current['batch']} "
+                        f"(shape {tuple(t.shape)}) exceeds float16's largest value {FLOAT16_MAX:.0f}; capture with "
+                        "`dtype` float32 (`--capture-dtype float32`)"
+                    )
             # one copy, cast included: a model may edit its outputs in place later in the pass, and the background
             # writer reads the rows while the next batch runs. A boolean-mask index costs several times a plain
             # copy, so whole batches skip it
             return flat.to(store_dtype, copy=True) if rows is None else flat.index_select(0, rows).to(store_dtype)
 
         def forward(_: Any, batch: list[list[int]]) -> None:
+            current["batch"] = current.get("batch", -1) + 1
             x, mask, pos = self._padded(batch)
             current["rows"] = None if bool(mask.all()) else mask.reshape(-1).nonzero().squeeze(1)
             with torch.inference_mode():  # as the plain forward: no autograd bookkeeping at all
                 logits, _ = self._forward(x, mask, pos, None, False)  # (b, T, V)
-                # log p(next) = logit(next) - logsumexp(logits), float32 (labels, not exact scores): no (b, T, V)
-                # log-softmax is materialized (400 MB for a batch of 16 x 128 tokens over SmolLM2's 49k tokens)
-                lg, nxt = logits[:, :-1].float(), x[:, 1:]
-                lp = lg.gather(2, nxt.unsqueeze(2)).squeeze(2) - torch.logsumexp(lg, dim=-1)  # (b, T-1)
-                lp_np, top1_np = lp.cpu().numpy(), (lg.argmax(-1) == nxt).cpu().numpy()
+                lp, top1 = next_token_stats(logits, x)
+                lp_np, top1_np = lp.cpu().numpy(), top1.cpu().numpy()
             for r, s in enumerate(batch):
                 n = len(s)
                 stats.append((np.append(lp_np[r, : n - 1], np.nan), np.append(top1_np[r, : n - 1], False)))
 
-        with progress_bar(len(batches), f"capturing activations of {self.name}", quiet=not progress) as advance:
+        with (
+            progress_bar(len(batches), f"capturing activations of {self.name}", quiet=not progress) as advance,
+            _remove_on(Float16Overflow, out_dir),
+        ):
             capture_to_disk(
                 self.model,
                 list(names.values()),
