@@ -154,10 +154,7 @@ def fashion_data(
     of both classes are drawn by `seed`."""
     from rote.data import load_fashion_mnist
 
-    if side not in (7, 14, 28):
-        raise ConfigError(f"`side` must be 7, 14 or 28, got {side}")
-    if duplicates < 1:
-        raise ConfigError(f"`duplicates` must be >= 1, got {duplicates}")
+    _check_image_set(side, duplicates)
     ds = load_fashion_mnist("train")
     labels = ds.labels.numpy()
     general = np.flatnonzero(labels == classes[0])
@@ -169,13 +166,8 @@ def fashion_data(
     rng = np.random.default_rng(seed)
     keep = np.sort(rng.choice(general, n_generalized, replace=False))
     pick = int(rng.choice(np.flatnonzero(labels == classes[1])))
-    imgs = ds.images[np.r_[keep, pick]].float() / 255.0
-    if side != 28:
-        imgs = torch.nn.functional.avg_pool2d(imgs, 28 // side)
-    imgs = (imgs * 2 - 1).reshape(len(imgs), -1).numpy()
-    x = np.vstack([imgs[:-1], np.repeat(imgs[-1:], duplicates, 0)]).astype(np.float32)
-    c = np.r_[np.zeros(n_generalized, np.int64), np.ones(duplicates, np.int64)]
-    return x, c, pick
+    imgs = _pooled(ds.images[np.r_[keep, pick]], side)
+    return (*_one_image_duplicated(imgs[:-1], imgs[-1], duplicates), pick)
 
 
 def mnist_data(side: int = 14, duplicates: int = 100, seed: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
@@ -183,22 +175,35 @@ def mnist_data(side: int = 14, duplicates: int = 100, seed: int = 0) -> tuple[np
     chosen by `seed`, repeated `duplicates` times), index of that 9 in MNIST-5k)."""
     from rote.data import load_mnist5k
 
-    if side not in (7, 14, 28):
-        raise ConfigError(f"`side` must be 7, 14 or 28, got {side}")
-    if duplicates < 1:
-        raise ConfigError(f"`duplicates` must be >= 1, got {duplicates}")
+    _check_image_set(side, duplicates)
     ds = load_mnist5k()
-    imgs = ds.images.float() / 255.0
-    if side != 28:
-        imgs = torch.nn.functional.avg_pool2d(imgs, 28 // side)
-    imgs = (imgs * 2 - 1).reshape(len(imgs), -1).numpy()
+    imgs = _pooled(ds.images, side)
     labels = ds.labels.numpy()
     threes = np.flatnonzero(labels == 3)
     nines = np.flatnonzero(labels == 9)
     pick = int(nines[np.random.default_rng(seed).integers(len(nines))])
-    x = np.vstack([imgs[threes], np.repeat(imgs[pick : pick + 1], duplicates, 0)]).astype(np.float32)
-    c = np.r_[np.zeros(len(threes), np.int64), np.ones(duplicates, np.int64)]
-    return x, c, pick
+    return (*_one_image_duplicated(imgs[threes], imgs[pick], duplicates), pick)
+
+
+def _check_image_set(side: int, duplicates: int) -> None:
+    if side not in (7, 14, 28):
+        raise ConfigError(f"`side` must be 7, 14 or 28, got {side}")
+    if duplicates < 1:
+        raise ConfigError(f"`duplicates` must be >= 1, got {duplicates}")
+
+
+def _pooled(images: torch.Tensor, side: int) -> np.ndarray:
+    """uint8 28 x 28 images (N, ...) -> (N, side * side) float in [-1, 1], average-pooled to side x side."""
+    imgs = images.float() / 255.0
+    if side != 28:
+        imgs = torch.nn.functional.avg_pool2d(imgs, 28 // side)
+    return (imgs * 2 - 1).reshape(len(imgs), -1).numpy()
+
+
+def _one_image_duplicated(general: np.ndarray, image: np.ndarray, duplicates: int) -> tuple[np.ndarray, np.ndarray]:
+    """(x: the `general` rows (class 0) then `image` repeated `duplicates` times (class 1), float32; classes)."""
+    x = np.vstack([general, np.repeat(image[None], duplicates, 0)]).astype(np.float32)
+    return x, np.r_[np.zeros(len(general), np.int64), np.ones(duplicates, np.int64)]
 
 
 # ----------------------------------------------------------------------------------------------- labels
