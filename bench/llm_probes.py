@@ -26,8 +26,8 @@ What is timed (CPU; torch threads 1 and 2, `--threads`; scikit-learn/BLAS thread
   planted labels. The fits are checked to agree (AUC within 1e-3). Note: scikit-learn's default tolerance is far
   looser than rote's (gradient 1e-4 of the mean loss against 1e-7 of the initial gradient norm), so it stops
   earlier.
-Every case is timed `--repeat` times, the cases interleaved and rotated (A B C, B C A, ...), and the median is
-reported, wall
+Every case is timed `--repeat` times (7 for tiny-random, whose captures take a third of a second, else 3), the
+cases interleaved and rotated (A B C, B C A, ...), and the median is reported, wall
 seconds and process CPU seconds (all threads). Prints a markdown table and writes bench/out/llm_probes.json
 (bench/out/llm_probes-<model>[-quick][-capture|-probes].json for other models or options). With `--quick` all 2048
 tokens are one batch, so there is nothing for the background writer to overlap but the last write.
@@ -236,7 +236,12 @@ def main() -> None:
     ap.add_argument("--texts", type=int, default=64, help="sequences to capture")
     ap.add_argument("--length", type=int, default=128, help="tokens per sequence")
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="repeats per case (default 7 for tiny-random, whose runs are short, else 3)",
+    )
     ap.add_argument("--threads", default="1,2", help="torch thread counts to time, comma-separated")
     ap.add_argument("--quick", action="store_true", help="16 sequences, 1000-token probes, 1 repeat")
     ap.add_argument("--capture-only", action="store_true", help="time the capture only (no probe fits)")
@@ -258,6 +263,8 @@ def main() -> None:
         )
         return
 
+    if args.repeat is None:  # a tiny-random capture takes a third of a second: more repeats steady its median
+        args.repeat = 7 if args.model == "tiny-random" else 3
     if args.quick:
         args.texts, args.repeat = 16, 1
     threads = [int(t) for t in args.threads.split(",")]
@@ -343,7 +350,8 @@ def main() -> None:
     cmd += " --capture-only" if args.capture_only else ""
     cmd += " --probes-only" if args.probes_only else ""
     cmd += f" --threads {args.threads}" if args.threads != "1,2" else ""
-    for opt, default in (("texts", 64), ("length", 128), ("batch", 16), ("repeat", 3)):
+    default_repeat = 7 if args.model == "tiny-random" else 3
+    for opt, default in (("texts", 64), ("length", 128), ("batch", 16), ("repeat", default_repeat)):
         if not args.quick and getattr(args, opt) != default:
             cmd += f" --{opt} {getattr(args, opt)}"
     print(f"median of {args.repeat} interleaved repeats; wall s (process CPU s)")

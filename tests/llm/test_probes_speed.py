@@ -154,7 +154,9 @@ def test_synchronous_writer_commits_off_the_caller_thread_and_surfaces_commit_er
     with H.ActivationWriter(ok, chunk_rows=3, background=False) as w:
         w.add("m", np.arange(6 * 4, dtype=np.float32).reshape(6, 4))  # two full chunks
         w.add("m", np.ones((1, 4), np.float32))  # a short last chunk, committed by close
-    assert where[:3] == ["rote-activations-commit:ok"] * 3  # fsync + rename on the committer thread
+    # fsync + rename on the committer threads, never on the caller's
+    assert all(n.startswith("rote-activations-commit:ok") for n in where[:3]), where
+    assert where[3:] == ["MainThread"], where  # index.json, written by close after every chunk
     np.testing.assert_array_equal(H.read_activations(ok)["m"][:6], np.arange(24, dtype=np.float32).reshape(6, 4))
     fail_at[0] = len(where) + 2  # the second chunk of the next writer
     out = tmp_path / "w"
@@ -166,6 +168,29 @@ def test_synchronous_writer_commits_off_the_caller_thread_and_surfaces_commit_er
         w.close()
     w.abort()
     assert not (out / "index.json").exists() and not list(out.rglob("*.tmp"))
+
+
+def test_chunk_commits_wait_on_the_disk_together(tmp_path, monkeypatch):
+    """The last chunks of several modules, all finished by close, are committed concurrently: each commit here
+    waits until three are in flight at once (a one-thread committer would time out)."""
+    import threading
+
+    real, meet = AtomicFile.commit, threading.Barrier(3, timeout=10)
+
+    def commit(self):
+        if self.path.suffix == ".npy":
+            meet.wait()
+        return real(self)
+
+    monkeypatch.setattr(AtomicFile, "commit", commit)
+    for background in (False, True):
+        out = tmp_path / f"bg{background}"
+        with H.ActivationWriter(out, chunk_rows=8, background=background) as w:
+            for name in ("a", "b", "c"):
+                w.add(name, np.full((5, 2), ord(name), np.float32))
+        assert {n: a[:, 0].tolist() for n, a in H.read_activations(out).items()} == {
+            n: [float(ord(n))] * 5 for n in "abc"
+        }
 
 
 def test_capture_background_and_synchronous_files_identical(tmp_path):
@@ -345,7 +370,7 @@ def test_next_token_stats_against_log_softmax():
     ids = torch.randint(0, 50, (3, 37), generator=g)
     ids[0, 1:] = logits[0, :-1].argmax(-1)  # a row of hits
     ref = torch.log_softmax(logits.double(), -1)[:, :-1].gather(2, ids[:, 1:].unsqueeze(2)).squeeze(2)
-    for rows in (1, 5, 16, 64):  # chunks that divide the 36 positions and some that do not
+    for rows in (1, 5, 16, 64, None):  # chunks that divide the 37 positions and some that do not; auto
         lp, top1 = next_token_stats(logits, ids, rows=rows)
         assert lp.shape == top1.shape == (3, 36)
         np.testing.assert_allclose(lp.numpy(), ref.numpy(), atol=1e-5)

@@ -44,6 +44,7 @@ import re
 import shutil
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Union
 from urllib.parse import quote
@@ -413,18 +414,22 @@ def writer_thread_pays() -> bool:
     return torch.get_num_threads() < usable_cores()
 
 
+COMMIT_THREADS = 8
+"""Chunk commits (fsync + rename) in flight at once in an `ActivationWriter`."""
+
+
 class ActivationWriter:
     """Write rows of activations per module to `out_dir` in chunks of `chunk_rows` rows. Rows go straight into the
     module's open chunk file (a temporary file, renamed into place when the chunk is full or at `close`), so no rows
     are held in memory between `add` calls.
 
-    background: True writes on a separate thread, so that writing (and the fsync of every chunk) overlaps the
-    caller's next forward pass; `add` then only queues the rows, and blocks while more than `queue_bytes` bytes wait
-    (memory stays bounded). None decides by `writer_thread_pays()` (a thread only when torch leaves a core free);
-    the choice is in `self.background`. The files are byte for byte those of the synchronous writer. An error on
-    the writer thread (a full disk, say) is raised in the caller by the next `add` or by `close`; rows queued after
-    it are dropped. The queued tensors are read later, so the caller must not edit them in place after `add` (copy
-    them if it might).
+    background: True writes on a separate thread, so that writing overlaps the caller's next forward pass; `add`
+    then only queues the rows, and blocks while more than `queue_bytes` bytes wait (memory stays bounded). None
+    decides by `writer_thread_pays()` (a thread only when torch leaves a core free); the choice is in
+    `self.background`. Either way, finished chunks are fsynced and renamed by committer threads (`COMMIT_THREADS`
+    at once). The files are byte for byte those of the synchronous writer. An error on the writer thread (a full
+    disk, say) is raised in the caller by the next `add` or by `close`; rows queued after it are dropped. The
+    queued tensors are read later, so the caller must not edit them in place after `add` (copy them if it might).
 
     Folder format (version 1):
         out_dir/index.json                   written last, by `close`: {"format": "rote-activations", "version": 1,
@@ -464,7 +469,7 @@ class ActivationWriter:
         self.closed = False
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
-        self._committer: threading.Thread | None = None  # the synchronous writer's fsync + rename thread
+        self._committer: ThreadPoolExecutor | None = None  # the fsync + rename threads (`_commit_later`)
         self.background = writer_thread_pays() if background is None else bool(background)
         if self.background:
             self._queue: queue.SimpleQueue[tuple[str, Any, int] | None] = queue.SimpleQueue()
@@ -576,39 +581,36 @@ class ActivationWriter:
                     raise
                 chunk.file.abort()
                 chunk.file = rebuilt
-        if self._thread is None:
-            self._commit_later(chunk.file)
-        else:  # on the background writer's thread: off the forward pass already
-            chunk.file.commit()
+        self._commit_later(chunk.file)
         file = chunk.file.path.name
         info["chunks"].append({"file": file, "rows": chunk.rows})
         info["rows"] += chunk.rows
 
     def _commit_later(self, file: AtomicFile) -> None:
-        """Hand a full chunk file to the committer thread, which flushes, fsyncs and renames it: the fsync waits on
-        the disk (about a quarter of the synchronous writer's cost in a SmolLM2 capture profile) and needs no
-        core, so the forward pass goes on meanwhile. close() waits for every commit before it writes the index;
-        an error is raised by the next `add` or by `close`, as the background writer's are."""
-        if self._committer is None:
-            self._commits: queue.SimpleQueue[AtomicFile | None] = queue.SimpleQueue()
-            self._committer = threading.Thread(
-                target=self._commit_queued, name=f"rote-activations-commit:{self.out_dir.name}", daemon=True
-            )
-            self._committer.start()
-        self._commits.put(file)
+        """Hand a finished chunk file to the committer threads, which flush, fsync and rename it: an fsync waits on
+        the disk (about a quarter of the synchronous writer's cost in a SmolLM2 capture profile), not on a core,
+        so the forward pass (or the background writer) goes on meanwhile. Up to `COMMIT_THREADS` fsyncs are in
+        flight at once, so the last chunk of every module, all finished by `close`, wait on the disk together
+        rather than one after another. close() waits for every commit before it writes the index; an error is
+        raised by the next `add` or by `close`, as the background writer's are."""
+        self._pool().submit(self._commit_one, file)
 
-    def _commit_queued(self) -> None:
-        while True:
-            file = self._commits.get()
-            if file is None:
-                return
-            try:
-                if self._error is None:
-                    file.commit()
-                else:
-                    file.abort()
-            except BaseException as exc:  # surfaced in the caller by `add` / `close`
-                file.abort()  # no temporary file left behind (a failed commit has usually removed it already)
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._committer is None:
+            self._committer = ThreadPoolExecutor(
+                COMMIT_THREADS, thread_name_prefix=f"rote-activations-commit:{self.out_dir.name}"
+            )
+        return self._committer
+
+    def _commit_one(self, file: AtomicFile) -> None:
+        try:
+            if self._error is None:
+                file.commit()
+            else:
+                file.abort()
+        except BaseException as exc:  # surfaced in the caller by `add` / `close`
+            file.abort()  # no temporary file left behind (a failed commit has usually removed it already)
+            if self._error is None:
                 self._error = exc
 
     def _stop_thread(self) -> None:
@@ -618,8 +620,7 @@ class ActivationWriter:
             self._thread.join()
             self._thread = None
         if self._committer is not None:
-            self._commits.put(None)
-            self._committer.join()
+            self._committer.shutdown(wait=True)
             self._committer = None
 
     def close(self) -> "ActivationStore":

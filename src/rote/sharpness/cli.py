@@ -136,8 +136,9 @@ def mnist_cmd(
     force: bool = _FORCE,
     quiet: bool = _QUIET,
 ) -> int:
-    """The MNIST setup: every "3" of MNIST-5k (generalized) and one "9" duplicated (memorized), a class-
-    conditional conv DDPM with classifier-free guidance; detection with one and with four generations per class."""
+    """The MNIST setup: every "3" of MNIST-5k (generalized) and one "9" duplicated (memorized), or with --dataset
+    fashion-mnist 3,000 trousers and one ankle boot; a class-conditional DDPM (MLP, or --net conv) with
+    classifier-free guidance; detection with one and with four generations per class."""
     from rote.core.runs import RunFolder
     from rote.sharpness.experiment import FASHION_OVERRIDES, MNIST_PRESET, run_mnist
 

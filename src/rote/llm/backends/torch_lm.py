@@ -40,29 +40,39 @@ class Float16Overflow(DataError):
     """A float16 activation capture met a value beyond float16's range (it would have been stored as inf)."""
 
 
-def next_token_stats(logits: torch.Tensor, ids: torch.Tensor, rows: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+def next_token_stats(
+    logits: torch.Tensor, ids: torch.Tensor, rows: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(log p(ids[:, t+1] | ids[:, <= t]), whether ids[:, t+1] is the argmax), both (b, T-1), from logits (b, T, V),
     in float32 (labels, not exact scores). log p = logit - logsumexp(logits), and the argmax comes from the same
     max pass: no (b, T, V) log-softmax is materialized (400 MB for 16 x 128 SmolLM2 tokens over its 49k-token
-    vocabulary). On CPU the positions go `rows` at a time, so each one's temporaries stay in cache: half the time
-    of whole-tensor logsumexp + argmax (bench/llm_probes.py's capture). Ties go to the first maximal logit, as
-    with argmax."""
-    b, t, _ = logits.shape
-    lg, nxt = logits[:, :-1], ids[:, 1:]
+    vocabulary). On CPU the positions (of every sequence, one after another) go `rows` at a time, so each pass's
+    temporaries stay in cache: half the time of whole-tensor logsumexp + argmax for SmolLM2 (bench/llm_probes.py's
+    capture). rows=None takes as many as fit in `_STATS_ELEMS` logits, at least 16: 16 for SmolLM2, a whole
+    batch in one pass for a 256-token vocabulary, where per-pass Python overhead would dominate. Ties go to the
+    first maximal logit, as with argmax."""
+    b, t, v = logits.shape
     if logits.device.type != "cpu":
-        lg = lg.float()
+        lg, nxt = logits[:, :-1].float(), ids[:, 1:]
         lp = lg.gather(2, nxt.unsqueeze(2)).squeeze(2) - torch.logsumexp(lg, dim=-1)
         return lp, lg.argmax(-1) == nxt
-    lp = torch.empty(b, t - 1)
-    top1 = torch.empty(b, t - 1, dtype=torch.bool)
-    for r in range(b):
-        for s in range(0, t - 1, rows):
-            part, n = lg[r, s : s + rows].float(), nxt[r, s : s + rows]  # (rows, V), (rows,)
-            peak, arg = part.max(dim=-1)
-            lse = part.sub(peak.unsqueeze(1)).exp_().sum(-1).log_().add_(peak)
-            lp[r, s : s + rows] = part.gather(1, n.unsqueeze(1)).squeeze(1) - lse
-            top1[r, s : s + rows] = arg == n
-    return lp, top1
+    step = max(16, _STATS_ELEMS // max(v, 1)) if rows is None else int(rows)
+    flat = logits.reshape(b * t, v)
+    # every position's next token; a sequence's last position gets a dummy (its own first token), dropped below
+    nxt = torch.cat([ids[:, 1:], ids[:, :1]], dim=1).reshape(-1)
+    lp = torch.empty(b * t)
+    top1 = torch.empty(b * t, dtype=torch.bool)
+    for s in range(0, b * t, step):
+        part, n = flat[s : s + step].float(), nxt[s : s + step]  # (rows, V), (rows,)
+        peak, arg = part.max(dim=-1)
+        lse = part.sub(peak.unsqueeze(1)).exp_().sum(-1).log_().add_(peak)
+        lp[s : s + step] = part.gather(1, n.unsqueeze(1)).squeeze(1) - lse
+        top1[s : s + step] = arg == n
+    return lp.view(b, t)[:, :-1], top1.view(b, t)[:, :-1]
+
+
+_STATS_ELEMS = 1 << 16
+"""Logits per pass of `next_token_stats` on CPU (256 kB of float32 temporaries, inside a core's L2 cache)."""
 
 
 @contextlib.contextmanager
