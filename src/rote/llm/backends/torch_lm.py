@@ -40,6 +40,10 @@ class Float16Overflow(DataError):
     """A float16 activation capture met a value beyond float16's range (it would have been stored as inf)."""
 
 
+_STATS_ELEMS = 1 << 16
+"""Logits per pass of `next_token_stats` on CPU (256 kB of float32 temporaries, inside a core's L2 cache)."""
+
+
 def next_token_stats(
     logits: torch.Tensor, ids: torch.Tensor, rows: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,10 +73,6 @@ def next_token_stats(
         lp[s : s + step] = part.gather(1, n.unsqueeze(1)).squeeze(1) - lse
         top1[s : s + step] = arg == n
     return lp.view(b, t)[:, :-1], top1.view(b, t)[:, :-1]
-
-
-_STATS_ELEMS = 1 << 16
-"""Logits per pass of `next_token_stats` on CPU (256 kB of float32 temporaries, inside a core's L2 cache)."""
 
 
 @contextlib.contextmanager
