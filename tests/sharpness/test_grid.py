@@ -108,3 +108,18 @@ def test_fashion_mnist_grid_point_is_the_single_run(tmp_path, capsys):
         ["sharpness", "grid", "--setup", "toy", "--dataset", "fashion-mnist", "--out", str(tmp_path / "g")], capsys
     )
     assert code == 2 and "--dataset" in err and "--setup mnist" in err
+    for argv, words in (
+        (["--setup", "toy", "--net", "mlp"], ["--net", "--setup mnist"]),
+        (["--setup", "mnist", "--net", "rnn"], ["--net", "conv"]),
+    ):
+        code, _, err = run(["sharpness", "grid", *argv, "--out", str(tmp_path / "n")], capsys)
+        assert code == 2 and all(w in err for w in words) and err.count("\n") == 1, err
+
+
+def test_grid_net_option_reaches_every_point(tmp_path, capsys):
+    tiny = ["--epochs", "1", "--generations", "2", "--steps", "2", "--seeds", "0", "--quiet"]
+    code, _, err = run(["sharpness", "grid", "--setup", "mnist", "--net", "mlp", *tiny, "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "config.json").read_text())["options"]["fixed"]["net"] == "mlp"
+    (point,) = [json.loads(p.read_text()) for p in tmp_path.glob("grid/points/*/result.json")]
+    assert point["params"]["net"] == "mlp" and point["status"] == "done", point["status"]

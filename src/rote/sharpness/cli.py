@@ -120,7 +120,9 @@ def mnist_cmd(
         "--epochs",
         help="Training epochs, batch 64 (default: 1500 for mnist, ~600 images; 600 for fashion-mnist).",
     ),
-    net: str = typer.Option("mlp", "--net", help="Denoiser: mlp (default, CPU-sized) or conv (dilated conv net)."),
+    net: str = typer.Option(
+        "conv", "--net", help="Denoiser: conv (default; dilated conv net, the paper has a U-Net) or mlp (4x faster)."
+    ),
     generations_per_class: int = typer.Option(200, "--generations-per-class", help="Samples per class (3 and 9)."),
     guidance: float = typer.Option(5.0, "--guidance", help="Classifier-free guidance scale (paper: 5)."),
     duplicates: int = typer.Option(100, "--duplicates", help="Copies of the one training 9 (paper: 100)."),
@@ -137,7 +139,7 @@ def mnist_cmd(
     quiet: bool = _QUIET,
 ) -> int:
     """The MNIST setup: every "3" of MNIST-5k (generalized) and one "9" duplicated (memorized), or with --dataset
-    fashion-mnist 3,000 trousers and one ankle boot; a class-conditional DDPM (MLP, or --net conv) with
+    fashion-mnist 3,000 trousers and one ankle boot; a class-conditional DDPM (conv denoiser, or --net mlp) with
     classifier-free guidance; detection with one and with four generations per class."""
     from rote.core.runs import RunFolder
     from rote.sharpness.experiment import FASHION_OVERRIDES, MNIST_PRESET, run_mnist
@@ -411,6 +413,7 @@ def grid_cmd(
     dataset: str = typer.Option(
         "mnist", "--dataset", help="MNIST setup: mnist or fashion-mnist (the paper's counts, as `mnist --dataset`)."
     ),
+    net: Optional[str] = typer.Option(None, "--net", help="MNIST setup: conv (the preset's denoiser) or mlp."),
     device: str = _DEVICE,
     workers: int = typer.Option(1, "--workers", help="Grid points run in parallel (local processes)."),
     ray: Optional[str] = typer.Option(None, "--ray", help="'local' or a Ray cluster address: points as Ray tasks."),
@@ -437,6 +440,10 @@ def grid_cmd(
         raise ConfigError(f"`dataset` must be mnist or fashion-mnist, got {dataset!r}")
     if dataset != "mnist" and setup != "mnist":
         raise ConfigError(f"`dataset` is an option of the mnist setup, not of {setup}; drop it or pass --setup mnist")
+    if net is not None and net not in ("mlp", "conv"):
+        raise ConfigError(f"`net` must be mlp or conv, got {net!r}")
+    if net is not None and setup != "mnist":
+        raise ConfigError(f"`net` is an option of the mnist setup, not of {setup}; drop it or pass --setup mnist")
     fixed: dict[str, Any] = {"device": device}
     if dataset == "fashion-mnist":
         from rote.sharpness.experiment import FASHION_OVERRIDES
@@ -447,6 +454,8 @@ def grid_cmd(
             raise ConfigError(f"`{name}` must be >= {low}, got {value}")
     if epochs is not None:
         fixed["epochs"] = epochs
+    if net is not None:
+        fixed["net"] = net
     if steps is not None:
         fixed["n_steps"] = steps
     if generations is not None:
@@ -458,6 +467,7 @@ def grid_cmd(
     options = dict(
         setup=setup,
         dataset=dataset,
+        net=net,
         seeds=seed_list,
         second_order_weight=weights,
         fixed=fixed,
