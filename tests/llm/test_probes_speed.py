@@ -125,19 +125,25 @@ def test_background_writer_error_surfaces_in_the_caller(tmp_path, monkeypatch):
 
     monkeypatch.setattr(H.ActivationWriter, "_write_rows", fail_third)
     out = tmp_path / "w"
-    w = H.ActivationWriter(out, chunk_rows=3, background=True)
-    with pytest.raises(OSError, match="No space left"):
-        for _ in range(50):  # the error shows up at a later add (or at close)
-            w.add("m", np.zeros((2, 4), np.float32))
-            time.sleep(0.002)
-        w.close()
-    w.abort()
-    assert not (out / "index.json").exists() and not list(out.rglob("*.tmp"))
+    _assert_error_surfaces(H.ActivationWriter(out, chunk_rows=3, background=True), 2, "No space left")
     with pytest.raises(H.DataError, match="did not finish"):
         H.ActivationStore(out)
 
 
-def test_synchronous_writer_commits_off_the_caller_thread_and_surfaces_commit_errors(tmp_path, monkeypatch):
+def _assert_error_surfaces(w, rows: int, match: str) -> None:
+    """A writer error raised off the caller's thread shows up at a later `add` (or at `close`); abort leaves no
+    index.json and no temporary file."""
+    with pytest.raises(OSError, match=match):
+        for _ in range(50):
+            w.add("m", np.zeros((rows, 4), np.float32))
+            time.sleep(0.002)
+        w.close()
+    w.abort()
+    assert not (w.out_dir / "index.json").exists() and not list(w.out_dir.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_writers_commit_off_the_caller_thread_and_surface_commit_errors(tmp_path, monkeypatch, background):
     import threading
 
     real = AtomicFile.commit
@@ -151,23 +157,15 @@ def test_synchronous_writer_commits_off_the_caller_thread_and_surfaces_commit_er
 
     monkeypatch.setattr(AtomicFile, "commit", commit)
     ok = tmp_path / "ok"
-    with H.ActivationWriter(ok, chunk_rows=3, background=False) as w:
+    with H.ActivationWriter(ok, chunk_rows=3, background=background) as w:
         w.add("m", np.arange(6 * 4, dtype=np.float32).reshape(6, 4))  # two full chunks
         w.add("m", np.ones((1, 4), np.float32))  # a short last chunk, committed by close
-    # fsync + rename on the committer threads, never on the caller's
+    # fsync + rename on the committer threads, never on the caller's (nor on the background writer's)
     assert all(n.startswith("rote-activations-commit:ok") for n in where[:3]), where
     assert where[3:] == ["MainThread"], where  # index.json, written by close after every chunk
     np.testing.assert_array_equal(H.read_activations(ok)["m"][:6], np.arange(24, dtype=np.float32).reshape(6, 4))
     fail_at[0] = len(where) + 2  # the second chunk of the next writer
-    out = tmp_path / "w"
-    w = H.ActivationWriter(out, chunk_rows=3, background=False)
-    with pytest.raises(OSError, match="Input/output error"):
-        for _ in range(50):  # the error shows up at a later add (or at close)
-            w.add("m", np.zeros((3, 4), np.float32))
-            time.sleep(0.002)
-        w.close()
-    w.abort()
-    assert not (out / "index.json").exists() and not list(out.rglob("*.tmp"))
+    _assert_error_surfaces(H.ActivationWriter(tmp_path / "w", chunk_rows=3, background=background), 3, "Input/output")
 
 
 def test_chunk_commits_wait_on_the_disk_together(tmp_path, monkeypatch):
